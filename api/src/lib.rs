@@ -1,0 +1,29 @@
+//! containerd's v1 gRPC API (services, types, events) as tonic/prost code.
+//!
+//! Generated at build time from the protos that the `containerd-client`
+//! package ships (see `build.rs`); module paths follow the proto packages,
+//! e.g. [`containerd::services::namespaces::v1`].
+
+#![allow(clippy::all, missing_docs, rustdoc::all)]
+
+include!(concat!(env!("OUT_DIR"), "/containerd_api.rs"));
+
+/// `grpc.health.v1`, from the `tonic-health` crate's generated code.
+pub use tonic_health as health;
+
+/// Shorter paths for the services this daemon serves.
+pub mod services {
+    pub use crate::containerd::services::content::v1 as content;
+    pub use crate::containerd::services::containers::v1 as containers;
+    pub use crate::containerd::services::diff::v1 as diff;
+    pub use crate::containerd::services::events::v1 as events;
+    pub use crate::containerd::services::images::v1 as images;
+    pub use crate::containerd::services::introspection::v1 as introspection;
+    pub use crate::containerd::services::leases::v1 as leases;
+    pub use crate::containerd::services::namespaces::v1 as namespaces;
+    pub use crate::containerd::services::snapshots::v1 as snapshots;
+    pub use crate::containerd::services::tasks::v1 as tasks;
+    pub use crate::containerd::services::version::v1 as version;
+}
+
+pub use containerd::types;
