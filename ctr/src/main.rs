@@ -1,1 +1,122 @@
-fn main() {}
+//! ctr: command-line client for rcontainerd, with the commands, flags, output
+//! and exit codes of containerd's ctr 1.6 (for the commands it implements), so
+//! it drives containerd as well.
+
+mod cli;
+mod commands;
+mod connect;
+mod duration;
+mod errors;
+mod log;
+mod tabwriter;
+
+use std::future::Future;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command, GlobalOptions, NamespacesCommand, PluginsCommand};
+use crate::connect::{NamespacedChannel, DEFAULT_CONNECT_TIMEOUT};
+use crate::errors::RpcError;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage(&err),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&anyhow::anyhow!("cannot start the async runtime: {err}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+/// Help and version requests succeed; usage mistakes exit 1, as with
+/// containerd's ctr (clap would exit 2).
+fn usage(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = err.print();
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// Reports `err` the way containerd's ctr does: `ctr: <message>`, exit 1.
+fn fail(err: &anyhow::Error) -> ExitCode {
+    let _ = std::io::stdout().flush();
+    eprintln!("ctr: {err:#}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Version => {
+            print!("{}", commands::version::client_section());
+            let channel = dial(global).await?;
+            within_timeout(global, commands::version::server_section(channel)).await
+        }
+        Command::Plugins(PluginsCommand::List(options)) => {
+            let channel = dial(global).await?;
+            let text = within_timeout(global, commands::plugins::list(channel, options)).await?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Namespaces(command) => {
+            let channel = dial(global).await?;
+            match command {
+                NamespacesCommand::Create(args) => {
+                    within_timeout(global, commands::namespaces::create(channel, args)).await
+                }
+                NamespacesCommand::List(args) => {
+                    let text =
+                        within_timeout(global, commands::namespaces::list(channel, args)).await?;
+                    print!("{text}");
+                    Ok(())
+                }
+                NamespacesCommand::Label(args) => {
+                    within_timeout(global, commands::namespaces::label(channel, args)).await
+                }
+                NamespacesCommand::Remove(args) => {
+                    within_timeout(global, commands::namespaces::remove(channel, args)).await
+                }
+            }
+        }
+    }
+}
+
+async fn dial(global: &GlobalOptions) -> anyhow::Result<NamespacedChannel> {
+    let timeout = if global.connect_timeout.is_zero() {
+        DEFAULT_CONNECT_TIMEOUT
+    } else {
+        global.connect_timeout
+    };
+    if global.debug {
+        log::debug(&format!("dialling {}", global.address));
+    }
+    Ok(connect::connect(&global.address, &global.namespace, timeout).await?)
+}
+
+/// Runs a command's calls under `--timeout` (none when it is zero).
+async fn within_timeout<T>(
+    global: &GlobalOptions,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    if global.timeout.is_zero() {
+        return work.await;
+    }
+    match tokio::time::timeout(global.timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(RpcError::deadline_exceeded().into()),
+    }
+}

@@ -1,0 +1,47 @@
+//! rcontainerd's plugin API.
+//!
+//! Driver authors implement [`Plugin`] and one of the driver traits ([`snapshot::Snapshotter`],
+//! [`content::Store`], [`runtime::Runtime`]) with plain Rust types, and export the plugin from a
+//! `cdylib` crate with [`export_plugin!`]. The macro generates the stable-ABI layer, including
+//! panic containment: a panic inside a driver becomes an `Internal` error for that call.
+//!
+//! The daemon loads libraries with [`host::load_library`]; the drivers it gets back implement
+//! the same traits, so host code cannot tell a loaded driver from an in-process one.
+//! See `docs/plugin-authors.md` and `docs/abi.md`.
+
+pub mod abi;
+pub mod content;
+mod error;
+pub mod host;
+mod instance;
+mod manifest;
+pub mod runtime;
+pub mod snapshot;
+
+pub use error::{ErrorKind, PluginError, Result, SKIP_SUFFIX};
+pub use instance::{Driver, InitContext, Plugin, PluginInstance};
+pub use manifest::{Manifest, PanicStrategy, CURRENT_ABI_GENERATION, SUPPORTED_ABI_GENERATIONS};
+
+/// Exports one or more [`Plugin`]s from a `cdylib` through the newest ABI generation
+/// (today generation 1, [`export_plugin_v1!`]). Invoke it once, at the crate root:
+///
+/// ```ignore
+/// rcontainerd_plugin_api::export_plugin!(MyPlugin);
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($($plugin:ty),+ $(,)?) => {
+        $crate::export_plugin_v1!($($plugin),+);
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_export_macro_names_abi_stables_root_module_symbol() {
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! Harness for rcontainerd's integration tests.
+//!
+//! Every test starts the real `rcontainerd` binary with its own temporary root, state dir and socket
+//! ([`Daemon`]), talks to it over gRPC ([`grpc`]) and runs both our `ctr` and Debian's
+//! (containerd 1.6.20) against it ([`Ctr`]). Nothing binds a fixed path, so tests run in parallel.
+//!
+//! The binaries are found next to the test executable (`target/<profile>/`); the test command builds
+//! them first (`scripts/test.sh`).
+
+pub mod binaries;
+pub mod ctr;
+pub mod daemon;
+pub mod grpc;
+pub mod mounts;
+pub mod test_plugins;
+
+/// Plugin URIs the tests refer to.
+pub mod uri {
+    pub const OVERLAYFS: &str = "io.containerd.snapshotter.v1.overlayfs";
+    pub const NATIVE: &str = "io.containerd.snapshotter.v1.native";
+    pub const BTRFS: &str = "io.containerd.snapshotter.v1.btrfs";
+    pub const CONTENT: &str = "io.containerd.content.v1.content";
+    pub const EXAMPLE: &str = "io.containerd.snapshotter.v1.example";
+}
+
+/// `<type>.<id>` of an Introspection entry.
+pub fn plugin_uri(p: &rcontainerd_api::services::introspection::Plugin) -> String {
+    format!("{}.{}", p.r#type, p.id)
+}
+
+/// The Introspection entry for `uri`, if listed.
+pub fn find_plugin<'a>(
+    plugins: &'a [rcontainerd_api::services::introspection::Plugin],
+    uri: &str,
+) -> Option<&'a rcontainerd_api::services::introspection::Plugin> {
+    plugins.iter().find(|p| plugin_uri(p) == uri)
+}
+
+pub use ctr::{Ctr, CtrOutput, PluginRow};
+pub use daemon::{Daemon, DaemonError, DaemonOptions};
+pub use test_plugins::{test_plugin_dir, write_non_plugin_so, write_truncated_so, TestPlugin};

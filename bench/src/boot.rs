@@ -1,0 +1,251 @@
+//! The boot benchmark: start each daemon in a fresh directory, time exec → first answered `Version`,
+//! let it idle, read its RSS, stop it. Daemons alternate run by run so that drift on the machine
+//! (cache, frequency, other load) falls on all of them alike.
+
+use crate::daemon::{ContainerdConfig, Subject};
+use crate::probe;
+use crate::procfs;
+use crate::workdir::WorkDir;
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// How long a daemon gets to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often an exiting daemon is checked on.
+const STOP_POLL: Duration = Duration::from_millis(2);
+/// How much of a failed daemon's log an error shows.
+const LOG_TAIL_BYTES: usize = 2000;
+
+pub struct Plan {
+    pub rcontainerd: PathBuf,
+    pub containerd: PathBuf,
+    pub containerd_configs: Vec<ContainerdConfig>,
+    pub runs: u32,
+    pub idle: Duration,
+    pub boot_timeout: Duration,
+    pub tmp_dir: Option<PathBuf>,
+}
+
+impl Plan {
+    /// rcontainerd first, then each containerd configuration; this is also the order within a round.
+    pub fn subjects(&self) -> Vec<Subject> {
+        let mut subjects = vec![Subject::Rcontainerd {
+            binary: self.rcontainerd.clone(),
+        }];
+        subjects.extend(
+            self.containerd_configs
+                .iter()
+                .map(|&config| Subject::Containerd {
+                    binary: self.containerd.clone(),
+                    config,
+                }),
+        );
+        subjects
+    }
+}
+
+/// One measured start of one daemon.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Exec to the first answered Version call.
+    pub boot: Duration,
+    /// `/proc/<pid>/status` after the idle period.
+    pub status: procfs::Status,
+    /// The daemon plus its descendants after the idle period.
+    pub processes: usize,
+    /// What Version answered.
+    pub version: String,
+    /// SIGTERM to exit.
+    pub stop: Duration,
+    /// Whether it had to be killed after [`STOP_GRACE`].
+    pub killed: bool,
+    /// Mounts left in the run directory after the daemon exited.
+    pub leftover_mounts: usize,
+}
+
+pub struct Results {
+    pub subjects: Vec<Subject>,
+    /// `samples[s][i]`: subject `s`, measured round `i`.
+    pub samples: Vec<Vec<Sample>>,
+}
+
+pub fn run(plan: &Plan) -> anyhow::Result<Results> {
+    let subjects = plan.subjects();
+    for subject in &subjects {
+        check_binary(subject.binary())?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    for subject in &subjects {
+        let sample = measure(&runtime, plan, subject)
+            .with_context(|| format!("warm-up run of {subject}"))?;
+        eprintln!("warm-up  {subject:<27} {}", describe(&sample));
+    }
+    let mut samples = vec![Vec::new(); subjects.len()];
+    for round in 1..=plan.runs {
+        for (subject, samples) in subjects.iter().zip(&mut samples) {
+            let sample = measure(&runtime, plan, subject)
+                .with_context(|| format!("run {round} of {subject}"))?;
+            eprintln!("run {round:>3}  {subject:<27} {}", describe(&sample));
+            samples.push(sample);
+        }
+    }
+    Ok(Results { subjects, samples })
+}
+
+fn check_binary(binary: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(binary).with_context(|| {
+        format!(
+            "daemon binary {} not found (rcontainerd: `cargo build --release -p rcontainerd` and \
+             `cargo build --release` for its plugins)",
+            binary.display()
+        )
+    })?;
+    if !meta.is_file() {
+        bail!("daemon binary {} is not a file", binary.display());
+    }
+    Ok(())
+}
+
+fn describe(sample: &Sample) -> String {
+    format!(
+        "boot {:>8.2} ms  rss {:>6.1} MiB (anon {:>5.1}, file {:>5.1})  threads {:>3}  processes {}  stop {:>7.1} ms",
+        ms(sample.boot),
+        mib(sample.status.vm_rss_kib),
+        mib(sample.status.rss_anon_kib),
+        mib(sample.status.rss_file_kib),
+        sample.status.threads,
+        sample.processes,
+        ms(sample.stop),
+    ) + if sample.killed { " (killed)" } else { "" }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    plan: &Plan,
+    subject: &Subject,
+) -> anyhow::Result<Sample> {
+    let dir = WorkDir::new(plan.tmp_dir.as_deref())?;
+    let launch = subject
+        .prepare(dir.path())
+        .context("preparing the run directory")?;
+    let mut command = launch.command;
+    let start = Instant::now();
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {}", subject.binary().display()))?;
+    let mut daemon = Daemon { child: Some(child) };
+    let answered = runtime.block_on(probe::wait_for_version(
+        &launch.socket,
+        daemon.child(),
+        start + plan.boot_timeout,
+    ));
+    let boot = start.elapsed();
+    let version = match answered {
+        Ok(version) => version,
+        Err(e) => {
+            drop(daemon);
+            let log = log_tail(&launch.log);
+            dir.remove()?;
+            return Err(e.context(format!("daemon log ends with:\n{log}")));
+        }
+    };
+    std::thread::sleep(plan.idle);
+    let pid = daemon.child().id();
+    let status = procfs::status(pid)?;
+    let descendants = procfs::descendants(pid);
+    let (stop, killed) = daemon.stop()?;
+    kill_survivors(&descendants);
+    let leftover_mounts = dir.remove()?.len();
+    Ok(Sample {
+        boot,
+        status,
+        processes: 1 + descendants.len(),
+        version,
+        stop,
+        killed,
+        leftover_mounts,
+    })
+}
+
+/// A started daemon; killed if dropped before it was stopped.
+struct Daemon {
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("daemon not yet stopped")
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within [`STOP_GRACE`].
+    /// Returns the time to exit and whether it had to be killed.
+    fn stop(mut self) -> anyhow::Result<(Duration, bool)> {
+        // On any error below, Drop kills and reaps the daemon.
+        let child = self.child();
+        let start = Instant::now();
+        kill(pid_of(child), Signal::SIGTERM).context("sending SIGTERM to the daemon")?;
+        let mut killed = false;
+        while child
+            .try_wait()
+            .context("waiting for the daemon")?
+            .is_none()
+        {
+            if start.elapsed() >= STOP_GRACE {
+                child.kill().context("killing the daemon")?;
+                child.wait().context("waiting for the killed daemon")?;
+                killed = true;
+                break;
+            }
+            std::thread::sleep(STOP_POLL);
+        }
+        let elapsed = start.elapsed();
+        self.child = None;
+        Ok((elapsed, killed))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+fn pid_of(child: &Child) -> Pid {
+    Pid::from_raw(i32::try_from(child.id()).expect("pids fit in i32"))
+}
+
+/// Kills processes the daemon started and left behind (none are expected: no containers run).
+fn kill_survivors(pids: &[u32]) {
+    for &pid in pids {
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("warning: daemon left process {pid} running; killing it");
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let from = text.len().saturating_sub(LOG_TAIL_BYTES);
+    String::from_utf8_lossy(&text[from..]).into_owned()
+}

@@ -1,0 +1,128 @@
+//! Daemon start-up: plugins from config, init in order, required-plugin
+//! checks, then the gRPC server until SIGTERM/SIGINT.
+
+use crate::config::{self, Config};
+use crate::plugin::registry::{Environment, Registration};
+use crate::plugin::{builtin, discovery, Outcome, Registry};
+use crate::server::{self, SocketOptions};
+use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Plugin directories in effect: `plugin_dirs`, else the defaults;
+/// containerd's single `plugin_dir` is searched too.
+pub fn plugin_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut dirs = if config.plugin_dirs.is_empty() {
+        discovery::default_dirs()
+    } else {
+        config.plugin_dirs.clone()
+    };
+    if let Some(dir) = &config.plugin_dir {
+        if !dir.as_os_str().is_empty() {
+            dirs.push(dir.clone());
+        }
+    }
+    dirs
+}
+
+/// All registrations (loaded libraries first, then built-ins), without the
+/// disabled ones.
+pub fn registrations(config: &Config) -> Vec<Registration> {
+    let files = discovery::library_files(&plugin_dirs(config));
+    let mut all = discovery::load(&files);
+    all.extend(builtin::registrations());
+    all.retain(|r| {
+        let disabled = config.disabled_plugins.contains(&r.uri());
+        if disabled {
+            tracing::info!(plugin = %r.uri(), "plugin disabled by config");
+        }
+        !disabled
+    });
+    all
+}
+
+/// Default tables of every known plugin, keyed by URI.
+pub fn plugin_defaults(registrations: &[Registration]) -> BTreeMap<String, toml::Table> {
+    registrations
+        .iter()
+        .filter(|r| r.plugin_type != discovery::LIBRARY_TYPE)
+        .map(|r| (r.uri(), r.default_config.clone()))
+        .collect()
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for dir in [&config.root, &config.state] {
+        if !dir.is_absolute() {
+            bail!("{} must be an absolute path", dir.display());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let socket = SocketOptions {
+        path: config.grpc.address.clone(),
+        uid: config.grpc.uid,
+        gid: config.grpc.gid,
+        max_recv_message_size: config.grpc.max_recv_message_size,
+        max_send_message_size: config.grpc.max_send_message_size,
+    };
+    // Bind first: a second daemon on the same address must not touch plugins.
+    let listener = server::bind(&socket).map_err(|e| anyhow::anyhow!(e.message))?;
+
+    let cfg = config.clone();
+    let registry = tokio::task::spawn_blocking(move || -> anyhow::Result<Registry> {
+        let registrations = registrations(&cfg);
+        for warning in config::check_plugin_tables(&cfg, &plugin_defaults(&registrations)) {
+            tracing::warn!("config: {warning}");
+        }
+        let ttrpc = if cfg.ttrpc.address.as_os_str().is_empty() {
+            format!("{}.ttrpc", cfg.grpc.address.display())
+        } else {
+            cfg.ttrpc.address.display().to_string()
+        };
+        let env = Environment {
+            root: cfg.root.clone(),
+            state: cfg.state.clone(),
+            grpc_address: cfg.grpc.address.display().to_string(),
+            ttrpc_address: ttrpc,
+        };
+        Ok(Registry::init_all(registrations, &cfg.plugins, &env)?)
+    })
+    .await??;
+
+    check_required(&config, &registry)?;
+
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM; shutting down"),
+            _ = int.recv() => tracing::info!("received SIGINT; shutting down"),
+        }
+    };
+    server::serve(&registry, listener, &socket, started, shutdown)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    tracing::info!("rcontainerd stopped");
+    Ok(())
+}
+
+/// Every `required_plugins` entry must have initialised.
+fn check_required(config: &Config, registry: &Registry) -> anyhow::Result<()> {
+    for uri in &config.required_plugins {
+        if config.disabled_plugins.contains(uri) {
+            bail!("required plugin {uri} is disabled by disabled_plugins");
+        }
+        match registry.status(uri).map(|s| &s.outcome) {
+            None => bail!("required plugin {uri} is not present (no library or built-in provides it)"),
+            Some(Outcome::Skipped(reason)) => bail!("required plugin {uri} skipped: {reason}"),
+            Some(Outcome::Failed(e)) => bail!("required plugin {uri} failed to load: {}", e.message),
+            Some(Outcome::Ok) => {}
+        }
+    }
+    Ok(())
+}

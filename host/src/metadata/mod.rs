@@ -1,0 +1,52 @@
+//! Metadata: the daemon's records in one RocksDB.
+//!
+//! # Layout
+//! One database at `<root>/io.containerd.metadata.v1.bolt/meta.rocksdb` (the
+//! directory keeps containerd's plugin layout). One column family per record
+//! type:
+//!
+//! | family       | key                                      | value                     |
+//! |--------------|------------------------------------------|---------------------------|
+//! | `namespaces` | `name`                                   | namespace record          |
+//! | `images`     | `namespace \0 name`                      | image record (later)      |
+//! | `containers` | `namespace \0 id`                        | container record (later)  |
+//! | `leases`     | `namespace \0 id …`                      | lease records (later)     |
+//! | `snapshots`  | `namespace \0 snapshotter \0 name`       | snapshot record (later)   |
+//! | `content`    | `namespace \0 digest`                    | blob record (later)       |
+//! | `ingests`    | `namespace \0 ref`                       | ingest record (later)     |
+//! | `meta`       | `schema_version`                         | u32, big-endian           |
+//!
+//! Identifiers never contain NUL, so every record of a namespace shares the
+//! prefix `namespace \0` and a prefix scan lists exactly one namespace (one
+//! snapshotter's snapshots under `namespace \0 snapshotter \0`). Later
+//! record types keep that first key part; what follows is theirs to define.
+//!
+//! # Values
+//! Every value is a versioned record: one version byte, then the
+//! serde + postcard encoding of that version's struct ([`record`]). Fields
+//! are never added in place: a changed record gets a new version byte and the
+//! reader keeps decoding the old ones. [`SCHEMA_VERSION`] in `meta` changes
+//! only when older builds could no longer read the database; `open` records
+//! it on first use and refuses a newer one.
+//!
+//! # Writes
+//! Every acknowledged mutation is one `WriteBatch` written with `sync`, so it
+//! survives `kill -9` and power loss once the call returns. A mutation whose
+//! checks span records (a namespace must be empty to go; a record may only be
+//! written into an existing namespace) holds [`MetadataStore::lock_namespace`]
+//! from its reads to its write. Record writers call
+//! [`MetadataStore::ensure_namespace_in`] under that guard so a record and its implicitly
+//! created namespace land in the same batch.
+//!
+//! One module per record type: [`namespaces`] now; images, containers,
+//! leases, snapshots and content follow the same pattern.
+
+mod keys;
+mod labels;
+mod namespaces;
+mod record;
+mod store;
+
+pub use labels::{validate as validate_label, validate_all as validate_labels, MAX_LABEL_SIZE};
+pub use namespaces::Namespace;
+pub use store::{Cf, MetadataStore, NamespaceGuard, DB_DIR_NAME, SCHEMA_VERSION};

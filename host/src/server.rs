@@ -1,0 +1,142 @@
+//! The gRPC endpoint: a unix socket served by tonic.
+//!
+//! The socket's parent directory is created; a stale socket file is
+//! replaced, but if another daemon answers on it we refuse to start rather
+//! than steal its address. The socket is `0660` and owned by `grpc.uid/gid`.
+
+use crate::errdefs::{Error, Result};
+use crate::plugin::builtin::{self, GRPC_HEALTH, GRPC_INTROSPECTION, GRPC_NAMESPACES, GRPC_VERSION};
+use crate::plugin::Registry;
+use crate::services::{introspection, namespace_header, namespaces, pending, version};
+use rcontainerd_api::services as api;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+pub struct SocketOptions {
+    pub path: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub max_recv_message_size: usize,
+    pub max_send_message_size: usize,
+}
+
+/// Binds the socket, refusing if a live daemon already serves on it.
+pub fn bind(opts: &SocketOptions) -> Result<UnixListener> {
+    let path = &opts.path;
+    let io = |what: &str, e: std::io::Error| {
+        Error::unavailable(format!("socket {}: {what}: {e}", path.display()))
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io("create parent directory", e))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(Error::unavailable(format!(
+                    "another daemon is already serving on {}",
+                    path.display()
+                )));
+            }
+            std::fs::remove_file(path).map_err(|e| io("remove stale socket", e))?;
+        }
+        Ok(_) => {
+            return Err(Error::failed_precondition(format!(
+                "{} exists and is not a socket",
+                path.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("stat", e)),
+    }
+    let listener = UnixListener::bind(path).map_err(|e| io("bind", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| io("chmod", e))?;
+    if opts.uid != 0 || opts.gid != 0 {
+        nix::unistd::chown(
+            path,
+            Some(nix::unistd::Uid::from_raw(opts.uid)),
+            Some(nix::unistd::Gid::from_raw(opts.gid)),
+        )
+        .map_err(|e| io("chown", std::io::Error::from(e)))?;
+    }
+    Ok(listener)
+}
+
+/// Serves the gRPC services of initialised plugins until `shutdown` fires.
+pub async fn serve(
+    registry: &Registry,
+    listener: UnixListener,
+    opts: &SocketOptions,
+    started: Instant,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let done = &registry.initialized;
+    let mut router = tonic::transport::Server::builder().add_optional_service(
+        done.is_ok(GRPC_VERSION)
+            .then(|| api::version::version_server::VersionServer::new(version::VersionService)),
+    );
+
+    let uuid = done.values.get(builtin::SERVER_UUID).cloned();
+    router = router.add_optional_service(
+        (done.is_ok(GRPC_INTROSPECTION) && uuid.is_some()).then(|| {
+            api::introspection::introspection_server::IntrospectionServer::new(
+                introspection::IntrospectionService::new(
+                    &registry.statuses,
+                    uuid.clone().unwrap_or_default(),
+                ),
+            )
+        }),
+    );
+
+    let namespaces_service = match (&done.metadata, done.is_ok(GRPC_NAMESPACES)) {
+        (Some(store), true) => Some(
+            api::namespaces::namespaces_server::NamespacesServer::new(
+                namespaces::NamespacesService::new(store.clone()),
+            )
+            .max_decoding_message_size(opts.max_recv_message_size)
+            .max_encoding_message_size(opts.max_send_message_size),
+        ),
+        _ => None,
+    };
+    router = router.add_optional_service(namespaces_service);
+
+    let health = done.is_ok(GRPC_HEALTH).then(|| {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        // The overall server status ("") answers SERVING while we run.
+        drop(reporter);
+        service
+    });
+    router = router.add_optional_service(health);
+
+    // Namespaced services not yet implemented: header check, then Unimplemented.
+    let ns = namespace_header::require;
+    let router = router
+        .add_service(api::containers::containers_server::ContainersServer::with_interceptor(pending::Pending, ns))
+        .add_service(api::images::images_server::ImagesServer::with_interceptor(pending::Pending, ns))
+        .add_service(api::content::content_server::ContentServer::with_interceptor(pending::Pending, ns))
+        .add_service(api::snapshots::snapshots_server::SnapshotsServer::with_interceptor(pending::Pending, ns))
+        .add_service(api::leases::leases_server::LeasesServer::with_interceptor(pending::Pending, ns))
+        .add_service(api::tasks::tasks_server::TasksServer::with_interceptor(pending::Pending, ns));
+
+    tracing::info!(address = %opts.path.display(), "serving on {}", opts.path.display());
+    tracing::info!(
+        "rcontainerd successfully booted in {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
+    let result = router
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await;
+    remove_socket(&opts.path);
+    result.map_err(|e| Error::internal(format!("grpc server: {e}")))
+}
+
+fn remove_socket(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %e, "removing socket");
+        }
+    }
+}

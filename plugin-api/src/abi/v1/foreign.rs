@@ -1,0 +1,292 @@
+//! Host side of generation 1: drivers of a loaded library, behind the plain traits.
+
+use std::path::Path;
+
+use abi_stable::{
+    library::{lib_header_from_path, RootModule},
+    std_types::{RResult, RSlice, RSliceMut, RStr},
+};
+use rcontainerd_plugin_abi_v1::{
+    content::{FfiContentReaderBox, FfiContentStoreBox, FfiContentWriterBox},
+    error::FfiError,
+    manifest::{FfiDriver, FfiPluginInstance},
+    module::PluginModuleV1Ref,
+    runtime::FfiRuntimeBox,
+    snapshot::FfiSnapshotterBox,
+};
+
+use super::convert::{labels_to_ffi, strings_to_ffi};
+use crate::{
+    abi::tag::one_line, content, runtime, snapshot, snapshot::Labels, Driver, InitContext,
+    Manifest, PluginError, PluginInstance, Result,
+};
+
+/// A checked generation-1 root module.
+#[derive(Clone, Copy)]
+pub(crate) struct ModuleV1 {
+    module: PluginModuleV1Ref,
+}
+
+impl std::fmt::Debug for ModuleV1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(PluginModuleV1Ref::NAME)
+    }
+}
+
+impl ModuleV1 {
+    /// Checks the library's `abi_stable` header, version and layout against generation 1.
+    pub(crate) fn load(path: &Path) -> std::result::Result<Self, String> {
+        let header = lib_header_from_path(path).map_err(|err| one_line(&err))?;
+        let module = header
+            .init_root_module::<PluginModuleV1Ref>()
+            .map_err(|err| one_line(&err))?;
+        Ok(ModuleV1 { module })
+    }
+
+    pub(crate) fn manifests(&self) -> Result<Vec<Manifest>> {
+        let manifests = into_result(self.module.manifests()())?;
+        Ok(manifests.into_iter().map(Manifest::from).collect())
+    }
+
+    pub(crate) fn init(&self, index: u32, ctx: InitContext) -> Result<PluginInstance> {
+        let instance = into_result(self.module.init()(index, ctx.into()))?;
+        Ok(instance_from_ffi(instance))
+    }
+}
+
+fn into_result<T>(result: RResult<T, FfiError>) -> Result<T> {
+    result.into_result().map_err(PluginError::from)
+}
+
+fn instance_from_ffi(instance: FfiPluginInstance) -> PluginInstance {
+    let exports = instance
+        .exports
+        .into_iter()
+        .map(|kv| (kv.key.into(), kv.value.into()))
+        .collect();
+    let driver = match instance.driver {
+        FfiDriver::None => Driver::None,
+        FfiDriver::Snapshotter(inner) => {
+            Driver::Snapshotter(std::sync::Arc::new(ForeignSnapshotter { inner }))
+        }
+        FfiDriver::Content(inner) => {
+            Driver::Content(std::sync::Arc::new(ForeignContentStore { inner }))
+        }
+        FfiDriver::Runtime(inner) => Driver::Runtime(std::sync::Arc::new(ForeignRuntime { inner })),
+    };
+    PluginInstance { exports, driver }
+}
+
+/// A snapshotter living in a loaded library.
+pub(crate) struct ForeignSnapshotter {
+    inner: FfiSnapshotterBox,
+}
+
+fn mounts_from_ffi(
+    result: RResult<
+        abi_stable::std_types::RVec<rcontainerd_plugin_abi_v1::snapshot::FfiMount>,
+        FfiError,
+    >,
+) -> Result<Vec<snapshot::Mount>> {
+    Ok(into_result(result)?.into_iter().map(Into::into).collect())
+}
+
+fn labels(
+    labels: Labels,
+) -> abi_stable::std_types::RVec<rcontainerd_plugin_abi_v1::error::FfiKeyValue> {
+    labels_to_ffi(labels)
+}
+
+impl snapshot::Snapshotter for ForeignSnapshotter {
+    fn stat(&self, key: &str) -> Result<snapshot::Info> {
+        into_result(self.inner.stat(RStr::from_str(key))).map(Into::into)
+    }
+
+    fn update(&self, info: snapshot::Info, fieldpaths: &[String]) -> Result<snapshot::Info> {
+        into_result(self.inner.update(info.into(), strings_to_ffi(fieldpaths))).map(Into::into)
+    }
+
+    fn usage(&self, key: &str) -> Result<snapshot::Usage> {
+        into_result(self.inner.usage(RStr::from_str(key))).map(Into::into)
+    }
+
+    fn mounts(&self, key: &str) -> Result<Vec<snapshot::Mount>> {
+        mounts_from_ffi(self.inner.mounts(RStr::from_str(key)))
+    }
+
+    fn prepare(&self, key: &str, parent: &str, l: Labels) -> Result<Vec<snapshot::Mount>> {
+        mounts_from_ffi(
+            self.inner
+                .prepare(RStr::from_str(key), RStr::from_str(parent), labels(l)),
+        )
+    }
+
+    fn view(&self, key: &str, parent: &str, l: Labels) -> Result<Vec<snapshot::Mount>> {
+        mounts_from_ffi(
+            self.inner
+                .view(RStr::from_str(key), RStr::from_str(parent), labels(l)),
+        )
+    }
+
+    fn commit(&self, name: &str, key: &str, l: Labels) -> Result<()> {
+        into_result(
+            self.inner
+                .commit(RStr::from_str(name), RStr::from_str(key), labels(l)),
+        )
+    }
+
+    fn remove(&self, key: &str) -> Result<()> {
+        into_result(self.inner.remove(RStr::from_str(key)))
+    }
+
+    fn walk(&self) -> Result<Vec<snapshot::Info>> {
+        Ok(into_result(self.inner.walk())?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    fn cleanup(&self) -> Result<()> {
+        into_result(self.inner.cleanup())
+    }
+}
+
+/// A content store living in a loaded library.
+pub(crate) struct ForeignContentStore {
+    inner: FfiContentStoreBox,
+}
+
+impl content::Store for ForeignContentStore {
+    fn info(&self, digest: &str) -> Result<content::Info> {
+        into_result(self.inner.info(RStr::from_str(digest))).map(Into::into)
+    }
+
+    fn update(&self, info: content::Info, fieldpaths: &[String]) -> Result<content::Info> {
+        into_result(self.inner.update(info.into(), strings_to_ffi(fieldpaths))).map(Into::into)
+    }
+
+    fn list(&self) -> Result<Vec<content::Info>> {
+        Ok(into_result(self.inner.list())?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    fn delete(&self, digest: &str) -> Result<()> {
+        into_result(self.inner.delete(RStr::from_str(digest)))
+    }
+
+    fn reader(&self, digest: &str) -> Result<Box<dyn content::Reader>> {
+        let inner = into_result(self.inner.reader(RStr::from_str(digest)))?;
+        Ok(Box::new(ForeignReader { inner }))
+    }
+
+    fn writer(&self, options: content::WriterOptions) -> Result<Box<dyn content::Writer>> {
+        let inner = into_result(self.inner.writer(options.into()))?;
+        Ok(Box::new(ForeignWriter { inner }))
+    }
+
+    fn status(&self, reference: &str) -> Result<content::Status> {
+        into_result(self.inner.status(RStr::from_str(reference))).map(Into::into)
+    }
+
+    fn list_statuses(&self) -> Result<Vec<content::Status>> {
+        Ok(into_result(self.inner.list_statuses())?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    fn abort(&self, reference: &str) -> Result<()> {
+        into_result(self.inner.abort(RStr::from_str(reference)))
+    }
+}
+
+struct ForeignReader {
+    inner: FfiContentReaderBox,
+}
+
+impl content::Reader for ForeignReader {
+    fn size(&self) -> Result<i64> {
+        into_result(self.inner.size())
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        into_result(self.inner.read_at(offset, RSliceMut::from_mut_slice(buf)))
+    }
+}
+
+struct ForeignWriter {
+    inner: FfiContentWriterBox,
+}
+
+impl content::Writer for ForeignWriter {
+    fn status(&self) -> Result<content::Status> {
+        into_result(self.inner.status()).map(Into::into)
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<usize> {
+        into_result(self.inner.write(offset, RSlice::from_slice(data)))
+    }
+
+    fn truncate(&mut self, size: u64) -> Result<()> {
+        into_result(self.inner.truncate(size))
+    }
+
+    fn commit(&mut self, size: i64, expected: &str, l: Labels) -> Result<()> {
+        into_result(self.inner.commit(size, RStr::from_str(expected), labels(l)))
+    }
+
+    fn close(&mut self) -> Result<()> {
+        into_result(self.inner.close())
+    }
+}
+
+/// A task runtime living in a loaded library.
+pub(crate) struct ForeignRuntime {
+    inner: FfiRuntimeBox,
+}
+
+impl runtime::Runtime for ForeignRuntime {
+    fn create(&self, request: runtime::CreateTask) -> Result<runtime::TaskState> {
+        into_result(self.inner.create(request.into())).map(Into::into)
+    }
+
+    fn start(&self, namespace: &str, id: &str) -> Result<u32> {
+        into_result(
+            self.inner
+                .start(RStr::from_str(namespace), RStr::from_str(id)),
+        )
+    }
+
+    fn state(&self, namespace: &str, id: &str) -> Result<runtime::TaskState> {
+        into_result(
+            self.inner
+                .state(RStr::from_str(namespace), RStr::from_str(id)),
+        )
+        .map(Into::into)
+    }
+
+    fn kill(&self, namespace: &str, id: &str, signal: u32, all: bool) -> Result<()> {
+        into_result(
+            self.inner
+                .kill(RStr::from_str(namespace), RStr::from_str(id), signal, all),
+        )
+    }
+
+    fn delete(&self, namespace: &str, id: &str) -> Result<runtime::Exit> {
+        into_result(
+            self.inner
+                .delete(RStr::from_str(namespace), RStr::from_str(id)),
+        )
+        .map(Into::into)
+    }
+
+    fn wait(&self, namespace: &str, id: &str) -> Result<runtime::Exit> {
+        into_result(
+            self.inner
+                .wait(RStr::from_str(namespace), RStr::from_str(id)),
+        )
+        .map(Into::into)
+    }
+}

@@ -1,0 +1,77 @@
+//! The snapshotter interface, in containerd's model: active snapshots are writable and become
+//! committed (read-only, usable as parents) by `commit`; views are read-only and never
+//! committed. The metadata layer above a snapshotter owns names per namespace, so a driver only
+//! ever sees opaque keys.
+
+use std::collections::BTreeMap;
+
+use crate::Result;
+
+/// Labels attached to a snapshot or blob.
+pub type Labels = BTreeMap<String, String>;
+
+/// The kind of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    View,
+    Active,
+    Committed,
+}
+
+/// A snapshot's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    pub kind: Kind,
+    pub name: String,
+    /// The parent's name; empty when the snapshot has none.
+    pub parent: String,
+    pub labels: Labels,
+    /// Unix nanoseconds.
+    pub created: i64,
+    /// Unix nanoseconds.
+    pub updated: i64,
+}
+
+/// One mount a client performs to use a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// e.g. `bind` or `overlay`.
+    pub mount_type: String,
+    pub source: String,
+    /// Where to mount, relative to the client's target; usually empty.
+    pub target: String,
+    pub options: Vec<String>,
+}
+
+/// Disk usage of a snapshot (what its own layer adds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub size: i64,
+    pub inodes: i64,
+}
+
+/// A snapshotter driver.
+pub trait Snapshotter: Send + Sync {
+    /// The record of the snapshot `key` (active, view or committed).
+    fn stat(&self, key: &str) -> Result<Info>;
+    /// Updates the mutable fields named by `fieldpaths` (`labels`, `labels.<key>`); all
+    /// mutable fields when empty. Returns the new record.
+    fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info>;
+    fn usage(&self, key: &str) -> Result<Usage>;
+    /// The mounts of an active snapshot or view.
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>>;
+    /// Creates an active snapshot `key` on `parent` (empty for none) and returns its mounts.
+    fn prepare(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>>;
+    /// Creates a read-only view `key` of `parent` and returns its mounts.
+    fn view(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>>;
+    /// Turns the active snapshot `key` into the committed snapshot `name`.
+    fn commit(&self, name: &str, key: &str, labels: Labels) -> Result<()>;
+    /// Removes a snapshot that has no children.
+    fn remove(&self, key: &str) -> Result<()>;
+    /// Every snapshot's record.
+    fn walk(&self) -> Result<Vec<Info>>;
+    /// Releases resources no snapshot refers to any more (optional).
+    fn cleanup(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what building and testing rcontainerd needs on Debian bookworm. Run as root.
+# Idempotent and quiet: prints nothing unless something fails (then the failing step's output).
+set -euo pipefail
+
+# Build: clang/libclang for the RocksDB bindings (bindgen), Debian's RocksDB to link against, protoc.
+# Tests: containerd (the reference `ctr` 1.6.20) and runc, btrfs-progs, a C toolchain and curl for rustup.
+PACKAGES=(
+    build-essential ca-certificates curl git pkg-config
+    clang libclang-dev librocksdb-dev protobuf-compiler
+    containerd runc btrfs-progs util-linux zlib1g
+)
+# Oldest Rust the workspace builds with (Cargo.toml `rust-version`).
+MIN_RUST_MINOR=88
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+run_quietly() {
+    if ! "$@" >"$log" 2>&1; then
+        echo "setup: '$*' failed:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: run as root (installs Debian packages)" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    run_quietly apt-get update
+    run_quietly apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's cargo is too old for this workspace: use rustup's stable toolchain.
+export PATH="$HOME/.cargo/bin:$PATH"
+rust_minor() { rustc --version 2>/dev/null | sed -n 's/^rustc 1\.\([0-9]*\).*/\1/p'; }
+if [[ -z $(rust_minor) || $(rust_minor) -lt $MIN_RUST_MINOR ]]; then
+    if command -v rustup >/dev/null; then
+        run_quietly rustup toolchain install stable --profile minimal
+        run_quietly rustup default stable
+    else
+        curl -sSf https://sh.rustup.rs -o "$log.rustup"
+        run_quietly sh "$log.rustup" -y --profile minimal --default-toolchain stable
+        rm -f "$log.rustup"
+    fi
+fi

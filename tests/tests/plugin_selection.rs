@@ -1,0 +1,103 @@
+//! `disabled_plugins`, `required_plugins` and shutdown.
+
+use rcontainerd_tests::ctr::{find_row, parse_plugins_table};
+use rcontainerd_tests::{find_plugin, uri, Ctr, Daemon, DaemonError, DaemonOptions};
+
+/// Starting must fail: returns the daemon's stderr after checking the exit status.
+async fn start_fails(options: DaemonOptions) -> String {
+    match Daemon::start(options).await {
+        Ok(daemon) => panic!(
+            "daemon started but should have refused; stderr:\n{}",
+            daemon.stderr()
+        ),
+        Err(DaemonError::Exited { status, stderr }) => {
+            assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
+            stderr
+        }
+        Err(e) => panic!("daemon should have exited non-zero: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_plugin_is_not_listed() {
+    let daemon = Daemon::start(DaemonOptions::new().disable(uri::NATIVE))
+        .await
+        .unwrap();
+    let plugins = daemon.plugins(&[]).await;
+    assert!(find_plugin(&plugins, uri::NATIVE).is_none(), "{plugins:?}");
+    assert!(find_plugin(&plugins, uri::OVERLAYFS).is_some());
+    for which in Ctr::BOTH {
+        let out = daemon.ctr(which, &["plugins", "ls"]);
+        let rows = parse_plugins_table(out.ok());
+        assert!(
+            find_row(&rows, uri::NATIVE).is_none(),
+            "{which:?}:\n{}",
+            out.stdout
+        );
+        assert!(
+            find_row(&rows, uri::OVERLAYFS).is_some(),
+            "{which:?}:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_required_plugin_that_loads_lets_the_daemon_start() {
+    let daemon = Daemon::start(
+        DaemonOptions::new()
+            .require(uri::OVERLAYFS)
+            .require(uri::CONTENT),
+    )
+    .await
+    .unwrap();
+    assert!(daemon.answers_version().await);
+}
+
+#[tokio::test]
+async fn a_required_plugin_that_skips_aborts_startup_naming_it() {
+    let stderr = start_fails(DaemonOptions::new().require(uri::BTRFS)).await;
+    assert!(stderr.contains(uri::BTRFS), "stderr:\n{stderr}");
+}
+
+#[tokio::test]
+async fn a_required_plugin_that_is_absent_aborts_startup_naming_it() {
+    let missing = "io.containerd.snapshotter.v1.nosuchthing";
+    let stderr = start_fails(DaemonOptions::new().require(missing)).await;
+    assert!(stderr.contains(missing), "stderr:\n{stderr}");
+}
+
+#[tokio::test]
+async fn a_required_plugin_that_is_disabled_aborts_startup_naming_it() {
+    let stderr = start_fails(
+        DaemonOptions::new()
+            .disable(uri::NATIVE)
+            .require(uri::NATIVE),
+    )
+    .await;
+    assert!(stderr.contains(uri::NATIVE), "stderr:\n{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly() {
+    let mut daemon = Daemon::start_default().await;
+    let status = daemon.terminate();
+    assert!(
+        status.success(),
+        "exit status {status}; stderr:\n{}",
+        daemon.stderr()
+    );
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_a_live_socket_refuses_to_start() {
+    let first = Daemon::start_default().await;
+    let socket = first.socket();
+    let stderr = start_fails(DaemonOptions::new().address(&socket)).await;
+    assert!(
+        stderr.contains(socket.to_str().unwrap()),
+        "message should name the socket; stderr:\n{stderr}"
+    );
+    // The first daemon is untouched.
+    assert!(first.answers_version().await);
+}
