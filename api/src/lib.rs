@@ -13,8 +13,8 @@ pub use tonic_health as health;
 
 /// Shorter paths for the services this daemon serves.
 pub mod services {
-    pub use crate::containerd::services::content::v1 as content;
     pub use crate::containerd::services::containers::v1 as containers;
+    pub use crate::containerd::services::content::v1 as content;
     pub use crate::containerd::services::diff::v1 as diff;
     pub use crate::containerd::services::events::v1 as events;
     pub use crate::containerd::services::images::v1 as images;

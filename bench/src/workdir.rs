@@ -55,3 +55,33 @@ impl WorkDir {
         Ok(detached)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_detaches_stacked_mounts_then_deletes_the_directory() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting needs root");
+            return;
+        }
+        let dir = WorkDir::new(None).unwrap();
+        let point = dir.path().join("state/mnt");
+        std::fs::create_dir_all(&point).unwrap();
+        for _ in 0..2 {
+            nix::mount::mount(
+                Some("tmpfs"),
+                &point,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            )
+            .unwrap();
+        }
+        let path = dir.path().to_owned();
+        let detached = dir.remove().unwrap();
+        assert_eq!(detached, vec![point.clone(), point]);
+        assert!(!path.exists());
+    }
+}

@@ -211,4 +211,53 @@ mod tests {
             "{err}"
         );
     }
+
+    /// A Version service that answers with the namespace header it received.
+    struct EchoNamespace;
+
+    #[tonic::async_trait]
+    impl rcontainerd_api::services::version::version_server::Version for EchoNamespace {
+        async fn version(
+            &self,
+            request: Request<()>,
+        ) -> Result<tonic::Response<rcontainerd_api::services::version::VersionResponse>, Status>
+        {
+            let namespace = request
+                .metadata()
+                .get(NAMESPACE_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("<none>")
+                .to_owned();
+            Ok(tonic::Response::new(
+                rcontainerd_api::services::version::VersionResponse {
+                    version: namespace,
+                    revision: String::new(),
+                },
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_the_namespace_on_every_call() {
+        use rcontainerd_api::services::version::{
+            version_client::VersionClient, version_server::VersionServer,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("echo.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(VersionServer::new(EchoNamespace))
+                .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
+        );
+        let channel = connect(path.to_str().unwrap(), "team-a", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let mut client = VersionClient::new(channel);
+        for _ in 0..2 {
+            let response = client.version(()).await.unwrap().into_inner();
+            assert_eq!(response.version, "team-a");
+        }
+        server.abort();
+    }
 }

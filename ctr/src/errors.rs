@@ -62,6 +62,17 @@ impl From<Status> for RpcError {
     }
 }
 
+/// A failure passed on unclassified, in grpc-go's words
+/// (`rpc error: code = NotFound desc = ...`); containerd's client reports a
+/// failed Version call this way.
+pub fn unclassified(status: &Status) -> String {
+    format!(
+        "rpc error: code = {} desc = {}",
+        code_name(status.code() as i32),
+        status.message()
+    )
+}
+
 /// The error class text containerd's client uses for a gRPC code.
 fn error_class(code: Code) -> &'static str {
     match code {
@@ -105,7 +116,7 @@ pub fn code_name(code: i32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{code_name, RpcError};
+    use super::{code_name, unclassified, RpcError};
     use tonic::Code;
 
     #[test]
@@ -150,6 +161,15 @@ mod tests {
     fn a_suffix_without_separator_is_not_stripped() {
         let err = RpcError::new(Code::NotFound, "file not found");
         assert_eq!(err.to_string(), "file not found: not found");
+    }
+
+    #[test]
+    fn unclassified_failures_read_like_grpc_go() {
+        let status = tonic::Status::unimplemented("unknown service x.Version");
+        assert_eq!(
+            unclassified(&status),
+            "rpc error: code = Unimplemented desc = unknown service x.Version"
+        );
     }
 
     #[test]

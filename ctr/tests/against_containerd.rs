@@ -22,13 +22,24 @@ struct Containerd {
 
 impl Containerd {
     fn start() -> Self {
+        Self::start_without(&[])
+    }
+
+    /// Starts a containerd with the plugins `disabled` (URIs) turned off, as
+    /// well as CRI, which these tests do not need.
+    fn start_without(disabled: &[&str]) -> Self {
+        let disabled: String = disabled
+            .iter()
+            .chain(&["io.containerd.grpc.v1.cri"])
+            .map(|uri| format!("\"{uri}\", "))
+            .collect();
         let dir = tempfile::tempdir().expect("temporary directory");
         let base = dir.path().display().to_string();
         let config = format!(
             "version = 2\n\
              root = \"{base}/root\"\n\
              state = \"{base}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             disabled_plugins = [{disabled}]\n\
              [grpc]\naddress = \"{base}/containerd.sock\"\n\
              [ttrpc]\naddress = \"{base}/containerd.sock.ttrpc\"\n\
              [debug]\naddress = \"{base}/debug.sock\"\n"
@@ -58,7 +69,7 @@ impl Containerd {
             let ready = Command::new(REFERENCE_CTR)
                 .arg("--address")
                 .arg(self.socket())
-                .args(["--connect-timeout", "1s", "version"])
+                .args(["--connect-timeout", "1s", "namespaces", "ls"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -279,4 +290,35 @@ fn unreachable_daemons_fail_like_containerds_ctr() {
         )
     };
     assert_eq!(outcome(OUR_CTR), outcome(REFERENCE_CTR));
+}
+
+#[test]
+fn missing_services_fail_like_containerds_ctr() {
+    if !prerequisites_met() {
+        return;
+    }
+    for disabled in [
+        &[
+            "io.containerd.grpc.v1.version",
+            "io.containerd.grpc.v1.introspection",
+        ][..],
+        &["io.containerd.grpc.v1.introspection"][..],
+    ] {
+        let daemon = Containerd::start_without(disabled);
+        for args in [&["plugins", "ls"][..], &["version"][..]] {
+            let expected = run(REFERENCE_CTR, &daemon, args);
+            let actual = run(OUR_CTR, &daemon, args);
+            let server_part =
+                |stdout: &str| stdout.find("Server:").map(|at| stdout[at..].to_owned());
+            assert_eq!(
+                actual.code, expected.code,
+                "ctr {args:?} without {disabled:?}"
+            );
+            assert_eq!(
+                actual.stderr, expected.stderr,
+                "ctr {args:?} without {disabled:?}"
+            );
+            assert_eq!(server_part(&actual.stdout), server_part(&expected.stdout));
+        }
+    }
 }

@@ -94,9 +94,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return std::future::pending().await;
         };
         tokio::select! {
@@ -118,9 +119,13 @@ fn check_required(config: &Config, registry: &Registry) -> anyhow::Result<()> {
             bail!("required plugin {uri} is disabled by disabled_plugins");
         }
         match registry.status(uri).map(|s| &s.outcome) {
-            None => bail!("required plugin {uri} is not present (no library or built-in provides it)"),
+            None => {
+                bail!("required plugin {uri} is not present (no library or built-in provides it)")
+            }
             Some(Outcome::Skipped(reason)) => bail!("required plugin {uri} skipped: {reason}"),
-            Some(Outcome::Failed(e)) => bail!("required plugin {uri} failed to load: {}", e.message),
+            Some(Outcome::Failed(e)) => {
+                bail!("required plugin {uri} failed to load: {}", e.message)
+            }
             Some(Outcome::Ok) => {}
         }
     }

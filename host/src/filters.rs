@@ -114,7 +114,9 @@ impl<'a> Parser<'a> {
         let path = self.field_path()?;
         self.skip_space();
         let rest = self.rest();
-        let op = ["==", "!=", "~="].into_iter().find(|op| rest.starts_with(op));
+        let op = ["==", "!=", "~="]
+            .into_iter()
+            .find(|op| rest.starts_with(op));
         let Some(op) = op else {
             return Ok(Selector {
                 path,

@@ -57,7 +57,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "-a", "a-", "a..b", "Bad Name!", "a/b", "é", &"x".repeat(77)] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a..b",
+            "Bad Name!",
+            "a/b",
+            "é",
+            &"x".repeat(77),
+        ] {
             let err = validate(bad).unwrap_err();
             assert_eq!(err.kind, crate::errdefs::Kind::InvalidArgument, "{bad}");
         }

@@ -1,12 +1,16 @@
 //! `rcontainerd`: a containerd-compatible daemon whose drivers are plugins.
 
 use anyhow::Context;
-use rcontainerd::{config, daemon};
 use clap::{Parser, Subcommand};
+use rcontainerd::{config, daemon};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "rcontainerd", version, about = "containerd-compatible daemon with plugin drivers")]
+#[command(
+    name = "rcontainerd",
+    version,
+    about = "containerd-compatible daemon with plugin drivers"
+)]
 struct Cli {
     /// Path to the configuration file (default: /etc/rcontainerd/config.toml if present).
     #[arg(short = 'c', long, global = true)]

@@ -5,7 +5,9 @@
 //! than steal its address. The socket is `0660` and owned by `grpc.uid/gid`.
 
 use crate::errdefs::{Error, Result};
-use crate::plugin::builtin::{self, GRPC_HEALTH, GRPC_INTROSPECTION, GRPC_NAMESPACES, GRPC_VERSION};
+use crate::plugin::builtin::{
+    self, GRPC_HEALTH, GRPC_INTROSPECTION, GRPC_NAMESPACES, GRPC_VERSION,
+};
 use crate::plugin::Registry;
 use crate::services::{introspection, namespace_header, namespaces, pending, version};
 use rcontainerd_api::services as api;
@@ -74,22 +76,23 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let done = &registry.initialized;
-    let mut router = tonic::transport::Server::builder().add_optional_service(
-        done.is_ok(GRPC_VERSION)
-            .then(|| api::version::version_server::VersionServer::new(version::VersionService)),
-    );
+    let mut router =
+        tonic::transport::Server::builder()
+            .add_optional_service(done.is_ok(GRPC_VERSION).then(|| {
+                api::version::version_server::VersionServer::new(version::VersionService)
+            }));
 
     let uuid = done.values.get(builtin::SERVER_UUID).cloned();
-    router = router.add_optional_service(
-        (done.is_ok(GRPC_INTROSPECTION) && uuid.is_some()).then(|| {
+    router = router.add_optional_service((done.is_ok(GRPC_INTROSPECTION) && uuid.is_some()).then(
+        || {
             api::introspection::introspection_server::IntrospectionServer::new(
                 introspection::IntrospectionService::new(
                     &registry.statuses,
                     uuid.clone().unwrap_or_default(),
                 ),
             )
-        }),
-    );
+        },
+    ));
 
     let namespaces_service = match (&done.metadata, done.is_ok(GRPC_NAMESPACES)) {
         (Some(store), true) => Some(
@@ -114,12 +117,33 @@ pub async fn serve(
     // Namespaced services not yet implemented: header check, then Unimplemented.
     let ns = namespace_header::require;
     let router = router
-        .add_service(api::containers::containers_server::ContainersServer::with_interceptor(pending::Pending, ns))
-        .add_service(api::images::images_server::ImagesServer::with_interceptor(pending::Pending, ns))
-        .add_service(api::content::content_server::ContentServer::with_interceptor(pending::Pending, ns))
-        .add_service(api::snapshots::snapshots_server::SnapshotsServer::with_interceptor(pending::Pending, ns))
-        .add_service(api::leases::leases_server::LeasesServer::with_interceptor(pending::Pending, ns))
-        .add_service(api::tasks::tasks_server::TasksServer::with_interceptor(pending::Pending, ns));
+        .add_service(
+            api::containers::containers_server::ContainersServer::with_interceptor(
+                pending::Pending,
+                ns,
+            ),
+        )
+        .add_service(api::images::images_server::ImagesServer::with_interceptor(
+            pending::Pending,
+            ns,
+        ))
+        .add_service(
+            api::content::content_server::ContentServer::with_interceptor(pending::Pending, ns),
+        )
+        .add_service(
+            api::snapshots::snapshots_server::SnapshotsServer::with_interceptor(
+                pending::Pending,
+                ns,
+            ),
+        )
+        .add_service(api::leases::leases_server::LeasesServer::with_interceptor(
+            pending::Pending,
+            ns,
+        ))
+        .add_service(api::tasks::tasks_server::TasksServer::with_interceptor(
+            pending::Pending,
+            ns,
+        ));
 
     tracing::info!(address = %opts.path.display(), "serving on {}", opts.path.display());
     tracing::info!(

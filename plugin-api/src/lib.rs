@@ -17,6 +17,8 @@ mod instance;
 mod manifest;
 pub mod runtime;
 pub mod snapshot;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
 
 pub use error::{ErrorKind, PluginError, Result, SKIP_SUFFIX};
 pub use instance::{Driver, InitContext, Plugin, PluginInstance};
@@ -37,6 +39,17 @@ macro_rules! export_plugin {
 
 #[cfg(test)]
 mod tests {
+    /// The host moves these between threads (init runs on a blocking thread).
+    #[test]
+    fn host_facing_types_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::host::LoadedPlugin>();
+        send_sync::<crate::host::LibraryError>();
+        send_sync::<crate::PluginInstance>();
+        send_sync::<crate::Driver>();
+        send_sync::<crate::PluginError>();
+    }
+
     #[test]
     fn the_export_macro_names_abi_stables_root_module_symbol() {
         assert_eq!(

@@ -41,12 +41,18 @@ impl Ctr {
 
     /// Runs `ctr --address <socket> <args>` with no `CONTAINERD_*` variables from the environment.
     pub fn run(self, socket: &Path, args: &[&str]) -> CtrOutput {
+        let mut full = vec!["--address", socket.to_str().expect("socket path is UTF-8")];
+        full.extend_from_slice(args);
+        self.run_with_env(&full, &[])
+    }
+
+    /// Runs `ctr <args>` with exactly the `CONTAINERD_*` variables in `env`.
+    pub fn run_with_env(self, args: &[&str], env: &[(&str, &str)]) -> CtrOutput {
         let mut child = Command::new(self.path())
-            .arg("--address")
-            .arg(socket)
             .args(args)
             .env_remove("CONTAINERD_ADDRESS")
             .env_remove("CONTAINERD_NAMESPACE")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

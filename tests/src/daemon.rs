@@ -18,6 +18,8 @@ use crate::mounts;
 
 /// How long a daemon may take to answer its first Version RPC.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// The daemon logs a line containing this once it accepts connections.
+const SERVING_MARKER: &str = "serving on";
 /// How long a daemon may take to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -106,6 +108,9 @@ impl DaemonOptions {
 /// everything under its temporary directory and removes the directory — also when the test panicked.
 pub struct Daemon {
     child: Option<Child>,
+    /// Runs the gRPC connections' background tasks, so they make progress (and close when dropped)
+    /// while the test's own runtime is blocked, e.g. waiting for the daemon to exit.
+    io: Option<tokio::runtime::Runtime>,
     options: DaemonOptions,
     channel: Option<Channel>,
     runs: u32,
@@ -120,8 +125,14 @@ impl Daemon {
             .prefix("rcd-test-")
             .tempdir()
             .map_err(|e| DaemonError::Io(std::env::temp_dir(), e))?;
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| DaemonError::Io(dir.path().to_path_buf(), e))?;
         let mut daemon = Daemon {
             child: None,
+            io: Some(io),
             options,
             channel: None,
             runs: 0,
@@ -336,9 +347,12 @@ impl Daemon {
                     stderr: self.stderr(),
                 });
             }
-            if let Some(channel) = self.try_version().await {
-                self.channel = Some(channel);
-                return Ok(());
+            // The log line first: Version alone could be answered by another daemon on the socket.
+            if self.stderr().contains(SERVING_MARKER) {
+                if let Some(channel) = self.try_version().await {
+                    self.channel = Some(channel);
+                    return Ok(());
+                }
             }
             if Instant::now() >= deadline {
                 let stderr = self.stderr();
@@ -353,8 +367,17 @@ impl Daemon {
 
     /// A channel on which Version answered, if it does.
     async fn try_version(&self) -> Option<Channel> {
+        let socket = self.socket();
+        let io = self
+            .io
+            .as_ref()
+            .expect("io runtime lives as long as the daemon");
         let attempt = async {
-            let channel = grpc::connect(&self.socket()).await.ok()?;
+            let channel = io
+                .spawn(async move { grpc::connect(&socket).await })
+                .await
+                .ok()?
+                .ok()?;
             version::version_client::VersionClient::new(channel.clone())
                 .version(())
                 .await
@@ -371,6 +394,10 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.channel = None;
+        // Closes the harness's connections before the daemon is asked to stop.
+        if let Some(io) = self.io.take() {
+            io.shutdown_background();
+        }
         if let Some(mut child) = self.child.take() {
             stop(&mut child);
         }

@@ -20,37 +20,37 @@ const NON_PLUGIN_SOURCE: &str = "/usr/lib/x86_64-linux-gnu/libz.so.1";
 pub enum TestPlugin {
     /// Panics inside `init`.
     PanicInit,
-    /// Initialises, then panics in a later call.
+    /// Initialises; its snapshotter panics in every later call and when dropped.
     PanicCall,
     /// Built against an ABI the daemon cannot serve.
     IncompatibleAbi,
+    /// Claims an ABI generation newer than the daemon knows.
+    FutureGeneration,
     /// Requires a plugin type nobody provides.
     MissingRequires,
     /// Built against the frozen v1 generation: must keep loading.
     AbiV1Pinned,
     /// Built with `panic = "abort"`: must be refused before anything runs.
     PanicAbort,
+    /// Type `io.containerd.test-cycle-a.v1`, requires `io.containerd.test-cycle-b.v1`.
+    CycleA,
+    /// Type `io.containerd.test-cycle-b.v1`, requires `io.containerd.test-cycle-a.v1`.
+    CycleB,
 }
 
 impl TestPlugin {
-    pub const ALL: [TestPlugin; 6] = [
-        TestPlugin::PanicInit,
-        TestPlugin::PanicCall,
-        TestPlugin::IncompatibleAbi,
-        TestPlugin::MissingRequires,
-        TestPlugin::AbiV1Pinned,
-        TestPlugin::PanicAbort,
-    ];
-
     /// The crate's name with underscores, as in the library's file name.
     pub fn stem(self) -> &'static str {
         match self {
             TestPlugin::PanicInit => "panic_init",
             TestPlugin::PanicCall => "panic_call",
             TestPlugin::IncompatibleAbi => "incompatible_abi",
+            TestPlugin::FutureGeneration => "future_generation",
             TestPlugin::MissingRequires => "missing_requires",
             TestPlugin::AbiV1Pinned => "abi_v1_pinned",
             TestPlugin::PanicAbort => "panic_abort",
+            TestPlugin::CycleA => "cycle_a",
+            TestPlugin::CycleB => "cycle_b",
         }
     }
 

@@ -10,6 +10,9 @@ use rcontainerd_tests::{
     Daemon, DaemonOptions, TestPlugin,
 };
 
+const PANIC_CALL: &str = "io.containerd.snapshotter.v1.panic-call";
+const ABI_V1: &str = "io.containerd.internal.v1.abi-v1-pinned";
+
 /// Entries that failed for a reason other than a skip.
 fn errors(plugins: &[Plugin]) -> Vec<&Plugin> {
     plugins
@@ -92,25 +95,87 @@ async fn refused_test_plugin(plugin: TestPlugin) -> Plugin {
 #[tokio::test]
 async fn a_plugin_that_panics_in_init_is_an_error() {
     let failed = refused_test_plugin(TestPlugin::PanicInit).await;
+    assert_eq!(plugin_uri(&failed), "io.containerd.internal.v1.panic-init");
     let message = &failed.init_err.unwrap().message;
     assert!(message.contains("panic"), "{message}");
 }
 
+/// panic-call initialises fine, so it is listed `ok`; its snapshotter panics in every call and in
+/// `drop`. Shutdown drops it: the panic must stay inside the plugin and the exit stay clean.
 #[tokio::test]
-async fn a_plugin_that_panics_in_a_later_call_is_an_error() {
-    let failed = refused_test_plugin(TestPlugin::PanicCall).await;
-    let message = &failed.init_err.unwrap().message;
-    assert!(message.contains("panic"), "{message}");
+async fn a_plugin_that_panics_later_loads_and_shutdown_stays_clean() {
+    let dir = test_plugin_dir(&[TestPlugin::PanicCall]);
+    let mut daemon = Daemon::start(DaemonOptions::new().plugin_dir(dir.path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plugins = daemon.plugins(&[]).await;
+    let p = find_plugin(&plugins, PANIC_CALL).unwrap_or_else(|| panic!("{PANIC_CALL} missing"));
+    assert!(p.init_err.is_none(), "{p:?}");
+    assert!(daemon.answers_version().await);
+    let status = daemon.terminate();
+    assert!(
+        status.success(),
+        "exit {status}; stderr:\n{}",
+        daemon.stderr()
+    );
+}
+
+/// Each snapshot call into panic-call fails with Internal naming the panic; the daemon serves on.
+#[tokio::test]
+#[ignore = "needs the Snapshots service (the snapshot issue); until then Snapshots answers Unimplemented"]
+async fn a_plugin_that_panics_in_a_call_fails_that_call_only() {
+    use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
+    use rcontainerd_api::services::snapshots::StatSnapshotRequest;
+    let dir = test_plugin_dir(&[TestPlugin::PanicCall]);
+    let daemon = Daemon::start(DaemonOptions::new().plugin_dir(dir.path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..3 {
+        let status = SnapshotsClient::new(daemon.channel())
+            .stat(rcontainerd_tests::grpc::namespaced(
+                StatSnapshotRequest {
+                    snapshotter: "panic-call".into(),
+                    key: "k".into(),
+                },
+                "default",
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(status.code(), tonic::Code::Internal | tonic::Code::Unknown),
+            "{status:?}"
+        );
+        assert!(status.message().contains("panic"), "{status:?}");
+    }
+    assert!(daemon.answers_version().await);
 }
 
 #[tokio::test]
 async fn a_plugin_built_for_an_incompatible_abi_is_an_error() {
-    refused_test_plugin(TestPlugin::IncompatibleAbi).await;
+    let failed = refused_test_plugin(TestPlugin::IncompatibleAbi).await;
+    // The ID is read from the library's manifest even though its ABI is refused.
+    assert_eq!(
+        plugin_uri(&failed),
+        "io.containerd.snapshotter.v1.incompatible-abi"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_from_a_future_abi_generation_is_an_error() {
+    let failed = refused_test_plugin(TestPlugin::FutureGeneration).await;
+    assert_eq!(
+        plugin_uri(&failed),
+        "io.containerd.snapshotter.v1.future-generation"
+    );
 }
 
 #[tokio::test]
 async fn a_plugin_requiring_a_type_nobody_provides_is_an_error() {
     let failed = refused_test_plugin(TestPlugin::MissingRequires).await;
+    assert_eq!(
+        plugin_uri(&failed),
+        "io.containerd.internal.v1.missing-requires"
+    );
     let err = failed.init_err.clone().unwrap();
     assert!(err.message.contains("not found"), "{err:?}");
     assert!(
@@ -122,6 +187,7 @@ async fn a_plugin_requiring_a_type_nobody_provides_is_an_error() {
 #[tokio::test]
 async fn a_plugin_built_with_panic_abort_is_refused() {
     let failed = refused_test_plugin(TestPlugin::PanicAbort).await;
+    assert_eq!(plugin_uri(&failed), "io.containerd.internal.v1.panic-abort");
     let message = &failed.init_err.unwrap().message;
     assert!(message.contains("abort"), "{message}");
 }
@@ -150,34 +216,48 @@ async fn a_library_that_is_not_a_plugin_is_an_error() {
     );
 }
 
-/// A plugin built against the frozen v1 ABI generation keeps loading.
+/// A plugin built against the frozen v1 ABI generation keeps loading, and gets its config table.
 #[tokio::test]
-async fn a_plugin_built_against_abi_v1_loads() {
-    let baseline_dir = test_plugin_dir(&[]);
-    let baseline = Daemon::start(DaemonOptions::new().plugin_dir(baseline_dir.path()))
-        .await
-        .unwrap();
-    let known: Vec<String> = baseline.plugins(&[]).await.iter().map(plugin_uri).collect();
-
+async fn a_plugin_built_against_abi_v1_loads_with_its_config() {
     let dir = test_plugin_dir(&[TestPlugin::AbiV1Pinned]);
     let daemon = Daemon::start(DaemonOptions::new().plugin_dir(dir.path()))
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
     let plugins = daemon.plugins(&[]).await;
-    let added: Vec<&Plugin> = plugins
-        .iter()
-        .filter(|p| !known.contains(&plugin_uri(p)))
-        .collect();
-    assert_eq!(added.len(), 1, "{added:#?}");
-    assert!(added[0].init_err.is_none(), "{:?}", added[0]);
-    let out = daemon.ctr(Ctr::Debian, &["plugins", "ls"]);
-    let rows = parse_plugins_table(out.ok());
-    assert_eq!(
-        find_row(&rows, &plugin_uri(added[0])).map(|r| r.status.as_str()),
-        Some("ok"),
-        "{}",
-        out.stdout
+    let p = find_plugin(&plugins, ABI_V1).unwrap_or_else(|| panic!("{ABI_V1} missing"));
+    assert!(p.init_err.is_none(), "{p:?}");
+    assert_eq!(p.capabilities, ["pinned"]);
+    let config = p.exports.get("config").map(String::as_str).unwrap_or("");
+    assert!(
+        config.contains("answer = 42"),
+        "default config handed over: {config:?}"
     );
+    for which in Ctr::BOTH {
+        let out = daemon.ctr(which, &["plugins", "ls"]);
+        let rows = parse_plugins_table(out.ok());
+        assert_eq!(
+            find_row(&rows, ABI_V1).map(|r| r.status.as_str()),
+            Some("ok"),
+            "{which:?}:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_v1_plugin_gets_its_table_from_config_toml() {
+    let dir = test_plugin_dir(&[TestPlugin::AbiV1Pinned]);
+    let daemon = Daemon::start(
+        DaemonOptions::new()
+            .plugin_dir(dir.path())
+            .extra_toml(&format!("[plugins.\"{ABI_V1}\"]\nanswer = 7\n")),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let plugins = daemon.plugins(&[]).await;
+    let p = find_plugin(&plugins, ABI_V1).unwrap_or_else(|| panic!("{ABI_V1} missing"));
+    let config = p.exports.get("config").map(String::as_str).unwrap_or("");
+    assert!(config.contains("answer = 7"), "{config:?}");
 }
 
 /// All of them at once.
@@ -185,12 +265,14 @@ async fn a_plugin_built_against_abi_v1_loads() {
 async fn every_broken_library_at_once_leaves_a_serving_daemon() {
     let broken = [
         TestPlugin::PanicInit,
-        TestPlugin::PanicCall,
         TestPlugin::IncompatibleAbi,
+        TestPlugin::FutureGeneration,
         TestPlugin::MissingRequires,
         TestPlugin::PanicAbort,
     ];
-    let dir = test_plugin_dir(&broken);
+    let mut libraries = broken.to_vec();
+    libraries.extend([TestPlugin::PanicCall, TestPlugin::AbiV1Pinned]);
+    let dir = test_plugin_dir(&libraries);
     write_truncated_so(dir.path());
     write_non_plugin_so(dir.path());
     let daemon = Daemon::start(DaemonOptions::new().plugin_dir(dir.path()))
@@ -204,6 +286,10 @@ async fn every_broken_library_at_once_leaves_a_serving_daemon() {
         let rows = parse_plugins_table(out.ok());
         let shown_as_error = rows.iter().filter(|r| r.status == "error").count();
         assert_eq!(shown_as_error, failed.len(), "{which:?}:\n{}", out.stdout);
+    }
+    for ok in [PANIC_CALL, ABI_V1, uri::OVERLAYFS, uri::NATIVE] {
+        let p = find_plugin(&plugins, ok).unwrap_or_else(|| panic!("{ok} missing"));
+        assert!(p.init_err.is_none(), "{ok}: {:?}", p.init_err);
     }
     assert!(daemon.answers_version().await);
     let ns = daemon.ctr(Ctr::Debian, &["namespaces", "create", "still-works"]);

@@ -3,10 +3,15 @@
 
 use std::collections::HashMap;
 
+use rcontainerd_api::services::containers::containers_client::ContainersClient;
+use rcontainerd_api::services::containers::ListContainersRequest;
+use rcontainerd_api::services::images::images_client::ImagesClient;
+use rcontainerd_api::services::images::ListImagesRequest;
 use rcontainerd_api::services::namespaces::{
     CreateNamespaceRequest, DeleteNamespaceRequest, GetNamespaceRequest, ListNamespacesRequest,
     Namespace, UpdateNamespaceRequest,
 };
+use rcontainerd_tests::grpc::namespaced;
 use rcontainerd_tests::{Ctr, Daemon};
 use tonic::Code;
 
@@ -210,9 +215,45 @@ async fn namespaces_calls_need_no_namespace_header() {
     let mut client = daemon.namespaces();
     client.create(create("plain", &[])).await.unwrap();
     client.list(ListNamespacesRequest::default()).await.unwrap();
-    // TODO: once a namespaced service is served (Containers/Images/Snapshots...), assert that a
-    // call without the header fails with FailedPrecondition "namespace is required", and that an
-    // invalid namespace in the header is InvalidArgument.
+}
+
+/// Namespaced services check the header before anything else, even those not implemented yet.
+#[tokio::test]
+async fn namespaced_calls_without_the_header_are_failed_precondition() {
+    let daemon = Daemon::start_default().await;
+    let mut containers = ContainersClient::new(daemon.channel());
+    let mut images = ImagesClient::new(daemon.channel());
+
+    let status = containers
+        .list(ListContainersRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("namespace is required"),
+        "{status:?}"
+    );
+    let status = images.list(ListImagesRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("namespace is required"),
+        "{status:?}"
+    );
+
+    let status = containers
+        .list(namespaced(ListContainersRequest::default(), "Bad.Name!"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    // With a valid header the call gets past the check (to Unimplemented, until containers land).
+    if let Err(status) = containers
+        .list(namespaced(ListContainersRequest::default(), "default"))
+        .await
+    {
+        assert_ne!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert_ne!(status.code(), Code::InvalidArgument, "{status:?}");
+    }
 }
 
 #[tokio::test]

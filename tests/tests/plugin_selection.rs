@@ -1,7 +1,9 @@
 //! `disabled_plugins`, `required_plugins` and shutdown.
 
 use rcontainerd_tests::ctr::{find_row, parse_plugins_table};
-use rcontainerd_tests::{find_plugin, uri, Ctr, Daemon, DaemonError, DaemonOptions};
+use rcontainerd_tests::{
+    find_plugin, test_plugin_dir, uri, Ctr, Daemon, DaemonError, DaemonOptions, TestPlugin,
+};
 
 /// Starting must fail: returns the daemon's stderr after checking the exit status.
 async fn start_fails(options: DaemonOptions) -> String {
@@ -61,6 +63,32 @@ async fn a_required_plugin_that_skips_aborts_startup_naming_it() {
 }
 
 #[tokio::test]
+async fn a_required_plugin_that_fails_aborts_startup_naming_it() {
+    let dir = test_plugin_dir(&[TestPlugin::PanicInit]);
+    let panic_init = "io.containerd.internal.v1.panic-init";
+    let stderr = start_fails(
+        DaemonOptions::new()
+            .plugin_dir(dir.path())
+            .require(panic_init),
+    )
+    .await;
+    assert!(stderr.contains(panic_init), "stderr:\n{stderr}");
+}
+
+#[tokio::test]
+async fn a_failing_plugin_that_is_not_required_does_not_stop_startup() {
+    let dir = test_plugin_dir(&[TestPlugin::PanicInit]);
+    let daemon = Daemon::start(
+        DaemonOptions::new()
+            .plugin_dir(dir.path())
+            .require(uri::NATIVE),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(daemon.answers_version().await);
+}
+
+#[tokio::test]
 async fn a_required_plugin_that_is_absent_aborts_startup_naming_it() {
     let missing = "io.containerd.snapshotter.v1.nosuchthing";
     let stderr = start_fails(DaemonOptions::new().require(missing)).await;
@@ -100,4 +128,15 @@ async fn a_second_daemon_on_a_live_socket_refuses_to_start() {
     );
     // The first daemon is untouched.
     assert!(first.answers_version().await);
+}
+
+/// Two plugins requiring each other's type: startup fails and the message names the cycle.
+#[tokio::test]
+#[ignore = "needs the cycle-a/cycle-b test plugins in tests/plugins; the cycle itself is unit-tested in host/src/plugin/graph.rs"]
+async fn a_dependency_cycle_aborts_startup_naming_it() {
+    let dir = test_plugin_dir(&[TestPlugin::CycleA, TestPlugin::CycleB]);
+    let stderr = start_fails(DaemonOptions::new().plugin_dir(dir.path())).await;
+    assert!(stderr.contains("cycle"), "stderr:\n{stderr}");
+    assert!(stderr.contains("test-cycle-a"), "stderr:\n{stderr}");
+    assert!(stderr.contains("test-cycle-b"), "stderr:\n{stderr}");
 }

@@ -243,6 +243,26 @@ Exports:
         assert_eq!(detailed(&[content, devmapper, native, bolt]), expected);
     }
 
+    /// "Capabilities:" is the widest label, so when any plugin has
+    /// capabilities every line's first column widens (one tab-writer block).
+    #[test]
+    fn capabilities_widen_the_whole_detailed_listing() {
+        let mut first = plugin("io.containerd.snapshotter.v1", "native");
+        first.platforms = vec![linux_amd64()];
+        let mut second = plugin("io.containerd.grpc.v1", "x");
+        second.capabilities = vec!["a".into(), "b".into()];
+        let expected = "\
+Type:             io.containerd.snapshotter.v1
+ID:               native
+Platforms:        linux/amd64
+                         
+Type:             io.containerd.grpc.v1
+ID:               x
+Capabilities:     a,b
+";
+        assert_eq!(detailed(&[first, second]), expected);
+    }
+
     #[test]
     fn quiet_prints_ids_only() {
         let plugins = [plugin("t", "a"), plugin("t", "b")];

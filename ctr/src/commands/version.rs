@@ -4,7 +4,7 @@ use rcontainerd_api::services::introspection::introspection_client::Introspectio
 use rcontainerd_api::services::version::version_client::VersionClient;
 
 use crate::connect::NamespacedChannel;
-use crate::errors::RpcError;
+use crate::errors::{unclassified, RpcError};
 
 /// The containerd release whose API we speak, with our version as build
 /// metadata; the daemon reports the same form, so matching builds agree.
@@ -20,14 +20,15 @@ pub fn client_section() -> String {
     )
 }
 
-/// Prints the server half line by line (a failure part-way leaves what was
-/// already known on screen, as with containerd's ctr), then warns on stderr
-/// about a version or revision that differs from ours.
+/// Prints the server half line by line, so a failure part-way leaves what
+/// was already known on screen, then warns on stderr about a version or
+/// revision that differs from ours. As with containerd's ctr, a failed
+/// Version call is reported unclassified and a failed Server call classified.
 pub async fn server_section(channel: NamespacedChannel) -> anyhow::Result<()> {
     let version = VersionClient::new(channel.clone())
         .version(())
         .await
-        .map_err(RpcError::from)?
+        .map_err(|status| anyhow::anyhow!(unclassified(&status)))?
         .into_inner();
     println!("Server:");
     println!("  Version:  {}", version.version);

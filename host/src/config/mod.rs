@@ -17,8 +17,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use check::check_plugin_tables;
-// The module's API; a caller that only propagates errors with `?` leaves some of these unnamed.
-#[allow(unused_imports)]
 pub use error::{ConfigError, ConfigWarning, WarningKind};
 pub use load::load;
 pub use render::render;

@@ -16,6 +16,7 @@ pub fn namespace_prefix(namespace: &str) -> Vec<u8> {
 }
 
 /// The key of a namespaced object: `namespace \0 name`.
+#[allow(dead_code)] // for the record types of later issues
 pub fn object_key(namespace: &str, name: &str) -> Vec<u8> {
     let mut key = namespace_prefix(namespace);
     key.extend_from_slice(name.as_bytes());
@@ -23,6 +24,7 @@ pub fn object_key(namespace: &str, name: &str) -> Vec<u8> {
 }
 
 /// The prefix of one snapshotter's snapshots in a namespace: `namespace \0 snapshotter \0`.
+#[allow(dead_code)] // for the record types of later issues
 pub fn snapshotter_prefix(namespace: &str, snapshotter: &str) -> Vec<u8> {
     let mut key = object_key(namespace, snapshotter);
     key.push(SEPARATOR);
@@ -30,6 +32,7 @@ pub fn snapshotter_prefix(namespace: &str, snapshotter: &str) -> Vec<u8> {
 }
 
 /// The key of a snapshot: `namespace \0 snapshotter \0 name`.
+#[allow(dead_code)] // for the record types of later issues
 pub fn snapshot_key(namespace: &str, snapshotter: &str, name: &str) -> Vec<u8> {
     let mut key = snapshotter_prefix(namespace, snapshotter);
     key.extend_from_slice(name.as_bytes());

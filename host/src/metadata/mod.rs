@@ -7,7 +7,7 @@
 //!
 //! | family       | key                                      | value                     |
 //! |--------------|------------------------------------------|---------------------------|
-//! | `namespaces` | `name`                                   | namespace record          |
+//! | `namespaces` | `name`                                   | labels, created, updated  |
 //! | `images`     | `namespace \0 name`                      | image record (later)      |
 //! | `containers` | `namespace \0 id`                        | container record (later)  |
 //! | `leases`     | `namespace \0 id …`                      | lease records (later)     |
@@ -23,7 +23,7 @@
 //!
 //! # Values
 //! Every value is a versioned record: one version byte, then the
-//! serde + postcard encoding of that version's struct ([`record`]). Fields
+//! serde + postcard encoding of that version's struct (`record.rs`). Fields
 //! are never added in place: a changed record gets a new version byte and the
 //! reader keeps decoding the old ones. [`SCHEMA_VERSION`] in `meta` changes
 //! only when older builds could no longer read the database; `open` records
@@ -35,10 +35,10 @@
 //! checks span records (a namespace must be empty to go; a record may only be
 //! written into an existing namespace) holds [`MetadataStore::lock_namespace`]
 //! from its reads to its write. Record writers call
-//! [`MetadataStore::ensure_namespace_in`] under that guard so a record and its implicitly
-//! created namespace land in the same batch.
+//! [`MetadataStore::ensure_namespace_in`] under that guard so that a record
+//! and its implicitly created namespace land in the same batch.
 //!
-//! One module per record type: [`namespaces`] now; images, containers,
+//! One module per record type: `namespaces.rs` now; images, containers,
 //! leases, snapshots and content follow the same pattern.
 
 mod keys;
@@ -47,6 +47,5 @@ mod namespaces;
 mod record;
 mod store;
 
-pub use labels::{validate as validate_label, validate_all as validate_labels, MAX_LABEL_SIZE};
 pub use namespaces::Namespace;
-pub use store::{Cf, MetadataStore, NamespaceGuard, DB_DIR_NAME, SCHEMA_VERSION};
+pub use store::{MetadataStore, NamespaceGuard, SCHEMA_VERSION};

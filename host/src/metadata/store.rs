@@ -28,6 +28,9 @@ const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
 /// Namespace write locks are striped: a fixed set, chosen by hash of the name.
 const LOCK_STRIPES: usize = 64;
 
+/// A stored key and value.
+pub type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// The column families, one per record type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cf {
@@ -248,7 +251,7 @@ impl MetadataStore {
         &'a self,
         cf: Cf,
         prefix: &'a [u8],
-    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + 'a {
+    ) -> impl Iterator<Item = Result<Entry>> + 'a {
         let mut read = ReadOptions::default();
         if let Some(end) = keys::prefix_end(prefix) {
             read.set_iterate_upper_bound(end);

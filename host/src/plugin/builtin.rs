@@ -28,7 +28,8 @@ pub struct BuiltinContext<'a> {
 }
 
 /// A built-in's init: returns its exports.
-pub type BuiltinInit = fn(&BuiltinContext<'_>, &mut Initialized) -> Result<BTreeMap<String, String>>;
+pub type BuiltinInit =
+    fn(&BuiltinContext<'_>, &mut Initialized) -> Result<BTreeMap<String, String>>;
 
 fn builtin(
     plugin_type: &str,
@@ -158,10 +159,7 @@ fn init_gc(ctx: &BuiltinContext<'_>, done: &mut Initialized) -> Result<BTreeMap<
     }
     let c = ctx.config;
     let bad = |key: &str, want: &str| {
-        Error::invalid_argument(format!(
-            "plugins.\"{}\".{key}: expected {want}",
-            ctx.uri
-        ))
+        Error::invalid_argument(format!("plugins.\"{}\".{key}: expected {want}", ctx.uri))
     };
     match c.get("pause_threshold") {
         Some(toml::Value::Float(f)) if (0.0..=1.0).contains(f) => {}

@@ -38,9 +38,9 @@ pub fn order<N: Node>(nodes: &[N]) -> Result<Vec<usize>, CycleError> {
         (0..nodes.len())
             .filter(|&j| j != i)
             .filter(|&j| {
-                n.requires().iter().any(|r| {
-                    (r == "*" && !wants_all(&nodes[j])) || r == nodes[j].plugin_type()
-                })
+                n.requires()
+                    .iter()
+                    .any(|r| (r == "*" && !wants_all(&nodes[j])) || r == nodes[j].plugin_type())
             })
             .collect()
     };

@@ -204,7 +204,16 @@ fn init_one(
                 };
                 init(&ctx, done)
             }
-            Init::Library(lib) => init_library(&lib, &reg.plugin_type, &reg.id, &root, &state, &config, env, done),
+            Init::Library(lib) => init_library(
+                &lib,
+                &reg.plugin_type,
+                &reg.id,
+                &root,
+                &state,
+                &config,
+                env,
+                done,
+            ),
         }
     })();
 

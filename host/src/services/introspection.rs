@@ -121,7 +121,9 @@ pub fn load_or_create_uuid(root: &Path) -> Result<String> {
     let path = root.join("uuid");
     match std::fs::read_to_string(&path) {
         Ok(s) if uuid::Uuid::parse_str(s.trim()).is_ok() => return Ok(s.trim().to_string()),
-        Ok(_) => tracing::warn!(path = %path.display(), "server uuid file is corrupt; replacing it"),
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "server uuid file is corrupt; replacing it")
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io("read", e)),
     }

@@ -57,12 +57,17 @@ mod tests {
     fn invalid_namespace_is_invalid_argument() {
         let s = require(with(Some("Bad Name!"))).unwrap_err();
         assert_eq!(s.code(), Code::InvalidArgument);
-        assert!(s.message().starts_with("namespace validation: identifier \"Bad Name!\" must match"));
+        assert!(s
+            .message()
+            .starts_with("namespace validation: identifier \"Bad Name!\" must match"));
     }
 
     #[test]
     fn valid_namespace_is_recorded() {
         let r = require(with(Some("k8s.io"))).unwrap();
-        assert_eq!(r.extensions().get::<Namespace>(), Some(&Namespace("k8s.io".into())));
+        assert_eq!(
+            r.extensions().get::<Namespace>(),
+            Some(&Namespace("k8s.io".into()))
+        );
     }
 }

@@ -43,7 +43,9 @@ impl Fields for NamespaceFields<'_> {
 }
 
 fn required(namespace: Option<wire::Namespace>) -> Result<wire::Namespace, Status> {
-    namespace.ok_or_else(|| Error::invalid_argument("namespace is required in the request").into_status())
+    namespace.ok_or_else(|| {
+        Error::invalid_argument("namespace is required in the request").into_status()
+    })
 }
 
 #[tonic::async_trait]
@@ -97,14 +99,16 @@ impl namespaces_server::Namespaces for NamespacesService {
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let labels: BTreeMap<String, String> = ns.labels.into_iter().collect();
         let store = self.store.clone();
-        let updated =
-            blocking(move || store.update_namespace(&ns.name, labels, &paths)).await?;
+        let updated = blocking(move || store.update_namespace(&ns.name, labels, &paths)).await?;
         Ok(Response::new(UpdateNamespaceResponse {
             namespace: Some(to_wire(updated)),
         }))
     }
 
-    async fn delete(&self, request: Request<DeleteNamespaceRequest>) -> Result<Response<()>, Status> {
+    async fn delete(
+        &self,
+        request: Request<DeleteNamespaceRequest>,
+    ) -> Result<Response<()>, Status> {
         let name = request.into_inner().name;
         let store = self.store.clone();
         blocking(move || store.delete_namespace(&name)).await?;

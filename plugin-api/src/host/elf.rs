@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use object::{
     elf,
     read::elf::{FileHeader, ProgramHeader, SectionHeader},
-    Endianness,
+    Endianness, ReadCache, ReadRef,
 };
 
 use super::LibraryErrorKind;
@@ -31,18 +31,28 @@ fn invalid(reason: impl Into<String>) -> Failure {
 /// Checks that `path` is a regular file holding a complete 64-bit little-endian ELF shared
 /// object for this machine: headers, every loadable segment and every section inside the file.
 pub(crate) fn validate(path: &Path) -> Result<(), Failure> {
+    // Checked before opening: opening a FIFO would block.
     let metadata = fs::metadata(path).map_err(|err| invalid(format!("cannot stat: {err}")))?;
     if !metadata.is_file() {
         return Err(invalid("not a regular file"));
     }
-    let data = fs::read(path).map_err(|err| invalid(format!("cannot read: {err}")))?;
-    let data = data.as_slice();
-    let size = data.len() as u64;
-    if data.len() < 16 || data[..4] != elf::ELFMAG {
+    // Only the headers are read (lazily, by range): libraries can be tens of megabytes and the
+    // daemon validates every one at start-up.
+    let file = fs::File::open(path).map_err(|err| invalid(format!("cannot open: {err}")))?;
+    let size = file
+        .metadata()
+        .map_err(|err| invalid(format!("cannot stat: {err}")))?
+        .len();
+    let cache = ReadCache::new(file);
+    let data = &cache;
+    let ident = data
+        .read_bytes_at(0, 16)
+        .map_err(|()| invalid("not an ELF file"))?;
+    if ident[..4] != elf::ELFMAG {
         return Err(invalid("not an ELF file"));
     }
     // e_ident[EI_CLASS] and e_ident[EI_DATA].
-    if data[4] != elf::ELFCLASS64 || data[5] != elf::ELFDATA2LSB {
+    if ident[4] != elf::ELFCLASS64 || ident[5] != elf::ELFDATA2LSB {
         return Err(invalid("not a 64-bit little-endian ELF file"));
     }
     let header = elf::FileHeader64::<Endianness>::parse(data)

@@ -52,7 +52,10 @@ impl Plugin for BtrfsPlugin {
         }
         let snapshots = root.join("snapshots");
         fs::create_dir_all(&snapshots).map_err(|err| {
-            PluginError::io(format!("create snapshots directory {}", snapshots.display()), err)
+            PluginError::io(
+                format!("create snapshots directory {}", snapshots.display()),
+                err,
+            )
         })?;
         let driver = BtrfsSnapshotter { root: root.clone() };
         Ok(PluginInstance::new(Driver::Snapshotter(Arc::new(driver)))

@@ -22,7 +22,10 @@ impl Plugin for LocalContentPlugin {
     }
 
     fn init(ctx: InitContext) -> Result<PluginInstance> {
-        for dir in [ctx.root.join("blobs").join("sha256"), ctx.root.join("ingest")] {
+        for dir in [
+            ctx.root.join("blobs").join("sha256"),
+            ctx.root.join("ingest"),
+        ] {
             fs::create_dir_all(&dir).map_err(|err| {
                 PluginError::io(format!("create content directory {}", dir.display()), err)
             })?;

@@ -57,7 +57,10 @@ impl Plugin for OverlayPlugin {
         };
         let snapshots = root.join("snapshots");
         fs::create_dir_all(&snapshots).map_err(|err| {
-            PluginError::io(format!("create snapshots directory {}", snapshots.display()), err)
+            PluginError::io(
+                format!("create snapshots directory {}", snapshots.display()),
+                err,
+            )
         })?;
         check_overlay(&root).map_err(|reason| {
             PluginError::skip(format!(
@@ -103,8 +106,13 @@ fn try_overlay_mount(scratch: &Path) -> std::result::Result<(), String> {
         Some(options.as_str()),
     )
     .map_err(|errno| format!("mount overlay: {}", errno.desc().to_lowercase()))?;
-    umount2(merged, MntFlags::MNT_DETACH)
-        .map_err(|errno| format!("unmount {}: {}", merged.display(), errno.desc().to_lowercase()))
+    umount2(merged, MntFlags::MNT_DETACH).map_err(|errno| {
+        format!(
+            "unmount {}: {}",
+            merged.display(),
+            errno.desc().to_lowercase()
+        )
+    })
 }
 
 /// The snapshotter; operations are not implemented yet.
@@ -199,32 +207,64 @@ mod tests {
     }
 
     #[test]
-    fn init_skips_where_overlay_cannot_mount() {
-        // An overlay upper directory cannot live on an overlay or on procfs-like
-        // filesystems; /proc is never writable, so use a root there to force a failure that
-        // is not about mounting: creating the directory fails instead, which is an error.
+    fn an_uncreatable_root_is_an_error_not_a_skip() {
         let err = OverlayPlugin::init(InitContext {
             root: PathBuf::from("/proc/rcontainerd-overlay-test"),
             ..InitContext::default()
         })
         .unwrap_err();
         assert!(!err.is_skip(), "{err}");
-        assert!(err.message.contains("/proc/rcontainerd-overlay-test/snapshots"), "{err}");
+        assert!(
+            err.message
+                .contains("/proc/rcontainerd-overlay-test/snapshots"),
+            "{err}"
+        );
     }
 
     #[test]
-    fn a_failed_check_is_reported_as_a_skip_naming_the_root() {
+    fn skips_when_overlay_cannot_mount_under_root() {
+        if !is_root() {
+            eprintln!("skipping: overlay mounts need root");
+            return;
+        }
+        // An overlay filesystem cannot serve as another overlay's upper directory, so a root
+        // inside an overlay mount makes the check fail for real.
         let dir = tempfile::tempdir().unwrap();
-        // A file where the scratch directory must go makes the check fail.
-        let root = dir.path().to_path_buf();
-        fs::write(root.join(format!(".overlay-check-{}", std::process::id())), b"x").unwrap();
-        let reason = check_overlay(&root).unwrap_err();
-        let err = PluginError::skip(format!(
-            "overlayfs is not supported under {}: {reason}",
-            root.display()
-        ));
-        assert!(err.is_skip());
+        let outer = dir.path().join("outer");
+        try_overlay_mount_kept(&outer);
+        let root = outer.join("merged/plugin-root");
+        let result = OverlayPlugin::init(InitContext {
+            root: root.clone(),
+            ..InitContext::default()
+        });
+        umount2(&outer.join("merged"), MntFlags::MNT_DETACH).unwrap();
+        let err = result.unwrap_err();
+        assert!(err.is_skip(), "{err}");
+        let prefix = format!("overlayfs is not supported under {}: ", root.display());
+        assert!(err.message.starts_with(&prefix), "{err}");
         assert!(err.message.ends_with(": skip plugin"), "{err}");
+    }
+
+    /// Mounts an overlay at `<scratch>/merged` and leaves it mounted.
+    fn try_overlay_mount_kept(scratch: &Path) {
+        let dirs = ["lower", "upper", "work", "merged"].map(|name| scratch.join(name));
+        for dir in &dirs {
+            fs::create_dir_all(dir).unwrap();
+        }
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            dirs[0].display(),
+            dirs[1].display(),
+            dirs[2].display()
+        );
+        mount(
+            Some("overlay"),
+            &dirs[3],
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .unwrap();
     }
 
     #[test]
