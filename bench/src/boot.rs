@@ -2,7 +2,7 @@
 //! let it idle, read its RSS, stop it. Daemons alternate run by run so that drift on the machine
 //! (cache, frequency, other load) falls on all of them alike.
 
-use crate::daemon::{ContainerdConfig, Subject};
+use crate::daemon::{ContainerdConfig, Launch, Subject};
 use crate::probe;
 use crate::procfs;
 use crate::workdir::WorkDir;
@@ -28,6 +28,8 @@ pub struct Plan {
     pub idle: Duration,
     pub boot_timeout: Duration,
     pub tmp_dir: Option<PathBuf>,
+    /// Time a second boot on the root and state a first, untimed boot left behind.
+    pub restart: bool,
 }
 
 impl Plan {
@@ -78,20 +80,15 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
     for subject in &subjects {
         check_binary(subject.binary())?;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     for subject in &subjects {
-        let sample = measure(&runtime, plan, subject)
-            .with_context(|| format!("warm-up run of {subject}"))?;
+        let sample = measure(plan, subject).with_context(|| format!("warm-up run of {subject}"))?;
         eprintln!("warm-up  {subject:<27} {}", describe(&sample));
     }
     let mut samples = vec![Vec::new(); subjects.len()];
     for round in 1..=plan.runs {
         for (subject, samples) in subjects.iter().zip(&mut samples) {
-            let sample = measure(&runtime, plan, subject)
-                .with_context(|| format!("run {round} of {subject}"))?;
+            let sample =
+                measure(plan, subject).with_context(|| format!("run {round} of {subject}"))?;
             eprintln!("run {round:>3}  {subject:<27} {}", describe(&sample));
             samples.push(sample);
         }
@@ -134,36 +131,16 @@ pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn measure(
-    runtime: &tokio::runtime::Runtime,
-    plan: &Plan,
-    subject: &Subject,
-) -> anyhow::Result<Sample> {
+fn measure(plan: &Plan, subject: &Subject) -> anyhow::Result<Sample> {
     let dir = WorkDir::new(plan.tmp_dir.as_deref())?;
-    let launch = subject
+    let mut launch = subject
         .prepare(dir.path())
         .context("preparing the run directory")?;
-    let mut command = launch.command;
-    let start = Instant::now();
-    let child = command
-        .spawn()
-        .with_context(|| format!("starting {}", subject.binary().display()))?;
-    let mut daemon = Daemon { child: Some(child) };
-    let answered = runtime.block_on(probe::wait_for_version(
-        &launch.socket,
-        daemon.child(),
-        start + plan.boot_timeout,
-    ));
-    let boot = start.elapsed();
-    let version = match answered {
-        Ok(version) => version,
-        Err(e) => {
-            drop(daemon);
-            let log = log_tail(&launch.log);
-            dir.remove()?;
-            return Err(e.context(format!("daemon log ends with:\n{log}")));
-        }
-    };
+    if plan.restart {
+        let (daemon, _, _) = boot(plan, subject, &mut launch).context("untimed first boot")?;
+        daemon.stop()?;
+    }
+    let (mut daemon, boot, version) = boot(plan, subject, &mut launch)?;
     std::thread::sleep(plan.idle);
     let pid = daemon.child().id();
     let status = procfs::status(pid)?;
@@ -180,6 +157,44 @@ fn measure(
         killed,
         leftover_mounts,
     })
+}
+
+/// Starts the daemon and waits for its first answer to Version.
+/// Returns it with the time from exec to that answer and the version it reported.
+fn boot(
+    plan: &Plan,
+    subject: &Subject,
+    launch: &mut Launch,
+) -> anyhow::Result<(Daemon, Duration, String)> {
+    // One runtime per boot, dropped right after the probe: that closes the probe's connection, which would
+    // otherwise stay open (its task never polled again) and hold up a daemon that drains clients on SIGTERM.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let start = Instant::now();
+    let mut daemon = Daemon {
+        child: Some(
+            launch
+                .command
+                .spawn()
+                .with_context(|| format!("starting {}", subject.binary().display()))?,
+        ),
+    };
+    let answered = runtime.block_on(probe::wait_for_version(
+        &launch.socket,
+        daemon.child(),
+        start + plan.boot_timeout,
+    ));
+    let elapsed = start.elapsed();
+    drop(runtime);
+    match answered {
+        Ok(version) => Ok((daemon, elapsed, version)),
+        Err(e) => {
+            drop(daemon);
+            Err(e.context(format!("daemon log ends with:\n{}", log_tail(&launch.log))))
+        }
+    }
 }
 
 /// A started daemon; killed if dropped before it was stopped.

@@ -54,6 +54,10 @@ struct BootArgs {
     /// Parent of the per-run temporary directories [default: the system temp dir].
     #[arg(long)]
     tmp_dir: Option<PathBuf>,
+    /// Time a restart instead of a first boot: each run boots the daemon once untimed, stops it, and
+    /// times a second boot on the root and state the first left behind.
+    #[arg(long)]
+    restart: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
                 idle: std::time::Duration::from_millis(args.idle_ms),
                 boot_timeout: std::time::Duration::from_secs(args.boot_timeout_s),
                 tmp_dir: args.tmp_dir,
+                restart: args.restart,
             };
             let results = boot::run(&plan)?;
             print!("{}", report::render(&plan, &results));

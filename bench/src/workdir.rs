@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 const MAX_UNMOUNT_ROUNDS: usize = 64;
 
+/// Also cleaned up on drop (failures printed as warnings), so an early return leaves no mounts or files behind.
 pub struct WorkDir {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl WorkDir {
@@ -26,33 +27,66 @@ impl WorkDir {
         let dir = builder
             .tempdir_in(&parent)
             .with_context(|| format!("creating a run directory in {}", parent.display()))?;
-        Ok(Self { dir })
+        Ok(Self { dir: Some(dir) })
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.dir
+            .as_ref()
+            .expect("run directory not yet removed")
+            .path()
     }
 
     /// Detaches every mount left below the directory, then removes it. Returns the mount points it detached.
-    pub fn remove(self) -> anyhow::Result<Vec<PathBuf>> {
-        let mut detached = Vec::new();
-        // Mounts stacked on one point come off one per round.
-        for _ in 0..MAX_UNMOUNT_ROUNDS {
-            let left = procfs::mounts_under(self.path()).context("reading /proc/self/mountinfo")?;
-            if left.is_empty() {
-                break;
+    pub fn remove(mut self) -> anyhow::Result<Vec<PathBuf>> {
+        self.clean()
+    }
+
+    fn clean(&mut self) -> anyhow::Result<Vec<PathBuf>> {
+        let Some(dir) = self.dir.take() else {
+            return Ok(Vec::new());
+        };
+        let path = dir.path().to_owned();
+        let detached = match detach_mounts_under(&path) {
+            Ok(detached) => detached,
+            Err(e) => {
+                // Deleting through a mount could delete someone else's files: leave the directory be.
+                let _ = dir.keep();
+                return Err(e.context(format!("keeping run directory {}", path.display())));
             }
-            for point in left {
-                nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH)
-                    .with_context(|| format!("unmounting {}", point.display()))?;
-                detached.push(point);
-            }
-        }
-        let path = self.path().to_owned();
-        self.dir
-            .close()
+        };
+        dir.close()
             .with_context(|| format!("removing run directory {}", path.display()))?;
         Ok(detached)
+    }
+}
+
+/// Detaches every mount at or below `path`; returns the mount points detached.
+fn detach_mounts_under(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut detached = Vec::new();
+    // Mounts stacked on one point come off one per round.
+    for _ in 0..MAX_UNMOUNT_ROUNDS {
+        let left = procfs::mounts_under(path).context("reading /proc/self/mountinfo")?;
+        if left.is_empty() {
+            return Ok(detached);
+        }
+        for point in left {
+            nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH)
+                .with_context(|| format!("unmounting {}", point.display()))?;
+            detached.push(point);
+        }
+    }
+    anyhow::bail!(
+        "mounts still left under {} after {MAX_UNMOUNT_ROUNDS} rounds",
+        path.display()
+    )
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = self.clean() {
+            eprintln!("warning: {e:#}");
+        }
     }
 }
 

@@ -65,6 +65,12 @@ pub enum Command {
         arg_required_else_help = true
     )]
     Namespaces(NamespacesCommand),
+    /// Manage snapshots
+    #[command(visible_alias = "snapshot", arg_required_else_help = true)]
+    Snapshots(SnapshotsArgs),
+    /// Manage content
+    #[command(subcommand, arg_required_else_help = true)]
+    Content(ContentCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +131,208 @@ pub struct NamespacesRemove {
     pub names: Vec<String>,
 }
 
+/// Snapshot commands work on one snapshotter, chosen before the command.
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Snapshotter name; empty means the default (overlayfs)
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER")]
+    pub snapshotter: Option<String>,
+    #[command(subcommand)]
+    pub command: SnapshotsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotsCommand {
+    /// Commit an active snapshot into the provided name
+    Commit(SnapshotCommit),
+    /// Get info about a snapshot
+    Info(SnapshotKey),
+    /// List snapshots
+    #[command(visible_alias = "ls")]
+    List(IgnoredArgs),
+    /// Print mount commands for a snapshot
+    #[command(visible_aliases = ["m", "mount"])]
+    Mounts(SnapshotMounts),
+    /// Prepare a snapshot from a committed snapshot
+    Prepare(SnapshotCreate),
+    /// Remove snapshots
+    #[command(visible_aliases = ["del", "remove", "rm"])]
+    Delete(SnapshotKeys),
+    /// Add labels to a snapshot; an empty value removes the label
+    Label(ObjectWithLabels),
+    /// Display a tree view of snapshot branches
+    Tree(IgnoredArgs),
+    /// Show the disk usage of snapshots
+    Usage(SnapshotUsage),
+    /// Create a read-only snapshot from a committed snapshot
+    View(SnapshotCreate),
+}
+
+/// Arguments a command accepts and ignores, as containerd's ctr does.
+#[derive(Debug, Args)]
+pub struct IgnoredArgs {
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotCommit {
+    /// Name of the committed snapshot
+    pub name: Option<String>,
+    /// Key of the active snapshot to commit
+    pub key: Option<String>,
+    /// More arguments make the command print its help instead
+    #[arg(hide = true)]
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotKey {
+    /// The snapshot's key
+    pub key: Option<String>,
+    #[arg(hide = true)]
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotKeys {
+    /// The snapshots' keys
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotMounts {
+    /// Mount target printed in the commands
+    pub target: Option<String>,
+    /// The snapshot's key
+    pub key: Option<String>,
+    #[arg(hide = true)]
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotCreate {
+    /// Mount target path; the mount commands are printed if given
+    #[arg(short, long)]
+    pub target: Option<String>,
+    /// Print out the snapshot's mounts as JSON
+    #[arg(long)]
+    pub mounts: bool,
+    /// Key of the new snapshot
+    pub key: Option<String>,
+    /// Committed snapshot to build on
+    pub parent: Option<String>,
+    #[arg(hide = true)]
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotUsage {
+    /// Display sizes in bytes
+    #[arg(short = 'b')]
+    pub bytes: bool,
+    /// Snapshots to report on (all when none is given)
+    pub keys: Vec<String>,
+}
+
+/// An object name followed by `KEY=VALUE` labels.
+#[derive(Debug, Args)]
+pub struct ObjectWithLabels {
+    /// The object
+    pub object: Option<String>,
+    /// Labels as KEY=VALUE (a bare KEY means KEY=true, an empty value removes)
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContentCommand {
+    /// Display active transfers
+    Active(ContentActive),
+    /// Permanently delete one or more blobs; deleted ones are printed
+    #[command(visible_aliases = ["del", "remove", "rm"])]
+    Delete(ContentDigests),
+    /// Get the data for an object
+    Get(ContentGet),
+    /// Accept content from stdin into the store
+    Ingest(ContentIngest),
+    /// List all blobs in the store
+    #[command(visible_alias = "ls")]
+    List(ContentList),
+    /// Add labels to content; an empty value removes the label
+    Label(ObjectWithLabels),
+}
+
+#[derive(Debug, Args)]
+pub struct ContentActive {
+    /// Total timeout for fetch (accepted for compatibility, unused)
+    #[arg(
+        short,
+        long,
+        env = "CONTAINERD_FETCH_TIMEOUT",
+        default_value = "0s",
+        value_parser = duration::parse
+    )]
+    pub timeout: Duration,
+    /// Path to content store root (accepted for compatibility, unused)
+    #[arg(long, default_value = "/tmp/content")]
+    pub root: String,
+    /// Filter on the transfers, e.g. ref~=layer
+    pub regexp: Option<String>,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContentDigests {
+    /// Digests of the blobs
+    pub digests: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContentGet {
+    /// Digest of the blob
+    pub digest: Option<String>,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContentIngest {
+    /// Validate against the provided size
+    #[arg(long, default_value_t = 0)]
+    pub expected_size: i64,
+    /// Verify content against the expected digest
+    #[arg(long, default_value = "")]
+    pub expected_digest: String,
+    /// Reference of the transaction
+    #[arg(value_name = "KEY")]
+    pub reference: Option<String>,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContentList {
+    /// Print only the blob digest
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filters, e.g. labels.a==b (any one may match)
+    pub filters: Vec<String>,
+}
+
+/// The help text of the command at `path` (e.g. `["snapshots", "prepare"]`),
+/// which containerd's ctr prints, successfully, when given the wrong number
+/// of arguments.
+pub fn help_of(path: &[&str]) -> String {
+    let mut args = vec!["ctr"];
+    args.extend_from_slice(path);
+    args.push("--help");
+    match Cli::try_parse_from(args) {
+        Err(err) => err.render().to_string(),
+        Ok(_) => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +390,102 @@ mod tests {
     #[test]
     fn rejects_a_bad_timeout() {
         assert!(Cli::try_parse_from(["ctr", "--timeout", "10", "version"]).is_err());
+    }
+
+    #[test]
+    fn reads_snapshot_commands_with_containerds_aliases() {
+        let cli = parse(&[
+            "ctr",
+            "snapshot",
+            "--snapshotter",
+            "native",
+            "prepare",
+            "k",
+            "--mounts",
+            "-t",
+            "/mnt",
+        ]);
+        let Command::Snapshots(args) = cli.command else {
+            panic!("not snapshots");
+        };
+        assert_eq!(args.snapshotter.as_deref(), Some("native"));
+        let SnapshotsCommand::Prepare(prepare) = args.command else {
+            panic!("not prepare");
+        };
+        assert!(prepare.mounts);
+        assert_eq!(prepare.target.as_deref(), Some("/mnt"));
+        assert_eq!(prepare.key.as_deref(), Some("k"));
+        assert_eq!(prepare.parent, None);
+        for alias in ["rm", "del", "remove", "delete"] {
+            let cli = parse(&["ctr", "snapshots", alias, "a", "b"]);
+            let Command::Snapshots(SnapshotsArgs {
+                command: SnapshotsCommand::Delete(keys),
+                ..
+            }) = cli.command
+            else {
+                panic!("{alias} is not delete");
+            };
+            assert_eq!(keys.keys, ["a", "b"]);
+        }
+        for alias in ["m", "mount", "mounts"] {
+            let cli = parse(&["ctr", "snapshots", alias, "/t", "k"]);
+            assert!(matches!(
+                cli.command,
+                Command::Snapshots(SnapshotsArgs {
+                    command: SnapshotsCommand::Mounts(_),
+                    ..
+                })
+            ));
+        }
+        // Extra arguments are kept so that the command can print its help.
+        let cli = parse(&["ctr", "snapshots", "prepare", "a", "b", "c"]);
+        let Command::Snapshots(SnapshotsArgs {
+            command: SnapshotsCommand::Prepare(prepare),
+            ..
+        }) = cli.command
+        else {
+            panic!("not prepare");
+        };
+        assert_eq!(prepare.extra, ["c"]);
+    }
+
+    #[test]
+    fn reads_content_commands_with_containerds_flags() {
+        let cli = parse(&[
+            "ctr",
+            "content",
+            "ingest",
+            "--expected-size",
+            "6",
+            "--expected-digest",
+            "sha256:x",
+            "ref",
+        ]);
+        let Command::Content(ContentCommand::Ingest(ingest)) = cli.command else {
+            panic!("not ingest");
+        };
+        assert_eq!(ingest.expected_size, 6);
+        assert_eq!(ingest.expected_digest, "sha256:x");
+        assert_eq!(ingest.reference.as_deref(), Some("ref"));
+        let cli = parse(&["ctr", "content", "active", "-t", "5s", "--root", "/x", "r"]);
+        let Command::Content(ContentCommand::Active(active)) = cli.command else {
+            panic!("not active");
+        };
+        assert_eq!(active.timeout, Duration::from_secs(5));
+        assert_eq!(active.regexp.as_deref(), Some("r"));
+        let cli = parse(&["ctr", "content", "ls", "-q", "labels.a==b"]);
+        let Command::Content(ContentCommand::List(list)) = cli.command else {
+            panic!("not ls");
+        };
+        assert!(list.quiet);
+        assert_eq!(list.filters, ["labels.a==b"]);
+        assert!(Cli::try_parse_from(["ctr", "content", "active", "-t", "5x"]).is_err());
+    }
+
+    #[test]
+    fn renders_a_subcommands_help() {
+        let help = help_of(&["snapshots", "prepare"]);
+        assert!(help.contains("--mounts"), "{help}");
+        assert!(help.contains("Usage: ctr snapshots prepare"), "{help}");
     }
 }

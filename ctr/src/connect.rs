@@ -145,7 +145,7 @@ fn describe_dial_failure(path: &Path, err: &io::Error) -> String {
 }
 
 /// The OS's description of `err` in lower case, without Rust's `(os error N)`.
-fn os_error_text(err: &io::Error) -> String {
+pub fn os_error_text(err: &io::Error) -> String {
     let text = err.to_string();
     let text = match text.rfind(" (os error ") {
         Some(index) => &text[..index],

@@ -5,10 +5,14 @@
 mod cli;
 mod commands;
 mod connect;
+mod digest;
 mod duration;
 mod errors;
+mod gojson;
+mod labels;
 mod log;
 mod tabwriter;
+mod units;
 
 use std::future::Future;
 use std::io::Write;
@@ -91,6 +95,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     within_timeout(global, commands::namespaces::remove(channel, args)).await
                 }
             }
+        }
+        Command::Snapshots(args) => {
+            if let Some(help) = commands::snapshots::help_instead(&args.command) {
+                print!("{help}");
+                return Ok(());
+            }
+            let channel = dial(global).await?;
+            let mut out = String::new();
+            let result = within_timeout(global, commands::snapshots::run(channel, args, &mut out)).await;
+            print!("{out}");
+            result
+        }
+        Command::Content(command) => {
+            commands::content::check_before_dial(command)?;
+            let channel = dial(global).await?;
+            let mut out = String::new();
+            let result =
+                within_timeout(global, commands::content::run(channel, command, &mut out)).await;
+            print!("{out}");
+            result
         }
     }
 }

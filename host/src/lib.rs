@@ -3,6 +3,7 @@
 //! thin command line over [`daemon::run`].
 
 pub mod config;
+pub mod content;
 pub mod daemon;
 pub mod errdefs;
 pub mod filters;
@@ -11,3 +12,4 @@ pub mod metadata;
 pub mod plugin;
 pub mod server;
 pub mod services;
+pub mod snapshots;

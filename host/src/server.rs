@@ -9,10 +9,13 @@ use crate::plugin::builtin::{
     self, GRPC_HEALTH, GRPC_INTROSPECTION, GRPC_NAMESPACES, GRPC_VERSION,
 };
 use crate::plugin::Registry;
-use crate::services::{introspection, namespace_header, namespaces, pending, version};
+use crate::services::{
+    content, introspection, namespace_header, namespaces, pending, snapshots, version,
+};
 use rcontainerd_api::services as api;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -114,6 +117,48 @@ pub async fn serve(
     });
     router = router.add_optional_service(health);
 
+    // Snapshots over every loaded snapshotter; opening a store replays its
+    // intents and removes orphans, so it runs before we serve.
+    let snapshots_service = match &done.metadata {
+        Some(store) => {
+            let store = store.clone();
+            let backends = done.snapshotters.clone();
+            let stores = crate::services::blocking(move || {
+                Ok(crate::snapshots::SnapshotStores::open_all(&store, &backends))
+            })
+            .await?;
+            Some(
+                api::snapshots::snapshots_server::SnapshotsServer::with_interceptor(
+                    snapshots::SnapshotsService::new(stores),
+                    namespace_header::require,
+                ),
+            )
+        }
+        None => None,
+    };
+    router = router.add_optional_service(snapshots_service);
+
+    // Content: the driver's blobs seen through per-namespace records.
+    let content_service = match (&done.metadata, &done.content) {
+        (Some(store), Some(driver)) => {
+            let store = Arc::new(crate::content::ContentStore::new(
+                store.clone(),
+                driver.clone(),
+            ));
+            let server = api::content::content_server::ContentServer::new(
+                content::ContentService::new(store),
+            )
+            .max_decoding_message_size(opts.max_recv_message_size)
+            .max_encoding_message_size(opts.max_send_message_size);
+            Some(tonic::service::interceptor::InterceptedService::new(
+                server,
+                namespace_header::require,
+            ))
+        }
+        _ => None,
+    };
+    router = router.add_optional_service(content_service);
+
     // Namespaced services not yet implemented: header check, then Unimplemented.
     let ns = namespace_header::require;
     let router = router
@@ -127,15 +172,6 @@ pub async fn serve(
             pending::Pending,
             ns,
         ))
-        .add_service(
-            api::content::content_server::ContentServer::with_interceptor(pending::Pending, ns),
-        )
-        .add_service(
-            api::snapshots::snapshots_server::SnapshotsServer::with_interceptor(
-                pending::Pending,
-                ns,
-            ),
-        )
         .add_service(api::leases::leases_server::LeasesServer::with_interceptor(
             pending::Pending,
             ns,

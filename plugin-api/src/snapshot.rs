@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use crate::Result;
 
+#[cfg(feature = "storage")]
+pub mod storage;
+
 /// Labels attached to a snapshot or blob.
 pub type Labels = BTreeMap<String, String>;
 

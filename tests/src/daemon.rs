@@ -44,11 +44,12 @@ impl DaemonError {
     }
 }
 
-/// How to start a daemon. The default: in-tree plugins found next to the binary, nothing disabled or
+/// How to start a daemon. The default: the in-tree plugins next to the binary, nothing disabled or
 /// required.
 #[derive(Debug, Clone, Default)]
 pub struct DaemonOptions {
-    /// `plugin_dirs`; `None` leaves the key out, so the daemon uses its default (its own directory).
+    /// `plugin_dirs`; `None`: the directory of the daemon binary only (where cargo puts the in-tree
+    /// plugins), so that libraries installed on the machine never leak into a test.
     pub plugin_dirs: Option<Vec<PathBuf>>,
     /// `disabled_plugins` URIs.
     pub disabled_plugins: Vec<String>,
@@ -284,10 +285,12 @@ impl Daemon {
         let mut text = String::from("version = 2\n");
         text += &format!("root = {}\n", toml_str(&self.root()));
         text += &format!("state = {}\n", toml_str(&self.state()));
-        if let Some(dirs) = &o.plugin_dirs {
-            let dirs: Vec<String> = dirs.iter().map(|d| toml_str(d)).collect();
-            text += &format!("plugin_dirs = [{}]\n", dirs.join(", "));
-        }
+        let dirs = o
+            .plugin_dirs
+            .clone()
+            .unwrap_or_else(|| vec![binaries::profile_dir()]);
+        let dirs: Vec<String> = dirs.iter().map(|d| toml_str(d)).collect();
+        text += &format!("plugin_dirs = [{}]\n", dirs.join(", "));
         if !o.disabled_plugins.is_empty() {
             text += &format!("disabled_plugins = {}\n", toml_list(&o.disabled_plugins));
         }

@@ -228,3 +228,49 @@ fn config_dump_shows_the_effective_values() {
     assert!(dump.contains("state = \"/tmp/from-flag\""), "{dump}");
     assert!(dump.contains("pause_threshold = 0.07"), "{dump}");
 }
+
+/// `imports` (globs) merge containerd's way: lists are appended, plugin tables replaced per plugin.
+#[tokio::test]
+async fn imports_are_merged_into_the_main_config() {
+    let extra = tempfile::tempdir().unwrap();
+    std::fs::write(
+        extra.path().join("10-disable.toml"),
+        format!(
+            "version = 2\ndisabled_plugins = [\"{}\"]\n",
+            rcontainerd_tests::uri::EXAMPLE
+        ),
+    )
+    .unwrap();
+    std::fs::write(extra.path().join("ignored.txt"), "not toml at all [").unwrap();
+    let glob = extra.path().join("*.toml");
+    let daemon = Daemon::start(
+        DaemonOptions::new()
+            .disable(rcontainerd_tests::uri::NATIVE)
+            .extra_toml(&format!("imports = [{:?}]", glob.to_str().unwrap())),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let plugins = daemon.plugins(&[]).await;
+    let listed = |uri: &str| rcontainerd_tests::find_plugin(&plugins, uri).is_some();
+    assert!(
+        !listed(rcontainerd_tests::uri::NATIVE),
+        "main file's list kept"
+    );
+    assert!(
+        !listed(rcontainerd_tests::uri::EXAMPLE),
+        "import's list appended"
+    );
+    assert!(listed(rcontainerd_tests::uri::OVERLAYFS));
+}
+
+#[test]
+fn an_import_that_cannot_be_parsed_names_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "version = 2\nroot = [\n").unwrap();
+    let (_, stderr) = check_refuses(
+        dir.path(),
+        &format!("version = 2\nimports = [{:?}]\n", broken.to_str().unwrap()),
+    );
+    assert!(stderr.contains("broken.toml"), "{stderr}");
+}

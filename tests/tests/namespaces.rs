@@ -126,6 +126,10 @@ async fn ctr_errors_end_with_the_code_suffix() {
         );
         assert!(stderr.contains("dup"), "{which:?}: {stderr}");
 
+        // ctr treats NotFound on remove as done: it prints the name and succeeds.
+        let ghost = daemon.ctr(which, &["namespaces", "remove", "ghost"]);
+        assert_eq!(ghost.ok().trim(), "ghost", "{which:?}");
+
         let bad = daemon.ctr(which, &["namespaces", "create", "Bad Name!"]);
         let stderr = bad.failed();
         assert!(

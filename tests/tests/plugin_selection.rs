@@ -117,6 +117,29 @@ async fn sigterm_shuts_down_cleanly() {
     );
 }
 
+/// containerd stops serving at once on SIGTERM: a client that keeps its connection open (here: one
+/// that sent the HTTP/2 preface and then ignores the server's GOAWAY) must not hold the daemon up.
+#[tokio::test]
+async fn sigterm_shuts_down_promptly_with_a_stuck_client_connected() {
+    use std::io::Write;
+    let mut daemon = Daemon::start_default().await;
+    let mut stuck = std::os::unix::net::UnixStream::connect(daemon.socket()).unwrap();
+    // Connection preface, then an empty SETTINGS frame.
+    stuck
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    assert!(daemon.answers_version().await);
+    let started = std::time::Instant::now();
+    let status = daemon.terminate();
+    assert!(
+        status.success(),
+        "exit status {status}; stderr:\n{}",
+        daemon.stderr()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(stuck);
+}
+
 #[tokio::test]
 async fn a_second_daemon_on_a_live_socket_refuses_to_start() {
     let first = Daemon::start_default().await;

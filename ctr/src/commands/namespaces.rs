@@ -1,6 +1,6 @@
 //! `ctr namespaces create|ls|label|rm`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
@@ -14,14 +14,12 @@ use rcontainerd_api::services::namespaces::{
 use crate::cli::{NamespaceWithLabels, NamespacesList, NamespacesRemove};
 use crate::connect::NamespacedChannel;
 use crate::errors::RpcError;
+use crate::labels::parse_labels;
 use crate::log;
 use crate::tabwriter::TabWriter;
 
 /// Where cgroup file systems are mounted.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-/// The label value a bare `KEY` argument stands for.
-const BARE_LABEL_VALUE: &str = "true";
 
 const MISSING_NAME: &str = "please specify a namespace";
 
@@ -127,17 +125,6 @@ pub fn table(namespaces: &[Namespace]) -> String {
     writer.finish()
 }
 
-/// `KEY=VALUE` arguments as a map; a bare `KEY` means `KEY=true`, and a later
-/// argument for the same key wins.
-pub fn parse_labels(args: &[String]) -> BTreeMap<String, String> {
-    args.iter()
-        .map(|arg| match arg.split_once('=') {
-            Some((key, value)) => (key.to_owned(), value.to_owned()),
-            None => (arg.clone(), BARE_LABEL_VALUE.to_owned()),
-        })
-        .collect()
-}
-
 /// Removes the cgroup named after the namespace: `/sys/fs/cgroup/<name>` on a
 /// unified hierarchy, or that directory under every v1 controller. Cgroups
 /// that do not exist are fine.
@@ -202,25 +189,6 @@ q    dup=2,eq=a=b,novalue=true
 ";
         assert_eq!(table(&namespaces), expected);
         assert_eq!(table(&[]), "NAME LABELS \n");
-    }
-
-    #[test]
-    fn parses_labels_like_containerds_ctr() {
-        let args: Vec<String> = ["novalue", "eq=a=b", "dup=1", "dup=2", "empty="]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let labels = parse_labels(&args);
-        let expected: BTreeMap<String, String> = [
-            ("dup", "2"),
-            ("empty", ""),
-            ("eq", "a=b"),
-            ("novalue", "true"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(labels, expected);
     }
 
     #[test]

@@ -119,9 +119,9 @@ fn type_name(value: &toml::Value) -> &'static str {
 }
 
 /// The candidate closest to `word` by edit distance (a transposition counts once), if it is close enough to be
-/// the likely intent: at most a third of the word's length, and at least one edit allowed.
+/// a typo: at most a third of the word's length and at most three edits, and one edit always allowed.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let allowed = (word.chars().count() / 3).max(1);
+    let allowed = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -154,6 +154,14 @@ mod tests {
                 ]
             ),
             Some("io.containerd.snapshotter.v1.overlayfs")
+        );
+        // Long names share most of their letters; a different id is not a typo.
+        assert_eq!(
+            closest(
+                "io.containerd.grpc.v1.cri",
+                ["io.containerd.grpc.v1.version"]
+            ),
+            None
         );
         assert_eq!(closest("x", std::iter::empty()), None);
     }

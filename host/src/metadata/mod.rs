@@ -11,10 +11,12 @@
 //! | `images`     | `namespace \0 name`                      | image record (later)      |
 //! | `containers` | `namespace \0 id`                        | container record (later)  |
 //! | `leases`     | `namespace \0 id …`                      | lease records (later)     |
-//! | `snapshots`  | `namespace \0 snapshotter \0 name`       | snapshot record (later)   |
-//! | `content`    | `namespace \0 digest`                    | blob record (later)       |
-//! | `ingests`    | `namespace \0 ref`                       | ingest record (later)     |
+//! | `snapshots`  | `namespace \0 snapshotter \0 name`       | snapshot record           |
+//! | `content`    | `namespace \0 digest`                    | blob record (`content.rs`)|
+//! | `ingests`    | `namespace \0 ref`                       | ingest ref (`content.rs`) |
 //! | `meta`       | `schema_version`                         | u32, big-endian           |
+//! | `meta`       | `content.ingest_sequence`                | u64, big-endian (`content.rs`) |
+//! | `meta`       | `snapshot-counter \0 …`, `snapshot-intent \0 …` | see `snapshots.rs` |
 //!
 //! Identifiers never contain NUL, so every record of a namespace shares the
 //! prefix `namespace \0` and a prefix scan lists exactly one namespace (one
@@ -41,11 +43,17 @@
 //! One module per record type: `namespaces.rs` now; images, containers,
 //! leases, snapshots and content follow the same pattern.
 
+mod content;
 mod keys;
 mod labels;
 mod namespaces;
 mod record;
+pub mod snapshots;
 mod store;
 
+pub use content::{
+    blob_exists, blob_not_found, validate_blob_labels, BlobRecord, IngestRecord,
+};
 pub use namespaces::Namespace;
+pub use snapshots::{Intent, SnapshotKind, SnapshotRecord};
 pub use store::{MetadataStore, NamespaceGuard, SCHEMA_VERSION};

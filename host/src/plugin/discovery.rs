@@ -84,7 +84,7 @@ pub fn load(files: &[PathBuf]) -> Vec<Registration> {
                 }
             }
             Err(e) => {
-                let reason = format!("{}: {e}", path.display());
+                let reason = e.to_string();
                 let (plugin_type, id) = e.plugin().unwrap_or_else(|| {
                     let name = path
                         .file_name()

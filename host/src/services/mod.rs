@@ -1,10 +1,12 @@
 //! gRPC services: thin wrappers that decode a request, call the local
 //! store or registry, and map errors once through [`crate::errdefs`].
 
+pub mod content;
 pub mod introspection;
 pub mod namespace_header;
 pub mod namespaces;
 pub mod pending;
+pub mod snapshots;
 pub mod version;
 
 use crate::errdefs::{Error, Result};

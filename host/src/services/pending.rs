@@ -4,13 +4,11 @@
 //! check runs before any handler), then `Unimplemented` for the method.
 //! Each is replaced by its real service in the issue that brings it.
 
-use rcontainerd_api::services::{containers, content, images, leases, snapshots, tasks};
+use rcontainerd_api::services::{containers, images, leases, tasks};
 
 pub struct Pending;
 
 impl containers::containers_server::Containers for Pending {}
 impl images::images_server::Images for Pending {}
-impl content::content_server::Content for Pending {}
-impl snapshots::snapshots_server::Snapshots for Pending {}
 impl leases::leases_server::Leases for Pending {}
 impl tasks::tasks_server::Tasks for Pending {}

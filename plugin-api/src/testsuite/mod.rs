@@ -3,6 +3,9 @@
 //! the ABI. They check the interface's model — kinds, names, parents, labels, error classes —
 //! through the plain traits only.
 
+pub mod content;
+#[cfg(target_os = "linux")]
+pub mod mount;
 pub mod snapshot;
 
 /// A failed check: what was expected.

@@ -1,13 +1,26 @@
-//! `io.containerd.content.v1.content`: blobs and ingests on the local filesystem
-//! (`<root>/blobs/sha256/<hex>`, `<root>/ingest/<ref hash>`). This issue sets up the layout; the
-//! store operations come next.
+//! `io.containerd.content.v1.content`: blobs and resumable ingests on the local filesystem.
+//!
+//! Blobs live once, by digest, at `<root>/blobs/sha256/<hex>` (containerd's layout); ingests in
+//! `<root>/ingest/<sha256(ref)>/`. Per-namespace visibility and records are the host's: this
+//! driver stores bytes. Its labels (see [`labels`]) serve direct users of the driver.
 
-use std::{fs, path::PathBuf, sync::Arc};
+mod digest;
+mod hasher;
+mod ingest;
+mod labels;
+mod layout;
+mod locks;
+mod reader;
+mod store;
+mod writer;
+
+use std::sync::Arc;
 
 use rcontainerd_plugin_api::{
-    content::{Info, Reader, Status, Store, Writer, WriterOptions},
-    export_plugin, Driver, InitContext, Manifest, Plugin, PluginError, PluginInstance, Result,
+    export_plugin, Driver, InitContext, Manifest, Plugin, PluginInstance, Result,
 };
+
+pub use store::LocalStore;
 
 pub const PLUGIN_TYPE: &str = "io.containerd.content.v1";
 pub const PLUGIN_ID: &str = "content";
@@ -22,72 +35,9 @@ impl Plugin for LocalContentPlugin {
     }
 
     fn init(ctx: InitContext) -> Result<PluginInstance> {
-        for dir in [
-            ctx.root.join("blobs").join("sha256"),
-            ctx.root.join("ingest"),
-        ] {
-            fs::create_dir_all(&dir).map_err(|err| {
-                PluginError::io(format!("create content directory {}", dir.display()), err)
-            })?;
-        }
-        let store = LocalStore {
-            root: ctx.root.clone(),
-        };
+        let store = LocalStore::open(ctx.root.clone())?;
         Ok(PluginInstance::new(Driver::Content(Arc::new(store)))
             .export("root", ctx.root.to_string_lossy()))
-    }
-}
-
-/// The store; operations are not implemented yet.
-#[derive(Debug)]
-pub struct LocalStore {
-    root: PathBuf,
-}
-
-impl LocalStore {
-    fn not_implemented(&self, operation: &str) -> PluginError {
-        PluginError::not_implemented(format_args!(
-            "content store ({}): {operation}",
-            self.root.display()
-        ))
-    }
-}
-
-impl Store for LocalStore {
-    fn info(&self, _digest: &str) -> Result<Info> {
-        Err(self.not_implemented("info"))
-    }
-
-    fn update(&self, _info: Info, _fieldpaths: &[String]) -> Result<Info> {
-        Err(self.not_implemented("update"))
-    }
-
-    fn list(&self) -> Result<Vec<Info>> {
-        Err(self.not_implemented("list"))
-    }
-
-    fn delete(&self, _digest: &str) -> Result<()> {
-        Err(self.not_implemented("delete"))
-    }
-
-    fn reader(&self, _digest: &str) -> Result<Box<dyn Reader>> {
-        Err(self.not_implemented("reader"))
-    }
-
-    fn writer(&self, _options: WriterOptions) -> Result<Box<dyn Writer>> {
-        Err(self.not_implemented("writer"))
-    }
-
-    fn status(&self, _reference: &str) -> Result<Status> {
-        Err(self.not_implemented("status"))
-    }
-
-    fn list_statuses(&self) -> Result<Vec<Status>> {
-        Err(self.not_implemented("list statuses"))
-    }
-
-    fn abort(&self, _reference: &str) -> Result<()> {
-        Err(self.not_implemented("abort"))
     }
 }
 

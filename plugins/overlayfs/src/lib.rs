@@ -1,6 +1,10 @@
-//! `io.containerd.snapshotter.v1.overlayfs`: snapshots as overlay filesystem layers. This issue
-//! sets up its directory and proves overlay mounts work under its root; the snapshot operations
-//! come next.
+//! `io.containerd.snapshotter.v1.overlayfs`: snapshots as overlay filesystem layers, laid out
+//! as containerd lays them out (`<root>/snapshots/<id>/{fs,work}`), with records in a
+//! crash-safe journal (`<root>/metadata.journal`).
+
+mod snapshotter;
+
+pub use snapshotter::OverlaySnapshotter;
 
 use std::{
     fs,
@@ -10,9 +14,7 @@ use std::{
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use rcontainerd_plugin_api::{
-    export_plugin,
-    snapshot::{Info, Labels, Mount, Snapshotter, Usage},
-    Driver, InitContext, Manifest, Plugin, PluginError, PluginInstance, Result,
+    export_plugin, Driver, InitContext, Manifest, Plugin, PluginError, PluginInstance, Result,
 };
 use serde::Deserialize;
 
@@ -68,10 +70,7 @@ impl Plugin for OverlayPlugin {
                 root.display()
             ))
         })?;
-        let driver = OverlaySnapshotter {
-            root: root.clone(),
-            config,
-        };
+        let driver = OverlaySnapshotter::open(root.clone(), config)?;
         Ok(PluginInstance::new(Driver::Snapshotter(Arc::new(driver)))
             .export("root", root.to_string_lossy()))
     }
@@ -113,65 +112,6 @@ fn try_overlay_mount(scratch: &Path) -> std::result::Result<(), String> {
             errno.desc().to_lowercase()
         )
     })
-}
-
-/// The snapshotter; operations are not implemented yet.
-#[derive(Debug)]
-pub struct OverlaySnapshotter {
-    root: PathBuf,
-    config: Config,
-}
-
-impl OverlaySnapshotter {
-    /// The configuration init accepted.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    fn not_implemented(&self, operation: &str) -> PluginError {
-        PluginError::not_implemented(format_args!(
-            "snapshotter overlayfs ({}): {operation}",
-            self.root.display()
-        ))
-    }
-}
-
-impl Snapshotter for OverlaySnapshotter {
-    fn stat(&self, _key: &str) -> Result<Info> {
-        Err(self.not_implemented("stat"))
-    }
-
-    fn update(&self, _info: Info, _fieldpaths: &[String]) -> Result<Info> {
-        Err(self.not_implemented("update"))
-    }
-
-    fn usage(&self, _key: &str) -> Result<Usage> {
-        Err(self.not_implemented("usage"))
-    }
-
-    fn mounts(&self, _key: &str) -> Result<Vec<Mount>> {
-        Err(self.not_implemented("mounts"))
-    }
-
-    fn prepare(&self, _key: &str, _parent: &str, _labels: Labels) -> Result<Vec<Mount>> {
-        Err(self.not_implemented("prepare"))
-    }
-
-    fn view(&self, _key: &str, _parent: &str, _labels: Labels) -> Result<Vec<Mount>> {
-        Err(self.not_implemented("view"))
-    }
-
-    fn commit(&self, _name: &str, _key: &str, _labels: Labels) -> Result<()> {
-        Err(self.not_implemented("commit"))
-    }
-
-    fn remove(&self, _key: &str) -> Result<()> {
-        Err(self.not_implemented("remove"))
-    }
-
-    fn walk(&self) -> Result<Vec<Info>> {
-        Err(self.not_implemented("walk"))
-    }
 }
 
 export_plugin!(OverlayPlugin);

@@ -1,0 +1,199 @@
+//! JSON laid out and escaped the way Go's `encoding/json` `MarshalIndent`
+//! does it (the form containerd's ctr prints objects in), and Go's RFC 3339
+//! time text.
+
+use std::fmt::Write as _;
+
+/// A JSON value; object members keep the order they were given in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Json {
+    Null,
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    pub fn string(text: impl Into<String>) -> Self {
+        Self::String(text.into())
+    }
+
+    /// A list of strings; an empty list is `null`, as Go prints a nil slice.
+    pub fn strings(items: &[String]) -> Self {
+        if items.is_empty() {
+            return Self::Null;
+        }
+        Self::Array(items.iter().map(|item| Self::string(item.as_str())).collect())
+    }
+
+    /// A string map with its keys sorted, as Go sorts map keys.
+    pub fn sorted_map<'a>(entries: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
+        let mut members: Vec<(String, Json)> = entries
+            .into_iter()
+            .map(|(key, value)| (key.clone(), Self::string(value.as_str())))
+            .collect();
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        Self::Object(members)
+    }
+
+    /// The value indented by `indent` per level, without a final newline.
+    pub fn to_indented(&self, indent: &str) -> String {
+        let mut out = String::new();
+        self.write(&mut out, indent, 0);
+        out
+    }
+
+    fn write(&self, out: &mut String, indent: &str, depth: usize) {
+        match self {
+            Self::Null => out.push_str("null"),
+            Self::String(text) => quote_into(out, text),
+            Self::Array(items) if items.is_empty() => out.push_str("[]"),
+            Self::Object(members) if members.is_empty() => out.push_str("{}"),
+            Self::Array(items) => {
+                out.push('[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    new_line(out, indent, depth + 1);
+                    item.write(out, indent, depth + 1);
+                }
+                new_line(out, indent, depth);
+                out.push(']');
+            }
+            Self::Object(members) => {
+                out.push('{');
+                for (index, (key, value)) in members.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    new_line(out, indent, depth + 1);
+                    quote_into(out, key);
+                    out.push_str(": ");
+                    value.write(out, indent, depth + 1);
+                }
+                new_line(out, indent, depth);
+                out.push('}');
+            }
+        }
+    }
+}
+
+fn new_line(out: &mut String, indent: &str, depth: usize) {
+    out.push('\n');
+    for _ in 0..depth {
+        out.push_str(indent);
+    }
+}
+
+/// A JSON string with Go's escaping: HTML-sensitive `<`, `>`, `&` and the
+/// line separators U+2028/U+2029 as `\u` escapes, control characters other
+/// than `\n`, `\r`, `\t` as `\u00xx`.
+fn quote_into(out: &mut String, text: &str) {
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", ch as u32);
+            }
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Go's `time.RFC3339Nano` text of a protobuf timestamp in UTC (fraction
+/// without trailing zeros); a missing or unrepresentable timestamp is Go's
+/// zero time.
+pub fn rfc3339_nano(timestamp: Option<&prost_types::Timestamp>) -> String {
+    const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+    let Some(timestamp) = timestamp else {
+        return ZERO_TIME.to_owned();
+    };
+    let nanos = u32::try_from(timestamp.nanos).unwrap_or(0);
+    let Some(time) = chrono::DateTime::from_timestamp(timestamp.seconds, nanos) else {
+        return ZERO_TIME.to_owned();
+    };
+    let mut text = time.format("%Y-%m-%dT%H:%M:%S").to_string();
+    if nanos > 0 {
+        let fraction = format!("{nanos:09}");
+        text.push('.');
+        text.push_str(fraction.trim_end_matches('0'));
+    }
+    text.push('Z');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ctr snapshots info` of containerd 1.6.20 for a snapshot labelled
+    /// `a&b=<c>`.
+    #[test]
+    fn indents_and_escapes_like_go() {
+        let labels = [
+            ("x".to_owned(), "1".to_owned()),
+            ("a&b".to_owned(), "<c>".to_owned()),
+        ];
+        let value = Json::Object(vec![
+            ("Kind".into(), Json::string("Active")),
+            (
+                "Labels".into(),
+                Json::sorted_map(labels.iter().map(|(k, v)| (k, v))),
+            ),
+            ("List".into(), Json::strings(&["ro".into(), "rbind".into()])),
+            ("Empty".into(), Json::strings(&[])),
+        ]);
+        let expected = r#"{
+    "Kind": "Active",
+    "Labels": {
+        "a\u0026b": "\u003cc\u003e",
+        "x": "1"
+    },
+    "List": [
+        "ro",
+        "rbind"
+    ],
+    "Empty": null
+}"#;
+        assert_eq!(value.to_indented("    "), expected);
+    }
+
+    #[test]
+    fn escapes_quotes_and_control_characters() {
+        let value = Json::string("a\"b\\c\nd\u{1}\u{8}\u{2028}é");
+        assert_eq!(
+            value.to_indented("  "),
+            r#""a\"b\\c\nd\u0001\u0008\u2028é""#
+        );
+        assert_eq!(Json::Array(Vec::new()).to_indented("  "), "[]");
+        assert_eq!(Json::Object(Vec::new()).to_indented("  "), "{}");
+    }
+
+    #[test]
+    fn formats_times_like_go_rfc3339_nano() {
+        let at = |seconds, nanos| prost_types::Timestamp { seconds, nanos };
+        assert_eq!(
+            rfc3339_nano(Some(&at(1_795_473_673, 846_192_938))),
+            "2026-11-23T22:41:13.846192938Z"
+        );
+        assert_eq!(
+            rfc3339_nano(Some(&at(1_795_473_673, 846_190_000))),
+            "2026-11-23T22:41:13.84619Z"
+        );
+        assert_eq!(
+            rfc3339_nano(Some(&at(1_795_473_673, 0))),
+            "2026-11-23T22:41:13Z"
+        );
+        assert_eq!(rfc3339_nano(None), "0001-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,356 @@
+//! The namespaced layer over a small in-memory driver (the real driver,
+//! content-local, is exercised through the daemon in `tests/tests/content.rs`).
+//! The driver here keeps blobs and ingests in maps and verifies commits the
+//! way the trait asks, so what is tested is the host's bookkeeping.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use rcontainerd_plugin_api::content::{Info, Reader, Status, Store, Writer, WriterOptions};
+use rcontainerd_plugin_api::{PluginError, Result as PluginResult};
+
+use super::*;
+use crate::errdefs::Kind;
+
+#[derive(Default)]
+struct MemoryState {
+    blobs: BTreeMap<String, Vec<u8>>,
+    ingests: HashMap<String, Vec<u8>>,
+}
+
+#[derive(Default, Clone)]
+struct MemoryDriver {
+    state: Arc<Mutex<MemoryState>>,
+}
+
+struct MemoryWriter {
+    state: Arc<Mutex<MemoryState>>,
+    reference: String,
+}
+
+struct MemoryReader(Vec<u8>);
+
+fn sha256(data: &[u8]) -> String {
+    let mut running = RunningDigest::default();
+    running.update(data);
+    running.current()
+}
+
+fn status(reference: &str, data: &[u8]) -> Status {
+    Status {
+        reference: reference.to_string(),
+        offset: data.len() as i64,
+        total: 0,
+        expected: String::new(),
+        started_at: 1,
+        updated_at: 2,
+    }
+}
+
+impl Store for MemoryDriver {
+    fn info(&self, digest: &str) -> PluginResult<Info> {
+        let state = self.state.lock().unwrap();
+        let blob = state
+            .blobs
+            .get(digest)
+            .ok_or_else(|| PluginError::not_found(digest))?;
+        Ok(Info {
+            digest: digest.to_string(),
+            size: blob.len() as i64,
+            created: 0,
+            updated: 0,
+            labels: BTreeMap::new(),
+        })
+    }
+    fn update(&self, info: Info, _: &[String]) -> PluginResult<Info> {
+        Ok(info)
+    }
+    fn list(&self) -> PluginResult<Vec<Info>> {
+        Ok(Vec::new())
+    }
+    fn delete(&self, digest: &str) -> PluginResult<()> {
+        let mut state = self.state.lock().unwrap();
+        state
+            .blobs
+            .remove(digest)
+            .map(drop)
+            .ok_or_else(|| PluginError::not_found(digest))
+    }
+    fn reader(&self, digest: &str) -> PluginResult<Box<dyn Reader>> {
+        let state = self.state.lock().unwrap();
+        let blob = state
+            .blobs
+            .get(digest)
+            .ok_or_else(|| PluginError::not_found(digest))?;
+        Ok(Box::new(MemoryReader(blob.clone())))
+    }
+    fn writer(&self, options: WriterOptions) -> PluginResult<Box<dyn Writer>> {
+        let mut state = self.state.lock().unwrap();
+        state.ingests.entry(options.reference.clone()).or_default();
+        Ok(Box::new(MemoryWriter {
+            state: self.state.clone(),
+            reference: options.reference,
+        }))
+    }
+    fn status(&self, reference: &str) -> PluginResult<Status> {
+        let state = self.state.lock().unwrap();
+        let data = state
+            .ingests
+            .get(reference)
+            .ok_or_else(|| PluginError::not_found(reference))?;
+        Ok(status(reference, data))
+    }
+    fn list_statuses(&self) -> PluginResult<Vec<Status>> {
+        Ok(Vec::new())
+    }
+    fn abort(&self, reference: &str) -> PluginResult<()> {
+        let mut state = self.state.lock().unwrap();
+        state
+            .ingests
+            .remove(reference)
+            .map(drop)
+            .ok_or_else(|| PluginError::not_found(reference))
+    }
+}
+
+impl Writer for MemoryWriter {
+    fn status(&self) -> PluginResult<Status> {
+        let state = self.state.lock().unwrap();
+        Ok(status(&self.reference, &state.ingests[&self.reference]))
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) -> PluginResult<usize> {
+        let mut state = self.state.lock().unwrap();
+        let ingest = state.ingests.get_mut(&self.reference).unwrap();
+        assert_eq!(offset, ingest.len() as u64, "writes append");
+        ingest.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn truncate(&mut self, size: u64) -> PluginResult<()> {
+        let mut state = self.state.lock().unwrap();
+        state
+            .ingests
+            .get_mut(&self.reference)
+            .unwrap()
+            .truncate(size as usize);
+        Ok(())
+    }
+    fn commit(&mut self, size: i64, expected: &str, _: BTreeMap<String, String>) -> PluginResult<()> {
+        let mut state = self.state.lock().unwrap();
+        let data = state.ingests[&self.reference].clone();
+        if size > 0 && size != data.len() as i64 {
+            return Err(PluginError::failed_precondition("size"));
+        }
+        let actual = sha256(&data);
+        if !expected.is_empty() && expected != actual {
+            return Err(PluginError::failed_precondition("digest"));
+        }
+        state.ingests.remove(&self.reference);
+        if state.blobs.contains_key(&actual) {
+            return Err(PluginError::already_exists(actual));
+        }
+        state.blobs.insert(actual, data);
+        Ok(())
+    }
+    fn close(&mut self) -> PluginResult<()> {
+        Ok(())
+    }
+}
+
+impl Reader for MemoryReader {
+    fn size(&self) -> PluginResult<i64> {
+        Ok(self.0.len() as i64)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> PluginResult<usize> {
+        let rest = self.0.get(offset as usize..).unwrap_or(&[]);
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    meta: Arc<MetadataStore>,
+    driver: MemoryDriver,
+    store: Arc<ContentStore>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let meta =
+        Arc::new(MetadataStore::open(&dir.path().join("io.containerd.metadata.v1.bolt")).unwrap());
+    let driver = MemoryDriver::default();
+    let store = Arc::new(ContentStore::new(meta.clone(), Arc::new(driver.clone())));
+    Fixture {
+        _dir: dir,
+        meta,
+        driver,
+        store,
+    }
+}
+
+fn ingest(store: &Arc<ContentStore>, ns: &str, reference: &str, data: &[u8]) -> String {
+    let mut writer = store.writer(ns, reference, "", 0).unwrap();
+    writer.write(data).unwrap();
+    writer.commit(data.len() as i64, "", BTreeMap::new()).unwrap()
+}
+
+#[test]
+fn blobs_are_visible_only_in_namespaces_that_committed_them() {
+    let f = fixture();
+    let digest = ingest(&f.store, "a", "r", b"hello");
+    assert_eq!(digest, sha256(b"hello"));
+    assert_eq!(f.store.info("a", &digest).unwrap().size, 5);
+    let err = f.store.info("b", &digest).unwrap_err();
+    assert_eq!(err.kind, Kind::NotFound);
+    assert_eq!(err.message, format!("content digest {digest}: not found"));
+    assert!(f.store.reader("b", &digest).is_err());
+    assert!(f.store.list("b").unwrap().is_empty());
+
+    // Writing the same bytes in "b" makes it visible there; the driver's
+    // AlreadyExists is not the client's business.
+    assert_eq!(ingest(&f.store, "b", "r", b"hello"), digest);
+    let (record, reader) = f.store.reader("b", &digest).unwrap();
+    assert_eq!(record.size, 5);
+    let mut buf = [0u8; 5];
+    assert_eq!(reader.read_at(0, &mut buf).unwrap(), 5);
+    assert_eq!(&buf, b"hello");
+    assert_eq!(f.store.list_statuses("b").unwrap(), []);
+}
+
+#[test]
+fn delete_frees_the_blob_when_the_last_namespace_lets_go() {
+    let f = fixture();
+    let digest = ingest(&f.store, "a", "r", b"shared");
+    ingest(&f.store, "b", "r", b"shared");
+    f.store.delete("a", &digest).unwrap();
+    assert!(f.driver.state.lock().unwrap().blobs.contains_key(&digest));
+    assert_eq!(f.store.delete("a", &digest).unwrap_err().kind, Kind::NotFound);
+    f.store.delete("b", &digest).unwrap();
+    assert!(!f.driver.state.lock().unwrap().blobs.contains_key(&digest));
+    assert_eq!(
+        f.store.delete("b", "sha256:nope").unwrap_err().kind,
+        Kind::InvalidArgument
+    );
+}
+
+#[test]
+fn the_same_ref_in_two_namespaces_is_two_ingests() {
+    let f = fixture();
+    let mut a = f.store.writer("a", "layer", "", 0).unwrap();
+    let mut b = f.store.writer("b", "layer", "", 0).unwrap();
+    assert_ne!(a.backend_ref(), b.backend_ref());
+    a.write(b"aaa").unwrap();
+    b.write(b"b").unwrap();
+    drop((a, b));
+    assert_eq!(f.store.status("a", "layer").unwrap().offset, 3);
+    let statuses = f.store.list_statuses("b").unwrap();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!((statuses[0].reference.as_str(), statuses[0].offset), ("layer", 1));
+    assert_eq!(f.store.status("c", "layer").unwrap_err().kind, Kind::NotFound);
+}
+
+#[test]
+fn a_second_writer_on_an_open_ref_is_unavailable() {
+    let f = fixture();
+    let first = f.store.writer("a", "r", "", 0).unwrap();
+    let err = f.store.writer("a", "r", "", 0).err().unwrap();
+    assert_eq!(err.kind, Kind::Unavailable);
+    assert!(
+        err.message
+            .starts_with(&format!("ref {} locked for ", first.backend_ref())),
+        "{}",
+        err.message
+    );
+    assert_eq!(f.store.abort("a", "r").unwrap_err().kind, Kind::Unavailable);
+    drop(first);
+    let _again = f.store.writer("a", "r", "", 0).unwrap();
+}
+
+#[test]
+fn a_resumed_ingest_keeps_its_running_digest() {
+    let f = fixture();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    writer.write(b"hello ").unwrap();
+    drop(writer);
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    assert_eq!(writer.offset(), 6);
+    assert_eq!(writer.digest(), sha256(b"hello "));
+    writer.write(b"world").unwrap();
+    let digest = writer.commit(0, "", BTreeMap::new()).unwrap();
+    assert_eq!(digest, sha256(b"hello world"));
+    assert_eq!(f.meta.ingest("a", "r").unwrap(), None);
+}
+
+#[test]
+fn after_a_restart_a_resumed_ingest_commits_with_its_expected_digest() {
+    let f = fixture();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    writer.write(b"hello ").unwrap();
+    drop(writer);
+    // A new store over the same records and driver: the daemon restarted.
+    let restarted = Arc::new(ContentStore::new(f.meta.clone(), Arc::new(f.driver.clone())));
+    let mut writer = restarted.writer("a", "r", "", 0).unwrap();
+    assert_eq!((writer.offset(), writer.digest().as_str()), (6, ""));
+    writer.write(b"world").unwrap();
+    let err = writer.commit(0, "", BTreeMap::new()).unwrap_err();
+    assert_eq!(err.kind, Kind::FailedPrecondition);
+    let expected = sha256(b"hello world");
+    assert_eq!(writer.commit(11, &expected, BTreeMap::new()).unwrap(), expected);
+    assert_eq!(restarted.info("a", &expected).unwrap().size, 11);
+}
+
+#[test]
+fn failed_commits_keep_the_ingest() {
+    let f = fixture();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    writer.write(b"abc").unwrap();
+    let err = writer.commit(5, "", BTreeMap::new()).unwrap_err();
+    assert_eq!(err.kind, Kind::FailedPrecondition);
+    assert_eq!(err.message, "\"r\" failed size validation: 3 != 5");
+    let wrong = sha256(b"xyz");
+    let err = writer.commit(0, &wrong, BTreeMap::new()).unwrap_err();
+    assert_eq!(
+        err.message,
+        format!("unexpected commit digest {}, expected {wrong}", sha256(b"abc"))
+    );
+    drop(writer);
+    assert_eq!(f.store.status("a", "r").unwrap().offset, 3);
+    f.store.abort("a", "r").unwrap();
+    assert_eq!(f.store.status("a", "r").unwrap_err().kind, Kind::NotFound);
+    assert!(f.driver.state.lock().unwrap().ingests.is_empty());
+}
+
+#[test]
+fn expecting_a_blob_the_namespace_holds_is_already_exists() {
+    let f = fixture();
+    let digest = ingest(&f.store, "a", "r", b"x");
+    let err = f.store.writer("a", "s", &digest, 0).err().unwrap();
+    assert_eq!(err.kind, Kind::AlreadyExists);
+    assert_eq!(err.message, format!("content {digest}: already exists"));
+    // Another namespace must still write it.
+    let writer = f.store.writer("b", "s", &digest, 0).unwrap();
+    assert_eq!(writer.offset(), 0);
+}
+
+#[test]
+fn commit_labels_go_into_the_namespace_record() {
+    let f = fixture();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    writer.write(b"labelled").unwrap();
+    let labels: BTreeMap<String, String> = [("k".to_string(), "v".to_string())].into();
+    let digest = writer.commit(0, "", labels.clone()).unwrap();
+    assert_eq!(f.store.info("a", &digest).unwrap().labels, labels);
+    ingest(&f.store, "b", "r", b"labelled");
+    assert!(f.store.info("b", &digest).unwrap().labels.is_empty());
+}
+
+#[test]
+fn truncate_restarts_the_digest() {
+    let f = fixture();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    writer.write(b"garbage").unwrap();
+    writer.truncate().unwrap();
+    writer.write(b"good").unwrap();
+    assert_eq!(writer.commit(4, "", BTreeMap::new()).unwrap(), sha256(b"good"));
+}

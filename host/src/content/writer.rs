@@ -1,0 +1,205 @@
+//! An open ingest of one namespace: the driver's writer, the host's running
+//! digest, and the ingest lock, held until the writer is dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rcontainerd_plugin_api::content::{self as driver, Status};
+
+use super::locks::IngestLock;
+use super::{ContentStore, RunningDigest};
+use crate::errdefs::{Error, Kind, Result};
+use crate::metadata::{validate_blob_labels, BlobRecord, IngestRecord};
+
+pub struct IngestWriter {
+    store: Arc<ContentStore>,
+    namespace: String,
+    ingest: IngestRecord,
+    /// `None` once committed or aborted.
+    inner: Option<Box<dyn driver::Writer>>,
+    offset: u64,
+    /// `None` when the data written before a daemon restart was not hashed here.
+    running: Option<RunningDigest>,
+    committed: Option<String>,
+    // Released after `Drop::drop` has closed the driver's writer.
+    _lock: IngestLock,
+}
+
+impl IngestWriter {
+    pub(super) fn new(
+        store: Arc<ContentStore>,
+        namespace: &str,
+        ingest: IngestRecord,
+        inner: Box<dyn driver::Writer>,
+        offset: u64,
+        running: Option<RunningDigest>,
+        lock: IngestLock,
+    ) -> IngestWriter {
+        IngestWriter {
+            store,
+            namespace: namespace.to_string(),
+            ingest,
+            inner: Some(inner),
+            offset,
+            running,
+            committed: None,
+            _lock: lock,
+        }
+    }
+
+    /// The client's ref.
+    pub fn reference(&self) -> &str {
+        &self.ingest.reference
+    }
+
+    /// The driver's ref (`<namespace>/<n>/<ref>`).
+    pub fn backend_ref(&self) -> &str {
+        &self.ingest.backend_ref
+    }
+
+    /// Bytes written so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The digest of the data so far (of the blob once committed); empty
+    /// when the data before a restart was not hashed by this daemon.
+    pub fn digest(&self) -> String {
+        match (&self.committed, &self.running) {
+            (Some(digest), _) => digest.clone(),
+            (None, Some(running)) => running.current(),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn inner(&mut self) -> Result<&mut Box<dyn driver::Writer>> {
+        self.inner.as_mut().ok_or_else(|| {
+            Error::failed_precondition(format!(
+                "ingest ref {:?} is already committed or aborted",
+                self.ingest.reference
+            ))
+        })
+    }
+
+    /// The driver's view of the ingest, under the client's ref.
+    pub fn status(&mut self) -> Result<Status> {
+        let mut status = self.inner()?.status()?;
+        status.reference = self.ingest.reference.clone();
+        Ok(status)
+    }
+
+    /// Discards everything written: the ingest starts again at 0.
+    pub fn truncate(&mut self) -> Result<()> {
+        self.inner()?.truncate(0)?;
+        self.offset = 0;
+        self.running = Some(RunningDigest::default());
+        Ok(())
+    }
+
+    /// Appends `data` at the current offset; returns the bytes written.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize> {
+        let offset = self.offset;
+        let written = self.inner()?.write(offset, data)?;
+        if let Some(running) = &mut self.running {
+            running.update(&data[..written.min(data.len())]);
+        }
+        self.offset += written as u64;
+        Ok(written)
+    }
+
+    /// Verifies size (`total` > 0) and digest (`expected` non-empty), makes
+    /// the blob visible in this namespace with `labels`, and forgets the
+    /// ingest. Returns the blob's digest. A failed check keeps the ingest.
+    pub fn commit(
+        &mut self,
+        total: i64,
+        expected: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<String> {
+        self.inner()?;
+        let size = self.offset as i64;
+        if total > 0 && total != size {
+            return Err(Error::failed_precondition(format!(
+                "{:?} failed size validation: {size} != {total}",
+                self.ingest.reference
+            )));
+        }
+        if !expected.is_empty() {
+            super::validate_digest(expected)?;
+        }
+        let digest = match &self.running {
+            Some(running) => {
+                let actual = running.current();
+                if !expected.is_empty() && expected != actual {
+                    return Err(Error::failed_precondition(format!(
+                        "unexpected commit digest {actual}, expected {expected}"
+                    )));
+                }
+                actual
+            }
+            None if !expected.is_empty() => expected.to_string(),
+            None => {
+                return Err(Error::failed_precondition(format!(
+                    "ingest ref {:?} was resumed after a daemon restart: commit it with \
+                     its expected digest",
+                    self.ingest.reference
+                )))
+            }
+        };
+        validate_blob_labels(&labels)?;
+
+        let store = self.store.clone();
+        let namespace = self.namespace.clone();
+        let guard = store.meta.lock_namespace(&namespace);
+        let _blob = store.blob_lock(&digest);
+        // The driver verifies again; a blob it already has is fine: this
+        // namespace still needs its own record.
+        match self
+            .inner()?
+            .commit(size, &digest, BTreeMap::new())
+            .map_err(Error::from)
+        {
+            Ok(()) => {}
+            Err(e) if e.is(Kind::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+        self.inner = None;
+        self.committed = Some(digest.clone());
+        store.forget_digest(&self.ingest.backend_ref);
+        let record = BlobRecord::new(&digest, size, labels);
+        store
+            .meta
+            .commit_blob(&guard, &record, Some(&self.ingest.reference))?;
+        Ok(digest)
+    }
+
+    /// Closes the writer and abandons the ingest.
+    pub fn abort(&mut self) -> Result<()> {
+        if let Some(mut inner) = self.inner.take() {
+            if let Err(e) = inner.close() {
+                tracing::warn!(reference = %self.ingest.backend_ref, error = %e,
+                    "content: closing writer before abort");
+            }
+        }
+        self.running = None;
+        self.store.abort_locked(&self.namespace, &self.ingest)
+    }
+}
+
+impl Drop for IngestWriter {
+    /// Leaves an uncommitted ingest for resumption.
+    fn drop(&mut self) {
+        let Some(mut inner) = self.inner.take() else {
+            return;
+        };
+        if let Err(e) = inner.close() {
+            tracing::warn!(reference = %self.ingest.backend_ref, error = %e,
+                "content: closing writer");
+        }
+        drop(inner);
+        if let Some(running) = self.running.take() {
+            self.store
+                .keep_digest(&self.ingest.backend_ref, self.offset, running);
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! Per-namespace content records and ingest references.
+//!
+//! Blobs live once in the content driver; what a namespace sees of them is
+//! here:
+//!
+//! - column family `content`, key `namespace \0 digest`, value
+//!   [`BlobRecordV1`] (version byte 1): size, labels, created, updated. A
+//!   blob is visible in a namespace only while this record exists.
+//! - column family `ingests`, key `namespace \0 ref`, value
+//!   [`IngestRecordV1`] (version byte 1): the driver's ingest reference
+//!   `<namespace>/<n>/<ref>` (so two namespaces can use the same ref), and
+//!   the expected digest and total the client announced.
+//! - column family `meta`, key `content.ingest_sequence`: the last `n`
+//!   handed out (u64, big-endian).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+
+use super::keys;
+use super::labels;
+use super::record;
+use super::store::{Cf, MetadataStore, NamespaceGuard};
+use crate::errdefs::{Error, Result};
+
+const BLOB_KIND: &str = "content";
+const BLOB_VERSION: u8 = 1;
+const INGEST_KIND: &str = "ingest";
+const INGEST_VERSION: u8 = 1;
+
+/// Key in [`Cf::Meta`] of the last ingest number handed out.
+const INGEST_SEQUENCE_KEY: &[u8] = b"content.ingest_sequence";
+
+/// Serialises the read-increment-write of the ingest sequence.
+static INGEST_SEQUENCE: Mutex<()> = Mutex::new(());
+
+/// What one namespace knows about a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub digest: String,
+    pub size: i64,
+    pub labels: BTreeMap<String, String>,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+}
+
+/// Stored blob value, version 1. Times are nanoseconds since the Unix epoch.
+#[derive(Debug, Serialize, Deserialize)]
+struct BlobRecordV1 {
+    size: i64,
+    labels: BTreeMap<String, String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// A namespace's ingest: the client's ref and the driver's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestRecord {
+    /// The ref the client chose (unique within its namespace).
+    pub reference: String,
+    /// The ref the driver knows the ingest by: `<namespace>/<n>/<ref>`.
+    pub backend_ref: String,
+    /// The expected digest the client announced, or empty.
+    pub expected: String,
+    /// The total size the client announced, or 0.
+    pub total: i64,
+}
+
+/// Stored ingest value, version 1.
+#[derive(Debug, Serialize, Deserialize)]
+struct IngestRecordV1 {
+    backend_ref: String,
+    expected: String,
+    total: i64,
+}
+
+impl BlobRecord {
+    /// A new record stamped now.
+    pub fn new(digest: &str, size: i64, labels: BTreeMap<String, String>) -> BlobRecord {
+        let now = SystemTime::now();
+        BlobRecord {
+            digest: digest.to_string(),
+            size,
+            labels,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn decode(digest: &str, value: &[u8]) -> Result<BlobRecord> {
+        let (version, payload) = record::split_version(BLOB_KIND, value)?;
+        let v1: BlobRecordV1 = match version {
+            BLOB_VERSION => record::decode_payload(BLOB_KIND, version, payload)?,
+            other => return Err(record::unknown_version(BLOB_KIND, other)),
+        };
+        Ok(BlobRecord {
+            digest: digest.to_string(),
+            size: v1.size,
+            labels: v1.labels,
+            created_at: record::from_unix_nanos(v1.created_at),
+            updated_at: record::from_unix_nanos(v1.updated_at),
+        })
+    }
+
+    fn put_in(&self, store: &MetadataStore, batch: &mut WriteBatch, namespace: &str) -> Result<()> {
+        let v1 = BlobRecordV1 {
+            size: self.size,
+            labels: self.labels.clone(),
+            created_at: record::to_unix_nanos(self.created_at),
+            updated_at: record::to_unix_nanos(self.updated_at),
+        };
+        let key = keys::object_key(namespace, &self.digest);
+        store.put_record(batch, Cf::Content, &key, BLOB_KIND, BLOB_VERSION, &v1)
+    }
+}
+
+impl IngestRecord {
+    fn decode(reference: &str, value: &[u8]) -> Result<IngestRecord> {
+        let (version, payload) = record::split_version(INGEST_KIND, value)?;
+        let v1: IngestRecordV1 = match version {
+            INGEST_VERSION => record::decode_payload(INGEST_KIND, version, payload)?,
+            other => return Err(record::unknown_version(INGEST_KIND, other)),
+        };
+        Ok(IngestRecord {
+            reference: reference.to_string(),
+            backend_ref: v1.backend_ref,
+            expected: v1.expected,
+            total: v1.total,
+        })
+    }
+
+    fn put_in(&self, store: &MetadataStore, batch: &mut WriteBatch, namespace: &str) -> Result<()> {
+        let v1 = IngestRecordV1 {
+            backend_ref: self.backend_ref.clone(),
+            expected: self.expected.clone(),
+            total: self.total,
+        };
+        let key = keys::object_key(namespace, &self.reference);
+        store.put_record(batch, Cf::Ingests, &key, INGEST_KIND, INGEST_VERSION, &v1)
+    }
+}
+
+/// containerd's words for a blob a namespace does not hold.
+pub fn blob_not_found(digest: &str) -> Error {
+    Error::not_found(format!("content digest {digest}: not found"))
+}
+
+/// containerd's words for committing a blob the namespace already holds.
+pub fn blob_exists(digest: &str) -> Error {
+    Error::already_exists(format!("content {digest}: already exists"))
+}
+
+/// Checks the labels a blob is committed with.
+pub fn validate_blob_labels(blob_labels: &BTreeMap<String, String>) -> Result<()> {
+    labels::validate_all(blob_labels).map_err(|e| e.context("info.Labels"))
+}
+
+fn key_text<'k>(kind: &str, key: &'k [u8], prefix: &[u8]) -> Result<&'k str> {
+    keys::strip_prefix(key, prefix)
+        .and_then(|rest| std::str::from_utf8(rest).ok())
+        .ok_or_else(|| Error::internal(format!("metadata: malformed {kind} key {key:?}")))
+}
+
+/// Content records and ingest refs.
+impl MetadataStore {
+    /// The namespace's record of `digest`, if it holds the blob.
+    pub fn blob(&self, namespace: &str, digest: &str) -> Result<Option<BlobRecord>> {
+        self.get(Cf::Content, &keys::object_key(namespace, digest))?
+            .map(|value| BlobRecord::decode(digest, &value))
+            .transpose()
+    }
+
+    /// Every blob record of a namespace, ordered by digest.
+    pub fn blobs(&self, namespace: &str) -> Result<Vec<BlobRecord>> {
+        let prefix = keys::namespace_prefix(namespace);
+        self.scan_prefix(Cf::Content, &prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                BlobRecord::decode(key_text(BLOB_KIND, &key, &prefix)?, &value)
+            })
+            .collect()
+    }
+
+    /// Whether any namespace still holds a record of `digest`.
+    pub fn blob_referenced(&self, digest: &str) -> Result<bool> {
+        for namespace in self.list_namespaces()? {
+            if self.contains(Cf::Content, &keys::object_key(&namespace.name, digest))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Updates a blob's labels with containerd's field-mask rules (no paths
+    /// or `labels`: replace all; `labels.<key>`: set or delete that key).
+    pub fn update_blob(
+        &self,
+        namespace: &str,
+        digest: &str,
+        requested: BTreeMap<String, String>,
+        paths: &[String],
+    ) -> Result<BlobRecord> {
+        let guard = self.lock_namespace(namespace);
+        let mut blob = self
+            .blob(namespace, digest)?
+            .ok_or_else(|| blob_not_found(digest))?;
+        blob.labels = updated_labels(digest, blob.labels, requested, paths)?;
+        blob.updated_at = SystemTime::now();
+        let mut batch = WriteBatch::default();
+        blob.put_in(self, &mut batch, guard.namespace())?;
+        self.write(batch)?;
+        Ok(blob)
+    }
+
+    /// Records a committed blob in the guarded namespace and forgets the
+    /// ingest `reference` (if given), in one batch. When the namespace
+    /// already holds the blob, only the ingest goes and the answer is
+    /// AlreadyExists.
+    pub fn commit_blob(
+        &self,
+        guard: &NamespaceGuard<'_>,
+        blob: &BlobRecord,
+        reference: Option<&str>,
+    ) -> Result<()> {
+        let namespace = guard.namespace();
+        let exists = self.contains(Cf::Content, &keys::object_key(namespace, &blob.digest))?;
+        let mut batch = WriteBatch::default();
+        if let Some(reference) = reference {
+            self.delete_in(
+                &mut batch,
+                Cf::Ingests,
+                &keys::object_key(namespace, reference),
+            );
+        }
+        if !exists {
+            validate_blob_labels(&blob.labels)?;
+            self.ensure_namespace_in(guard, &mut batch)?;
+            blob.put_in(self, &mut batch, namespace)?;
+        }
+        self.write(batch)?;
+        if exists {
+            return Err(blob_exists(&blob.digest));
+        }
+        Ok(())
+    }
+
+    /// Removes the guarded namespace's record of `digest`.
+    pub fn delete_blob(&self, guard: &NamespaceGuard<'_>, digest: &str) -> Result<()> {
+        let key = keys::object_key(guard.namespace(), digest);
+        if !self.contains(Cf::Content, &key)? {
+            return Err(blob_not_found(digest));
+        }
+        let mut batch = WriteBatch::default();
+        self.delete_in(&mut batch, Cf::Content, &key);
+        self.write(batch)
+    }
+
+    /// The namespace's ingest `reference`, if it has one.
+    pub fn ingest(&self, namespace: &str, reference: &str) -> Result<Option<IngestRecord>> {
+        self.get(Cf::Ingests, &keys::object_key(namespace, reference))?
+            .map(|value| IngestRecord::decode(reference, &value))
+            .transpose()
+    }
+
+    /// Every ingest of a namespace, ordered by ref.
+    pub fn ingests(&self, namespace: &str) -> Result<Vec<IngestRecord>> {
+        let prefix = keys::namespace_prefix(namespace);
+        self.scan_prefix(Cf::Ingests, &prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                IngestRecord::decode(key_text(INGEST_KIND, &key, &prefix)?, &value)
+            })
+            .collect()
+    }
+
+    /// The namespace's ingest `reference`, created with a fresh backend ref
+    /// when it does not exist. A non-empty `expected` or non-zero `total`
+    /// replaces the recorded one.
+    pub fn open_ingest(
+        &self,
+        namespace: &str,
+        reference: &str,
+        expected: &str,
+        total: i64,
+    ) -> Result<IngestRecord> {
+        let guard = self.lock_namespace(namespace);
+        let existing = self.ingest(namespace, reference)?;
+        let mut ingest = match existing {
+            Some(ingest) if expected.is_empty() && total <= 0 => return Ok(ingest),
+            Some(ingest) => ingest,
+            None => IngestRecord {
+                reference: reference.to_string(),
+                backend_ref: format!("{namespace}/{}/{reference}", self.next_ingest_number()?),
+                expected: String::new(),
+                total: 0,
+            },
+        };
+        if !expected.is_empty() {
+            ingest.expected = expected.to_string();
+        }
+        if total > 0 {
+            ingest.total = total;
+        }
+        let mut batch = WriteBatch::default();
+        self.ensure_namespace_in(&guard, &mut batch)?;
+        ingest.put_in(self, &mut batch, namespace)?;
+        self.write(batch)?;
+        Ok(ingest)
+    }
+
+    /// Forgets the namespace's ingest `reference`; whether it existed.
+    pub fn delete_ingest(&self, namespace: &str, reference: &str) -> Result<bool> {
+        let _guard = self.lock_namespace(namespace);
+        let key = keys::object_key(namespace, reference);
+        if !self.contains(Cf::Ingests, &key)? {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        self.delete_in(&mut batch, Cf::Ingests, &key);
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// Hands out the next ingest number (persisted, never reused).
+    fn next_ingest_number(&self) -> Result<u64> {
+        // The lock guards no data, so a panic elsewhere cannot leave it inconsistent.
+        let _lock = INGEST_SEQUENCE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let last = match self.get(Cf::Meta, INGEST_SEQUENCE_KEY)? {
+            None => 0,
+            Some(value) => <[u8; 8]>::try_from(value.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| Error::internal("metadata: malformed ingest sequence"))?,
+        };
+        let next = last + 1;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(Cf::Meta), INGEST_SEQUENCE_KEY, next.to_be_bytes());
+        self.write(batch)?;
+        Ok(next)
+    }
+}
+
+/// The labels after an update (see [`MetadataStore::update_blob`]).
+fn updated_labels(
+    digest: &str,
+    mut current: BTreeMap<String, String>,
+    requested: BTreeMap<String, String>,
+    paths: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let labels_error = |e: Error| e.context("info.Labels");
+    let replace_all = |mut requested: BTreeMap<String, String>| -> Result<_> {
+        labels::validate_all(&requested).map_err(labels_error)?;
+        labels::drop_empty(&mut requested);
+        Ok(requested)
+    };
+    if paths.is_empty() {
+        return replace_all(requested);
+    }
+    for path in paths {
+        match path.strip_prefix("labels.") {
+            Some(key) if !key.is_empty() => {
+                let value = requested.get(key).cloned().unwrap_or_default();
+                labels::validate(key, &value).map_err(labels_error)?;
+                if value.is_empty() {
+                    current.remove(key);
+                } else {
+                    current.insert(key.to_string(), value);
+                }
+            }
+            _ if path == "labels" => current = replace_all(requested.clone())?,
+            _ => {
+                return Err(Error::invalid_argument(format!(
+                    "cannot update {path:?} field on content info {digest:?}"
+                )))
+            }
+        }
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errdefs::Kind;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn open_temp() -> (tempfile::TempDir, MetadataStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            MetadataStore::open(&dir.path().join("io.containerd.metadata.v1.bolt")).unwrap();
+        (dir, store)
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn commit(store: &MetadataStore, ns: &str, digest: &str, size: i64) -> Result<()> {
+        let guard = store.lock_namespace(ns);
+        store.commit_blob(&guard, &BlobRecord::new(digest, size, BTreeMap::new()), None)
+    }
+
+    #[test]
+    fn blob_records_are_per_namespace() {
+        let (_dir, store) = open_temp();
+        commit(&store, "a", D1, 5).unwrap();
+        assert_eq!(store.blob("a", D1).unwrap().unwrap().size, 5);
+        assert_eq!(store.blob("b", D1).unwrap(), None);
+        assert!(store.blobs("b").unwrap().is_empty());
+        // Committing creates the namespace and makes it non-deletable.
+        assert_eq!(store.namespace_remaining_kinds("a").unwrap(), ["blobs"]);
+
+        commit(&store, "a", D2, 7).unwrap();
+        let digests: Vec<String> = store
+            .blobs("a")
+            .unwrap()
+            .into_iter()
+            .map(|b| b.digest)
+            .collect();
+        assert_eq!(digests, [D1, D2]);
+
+        let err = commit(&store, "a", D1, 5).unwrap_err();
+        assert_eq!(err.kind, Kind::AlreadyExists);
+        assert_eq!(
+            err.into_status().message(),
+            format!("content {D1}: already exists")
+        );
+    }
+
+    #[test]
+    fn blob_referenced_looks_at_every_namespace() {
+        let (_dir, store) = open_temp();
+        commit(&store, "a", D1, 5).unwrap();
+        commit(&store, "b", D1, 5).unwrap();
+        assert!(store.blob_referenced(D1).unwrap());
+        store.delete_blob(&store.lock_namespace("a"), D1).unwrap();
+        assert!(store.blob_referenced(D1).unwrap());
+        store.delete_blob(&store.lock_namespace("b"), D1).unwrap();
+        assert!(!store.blob_referenced(D1).unwrap());
+        let err = store.delete_blob(&store.lock_namespace("b"), D1).unwrap_err();
+        assert_eq!(err.kind, Kind::NotFound);
+        assert_eq!(err.message, format!("content digest {D1}: not found"));
+        assert!(store.namespace_remaining_kinds("a").unwrap().is_empty());
+    }
+
+    #[test]
+    fn update_blob_follows_field_masks() {
+        let (_dir, store) = open_temp();
+        let guard = store.lock_namespace("a");
+        store
+            .commit_blob(
+                &guard,
+                &BlobRecord::new(D1, 1, labels(&[("x", "1"), ("y", "2")])),
+                None,
+            )
+            .unwrap();
+        drop(guard);
+        let before = store.blob("a", D1).unwrap().unwrap();
+
+        let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let updated = store
+            .update_blob("a", D1, labels(&[("y", ""), ("z", "3")]), &paths(&["labels.y", "labels.z"]))
+            .unwrap();
+        assert_eq!(updated.labels, labels(&[("x", "1"), ("z", "3")]));
+        assert_eq!(updated.created_at, before.created_at);
+        assert_eq!(store.blob("a", D1).unwrap().unwrap(), updated);
+
+        let updated = store.update_blob("a", D1, labels(&[("w", "4")]), &[]).unwrap();
+        assert_eq!(updated.labels, labels(&[("w", "4")]));
+
+        let err = store
+            .update_blob("a", D1, labels(&[]), &paths(&["size"]))
+            .unwrap_err();
+        assert_eq!(err.kind, Kind::InvalidArgument);
+        assert_eq!(
+            err.message,
+            format!("cannot update \"size\" field on content info {D1:?}")
+        );
+        assert_eq!(
+            store.update_blob("b", D1, labels(&[]), &[]).unwrap_err().kind,
+            Kind::NotFound
+        );
+        let big = labels(&[("k", &"v".repeat(4096))]);
+        assert_eq!(
+            store.update_blob("a", D1, big, &[]).unwrap_err().kind,
+            Kind::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn ingests_get_distinct_backend_refs_per_namespace() {
+        let (_dir, store) = open_temp();
+        let a = store.open_ingest("a", "layer", "", 0).unwrap();
+        let b = store.open_ingest("b", "layer", "", 0).unwrap();
+        assert!(a.backend_ref.starts_with("a/") && a.backend_ref.ends_with("/layer"));
+        assert!(b.backend_ref.starts_with("b/") && b.backend_ref.ends_with("/layer"));
+        assert_ne!(a.backend_ref, b.backend_ref);
+
+        // Reopening keeps the backend ref; announced values are kept.
+        let again = store.open_ingest("a", "layer", D1, 9).unwrap();
+        assert_eq!(again.backend_ref, a.backend_ref);
+        assert_eq!((again.expected.as_str(), again.total), (D1, 9));
+        assert_eq!(store.open_ingest("a", "layer", "", 0).unwrap(), again);
+        assert_eq!(store.ingests("a").unwrap(), [again.clone()]);
+
+        // Ingests do not keep a namespace from being deleted.
+        assert!(store.namespace_remaining_kinds("a").unwrap().is_empty());
+
+        assert!(store.delete_ingest("a", "layer").unwrap());
+        assert!(!store.delete_ingest("a", "layer").unwrap());
+        assert_eq!(store.ingest("a", "layer").unwrap(), None);
+        // A new ingest under the same ref gets a new number.
+        let fresh = store.open_ingest("a", "layer", "", 0).unwrap();
+        assert_ne!(fresh.backend_ref, a.backend_ref);
+        assert_eq!(store.ingest("b", "layer").unwrap(), Some(b));
+    }
+
+    #[test]
+    fn commit_forgets_the_ingest_even_when_the_blob_exists() {
+        let (_dir, store) = open_temp();
+        commit(&store, "a", D1, 5).unwrap();
+        store.open_ingest("a", "r", "", 0).unwrap();
+        let guard = store.lock_namespace("a");
+        let err = store
+            .commit_blob(&guard, &BlobRecord::new(D1, 5, BTreeMap::new()), Some("r"))
+            .unwrap_err();
+        assert_eq!(err.kind, Kind::AlreadyExists);
+        drop(guard);
+        assert_eq!(store.ingest("a", "r").unwrap(), None);
+    }
+
+    #[test]
+    fn ingest_numbers_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join("io.containerd.metadata.v1.bolt");
+        let first = {
+            let store = MetadataStore::open(&meta).unwrap();
+            store.open_ingest("a", "r", "", 0).unwrap()
+        };
+        let store = MetadataStore::open(&meta).unwrap();
+        assert_eq!(store.ingest("a", "r").unwrap(), Some(first.clone()));
+        let second = store.open_ingest("a", "s", "", 0).unwrap();
+        let number = |r: &IngestRecord| -> u64 {
+            r.backend_ref.split('/').nth(1).unwrap().parse().unwrap()
+        };
+        assert!(number(&second) > number(&first));
+    }
+}

@@ -1,0 +1,639 @@
+//! Snapshot records and the intents that keep them consistent with the
+//! snapshotter backends.
+//!
+//! # Records
+//! Column family `snapshots`, key `namespace \0 snapshotter \0 name`
+//! ([`keys::snapshot_key`]), value [`RecordV1`] (version byte 1): kind,
+//! parent name (same namespace and snapshotter; empty for none), labels,
+//! created/updated (Unix nanoseconds) and the backend key
+//! `<namespace>/<counter>/<name>` the snapshotter knows the snapshot by.
+//!
+//! # Intents and the counter
+//! In the `meta` family, per snapshotter:
+//!
+//! | key                                         | value                        |
+//! |---------------------------------------------|------------------------------|
+//! | `snapshot-counter \0 snapshotter`           | u64, big-endian: last number |
+//! | `snapshot-intent \0 snapshotter \0 <u64 BE>`| [`IntentV1`] (version 1)     |
+//!
+//! Before a backend mutation the snapshot store writes (synced) an intent
+//! naming the operation and the backend keys it touches, together with the
+//! bumped counter. The record change and the intent's removal then land in
+//! one synced batch. Intents found at startup belong to operations that never
+//! reached that batch; `snapshots::recovery` resolves them against the
+//! backend. The counter value may lag behind under concurrent writers; the
+//! store takes the maximum with every number it sees at startup.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::SystemTime;
+
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+
+use super::keys;
+use super::labels;
+use super::record;
+use super::store::{Cf, MetadataStore};
+use crate::errdefs::{Error, Result};
+
+const KIND: &str = "snapshot";
+const VERSION: u8 = 1;
+const INTENT_KIND: &str = "snapshot intent";
+const INTENT_VERSION: u8 = 1;
+
+const COUNTER_PREFIX: &[u8] = b"snapshot-counter\0";
+const INTENT_PREFIX: &[u8] = b"snapshot-intent\0";
+
+/// containerd's snapshot kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotKind {
+    View,
+    Active,
+    Committed,
+}
+
+/// A snapshot as the metadata layer knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    pub name: String,
+    pub kind: SnapshotKind,
+    /// The parent's name in the same namespace; empty for none.
+    pub parent: String,
+    pub labels: BTreeMap<String, String>,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+    /// What the backend calls it: `<namespace>/<counter>/<name>`.
+    pub backend_key: String,
+}
+
+/// Stored value, version 1.
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordV1 {
+    kind: SnapshotKind,
+    parent: String,
+    labels: BTreeMap<String, String>,
+    created_at: i64,
+    updated_at: i64,
+    backend_key: String,
+}
+
+/// A backend mutation that was started but whose record change may not have
+/// been written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Intent {
+    /// Prepare or View of `backend_key`: the client never got an answer.
+    Create { backend_key: String },
+    /// Commit of the active `active_key` (name `active_name`) into `record`
+    /// (committed, named `record.name`) in `namespace`.
+    Commit {
+        namespace: String,
+        active_name: String,
+        active_key: String,
+        record: IntentRecord,
+    },
+    /// Removal of `name` (backend key `backend_key`) in `namespace`.
+    Remove {
+        namespace: String,
+        name: String,
+        backend_key: String,
+    },
+}
+
+/// The record a Commit intent would write (serialisable form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentRecord {
+    name: String,
+    parent: String,
+    labels: BTreeMap<String, String>,
+    created_at: i64,
+    backend_key: String,
+}
+
+impl IntentRecord {
+    pub fn from_record(record: &SnapshotRecord) -> IntentRecord {
+        IntentRecord {
+            name: record.name.clone(),
+            parent: record.parent.clone(),
+            labels: record.labels.clone(),
+            created_at: record::to_unix_nanos(record.created_at),
+            backend_key: record.backend_key.clone(),
+        }
+    }
+
+    /// The committed record this intent describes.
+    pub fn to_record(&self) -> SnapshotRecord {
+        let created = record::from_unix_nanos(self.created_at);
+        SnapshotRecord {
+            name: self.name.clone(),
+            kind: SnapshotKind::Committed,
+            parent: self.parent.clone(),
+            labels: self.labels.clone(),
+            created_at: created,
+            updated_at: created,
+            backend_key: self.backend_key.clone(),
+        }
+    }
+}
+
+/// Stored intent, version 1.
+#[derive(Debug, Serialize, Deserialize)]
+struct IntentV1 {
+    intent: Intent,
+}
+
+/// The backend key of snapshot `name` created as number `counter` in `namespace`.
+pub fn backend_key(namespace: &str, counter: u64, name: &str) -> String {
+    format!("{namespace}/{counter}/{name}")
+}
+
+/// The counter part of a backend key, if it has the `<ns>/<n>/<name>` shape.
+pub fn backend_key_counter(backend_key: &str) -> Option<u64> {
+    let mut parts = backend_key.splitn(3, '/');
+    let _namespace = parts.next()?;
+    let counter = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some(counter)
+}
+
+impl SnapshotRecord {
+    fn decode(name: &str, value: &[u8]) -> Result<SnapshotRecord> {
+        let (version, payload) = record::split_version(KIND, value)?;
+        let v1: RecordV1 = match version {
+            VERSION => record::decode_payload(KIND, version, payload)?,
+            other => return Err(record::unknown_version(KIND, other)),
+        };
+        Ok(SnapshotRecord {
+            name: name.to_string(),
+            kind: v1.kind,
+            parent: v1.parent,
+            labels: v1.labels,
+            created_at: record::from_unix_nanos(v1.created_at),
+            updated_at: record::from_unix_nanos(v1.updated_at),
+            backend_key: v1.backend_key,
+        })
+    }
+
+    fn encode(&self) -> RecordV1 {
+        RecordV1 {
+            kind: self.kind,
+            parent: self.parent.clone(),
+            labels: self.labels.clone(),
+            created_at: record::to_unix_nanos(self.created_at),
+            updated_at: record::to_unix_nanos(self.updated_at),
+            backend_key: self.backend_key.clone(),
+        }
+    }
+}
+
+fn counter_key(snapshotter: &str) -> Vec<u8> {
+    let mut key = COUNTER_PREFIX.to_vec();
+    key.extend_from_slice(snapshotter.as_bytes());
+    key
+}
+
+fn intent_prefix(snapshotter: &str) -> Vec<u8> {
+    let mut key = INTENT_PREFIX.to_vec();
+    key.extend_from_slice(snapshotter.as_bytes());
+    key.push(keys::SEPARATOR);
+    key
+}
+
+fn intent_key(snapshotter: &str, id: u64) -> Vec<u8> {
+    let mut key = intent_prefix(snapshotter);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn utf8<'a>(what: &str, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| Error::internal(format!("metadata: {what} key {bytes:?} is not utf-8")))
+}
+
+/// Snapshot record and intent operations. The snapshot store
+/// (`crate::snapshots`) orders them; nothing here talks to a backend.
+impl MetadataStore {
+    /// The record of `name`, if any.
+    pub fn get_snapshot(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+        name: &str,
+    ) -> Result<Option<SnapshotRecord>> {
+        self.get(
+            Cf::Snapshots,
+            &keys::snapshot_key(namespace, snapshotter, name),
+        )?
+        .map(|value| SnapshotRecord::decode(name, &value))
+        .transpose()
+    }
+
+    /// Every snapshot of one snapshotter in a namespace, ordered by name.
+    pub fn list_snapshots(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+    ) -> Result<Vec<SnapshotRecord>> {
+        let prefix = keys::snapshotter_prefix(namespace, snapshotter);
+        self.scan_prefix(Cf::Snapshots, &prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                let name = utf8("snapshot", &key[prefix.len()..])?;
+                SnapshotRecord::decode(name, &value)
+            })
+            .collect()
+    }
+
+    /// Whether any snapshot in the namespace names `parent` as its parent.
+    pub fn snapshot_has_children(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+        parent: &str,
+    ) -> Result<bool> {
+        for record in self.list_snapshots(namespace, snapshotter)? {
+            if record.parent == parent {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The backend keys of every record of `snapshotter`, in all namespaces.
+    pub fn snapshot_backend_keys(&self, snapshotter: &str) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for item in self.scan_prefix(Cf::Snapshots, b"") {
+            let (key, value) = item?;
+            let (_namespace, rest) = keys::split_first(&key);
+            let Some(rest) = rest else { continue };
+            let (owner, name) = keys::split_first(rest);
+            if owner != snapshotter.as_bytes() {
+                continue;
+            }
+            let name = utf8("snapshot", name.unwrap_or_default())?;
+            found.insert(SnapshotRecord::decode(name, &value)?.backend_key);
+        }
+        Ok(found)
+    }
+
+    /// The last number handed out for `snapshotter`'s backend keys.
+    pub fn snapshot_counter(&self, snapshotter: &str) -> Result<u64> {
+        let Some(value) = self.get(Cf::Meta, &counter_key(snapshotter))? else {
+            return Ok(0);
+        };
+        <[u8; 8]>::try_from(value.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| {
+                Error::internal(format!(
+                    "metadata: malformed snapshot counter of {snapshotter}"
+                ))
+            })
+    }
+
+    /// Durably records `intent` as number `id`, with the counter at `id`.
+    pub fn begin_snapshot_intent(&self, snapshotter: &str, id: u64, intent: &Intent) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(Cf::Meta),
+            counter_key(snapshotter),
+            id.to_be_bytes(),
+        );
+        self.put_record(
+            &mut batch,
+            Cf::Meta,
+            &intent_key(snapshotter, id),
+            INTENT_KIND,
+            INTENT_VERSION,
+            &IntentV1 {
+                intent: intent.clone(),
+            },
+        )?;
+        self.write(batch)
+    }
+
+    /// Every pending intent of `snapshotter`, oldest first.
+    pub fn snapshot_intents(&self, snapshotter: &str) -> Result<Vec<(u64, Intent)>> {
+        let prefix = intent_prefix(snapshotter);
+        self.scan_prefix(Cf::Meta, &prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                let id = <[u8; 8]>::try_from(&key[prefix.len()..])
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| {
+                        Error::internal(format!("metadata: malformed intent key {key:?}"))
+                    })?;
+                let (version, payload) = record::split_version(INTENT_KIND, &value)?;
+                let v1: IntentV1 = match version {
+                    INTENT_VERSION => record::decode_payload(INTENT_KIND, version, payload)?,
+                    other => return Err(record::unknown_version(INTENT_KIND, other)),
+                };
+                Ok((id, v1.intent))
+            })
+            .collect()
+    }
+
+    /// Drops an intent without changing any record.
+    pub fn drop_snapshot_intent(&self, snapshotter: &str, id: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        self.delete_in(&mut batch, Cf::Meta, &intent_key(snapshotter, id));
+        self.write(batch)
+    }
+
+    /// Writes `record` (creating the namespace on first use), deletes the
+    /// record `replaces` if given, and drops intent `id` — one synced batch.
+    pub fn finish_snapshot_write(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+        id: u64,
+        record: &SnapshotRecord,
+        replaces: Option<&str>,
+    ) -> Result<()> {
+        let guard = self.lock_namespace(namespace);
+        let mut batch = WriteBatch::default();
+        self.ensure_namespace_in(&guard, &mut batch)?;
+        if let Some(old) = replaces {
+            self.delete_in(
+                &mut batch,
+                Cf::Snapshots,
+                &keys::snapshot_key(namespace, snapshotter, old),
+            );
+        }
+        self.put_record(
+            &mut batch,
+            Cf::Snapshots,
+            &keys::snapshot_key(namespace, snapshotter, &record.name),
+            KIND,
+            VERSION,
+            &record.encode(),
+        )?;
+        self.delete_in(&mut batch, Cf::Meta, &intent_key(snapshotter, id));
+        self.write(batch)
+    }
+
+    /// Deletes the record `name` and drops intent `id` — one synced batch.
+    pub fn finish_snapshot_remove(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+        id: u64,
+        name: &str,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        self.delete_in(
+            &mut batch,
+            Cf::Snapshots,
+            &keys::snapshot_key(namespace, snapshotter, name),
+        );
+        self.delete_in(&mut batch, Cf::Meta, &intent_key(snapshotter, id));
+        self.write(batch)
+    }
+
+    /// Replaces a record that involves no backend change (label updates).
+    pub fn put_snapshot(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+        record: &SnapshotRecord,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        self.put_record(
+            &mut batch,
+            Cf::Snapshots,
+            &keys::snapshot_key(namespace, snapshotter, &record.name),
+            KIND,
+            VERSION,
+            &record.encode(),
+        )?;
+        self.write(batch)
+    }
+}
+
+/// Labels as stored: checked for size, empty values dropped.
+pub fn stored_labels(mut requested: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    labels::validate_all(&requested)?;
+    labels::drop_empty(&mut requested);
+    Ok(requested)
+}
+
+/// The labels after an Update with containerd's field-mask rules: no paths
+/// or `labels` replace every label; `labels.<key>` sets that key from
+/// `requested` (an absent or empty value deletes it); any other path is an
+/// invalid argument.
+pub fn updated_labels(
+    name: &str,
+    mut current: BTreeMap<String, String>,
+    requested: BTreeMap<String, String>,
+    paths: &[String],
+) -> Result<BTreeMap<String, String>> {
+    if paths.is_empty() {
+        return stored_labels(requested);
+    }
+    for path in paths {
+        if path == "labels" {
+            current = stored_labels(requested.clone())?;
+            continue;
+        }
+        match path.strip_prefix("labels.") {
+            Some(key) if !key.is_empty() => {
+                let value = requested.get(key).cloned().unwrap_or_default();
+                labels::validate(key, &value)?;
+                if value.is_empty() {
+                    current.remove(key);
+                } else {
+                    current.insert(key.to_string(), value);
+                }
+            }
+            _ => {
+                return Err(Error::invalid_argument(format!(
+                    "cannot update {path:?} field on snapshot {name:?}"
+                )))
+            }
+        }
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errdefs::Kind;
+
+    fn open_temp() -> (tempfile::TempDir, MetadataStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            MetadataStore::open(&dir.path().join("io.containerd.metadata.v1.bolt")).unwrap();
+        (dir, store)
+    }
+
+    fn record(name: &str, kind: SnapshotKind, parent: &str, bkey: &str) -> SnapshotRecord {
+        let now = SystemTime::now();
+        SnapshotRecord {
+            name: name.into(),
+            kind,
+            parent: parent.into(),
+            labels: [("a".to_string(), "1".to_string())].into(),
+            created_at: now,
+            updated_at: now,
+            backend_key: bkey.into(),
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn backend_keys_carry_namespace_counter_and_name() {
+        assert_eq!(backend_key("default", 7, "a/b"), "default/7/a/b");
+        assert_eq!(backend_key_counter("default/7/a/b"), Some(7));
+        assert_eq!(backend_key_counter("default/x/a"), None);
+        assert_eq!(backend_key_counter("plain"), None);
+    }
+
+    #[test]
+    fn a_record_and_its_namespace_land_together_and_drop_the_intent() {
+        let (_dir, store) = open_temp();
+        let intent = Intent::Create {
+            backend_key: "ns/1/k".into(),
+        };
+        store.begin_snapshot_intent("native", 1, &intent).unwrap();
+        assert_eq!(store.snapshot_intents("native").unwrap(), [(1, intent)]);
+        assert!(store.snapshot_intents("overlayfs").unwrap().is_empty());
+        assert_eq!(store.snapshot_counter("native").unwrap(), 1);
+        assert_eq!(store.snapshot_counter("overlayfs").unwrap(), 0);
+
+        let rec = record("k", SnapshotKind::Active, "", "ns/1/k");
+        store
+            .finish_snapshot_write("ns", "native", 1, &rec, None)
+            .unwrap();
+        assert!(store.snapshot_intents("native").unwrap().is_empty());
+        let read = store.get_snapshot("ns", "native", "k").unwrap().unwrap();
+        assert_eq!(read, rec);
+        assert!(store.get_snapshot("ns", "overlayfs", "k").unwrap().is_none());
+        // The namespace was created with the record and now cannot go.
+        assert!(store.get_namespace("ns").is_ok());
+        let err = store.delete_namespace("ns").unwrap_err();
+        assert_eq!(err.kind, Kind::FailedPrecondition);
+        assert!(
+            err.message.contains("snapshots on \"native\" snapshotter"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn commit_replaces_the_active_record_and_remove_deletes() {
+        let (_dir, store) = open_temp();
+        let base = record("base", SnapshotKind::Committed, "", "ns/1/base");
+        store.begin_snapshot_intent("n", 1, &Intent::Create {
+            backend_key: base.backend_key.clone(),
+        })
+        .unwrap();
+        store.finish_snapshot_write("ns", "n", 1, &base, None).unwrap();
+        let active = record("work", SnapshotKind::Active, "base", "ns/2/work");
+        store.begin_snapshot_intent("n", 2, &Intent::Create {
+            backend_key: active.backend_key.clone(),
+        })
+        .unwrap();
+        store.finish_snapshot_write("ns", "n", 2, &active, None).unwrap();
+        assert!(store.snapshot_has_children("ns", "n", "base").unwrap());
+        assert!(!store.snapshot_has_children("ns", "n", "work").unwrap());
+
+        let committed = record("layer", SnapshotKind::Committed, "base", "ns/3/layer");
+        store.begin_snapshot_intent("n", 3, &Intent::Commit {
+            namespace: "ns".into(),
+            active_name: "work".into(),
+            active_key: "ns/2/work".into(),
+            record: IntentRecord::from_record(&committed),
+        })
+        .unwrap();
+        store
+            .finish_snapshot_write("ns", "n", 3, &committed, Some("work"))
+            .unwrap();
+        let names: Vec<String> = store
+            .list_snapshots("ns", "n")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["base", "layer"]);
+        assert_eq!(
+            store.snapshot_backend_keys("n").unwrap(),
+            HashSet::from(["ns/1/base".to_string(), "ns/3/layer".to_string()])
+        );
+        assert!(store.snapshot_backend_keys("other").unwrap().is_empty());
+
+        store.begin_snapshot_intent("n", 4, &Intent::Remove {
+            namespace: "ns".into(),
+            name: "layer".into(),
+            backend_key: "ns/3/layer".into(),
+        })
+        .unwrap();
+        store.finish_snapshot_remove("ns", "n", 4, "layer").unwrap();
+        assert!(store.get_snapshot("ns", "n", "layer").unwrap().is_none());
+        assert!(store.snapshot_intents("n").unwrap().is_empty());
+        assert_eq!(store.snapshot_counter("n").unwrap(), 4);
+    }
+
+    #[test]
+    fn intents_list_in_number_order_and_drop() {
+        let (_dir, store) = open_temp();
+        for id in [300u64, 2, 70_000] {
+            store
+                .begin_snapshot_intent("n", id, &Intent::Create {
+                    backend_key: format!("ns/{id}/k"),
+                })
+                .unwrap();
+        }
+        let ids: Vec<u64> = store
+            .snapshot_intents("n")
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, [2, 300, 70_000]);
+        store.drop_snapshot_intent("n", 300).unwrap();
+        assert_eq!(store.snapshot_intents("n").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn commit_intent_round_trips_the_record() {
+        let rec = record("c", SnapshotKind::Committed, "p", "ns/9/c");
+        let back = IntentRecord::from_record(&rec).to_record();
+        assert_eq!(back.name, "c");
+        assert_eq!(back.parent, "p");
+        assert_eq!(back.kind, SnapshotKind::Committed);
+        assert_eq!(back.backend_key, "ns/9/c");
+        assert_eq!(back.created_at, rec.created_at);
+        assert_eq!(back.labels, rec.labels);
+    }
+
+    #[test]
+    fn update_masks_follow_containerd() {
+        let current = labels(&[("a", "1"), ("b", "2")]);
+        let requested = labels(&[("a", "9"), ("c", "3"), ("e", "")]);
+        assert_eq!(
+            updated_labels("s", current.clone(), requested.clone(), &[]).unwrap(),
+            labels(&[("a", "9"), ("c", "3")])
+        );
+        assert_eq!(
+            updated_labels("s", current.clone(), requested.clone(), &["labels".into()]).unwrap(),
+            labels(&[("a", "9"), ("c", "3")])
+        );
+        assert_eq!(
+            updated_labels(
+                "s",
+                current.clone(),
+                requested.clone(),
+                &["labels.c".into(), "labels.b".into()]
+            )
+            .unwrap(),
+            labels(&[("a", "1"), ("c", "3")])
+        );
+        let err = updated_labels("s", current, requested, &["parent".into()]).unwrap_err();
+        assert_eq!(err.kind, Kind::InvalidArgument);
+        assert_eq!(err.message, "cannot update \"parent\" field on snapshot \"s\"");
+    }
+}

@@ -1,0 +1,716 @@
+//! A crash-safe record store for snapshotter backends (feature `storage`): key → id, kind,
+//! parent, labels and times, with containerd's snapshot model rules (one key space, only
+//! committed snapshots are parents, commit moves an active key to a new name, a snapshot with
+//! children cannot be removed).
+//!
+//! Records live in memory and in an append-only journal, `<dir>/metadata.journal`. Each
+//! mutation appends one entry — `[length u32 LE][crc32 u32 LE][JSON operations]` — and is
+//! flushed with `fdatasync` before the call returns. Opening replays the journal and drops a
+//! torn or corrupt tail; when dead entries dominate, the journal is rewritten to a temporary
+//! file, synced and renamed over the old one. A journal beats one file per snapshot here
+//! because a Prepare+Commit pair costs two appends and two data syncs on one open file, with
+//! no directory metadata to sync; and the sync runs after the lock is released, so
+//! concurrent callers share the flushes (a later sync covers every earlier append).
+//!
+//! Backends create their on-disk layer inside [`MetaStore::create`] (before the record is
+//! written) and delete it after [`MetaStore::remove`] (after the record is gone), so a crash
+//! at any point leaves at most a layer directory without a record, which [`MetaStore::ids`]
+//! lets the backend's cleanup find.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs::{self, File, OpenOptions},
+    io::{self, Read, Write},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Info, Kind, Labels, Usage};
+use crate::{PluginError, Result};
+
+/// The journal's file name inside the store's directory.
+pub const JOURNAL_FILE: &str = "metadata.journal";
+
+/// Rewrite the journal once it holds this many entries more than live records (and more than
+/// four times as many).
+#[cfg(not(test))]
+const COMPACT_SLACK: usize = 4096;
+#[cfg(test)]
+const COMPACT_SLACK: usize = 64;
+
+/// What a backend needs to lay out or mount a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The backend id, unique for the store's lifetime (never reused).
+    pub id: u64,
+    pub kind: Kind,
+    /// Ids of the parent chain, nearest parent first.
+    pub parent_ids: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StoredKind {
+    View,
+    Active,
+    Committed,
+}
+
+impl From<Kind> for StoredKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::View => StoredKind::View,
+            Kind::Active => StoredKind::Active,
+            Kind::Committed => StoredKind::Committed,
+        }
+    }
+}
+
+impl From<StoredKind> for Kind {
+    fn from(kind: StoredKind) -> Self {
+        match kind {
+            StoredKind::View => Kind::View,
+            StoredKind::Active => Kind::Active,
+            StoredKind::Committed => Kind::Committed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Record {
+    key: String,
+    id: u64,
+    kind: StoredKind,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    parent: String,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    labels: Labels,
+    created: i64,
+    updated: i64,
+}
+
+impl Record {
+    fn info(&self) -> Info {
+        Info {
+            kind: self.kind.into(),
+            name: self.key.clone(),
+            parent: self.parent.clone(),
+            labels: self.labels.clone(),
+            created: self.created,
+            updated: self.updated,
+        }
+    }
+}
+
+/// One journal operation; an entry is a list applied together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Op {
+    Put(Record),
+    Delete(String),
+    /// The id counter, written by compaction (ids of deleted records are never reused).
+    NextId(u64),
+}
+
+#[derive(Debug)]
+struct State {
+    journal: Arc<File>,
+    records: HashMap<String, Record>,
+    /// Number of children per parent key.
+    children: HashMap<String, usize>,
+    next_id: u64,
+    entries: usize,
+}
+
+impl State {
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Put(record) => {
+                self.next_id = self.next_id.max(record.id + 1);
+                if let Some(old) = self.records.insert(record.key.clone(), record.clone()) {
+                    self.forget_child(&old.parent);
+                }
+                if !record.parent.is_empty() {
+                    *self.children.entry(record.parent).or_default() += 1;
+                }
+            }
+            Op::Delete(key) => {
+                if let Some(old) = self.records.remove(&key) {
+                    self.forget_child(&old.parent);
+                }
+            }
+            Op::NextId(next) => self.next_id = self.next_id.max(next),
+        }
+    }
+
+    fn forget_child(&mut self, parent: &str) {
+        if let Some(count) = self.children.get_mut(parent) {
+            *count -= 1;
+            if *count == 0 {
+                self.children.remove(parent);
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<&Record> {
+        self.records
+            .get(key)
+            .ok_or_else(|| PluginError::not_found(format!("snapshot {key} does not exist")))
+    }
+
+    fn snapshot(&self, record: &Record) -> Snapshot {
+        let mut parent_ids = Vec::new();
+        let mut parent = &record.parent;
+        while let Some(p) = self.records.get(parent) {
+            parent_ids.push(p.id);
+            parent = &p.parent;
+        }
+        Snapshot {
+            id: record.id,
+            kind: record.kind.into(),
+            parent_ids,
+        }
+    }
+}
+
+/// The record store. Cheap to share behind an `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub struct MetaStore {
+    dir: PathBuf,
+    state: Mutex<State>,
+}
+
+/// Unix nanoseconds now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or_default()
+}
+
+impl MetaStore {
+    /// Opens (or creates) the store in `dir`, replaying its journal.
+    pub fn open(dir: &Path) -> Result<MetaStore> {
+        fs::create_dir_all(dir)
+            .map_err(|err| io_error(format_args!("create {}", dir.display()), err))?;
+        let path = dir.join(JOURNAL_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|err| io_error(format_args!("open {}", path.display()), err))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|err| io_error(format_args!("read {}", path.display()), err))?;
+        let (entries, good) = decode_entries(&bytes);
+        if good < bytes.len() {
+            // A torn or corrupt tail: the mutation it held never returned success.
+            file.set_len(good as u64)
+                .and_then(|()| file.sync_data())
+                .map_err(|err| io_error(format_args!("truncate {}", path.display()), err))?;
+        }
+        let mut state = State {
+            journal: Arc::new(file),
+            records: HashMap::new(),
+            children: HashMap::new(),
+            next_id: 1,
+            entries: entries.len(),
+        };
+        for ops in entries {
+            for op in ops {
+                state.apply(op);
+            }
+        }
+        Ok(MetaStore {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(state),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // State is only changed after a successful append, so it is consistent after a panic.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends `ops` to the journal and applies them; returns the file to sync once the lock
+    /// is released.
+    fn append(&self, state: &mut State, ops: Vec<Op>) -> Result<Arc<File>> {
+        let entry = encode_entry(&ops);
+        let mut file: &File = &state.journal;
+        let before = file
+            .metadata()
+            .map_err(|err| io_error("stat snapshot journal", err))?
+            .len();
+        if let Err(err) = file.write_all(&entry) {
+            // Leave no partial entry for the next append to follow.
+            let _ = file.set_len(before);
+            return Err(io_error("append to snapshot journal", err));
+        }
+        state.entries += 1;
+        for op in ops {
+            state.apply(op);
+        }
+        if state.entries > COMPACT_SLACK + 4 * state.records.len() {
+            self.compact(state)?;
+        }
+        Ok(state.journal.clone())
+    }
+
+    /// Rewrites the journal with one entry per live record.
+    fn compact(&self, state: &mut State) -> Result<()> {
+        let path = self.dir.join(JOURNAL_FILE);
+        let tmp = self.dir.join(format!("{JOURNAL_FILE}.tmp"));
+        let mut bytes = encode_entry(&[Op::NextId(state.next_id)]);
+        for record in state.records.values() {
+            bytes.extend(encode_entry(&[Op::Put(record.clone())]));
+        }
+        let write = || -> io::Result<File> {
+            let mut file = File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()?;
+            OpenOptions::new().read(true).append(true).open(&path)
+        };
+        let file = write().map_err(|err| io_error("compact snapshot journal", err))?;
+        state.journal = Arc::new(file);
+        state.entries = state.records.len() + 1;
+        Ok(())
+    }
+
+    /// The record of `key`.
+    pub fn stat(&self, key: &str) -> Result<Info> {
+        Ok(self.lock().get(key)?.info())
+    }
+
+    /// The record of `key` with what the backend needs to find its layers.
+    pub fn snapshot(&self, key: &str) -> Result<(Info, Snapshot)> {
+        let state = self.lock();
+        let record = state.get(key)?;
+        Ok((record.info(), state.snapshot(record)))
+    }
+
+    /// Creates the active snapshot or view `key` on `parent` (empty for none). `make` lays out
+    /// the backend's layer while the store is locked; the record is written only if it
+    /// succeeds (on failure `make` removes what it created).
+    pub fn create(
+        &self,
+        kind: Kind,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+        make: impl FnOnce(&Snapshot) -> Result<()>,
+    ) -> Result<Snapshot> {
+        if kind == Kind::Committed {
+            return Err(PluginError::invalid_argument(format!(
+                "snapshot {key}: cannot create a committed snapshot directly"
+            )));
+        }
+        if key.is_empty() {
+            return Err(PluginError::invalid_argument("snapshot key is required"));
+        }
+        let mut state = self.lock();
+        if state.records.contains_key(key) {
+            return Err(PluginError::already_exists(format!("snapshot {key}")));
+        }
+        let mut parent_ids = Vec::new();
+        if !parent.is_empty() {
+            let record = state.records.get(parent).ok_or_else(|| {
+                PluginError::not_found(format!("parent snapshot {parent} does not exist"))
+            })?;
+            if record.kind != StoredKind::Committed {
+                return Err(PluginError::invalid_argument(format!(
+                    "parent {parent:?} is not committed snapshot"
+                )));
+            }
+            parent_ids.push(record.id);
+            parent_ids.extend(state.snapshot(record).parent_ids);
+        }
+        let snapshot = Snapshot {
+            id: state.next_id,
+            kind,
+            parent_ids,
+        };
+        // Reserve the id even if `make` fails, so a half-made layer is never reused.
+        state.next_id += 1;
+        make(&snapshot)?;
+        let time = now();
+        let record = Record {
+            key: key.to_string(),
+            id: snapshot.id,
+            kind: kind.into(),
+            parent: parent.to_string(),
+            labels,
+            created: time,
+            updated: time,
+        };
+        let journal = self.append(&mut state, vec![Op::Put(record)])?;
+        drop(state);
+        sync(&journal)?;
+        Ok(snapshot)
+    }
+
+    /// Updates labels as [`Snapshotter::update`](super::Snapshotter::update) describes.
+    pub fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info> {
+        let mut state = self.lock();
+        let mut record = state.get(&info.name)?.clone();
+        if fieldpaths.is_empty() {
+            record.labels = info.labels.clone();
+        }
+        for path in fieldpaths {
+            if path == "labels" {
+                record.labels = info.labels.clone();
+            } else if let Some(label) = path.strip_prefix("labels.") {
+                match info.labels.get(label) {
+                    Some(value) => record.labels.insert(label.to_string(), value.clone()),
+                    None => record.labels.remove(label),
+                };
+            } else {
+                return Err(PluginError::invalid_argument(format!(
+                    "cannot update {path:?} field on snapshot {:?}",
+                    info.name
+                )));
+            }
+        }
+        record.updated = now();
+        let info = record.info();
+        let journal = self.append(&mut state, vec![Op::Put(record)])?;
+        drop(state);
+        sync(&journal)?;
+        Ok(info)
+    }
+
+    /// Turns the active snapshot `key` into the committed snapshot `name`, keeping its id.
+    /// `seal` runs first, while the store is locked (e.g. to make the layer read-only); the
+    /// record changes only if it succeeds.
+    pub fn commit(
+        &self,
+        name: &str,
+        key: &str,
+        labels: Labels,
+        seal: impl FnOnce(&Snapshot) -> Result<()>,
+    ) -> Result<Snapshot> {
+        let mut state = self.lock();
+        let record = state.get(key)?.clone();
+        if record.kind != StoredKind::Active {
+            return Err(PluginError::failed_precondition(format!(
+                "snapshot {key:?} is not active"
+            )));
+        }
+        if name.is_empty() {
+            return Err(PluginError::invalid_argument("snapshot name is required"));
+        }
+        if state.records.contains_key(name) {
+            return Err(PluginError::already_exists(format!("snapshot {name}")));
+        }
+        let mut snapshot = state.snapshot(&record);
+        seal(&snapshot)?;
+        let committed = Record {
+            key: name.to_string(),
+            kind: StoredKind::Committed,
+            labels,
+            updated: now(),
+            ..record
+        };
+        let journal = self.append(
+            &mut state,
+            vec![Op::Delete(key.to_string()), Op::Put(committed)],
+        )?;
+        drop(state);
+        sync(&journal)?;
+        snapshot.kind = Kind::Committed;
+        Ok(snapshot)
+    }
+
+    /// Removes the record of `key` unless it has children; the backend then deletes the
+    /// returned snapshot's layer.
+    pub fn remove(&self, key: &str) -> Result<Snapshot> {
+        let mut state = self.lock();
+        let record = state.get(key)?;
+        if state.children.contains_key(key) {
+            return Err(PluginError::failed_precondition(
+                "cannot remove snapshot with child",
+            ));
+        }
+        let snapshot = state.snapshot(record);
+        let journal = self.append(&mut state, vec![Op::Delete(key.to_string())])?;
+        drop(state);
+        sync(&journal)?;
+        Ok(snapshot)
+    }
+
+    /// Every record.
+    pub fn walk(&self) -> Vec<Info> {
+        self.lock().records.values().map(Record::info).collect()
+    }
+
+    /// Every record with its backend id.
+    pub fn walk_with_ids(&self) -> Vec<(Info, u64)> {
+        self.lock()
+            .records
+            .values()
+            .map(|r| (r.info(), r.id))
+            .collect()
+    }
+
+    /// The id and kind of every record, for a backend's cleanup of layers without one.
+    pub fn ids(&self) -> HashMap<u64, Kind> {
+        self.lock()
+            .records
+            .values()
+            .map(|r| (r.id, r.kind.into()))
+            .collect()
+    }
+
+    /// The ids of every record (convenience over [`MetaStore::ids`]).
+    pub fn id_set(&self) -> HashSet<u64> {
+        self.ids().into_keys().collect()
+    }
+}
+
+/// Disk usage of the tree at `root`, counted like `du`: allocated blocks of every inode once
+/// (hard links count once), the root directory included — so an empty directory on ext4 is
+/// 4096 bytes and one inode.
+pub fn disk_usage(root: &Path) -> io::Result<Usage> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = HashSet::new();
+    let mut usage = Usage::default();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let metadata = fs::symlink_metadata(&path)?;
+        if seen.insert((metadata.dev(), metadata.ino())) {
+            usage.inodes += 1;
+            usage.size += metadata.blocks() as i64 * 512;
+        }
+        if metadata.is_dir() {
+            for entry in fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(usage)
+}
+
+fn sync(journal: &File) -> Result<()> {
+    journal
+        .sync_data()
+        .map_err(|err| PluginError::internal(format!("sync snapshot journal: {err}")))
+}
+
+fn io_error(what: impl std::fmt::Display, err: io::Error) -> PluginError {
+    // A store failure is never the caller's "not found".
+    PluginError::internal(format!("{what}: {err}"))
+}
+
+fn encode_entry(ops: &[Op]) -> Vec<u8> {
+    let payload = serde_json::to_vec(ops).expect("journal operations always serialise");
+    let mut entry = Vec::with_capacity(payload.len() + 8);
+    entry.extend((payload.len() as u32).to_le_bytes());
+    entry.extend(crc32(&payload).to_le_bytes());
+    entry.extend(payload);
+    entry
+}
+
+/// The entries of a journal and the length of its intact prefix.
+fn decode_entries(bytes: &[u8]) -> (Vec<Vec<Op>>, usize) {
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let sum = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
+            break;
+        };
+        if crc32(payload) != sum {
+            break;
+        }
+        let Ok(ops) = serde_json::from_slice::<Vec<Op>>(payload) else {
+            break;
+        };
+        entries.push(ops);
+        at += 8 + len;
+    }
+    (entries, at)
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib computes it).
+fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            table[i] = c;
+            i += 1;
+        }
+        table
+    };
+    let mut crc = !0u32;
+    for &byte in data {
+        crc = TABLE[((crc ^ byte as u32) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn ok(_: &Snapshot) -> Result<()> {
+        Ok(())
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = MetaStore::open(dir.path()).unwrap();
+            store
+                .create(Kind::Active, "ns/1/a", "", labels(&[("x", "1")]), ok)
+                .unwrap();
+            store.commit("ns/2/base", "ns/1/a", Labels::new(), ok).unwrap();
+            let child = store
+                .create(Kind::View, "ns/3/v", "ns/2/base", Labels::new(), ok)
+                .unwrap();
+            assert_eq!(child.parent_ids, vec![1]);
+            store.create(Kind::Active, "gone", "", Labels::new(), ok).unwrap();
+            store.remove("gone").unwrap();
+        }
+        let store = MetaStore::open(dir.path()).unwrap();
+        let base = store.stat("ns/2/base").unwrap();
+        assert_eq!(base.kind, Kind::Committed);
+        assert!(base.labels.is_empty());
+        assert_eq!(store.stat("ns/3/v").unwrap().parent, "ns/2/base");
+        assert_eq!(store.stat("gone").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(store.walk().len(), 2);
+        // Ids are not reused after a restart, also not the removed one's.
+        let next = store.create(Kind::Active, "n", "", Labels::new(), ok).unwrap();
+        assert_eq!(next.id, 4);
+        assert_eq!(
+            store.remove("ns/2/base").unwrap_err().kind,
+            ErrorKind::FailedPrecondition
+        );
+    }
+
+    #[test]
+    fn a_torn_tail_is_dropped_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = MetaStore::open(dir.path()).unwrap();
+            store.create(Kind::Active, "kept", "", Labels::new(), ok).unwrap();
+            store.create(Kind::Active, "torn", "", Labels::new(), ok).unwrap();
+        }
+        let path = dir.path().join(JOURNAL_FILE);
+        let len = fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        {
+            let store = MetaStore::open(dir.path()).unwrap();
+            assert_eq!(store.stat("torn").unwrap_err().kind, ErrorKind::NotFound);
+            store.create(Kind::Active, "after", "", Labels::new(), ok).unwrap();
+        }
+        let store = MetaStore::open(dir.path()).unwrap();
+        let mut keys: Vec<_> = store.walk().into_iter().map(|i| i.name).collect();
+        keys.sort();
+        assert_eq!(keys, ["after", "kept"]);
+    }
+
+    #[test]
+    fn a_corrupt_entry_ends_the_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = MetaStore::open(dir.path()).unwrap();
+            store.create(Kind::Active, "first", "", Labels::new(), ok).unwrap();
+            store.create(Kind::Active, "second", "", Labels::new(), ok).unwrap();
+        }
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0xff;
+        fs::write(&path, bytes).unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let keys: Vec<_> = store.walk().into_iter().map(|i| i.name).collect();
+        assert_eq!(keys, ["first"]);
+    }
+
+    #[test]
+    fn a_failed_make_leaves_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let err = store
+            .create(Kind::Active, "k", "", Labels::new(), |_| {
+                Err(PluginError::internal("disk on fire"))
+            })
+            .unwrap_err();
+        assert_eq!(err.message, "disk on fire");
+        assert_eq!(store.stat("k").unwrap_err().kind, ErrorKind::NotFound);
+        let seal_err = {
+            store.create(Kind::Active, "a", "", Labels::new(), ok).unwrap();
+            store
+                .commit("c", "a", Labels::new(), |_| Err(PluginError::internal("no")))
+                .unwrap_err()
+        };
+        assert_eq!(seal_err.kind, ErrorKind::Internal);
+        assert_eq!(store.stat("a").unwrap().kind, Kind::Active);
+        assert_eq!(store.stat("c").unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn compaction_keeps_records_and_the_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        store.create(Kind::Active, "kept", "", Labels::new(), ok).unwrap();
+        let journal = dir.path().join(JOURNAL_FILE);
+        let start = fs::metadata(&journal).unwrap().len();
+        let rounds = COMPACT_SLACK as u64 + 10;
+        let mut pair = 0;
+        for round in 0..rounds {
+            store.create(Kind::Active, "churn", "", Labels::new(), ok).unwrap();
+            store.remove("churn").unwrap();
+            if round == 0 {
+                pair = fs::metadata(&journal).unwrap().len() - start;
+            }
+        }
+        // Without compaction the journal would hold every pair.
+        let size = fs::metadata(&journal).unwrap().len();
+        assert!(size < pair * rounds * 2 / 3, "journal is {size} bytes");
+        drop(store);
+        let store = MetaStore::open(dir.path()).unwrap();
+        assert_eq!(store.walk().len(), 1);
+        let next = store.create(Kind::Active, "n", "", Labels::new(), ok).unwrap();
+        assert_eq!(next.id, 2 + rounds);
+        assert!(!dir.path().join(format!("{JOURNAL_FILE}.tmp")).exists());
+    }
+}

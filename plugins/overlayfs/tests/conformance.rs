@@ -1,0 +1,76 @@
+//! The snapshotter conformance suite against overlayfs, as a Rust type and as the built
+//! library the daemon loads. Mounting checks need root.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+};
+
+use rcontainerd_plugin_api::{
+    host::load_library, snapshot::Snapshotter, testsuite, Driver, InitContext,
+};
+use rcontainerd_plugin_overlayfs::{Config, OverlaySnapshotter};
+
+/// A fresh root per snapshotter, all under one temp dir.
+struct Roots {
+    dir: tempfile::TempDir,
+    next: AtomicUsize,
+}
+
+impl Roots {
+    fn new() -> Self {
+        Roots {
+            dir: tempfile::tempdir().unwrap(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn next(&self) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.dir.path().join(n.to_string())
+    }
+}
+
+#[test]
+fn the_rust_type_conforms() {
+    let roots = Roots::new();
+    testsuite::snapshot::run_all(&mut || {
+        let config = Config {
+            sync_remove: true,
+            ..Config::default()
+        };
+        Arc::new(OverlaySnapshotter::open(roots.next(), config).unwrap()) as Arc<dyn Snapshotter>
+    });
+}
+
+#[test]
+fn the_loaded_library_conforms() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: the overlayfs plugin's init mounts an overlay, which needs root");
+        return;
+    }
+    // Integration tests run from <target>/debug/deps; the library is built into <target>/debug.
+    let exe = std::env::current_exe().unwrap();
+    let library = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("librcontainerd_plugin_overlayfs.so");
+    let plugins = load_library(&library).unwrap_or_else(|err| panic!("{err}"));
+    let roots = Roots::new();
+    testsuite::snapshot::run_all(&mut || {
+        let instance = plugins[0]
+            .init(InitContext {
+                root: roots.next(),
+                ..InitContext::default()
+            })
+            .unwrap();
+        match instance.driver {
+            Driver::Snapshotter(s) => s,
+            other => panic!("overlayfs provides {other:?}"),
+        }
+    });
+}
