@@ -15,4 +15,5 @@ cargo fetch --locked
 cargo fetch --locked --manifest-path tests/plugins/Cargo.toml
 cargo build --workspace --locked
 bash tests/plugins/build.sh "$CARGO_TARGET_DIR"
-cargo test --workspace --locked "$@"
+# Every test binary runs even when an earlier one fails, so one run shows every failure.
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -70,6 +70,8 @@ pub struct Sample {
 }
 
 pub struct Results {
+    /// File names of the plugin libraries next to the rcontainerd binary, which it loads by default.
+    pub plugin_libraries: Vec<String>,
     pub subjects: Vec<Subject>,
     /// `samples[s][i]`: subject `s`, measured round `i`.
     pub samples: Vec<Vec<Sample>>,
@@ -79,6 +81,13 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
     let subjects = plan.subjects();
     for subject in &subjects {
         check_binary(subject.binary())?;
+    }
+    let plugin_libraries = plugin_libraries_next_to(&plan.rcontainerd);
+    if plugin_libraries.is_empty() {
+        eprintln!(
+            "warning: no plugin libraries next to {}; build them with `cargo build --release`",
+            plan.rcontainerd.display()
+        );
     }
     for subject in &subjects {
         let sample = measure(plan, subject).with_context(|| format!("warm-up run of {subject}"))?;
@@ -93,7 +102,11 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
             samples.push(sample);
         }
     }
-    Ok(Results { subjects, samples })
+    Ok(Results {
+        plugin_libraries,
+        subjects,
+        samples,
+    })
 }
 
 fn check_binary(binary: &Path) -> anyhow::Result<()> {
@@ -108,6 +121,19 @@ fn check_binary(binary: &Path) -> anyhow::Result<()> {
         bail!("daemon binary {} is not a file", binary.display());
     }
     Ok(())
+}
+
+fn plugin_libraries_next_to(binary: &Path) -> Vec<String> {
+    let dir = binary.parent().unwrap_or(Path::new("."));
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".so"))
+        .collect();
+    names.sort();
+    names
 }
 
 fn describe(sample: &Sample) -> String {

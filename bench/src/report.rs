@@ -12,11 +12,25 @@ pub fn render(plan: &Plan, results: &Results) -> String {
     let order: Vec<String> = results.subjects.iter().map(|s| s.to_string()).collect();
     let _ = writeln!(
         out,
-        "Boot = exec → first answered `Version` RPC on the unix socket; idle RSS = VmRSS after {} ms idle. \
-         {} measured runs per daemon after 1 warm-up each, alternating run by run ({}).\n",
+        "Boot = exec → first answered `Version` RPC on the unix socket, {}; idle RSS = VmRSS after {} ms \
+         idle. {} measured runs per daemon after 1 warm-up each, alternating run by run ({}).\n",
+        if plan.restart {
+            "restarting on the root and state an untimed first boot left behind"
+        } else {
+            "first boot on an empty root"
+        },
         plan.idle.as_millis(),
         plan.runs,
         order.join(" → ")
+    );
+    let _ = writeln!(
+        out,
+        "rcontainerd's plugin libraries: {}.\n",
+        if results.plugin_libraries.is_empty() {
+            "none".to_string()
+        } else {
+            results.plugin_libraries.join(", ")
+        }
     );
     out.push_str(
         "| daemon | version | boot ms min / median / max | idle RSS MiB min / median / max \

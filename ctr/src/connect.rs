@@ -112,7 +112,10 @@ pub async fn connect(
         }
     });
     // The authority is what containerd's client sends; h2 refuses socket paths.
+    // Flow-control windows sized by measuring the link (as grpc-go does)
+    // rather than h2's fixed 64 KiB, which would stall every blob chunk.
     let channel = Endpoint::from_static("http://localhost")
+        .http2_adaptive_window(true)
         .connect_with_connector(connector)
         .await
         .map_err(|err| dial_error(format!("connection error: desc = \"{err}\"")))?;

@@ -23,7 +23,12 @@ impl Json {
         if items.is_empty() {
             return Self::Null;
         }
-        Self::Array(items.iter().map(|item| Self::string(item.as_str())).collect())
+        Self::Array(
+            items
+                .iter()
+                .map(|item| Self::string(item.as_str()))
+                .collect(),
+        )
     }
 
     /// A string map with its keys sorted, as Go sorts map keys.

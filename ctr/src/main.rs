@@ -46,12 +46,21 @@ fn main() -> ExitCode {
 /// containerd's ctr (clap would exit 2).
 fn usage(err: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    let _ = err.print();
     match err.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
-        _ => ExitCode::FAILURE,
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        // A command group given without its command: help on stdout, like
+        // containerd's ctr (clap would write it to stderr).
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            print!("{}", err.render());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let _ = err.print();
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -103,7 +112,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let channel = dial(global).await?;
             let mut out = String::new();
-            let result = within_timeout(global, commands::snapshots::run(channel, args, &mut out)).await;
+            let result =
+                within_timeout(global, commands::snapshots::run(channel, args, &mut out)).await;
             print!("{out}");
             result
         }

@@ -26,12 +26,17 @@ pub fn plugin_dirs(config: &Config) -> Vec<PathBuf> {
     dirs
 }
 
-/// All registrations (loaded libraries first, then built-ins), without the
-/// disabled ones.
+/// All registrations (loaded libraries first, then built-ins), disabled
+/// ones included (their config tables are still known keys).
 pub fn registrations(config: &Config) -> Vec<Registration> {
     let files = discovery::library_files(&plugin_dirs(config));
     let mut all = discovery::load(&files);
     all.extend(builtin::registrations());
+    all
+}
+
+/// Drops the registrations `disabled_plugins` names: never initialised, not listed.
+pub fn without_disabled(config: &Config, mut all: Vec<Registration>) -> Vec<Registration> {
     all.retain(|r| {
         let disabled = config.disabled_plugins.contains(&r.uri());
         if disabled {
@@ -75,6 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         for warning in config::check_plugin_tables(&cfg, &plugin_defaults(&registrations)) {
             tracing::warn!("config: {warning}");
         }
+        let registrations = without_disabled(&cfg, registrations);
         let ttrpc = if cfg.ttrpc.address.as_os_str().is_empty() {
             format!("{}.ttrpc", cfg.grpc.address.display())
         } else {

@@ -100,7 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         None => {
             let config = load_config(&cli)?;
-            init_logging(&config.debug.level);
+            init_logging_as(&config.debug.level, &config.debug.format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -135,18 +135,40 @@ fn load_config(cli: &Cli) -> anyhow::Result<config::Config> {
         config.grpc.address = address.clone();
     }
     if let Some(level) = &cli.log_level {
+        if !config::LOG_LEVELS.contains(&level.as_str()) {
+            anyhow::bail!(
+                "--log-level {level:?}: expected one of {}",
+                config::LOG_LEVELS.join(", ")
+            );
+        }
         config.debug.level = level.clone();
     }
     Ok(config)
 }
 
 fn init_logging(level: &str) {
+    init_logging_as(level, "");
+}
+
+/// Logs to stderr at `level` (`RUST_LOG` overrides), as text or JSON lines.
+fn init_logging_as(level: &str, format: &str) {
+    // containerd's (logrus) level names, in tracing's terms.
+    let level = match level {
+        "warning" => "warn",
+        "fatal" | "panic" => "error",
+        other => other,
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
 }

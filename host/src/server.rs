@@ -124,7 +124,9 @@ pub async fn serve(
             let store = store.clone();
             let backends = done.snapshotters.clone();
             let stores = crate::services::blocking(move || {
-                Ok(crate::snapshots::SnapshotStores::open_all(&store, &backends))
+                Ok(crate::snapshots::SnapshotStores::open_all(
+                    &store, &backends,
+                ))
             })
             .await?;
             Some(

@@ -155,7 +155,6 @@ async fn a_second_daemon_on_a_live_socket_refuses_to_start() {
 
 /// Two plugins requiring each other's type: startup fails and the message names the cycle.
 #[tokio::test]
-#[ignore = "needs the cycle-a/cycle-b test plugins in tests/plugins; the cycle itself is unit-tested in host/src/plugin/graph.rs"]
 async fn a_dependency_cycle_aborts_startup_naming_it() {
     let dir = test_plugin_dir(&[TestPlugin::CycleA, TestPlugin::CycleB]);
     let stderr = start_fails(DaemonOptions::new().plugin_dir(dir.path())).await;

@@ -269,30 +269,56 @@ fn assert_status(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code
     assert_eq!(status.message(), message, "{status:?}");
 }
 
-/// Mounts `mounts` (one bind mount, as native and example return) on `target`.
+/// Mounts `mounts` (one mount: a bind, or an overlay with its data options) on `target`.
 fn mount_all(mounts: &[Mount], target: &Path) {
     use nix::mount::{mount, MsFlags};
     assert_eq!(mounts.len(), 1, "{mounts:?}");
     let m = &mounts[0];
-    assert_eq!(m.r#type, "bind", "{m:?}");
     std::fs::create_dir_all(target).unwrap();
-    mount(
-        Some(m.source.as_str()),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .unwrap_or_else(|e| panic!("bind {} on {}: {e}", m.source, target.display()));
-    if m.options.iter().any(|o| o == "ro") {
-        mount(
-            None::<&str>,
-            target,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .unwrap();
+    let read_only = m.options.iter().any(|o| o == "ro");
+    match m.r#type.as_str() {
+        "bind" => {
+            mount(
+                Some(m.source.as_str()),
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .unwrap_or_else(|e| panic!("bind {} on {}: {e}", m.source, target.display()));
+            if read_only {
+                mount(
+                    None::<&str>,
+                    target,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+                .unwrap();
+            }
+        }
+        "overlay" => {
+            let data: Vec<&str> = m
+                .options
+                .iter()
+                .map(String::as_str)
+                .filter(|o| !matches!(*o, "ro" | "rw"))
+                .collect();
+            let flags = if read_only {
+                MsFlags::MS_RDONLY
+            } else {
+                MsFlags::empty()
+            };
+            mount(
+                Some(m.source.as_str()),
+                target,
+                Some("overlay"),
+                flags,
+                Some(data.join(",").as_str()),
+            )
+            .unwrap_or_else(|e| panic!("overlay {m:?} on {}: {e}", target.display()));
+        }
+        other => panic!("unexpected mount type {other}: {m:?}"),
     }
 }
 
@@ -306,7 +332,10 @@ async fn lifecycle(snapshotter: &str) {
     let daemon = start().await;
     let mut s = Snaps::new(&daemon, snapshotter);
 
-    let mounts = s.prepare_with("work", "", labels(&[("team", "a")])).await.unwrap();
+    let mounts = s
+        .prepare_with("work", "", labels(&[("team", "a")]))
+        .await
+        .unwrap();
     assert_eq!(mounts.len(), 1, "{mounts:?}");
     let work = s.stat("work").await.unwrap();
     assert_eq!(work.kind, Kind::Active as i32);
@@ -334,7 +363,10 @@ async fn lifecycle(snapshotter: &str) {
 
     assert_eq!(s.names(&[]).await, ["base", "child", "look"]);
     assert_eq!(s.names(&["kind==committed"]).await, ["base"]);
-    assert_eq!(s.names(&["kind==view", "kind==active"]).await, ["child", "look"]);
+    assert_eq!(
+        s.names(&["kind==view", "kind==active"]).await,
+        ["child", "look"]
+    );
     assert_eq!(s.names(&["parent==base"]).await, ["child", "look"]);
     assert_eq!(s.names(&["name==child"]).await, ["child"]);
     assert_eq!(s.names(&[r#"labels."layer"==0"#]).await, ["base"]);
@@ -342,7 +374,11 @@ async fn lifecycle(snapshotter: &str) {
 
     // Update: one key by mask, then every label.
     let updated = s
-        .update("base", labels(&[("layer", "1"), ("extra", "x")]), &["labels.layer"])
+        .update(
+            "base",
+            labels(&[("layer", "1"), ("extra", "x")]),
+            &["labels.layer"],
+        )
         .await
         .unwrap();
     assert_eq!(updated.labels, labels(&[("layer", "1")]));
@@ -352,7 +388,10 @@ async fn lifecycle(snapshotter: &str) {
         .await
         .unwrap();
     assert_eq!(updated.labels, labels(&[("extra", "x")]));
-    assert_eq!(s.stat("base").await.unwrap().labels, labels(&[("extra", "x")]));
+    assert_eq!(
+        s.stat("base").await.unwrap().labels,
+        labels(&[("extra", "x")])
+    );
     let refused = s.update("base", HashMap::new(), &["parent"]).await;
     assert_eq!(refused.unwrap_err().code(), Code::InvalidArgument);
 
@@ -399,7 +438,11 @@ async fn lifecycle(snapshotter: &str) {
         s.mounts("nope").await.map(|_| ()),
         s.usage("nope").await.map(|_| ()),
     ] {
-        assert_status(result, Code::NotFound, "snapshot nope does not exist: not found");
+        assert_status(
+            result,
+            Code::NotFound,
+            "snapshot nope does not exist: not found",
+        );
     }
     let commit_committed = s.commit("again", "base").await.unwrap_err();
     assert_eq!(commit_committed.code(), Code::FailedPrecondition);
@@ -424,7 +467,9 @@ async fn lifecycle(snapshotter: &str) {
 
     // Children first, then the parent.
     for key in ["child", "look", "work2", "base"] {
-        s.remove(key).await.unwrap_or_else(|e| panic!("remove {key}: {e:?}"));
+        s.remove(key)
+            .await
+            .unwrap_or_else(|e| panic!("remove {key}: {e:?}"));
     }
     assert!(s.names(&[]).await.is_empty());
     s.cleanup().await.unwrap();
@@ -436,15 +481,30 @@ async fn native_lifecycle_filters_labels_and_errors() {
 }
 
 #[tokio::test]
+async fn overlayfs_lifecycle_filters_labels_and_errors() {
+    lifecycle("overlayfs").await;
+}
+
+#[tokio::test]
 async fn example_lifecycle_filters_labels_and_errors() {
     lifecycle("example").await;
 }
 
-/// Files written through an active snapshot's mounts are there in a view of its commit.
 #[tokio::test]
 async fn native_files_written_in_an_active_snapshot_are_in_a_view_of_its_commit() {
+    files_survive_commit_and_show_in_children("native").await;
+}
+
+#[tokio::test]
+async fn overlayfs_files_written_in_an_active_snapshot_are_in_a_view_of_its_commit() {
+    files_survive_commit_and_show_in_children("overlayfs").await;
+}
+
+/// Files written through an active snapshot's mounts are there in a view of its commit and in an
+/// active child, whose own writes do not leak into the parent.
+async fn files_survive_commit_and_show_in_children(snapshotter: &str) {
     let daemon = start().await;
-    let mut s = Snaps::new(&daemon, "native");
+    let mut s = Snaps::new(&daemon, snapshotter);
     let mnt = daemon.dir().join("mnt");
 
     let mounts = s.prepare("rw", "").await.unwrap();
@@ -463,6 +523,23 @@ async fn native_files_written_in_an_active_snapshot_are_in_a_view_of_its_commit(
     unmount(&mnt);
     let (size, _) = s.usage("one").await.unwrap();
     assert!(size > 0, "usage of a layer holding a file: {size}");
+
+    let mounts = s.prepare("upper", "one").await.unwrap();
+    mount_all(&mounts, &mnt);
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("hello")).unwrap(),
+        "layer one"
+    );
+    std::fs::write(mnt.join("second"), "layer two").unwrap();
+    unmount(&mnt);
+    s.commit("two", "upper").await.unwrap();
+    let mounts = s.view("check", "one").await.unwrap();
+    mount_all(&mounts, &mnt);
+    assert!(
+        !mnt.join("second").exists(),
+        "a child's file leaked into its parent"
+    );
+    unmount(&mnt);
 }
 
 /// Unknown snapshotter, missing and invalid namespace headers: containerd's codes and words.
@@ -475,10 +552,7 @@ async fn unknown_snapshotter_and_namespace_headers_are_refused() {
         Code::InvalidArgument,
         "snapshotter not loaded: zfs: invalid argument",
     );
-    assert_eq!(
-        s.list(&[]).await.unwrap_err().code(),
-        Code::InvalidArgument
-    );
+    assert_eq!(s.list(&[]).await.unwrap_err().code(), Code::InvalidArgument);
 
     let mut client = SnapshotsClient::new(daemon.channel());
     let status = client
@@ -489,7 +563,10 @@ async fn unknown_snapshotter_and_namespace_headers_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(status.message(), "namespace is required: failed precondition");
+    assert_eq!(
+        status.message(),
+        "namespace is required: failed precondition"
+    );
     let status = client
         .stat(namespaced(
             StatSnapshotRequest {
@@ -593,7 +670,11 @@ async fn debian_ctr_prepares_commits_lists_and_removes() {
         mounts.stdout
     );
     let info = ctr(&["info", "layer1"]);
-    assert!(info.ok().contains("\"Kind\": \"Committed\""), "{}", info.stdout);
+    assert!(
+        info.ok().contains("\"Kind\": \"Committed\""),
+        "{}",
+        info.stdout
+    );
     ctr(&["label", "layer1", "color=blue"]).ok();
     let info = ctr(&["info", "layer1"]);
     assert!(info.ok().contains("\"color\": \"blue\""), "{}", info.stdout);
@@ -628,7 +709,11 @@ async fn a_panicking_snapshotter_fails_the_call_and_leaves_no_record() {
         assert_eq!(status.code(), Code::Internal, "{status:?}");
         assert!(status.message().contains("panic"), "{status:?}");
         // Nothing was recorded: the same key is not taken.
-        assert_status(s.stat("k").await, Code::NotFound, "snapshot k does not exist: not found");
+        assert_status(
+            s.stat("k").await,
+            Code::NotFound,
+            "snapshot k does not exist: not found",
+        );
     }
     assert!(s.names(&[]).await.is_empty());
     assert!(daemon.answers_version().await);
@@ -658,7 +743,10 @@ async fn a_crash_after_the_backend_prepare_leaves_nothing_behind() {
     let mut s = Snaps::new(&daemon, "native");
     let status = s.prepare("doomed", "").await.unwrap_err();
     assert!(
-        matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Internal),
+        matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Internal
+        ),
         "the connection should have dropped: {status:?}"
     );
     assert!(
@@ -699,7 +787,10 @@ async fn a_crash_after_the_backend_commit_is_completed_at_restart() {
         .await
         .unwrap_err();
     assert!(
-        matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Internal),
+        matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Internal
+        ),
         "{status:?}"
     );
     daemon.kill9();
@@ -712,4 +803,24 @@ async fn a_crash_after_the_backend_commit_is_completed_at_restart() {
     assert_eq!(layer.labels, labels(&[("committed", "yes")]));
     s.prepare("next", "layer").await.unwrap();
     assert_eq!(dir_entries(&native_snapshots_dir(&daemon)).len(), 2);
+}
+
+/// The daemon dies between the backend's Remove and the record delete: the backend no longer has
+/// the snapshot, so the restart deletes the record too.
+#[tokio::test]
+async fn a_crash_after_the_backend_remove_is_completed_at_restart() {
+    let mut daemon = start_crashing_at("snapshot-after-backend-remove").await;
+    let mut s = Snaps::new(&daemon, "native");
+    s.prepare("gone", "").await.unwrap();
+    s.remove("gone").await.unwrap_err();
+    daemon.kill9();
+    restart(&mut daemon).await;
+
+    let mut s = Snaps::new(&daemon, "native");
+    assert!(s.names(&[]).await.is_empty(), "log:\n{}", daemon.stderr());
+    assert_eq!(
+        dir_entries(&native_snapshots_dir(&daemon)),
+        Vec::<String>::new()
+    );
+    s.prepare("gone", "").await.unwrap();
 }

@@ -7,7 +7,7 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::io::SeekFrom;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::AsFd;
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +18,7 @@ use rcontainerd_api::services::content::{
     ReadContentRequest, Status as IngestStatus, UpdateRequest, WriteAction, WriteContentRequest,
     WriteContentResponse,
 };
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -165,7 +165,8 @@ async fn list(client: &mut Client, args: &ContentList, out: &mut String) -> anyh
     result
 }
 
-/// `DIGEST SIZE AGE LABELS`, aligned with tabs; `-` for no labels.
+/// `DIGEST SIZE AGE LABELS`, aligned with tabs; `-` for no labels (sorted
+/// here; containerd's ctr prints them in random order).
 pub struct ContentTable {
     writer: TabWriter,
 }
@@ -197,7 +198,11 @@ impl ContentTable {
 
 /// Sets or clears the given labels in one update (no labels: just reads
 /// them) and prints the blob's labels afterwards.
-async fn label(client: &mut Client, args: &ObjectWithLabels, out: &mut String) -> anyhow::Result<()> {
+async fn label(
+    client: &mut Client,
+    args: &ObjectWithLabels,
+    out: &mut String,
+) -> anyhow::Result<()> {
     let digest_text = args.object.clone().unwrap_or_default();
     digest::validate(&digest_text)?;
     let labels = parse_labels(&args.labels);
@@ -294,13 +299,30 @@ async fn get(client: &mut Client, args: &ContentGet) -> anyhow::Result<()> {
         .into_inner();
     let mut stdout = tokio::io::stdout();
     while let Some(response) = stream.message().await.map_err(RpcError::from)? {
-        stdout
-            .write_all(&response.data)
-            .await
-            .map_err(|err| anyhow!("write /dev/stdout: {}", os_error_text(&err)))?;
+        if let Err(err) = stdout.write_all(&response.data).await {
+            return Err(stdout_failure(&err));
+        }
     }
-    stdout.flush().await?;
+    if let Err(err) = stdout.flush().await {
+        return Err(stdout_failure(&err));
+    }
     Ok(())
+}
+
+/// A failed write to stdout. When the reader went away (`ctr content get …
+/// | head`), ctr ends by SIGPIPE, silently, as containerd's does; other
+/// failures are reported.
+fn stdout_failure(err: &io::Error) -> anyhow::Error {
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        use nix::sys::signal::{raise, signal, SigHandler, Signal};
+        // SAFETY: the default disposition runs no handler code in this
+        // process, so nothing here needs to be async-signal-safe.
+        let reset = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+        if reset.is_ok() {
+            let _ = raise(Signal::SIGPIPE);
+        }
+    }
+    anyhow!("write /dev/stdout: {}", os_error_text(err))
 }
 
 /// A failed exchange on the Write stream: the daemon's error, or the stream
@@ -361,10 +383,7 @@ impl RemoteWriter {
             expected: expected.to_owned(),
             ..WriteContentRequest::default()
         };
-        requests
-            .send(first)
-            .await
-            .map_err(|_| StreamError::Ended)?;
+        requests.send(first).await.map_err(|_| StreamError::Ended)?;
         let responses = client.write(ReceiverStream::new(queue)).await?.into_inner();
         let mut writer = Self {
             requests,
@@ -402,13 +421,13 @@ impl RemoteWriter {
 
     /// Sends `data` at the current offset and returns how much the daemon
     /// took.
-    async fn write(&mut self, data: &[u8]) -> Result<i64, StreamError> {
+    async fn write(&mut self, data: Vec<u8>) -> Result<i64, StreamError> {
         let offset = self.offset;
         let response = self
             .exchange(WriteContentRequest {
                 action: WriteAction::Write as i32,
                 offset,
-                data: data.to_vec(),
+                data,
                 ..WriteContentRequest::default()
             })
             .await?;
@@ -498,32 +517,27 @@ async fn copy_stdin(
         .as_fd()
         .try_clone_to_owned()
         .map_err(|err| anyhow!("cannot use stdin: {}", os_error_text(&err)))?;
-    let mut input = tokio::fs::File::from_std(std::fs::File::from(stdin));
+    let mut input = std::fs::File::from(stdin);
     if resume_at > 0 {
-        let seek = input.seek(SeekFrom::Start(resume_at as u64)).await;
-        if let Err(err) = seek {
+        if let Err(err) = input.seek(SeekFrom::Start(resume_at as u64)) {
             bail!(
                 "unable to resume write to {reference}: failed to seek to offset {resume_at}: seek {STDIN_NAME}: {}",
                 os_error_text(&err)
             );
         }
     }
-    let mut buffer = vec![0u8; INGEST_CHUNK];
+    let mut chunks = read_in_chunks(input);
     let mut copied: i64 = 0;
-    loop {
-        let read = input
-            .read(&mut buffer)
-            .await
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk
             .map_err(|err| anyhow!("failed to copy: read {STDIN_NAME}: {}", os_error_text(&err)))?;
-        if read == 0 {
-            break;
-        }
+        let length = chunk.len() as i64;
         let taken = writer
-            .write(&buffer[..read])
+            .write(chunk)
             .await
             .map_err(|err| anyhow!("failed to copy: failed to send write: {err}"))?;
         copied += taken;
-        if taken < read as i64 {
+        if taken < length {
             bail!("failed to copy: short write");
         }
     }
@@ -548,6 +562,37 @@ async fn copy_stdin(
         );
     }
     Ok(())
+}
+
+/// Reads `input` on a thread of its own, so that reading overlaps sending,
+/// and hands over chunks of [`INGEST_CHUNK`] bytes (the last one shorter);
+/// the channel closes at the end of the input or after a read error.
+fn read_in_chunks(mut input: std::fs::File) -> mpsc::Receiver<io::Result<Vec<u8>>> {
+    let (chunks, receiver) = mpsc::channel(2);
+    std::thread::spawn(move || loop {
+        let mut chunk = vec![0u8; INGEST_CHUNK];
+        let mut filled = 0;
+        while filled < INGEST_CHUNK {
+            match input.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    let _ = chunks.blocking_send(Err(err));
+                    return;
+                }
+            }
+        }
+        if filled == 0 {
+            return;
+        }
+        chunk.truncate(filled);
+        let at_end = filled < INGEST_CHUNK;
+        if chunks.blocking_send(Ok(chunk)).is_err() || at_end {
+            return;
+        }
+    });
+    receiver
 }
 
 #[cfg(test)]
@@ -577,10 +622,7 @@ mod tests {
             size: 6,
             created_at: now_minus(12),
             updated_at: None,
-            labels: HashMap::from([
-                ("x&y".into(), "<z>".into()),
-                ("b".into(), "true".into()),
-            ]),
+            labels: HashMap::from([("x&y".into(), "<z>".into()), ("b".into(), "true".into())]),
         });
         table.add(&Info {
             digest: HELLO.replace("5891", "0000"),
@@ -607,8 +649,12 @@ mod tests {
             started_at: started,
             ..IngestStatus::default()
         };
-        let statuses = [status("r4", 3, now_minus(12)), status("r6", 3, now_minus(0))];
-        let expected = "REF\tSIZE\tAGE\t\t\t\nr4\t3B\t12 seconds\t\t\nr6\t3B\tLess than a second\t\n";
+        let statuses = [
+            status("r4", 3, now_minus(12)),
+            status("r6", 3, now_minus(0)),
+        ];
+        let expected =
+            "REF\tSIZE\tAGE\t\t\t\nr4\t3B\t12 seconds\t\t\nr6\t3B\tLess than a second\t\n";
         assert_eq!(active_table(&statuses), expected);
         assert_eq!(active_table(&[]), "REF\tSIZE\tAGE\t\n");
     }
@@ -635,6 +681,37 @@ mod tests {
             reference: reference.map(str::to_owned),
             ignored: Vec::new(),
         })
+    }
+
+    #[tokio::test]
+    async fn reads_input_in_whole_chunks_through_a_pipe() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let total = 2 * INGEST_CHUNK + 10;
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write as _;
+            // Small writes: a pipe hands them over in small reads.
+            let bytes: Vec<u8> = (0..total).map(|index| (index % 251) as u8).collect();
+            for piece in bytes.chunks(1000) {
+                writer.write_all(piece).unwrap();
+            }
+        });
+        let mut chunks = read_in_chunks(std::fs::File::from(std::os::fd::OwnedFd::from(reader)));
+        let mut sizes = Vec::new();
+        let mut data = Vec::new();
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk.unwrap();
+            sizes.push(chunk.len());
+            data.extend(chunk);
+        }
+        feeder.join().unwrap();
+        assert_eq!(sizes, [INGEST_CHUNK, INGEST_CHUNK, 10]);
+        assert!(data.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    }
+
+    #[tokio::test]
+    async fn empty_input_gives_no_chunks() {
+        let mut chunks = read_in_chunks(std::fs::File::open("/dev/null").unwrap());
+        assert!(chunks.recv().await.is_none());
     }
 
     #[test]
@@ -667,7 +744,10 @@ mod tests {
             })
         };
         assert_eq!(message(&get(None)), "invalid checksum digest format");
-        assert_eq!(message(&get(Some("md5:00"))), "unsupported digest algorithm");
+        assert_eq!(
+            message(&get(Some("md5:00"))),
+            "unsupported digest algorithm"
+        );
         assert_eq!(message(&get(Some(HELLO))), "");
     }
 }

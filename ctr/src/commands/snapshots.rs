@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use anyhow::anyhow;
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::{
-    CommitSnapshotRequest, Info, Kind, ListSnapshotsRequest, MountsRequest,
-    PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest, UpdateSnapshotRequest,
-    UsageRequest, ViewSnapshotRequest,
+    CommitSnapshotRequest, Info, Kind, ListSnapshotsRequest, MountsRequest, PrepareSnapshotRequest,
+    RemoveSnapshotRequest, StatSnapshotRequest, UpdateSnapshotRequest, UsageRequest,
+    ViewSnapshotRequest,
 };
 use rcontainerd_api::types::Mount;
 
@@ -70,7 +70,9 @@ pub async fn run(
     match &args.command {
         SnapshotsCommand::Prepare(create) => prepare(&mut client, snapshotter, create, out).await,
         SnapshotsCommand::View(create) => view(&mut client, snapshotter, create, out).await,
-        SnapshotsCommand::Commit(commit_args) => commit(&mut client, snapshotter, commit_args).await,
+        SnapshotsCommand::Commit(commit_args) => {
+            commit(&mut client, snapshotter, commit_args).await
+        }
         SnapshotsCommand::Mounts(mounts_args) => {
             mounts(&mut client, snapshotter, mounts_args, out).await
         }
@@ -590,10 +592,7 @@ v   0       0
             "mount -t bind /r/1/fs /mnt/y -o ro,rbind\n"
         );
         let bare = [mount("tmpfs", "none", &[])];
-        assert_eq!(
-            mount_commands("/t", &bare),
-            "mount -t tmpfs none /t -o \n"
-        );
+        assert_eq!(mount_commands("/t", &bare), "mount -t tmpfs none /t -o \n");
     }
 
     #[test]

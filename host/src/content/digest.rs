@@ -1,9 +1,10 @@
 //! Content digests: `algorithm:hex`, checked the way containerd's clients
 //! and services check them before using one.
 
-use sha2::{Digest as _, Sha256};
+use sha2::digest::generic_array::GenericArray;
 
 use crate::errdefs::{Error, Result};
+use crate::metadata::DigestState;
 
 /// Why a digest string is malformed, in containerd's words.
 pub fn problem(digest: &str) -> Option<&'static str> {
@@ -22,7 +23,10 @@ pub fn problem(digest: &str) -> Option<&'static str> {
     if hex.len() != length {
         return Some("invalid checksum digest length");
     }
-    if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Some("invalid checksum digest format");
     }
     None
@@ -49,26 +53,115 @@ fn is_algorithm_name(name: &str) -> bool {
     })
 }
 
-/// The running sha256 of an ingest.
-#[derive(Clone, Default)]
+/// sha256's initial hash value (FIPS 180-4, 5.3.3).
+const INITIAL_STATE: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+const BLOCK: usize = 64;
+
+/// The running sha256 of an ingest. Unlike `sha2::Sha256`, its state can
+/// be saved and restored ([`DigestState`]), so an ingest resumed after a
+/// restart still knows its digest. The block function is `sha2`'s (SHA-NI
+/// when the CPU has it).
+#[derive(Clone)]
 pub struct RunningDigest {
-    hasher: Sha256,
+    state: [u32; 8],
+    pending: [u8; BLOCK],
+    pending_len: usize,
+    length: u64,
+}
+
+impl Default for RunningDigest {
+    fn default() -> Self {
+        RunningDigest {
+            state: INITIAL_STATE,
+            pending: [0; BLOCK],
+            pending_len: 0,
+            length: 0,
+        }
+    }
+}
+
+fn compress(state: &mut [u32; 8], block: &[u8]) {
+    sha2::compress256(state, std::slice::from_ref(GenericArray::from_slice(block)));
 }
 
 impl RunningDigest {
-    pub fn update(&mut self, data: &[u8]) {
-        self.hasher.update(data);
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.length += data.len() as u64;
+        if self.pending_len > 0 {
+            let take = (BLOCK - self.pending_len).min(data.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&data[..take]);
+            self.pending_len += take;
+            data = &data[take..];
+            if self.pending_len < BLOCK {
+                return;
+            }
+            let block = self.pending;
+            compress(&mut self.state, &block);
+            self.pending_len = 0;
+        }
+        let mut blocks = data.chunks_exact(BLOCK);
+        for block in &mut blocks {
+            compress(&mut self.state, block);
+        }
+        let rest = blocks.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.pending_len = rest.len();
+    }
+
+    /// Bytes hashed so far.
+    pub fn length(&self) -> u64 {
+        self.length
     }
 
     /// The digest of everything so far (`sha256:<hex>`).
     pub fn current(&self) -> String {
-        let sum = self.hasher.clone().finalize();
+        let mut state = self.state;
+        let mut tail = [0u8; 2 * BLOCK];
+        tail[..self.pending_len].copy_from_slice(&self.pending[..self.pending_len]);
+        tail[self.pending_len] = 0x80;
+        // The bit length goes in the last 8 bytes of one or two blocks.
+        let used = if self.pending_len < BLOCK - 8 {
+            BLOCK
+        } else {
+            2 * BLOCK
+        };
+        tail[used - 8..used].copy_from_slice(&(self.length * 8).to_be_bytes());
+        for block in tail[..used].chunks_exact(BLOCK) {
+            compress(&mut state, block);
+        }
         let mut text = String::with_capacity(7 + 64);
         text.push_str("sha256:");
-        for byte in sum {
-            text.push_str(&format!("{byte:02x}"));
+        for word in state {
+            text.push_str(&format!("{word:08x}"));
         }
         text
+    }
+
+    /// The state to save.
+    pub fn save(&self) -> DigestState {
+        DigestState {
+            state: self.state,
+            pending: self.pending[..self.pending_len].to_vec(),
+            length: self.length,
+        }
+    }
+
+    /// Continues from a saved state; `None` if it is inconsistent.
+    pub fn restore(saved: &DigestState) -> Option<RunningDigest> {
+        let pending_len = saved.pending.len();
+        if pending_len >= BLOCK || saved.length % BLOCK as u64 != pending_len as u64 {
+            return None;
+        }
+        let mut pending = [0; BLOCK];
+        pending[..pending_len].copy_from_slice(&saved.pending);
+        Some(RunningDigest {
+            state: saved.state,
+            pending,
+            pending_len,
+            length: saved.length,
+        })
     }
 }
 
@@ -93,7 +186,10 @@ mod tests {
             ("sha256:", "invalid checksum digest format"),
             ("SHA256:00", "invalid checksum digest format"),
             ("sha256:abc", "invalid checksum digest length"),
-            ("md5:d41d8cd98f00b204e9800998ecf8427e", "unsupported digest algorithm"),
+            (
+                "md5:d41d8cd98f00b204e9800998ecf8427e",
+                "unsupported digest algorithm",
+            ),
         ] {
             assert_eq!(problem(digest), Some(why), "{digest:?}");
         }
@@ -105,6 +201,35 @@ mod tests {
             err.into_status().message(),
             "\"sha256:abc\" failed validation: invalid argument"
         );
+    }
+
+    #[test]
+    fn running_digest_matches_sha2_at_every_block_edge() {
+        use sha2::{Digest as _, Sha256};
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
+        for len in [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 5000] {
+            let expected = format!("sha256:{:x}", Sha256::digest(&data[..len]));
+            for split in [0, 1, 3, 64, len / 2, len] {
+                let split = split.min(len);
+                let mut running = RunningDigest::default();
+                running.update(&data[..split]);
+                // Save and restore in the middle: nothing is lost.
+                let mut running = RunningDigest::restore(&running.save()).unwrap();
+                running.update(&data[split..len]);
+                assert_eq!(running.current(), expected, "len {len} split {split}");
+                assert_eq!(running.length(), len as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn inconsistent_saved_states_are_refused() {
+        let mut saved = RunningDigest::default().save();
+        saved.length = 3;
+        assert!(RunningDigest::restore(&saved).is_none());
+        saved.pending = vec![0; 64];
+        saved.length = 64;
+        assert!(RunningDigest::restore(&saved).is_none());
     }
 
     #[test]

@@ -39,10 +39,7 @@ impl IngestLocks {
                 go_time(*at)
             )));
         }
-        held.insert(
-            backend_ref.to_string(),
-            (Instant::now(), SystemTime::now()),
-        );
+        held.insert(backend_ref.to_string(), (Instant::now(), SystemTime::now()));
         Ok(IngestLock {
             table: self.clone(),
             backend_ref: backend_ref.to_string(),

@@ -10,9 +10,11 @@
 //! - Hashing for verification is the driver's, but the driver ABI does not
 //!   report a running digest, which the Write protocol returns on every
 //!   message and which names the committed blob. So the host keeps its own
-//!   running sha256 per open ingest; it survives between streams of one
-//!   daemon run, not a restart (a resumed ingest then needs an expected
-//!   digest to commit, which every pulling client sends).
+//!   running sha256 per ingest and saves it in the metadata store (when a
+//!   stream ends, and at most every [`writer::SAVE_INTERVAL`] while it
+//!   runs). A resumed ingest continues from the saved state; data the
+//!   driver holds beyond it (written after the last save, before a
+//!   `kill -9`) is truncated away, so the client's STAT shows where to go on.
 //!
 //! Every method is synchronous and may block on disk or on the driver: call
 //! them through [`crate::services::blocking`].
@@ -21,7 +23,7 @@ mod digest;
 mod locks;
 mod writer;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -36,12 +38,6 @@ pub use writer::IngestWriter;
 /// Blob locks are striped: a fixed set, chosen by hash of the digest.
 const BLOB_LOCK_STRIPES: usize = 64;
 
-/// A running digest kept for an ingest whose stream ended without commit.
-struct KeptDigest {
-    offset: u64,
-    digest: RunningDigest,
-}
-
 pub struct ContentStore {
     meta: Arc<MetadataStore>,
     driver: Arc<dyn driver::Store>,
@@ -49,7 +45,6 @@ pub struct ContentStore {
     /// Serialise "last record gone → remove the blob" against a commit of
     /// the same digest in another namespace.
     blob_locks: Box<[Mutex<()>]>,
-    kept_digests: Mutex<HashMap<String, KeptDigest>>,
 }
 
 fn ingest_not_found(reference: &str) -> Error {
@@ -63,7 +58,6 @@ impl ContentStore {
             driver,
             locks: Arc::default(),
             blob_locks: (0..BLOB_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-            kept_digests: Mutex::default(),
         }
     }
 
@@ -167,7 +161,11 @@ impl ContentStore {
             Ok(status) => status,
             Err(e) => {
                 let e = Error::from(e);
-                return if e.is(Kind::NotFound) { Ok(None) } else { Err(e) };
+                return if e.is(Kind::NotFound) {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
             }
         };
         status.reference = ingest.reference.clone();
@@ -197,7 +195,6 @@ impl ContentStore {
             Err(e) if e.is(Kind::NotFound) => {}
             Err(e) => return Err(e),
         }
-        self.forget_digest(&ingest.backend_ref);
         self.meta.delete_ingest(namespace, &ingest.reference)?;
         Ok(())
     }
@@ -218,7 +215,9 @@ impl ContentStore {
                 return Err(crate::metadata::blob_exists(expected));
             }
         }
-        let ingest = self.meta.open_ingest(namespace, reference, expected, total)?;
+        let ingest = self
+            .meta
+            .open_ingest(namespace, reference, expected, total)?;
         let lock = self.locks.try_lock(&ingest.backend_ref)?;
         // The expected digest stays with the host: a blob another namespace
         // committed must still be written through here to become visible.
@@ -227,9 +226,8 @@ impl ContentStore {
             expected_size: (ingest.total > 0).then_some(ingest.total),
             expected_digest: None,
         };
-        let inner = self.driver.writer(options)?;
-        let offset = u64::try_from(inner.status()?.offset).unwrap_or(0);
-        let running = self.take_digest(&ingest.backend_ref, offset);
+        let mut inner = self.driver.writer(options)?;
+        let (running, offset) = self.resume_digest(&ingest.backend_ref, &mut *inner)?;
         Ok(IngestWriter::new(
             self.clone(),
             namespace,
@@ -241,30 +239,38 @@ impl ContentStore {
         ))
     }
 
-    fn kept(&self) -> MutexGuard<'_, HashMap<String, KeptDigest>> {
-        // Every change is one insert or remove: consistent across a panic.
-        self.kept_digests
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The running digest of an ingest resumed at `offset`, if known.
-    fn take_digest(&self, backend_ref: &str, offset: u64) -> Option<RunningDigest> {
-        let kept = self.kept().remove(backend_ref);
-        if offset == 0 {
-            return Some(RunningDigest::default());
+    /// The running digest of the data the driver holds for an ingest, and
+    /// its length. The driver's data is cut back to the saved digest state
+    /// when it holds more (or to nothing when there is no usable state).
+    fn resume_digest(
+        &self,
+        backend_ref: &str,
+        inner: &mut dyn driver::Writer,
+    ) -> Result<(RunningDigest, u64)> {
+        let held = u64::try_from(inner.status()?.offset).unwrap_or(0);
+        if held == 0 {
+            return Ok((RunningDigest::default(), 0));
         }
-        kept.filter(|k| k.offset == offset).map(|k| k.digest)
-    }
-
-    /// Keeps the running digest of an ingest left for resumption.
-    fn keep_digest(&self, backend_ref: &str, offset: u64, digest: RunningDigest) {
-        self.kept()
-            .insert(backend_ref.to_string(), KeptDigest { offset, digest });
-    }
-
-    fn forget_digest(&self, backend_ref: &str) {
-        self.kept().remove(backend_ref);
+        let saved = self
+            .meta
+            .ingest_digest(backend_ref)?
+            .and_then(|state| RunningDigest::restore(&state))
+            .filter(|running| running.length() <= held);
+        match saved {
+            Some(running) if running.length() == held => Ok((running, held)),
+            Some(running) if inner.truncate(running.length()).is_ok() => {
+                tracing::info!(reference = %backend_ref, from = held, to = running.length(),
+                    "content: resuming ingest at its last saved digest");
+                let length = running.length();
+                Ok((running, length))
+            }
+            _ => {
+                tracing::info!(reference = %backend_ref, from = held,
+                    "content: no saved digest for ingest; starting it over");
+                inner.truncate(0)?;
+                Ok((RunningDigest::default(), 0))
+            }
+        }
     }
 }
 

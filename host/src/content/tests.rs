@@ -134,7 +134,12 @@ impl Writer for MemoryWriter {
             .truncate(size as usize);
         Ok(())
     }
-    fn commit(&mut self, size: i64, expected: &str, _: BTreeMap<String, String>) -> PluginResult<()> {
+    fn commit(
+        &mut self,
+        size: i64,
+        expected: &str,
+        _: BTreeMap<String, String>,
+    ) -> PluginResult<()> {
         let mut state = self.state.lock().unwrap();
         let data = state.ingests[&self.reference].clone();
         if size > 0 && size != data.len() as i64 {
@@ -192,7 +197,9 @@ fn fixture() -> Fixture {
 fn ingest(store: &Arc<ContentStore>, ns: &str, reference: &str, data: &[u8]) -> String {
     let mut writer = store.writer(ns, reference, "", 0).unwrap();
     writer.write(data).unwrap();
-    writer.commit(data.len() as i64, "", BTreeMap::new()).unwrap()
+    writer
+        .commit(data.len() as i64, "", BTreeMap::new())
+        .unwrap()
 }
 
 #[test]
@@ -225,7 +232,10 @@ fn delete_frees_the_blob_when_the_last_namespace_lets_go() {
     ingest(&f.store, "b", "r", b"shared");
     f.store.delete("a", &digest).unwrap();
     assert!(f.driver.state.lock().unwrap().blobs.contains_key(&digest));
-    assert_eq!(f.store.delete("a", &digest).unwrap_err().kind, Kind::NotFound);
+    assert_eq!(
+        f.store.delete("a", &digest).unwrap_err().kind,
+        Kind::NotFound
+    );
     f.store.delete("b", &digest).unwrap();
     assert!(!f.driver.state.lock().unwrap().blobs.contains_key(&digest));
     assert_eq!(
@@ -246,8 +256,14 @@ fn the_same_ref_in_two_namespaces_is_two_ingests() {
     assert_eq!(f.store.status("a", "layer").unwrap().offset, 3);
     let statuses = f.store.list_statuses("b").unwrap();
     assert_eq!(statuses.len(), 1);
-    assert_eq!((statuses[0].reference.as_str(), statuses[0].offset), ("layer", 1));
-    assert_eq!(f.store.status("c", "layer").unwrap_err().kind, Kind::NotFound);
+    assert_eq!(
+        (statuses[0].reference.as_str(), statuses[0].offset),
+        ("layer", 1)
+    );
+    assert_eq!(
+        f.store.status("c", "layer").unwrap_err().kind,
+        Kind::NotFound
+    );
 }
 
 #[test]
@@ -283,21 +299,71 @@ fn a_resumed_ingest_keeps_its_running_digest() {
 }
 
 #[test]
-fn after_a_restart_a_resumed_ingest_commits_with_its_expected_digest() {
+fn after_a_restart_an_ingest_resumes_with_its_saved_digest() {
     let f = fixture();
     let mut writer = f.store.writer("a", "r", "", 0).unwrap();
     writer.write(b"hello ").unwrap();
     drop(writer);
     // A new store over the same records and driver: the daemon restarted.
-    let restarted = Arc::new(ContentStore::new(f.meta.clone(), Arc::new(f.driver.clone())));
+    let restarted = Arc::new(ContentStore::new(
+        f.meta.clone(),
+        Arc::new(f.driver.clone()),
+    ));
     let mut writer = restarted.writer("a", "r", "", 0).unwrap();
-    assert_eq!((writer.offset(), writer.digest().as_str()), (6, ""));
+    assert_eq!(writer.offset(), 6);
+    assert_eq!(writer.digest(), sha256(b"hello "));
     writer.write(b"world").unwrap();
-    let err = writer.commit(0, "", BTreeMap::new()).unwrap_err();
-    assert_eq!(err.kind, Kind::FailedPrecondition);
-    let expected = sha256(b"hello world");
-    assert_eq!(writer.commit(11, &expected, BTreeMap::new()).unwrap(), expected);
-    assert_eq!(restarted.info("a", &expected).unwrap().size, 11);
+    let digest = writer.commit(11, "", BTreeMap::new()).unwrap();
+    assert_eq!(digest, sha256(b"hello world"));
+    assert_eq!(restarted.info("a", &digest).unwrap().size, 11);
+}
+
+#[test]
+fn after_a_crash_data_beyond_the_saved_digest_is_cut_back() {
+    let f = fixture();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    writer.write(b"saved").unwrap(); // the first write saves at once
+    writer.write(b" unsaved").unwrap(); // within the save interval
+    let backend_ref = writer.backend_ref().to_string();
+    // kill -9: no drop, no save.
+    std::mem::forget(writer);
+    assert_eq!(
+        f.driver.state.lock().unwrap().ingests[&backend_ref].len(),
+        13
+    );
+
+    let restarted = Arc::new(ContentStore::new(
+        f.meta.clone(),
+        Arc::new(f.driver.clone()),
+    ));
+    let mut writer = restarted.writer("a", "r", "", 0).unwrap();
+    assert_eq!(writer.offset(), 5, "resumes at the saved digest");
+    assert_eq!(writer.digest(), sha256(b"saved"));
+    assert_eq!(
+        f.driver.state.lock().unwrap().ingests[&backend_ref],
+        b"saved"
+    );
+    writer.write(b" again").unwrap();
+    assert_eq!(
+        writer.commit(0, "", BTreeMap::new()).unwrap(),
+        sha256(b"saved again")
+    );
+}
+
+#[test]
+fn an_ingest_without_a_saved_digest_starts_over() {
+    let f = fixture();
+    let ingest = f.meta.open_ingest("a", "r", "", 0).unwrap();
+    f.driver
+        .state
+        .lock()
+        .unwrap()
+        .ingests
+        .insert(ingest.backend_ref.clone(), b"unknown".to_vec());
+    let writer = f.store.writer("a", "r", "", 0).unwrap();
+    assert_eq!(writer.offset(), 0);
+    assert_eq!(writer.digest(), sha256(b""));
+    assert!(f.driver.state.lock().unwrap().ingests[&ingest.backend_ref].is_empty());
 }
 
 #[test]
@@ -312,7 +378,10 @@ fn failed_commits_keep_the_ingest() {
     let err = writer.commit(0, &wrong, BTreeMap::new()).unwrap_err();
     assert_eq!(
         err.message,
-        format!("unexpected commit digest {}, expected {wrong}", sha256(b"abc"))
+        format!(
+            "unexpected commit digest {}, expected {wrong}",
+            sha256(b"abc")
+        )
     );
     drop(writer);
     assert_eq!(f.store.status("a", "r").unwrap().offset, 3);
@@ -352,5 +421,46 @@ fn truncate_restarts_the_digest() {
     writer.write(b"garbage").unwrap();
     writer.truncate().unwrap();
     writer.write(b"good").unwrap();
-    assert_eq!(writer.commit(4, "", BTreeMap::new()).unwrap(), sha256(b"good"));
+    assert_eq!(
+        writer.commit(4, "", BTreeMap::new()).unwrap(),
+        sha256(b"good")
+    );
+}
+
+#[test]
+fn large_chunks_hash_the_same_as_small_ones() {
+    let f = fixture();
+    let data: Vec<u8> = (0..(3 << 20) + 17).map(|i: u32| (i % 241) as u8).collect();
+    let mut writer = f.store.writer("a", "big", "", 0).unwrap();
+    for chunk in data.chunks(1 << 20) {
+        writer.write(chunk).unwrap();
+        assert_eq!(
+            writer.offset() as usize % (1 << 20),
+            chunk.len() % (1 << 20)
+        );
+    }
+    assert_eq!(writer.digest(), sha256(&data));
+    let digest = writer
+        .commit(data.len() as i64, &sha256(&data), BTreeMap::new())
+        .unwrap();
+    assert_eq!(f.store.info("a", &digest).unwrap().size, data.len() as i64);
+}
+
+#[test]
+fn a_delete_racing_a_commit_elsewhere_never_loses_the_committed_blob() {
+    let f = fixture();
+    let data = b"contended";
+    let digest = sha256(data);
+    for round in 0..50 {
+        ingest(&f.store, "a", "r", data);
+        let store = f.store.clone();
+        let deleting = std::thread::spawn(move || store.delete("a", &sha256(data)).unwrap());
+        ingest(&f.store, "b", &format!("r{round}"), data);
+        deleting.join().unwrap();
+        // "b" holds a record, so the blob must still be there to read.
+        let (_, reader) = f.store.reader("b", &digest).unwrap();
+        assert_eq!(reader.size().unwrap(), data.len() as i64, "round {round}");
+        f.store.delete("b", &digest).unwrap();
+        assert!(!f.driver.state.lock().unwrap().blobs.contains_key(&digest));
+    }
 }

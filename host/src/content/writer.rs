@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rcontainerd_plugin_api::content::{self as driver, Status};
 
@@ -11,6 +12,13 @@ use super::{ContentStore, RunningDigest};
 use crate::errdefs::{Error, Kind, Result};
 use crate::metadata::{validate_blob_labels, BlobRecord, IngestRecord};
 
+/// How often a running ingest saves its digest state (each save is a synced
+/// metadata write; data after the last save is rewritten after a crash).
+pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Chunks at least this large are hashed in parallel with the driver's write.
+const PARALLEL_HASH_BYTES: usize = 256 << 10;
+
 pub struct IngestWriter {
     store: Arc<ContentStore>,
     namespace: String,
@@ -18,8 +26,10 @@ pub struct IngestWriter {
     /// `None` once committed or aborted.
     inner: Option<Box<dyn driver::Writer>>,
     offset: u64,
-    /// `None` when the data written before a daemon restart was not hashed here.
+    /// `None` once a failed write left the driver's data unknown.
     running: Option<RunningDigest>,
+    /// When the running digest was last saved.
+    saved_at: Option<Instant>,
     committed: Option<String>,
     // Released after `Drop::drop` has closed the driver's writer.
     _lock: IngestLock,
@@ -32,7 +42,7 @@ impl IngestWriter {
         ingest: IngestRecord,
         inner: Box<dyn driver::Writer>,
         offset: u64,
-        running: Option<RunningDigest>,
+        running: RunningDigest,
         lock: IngestLock,
     ) -> IngestWriter {
         IngestWriter {
@@ -41,7 +51,8 @@ impl IngestWriter {
             ingest,
             inner: Some(inner),
             offset,
-            running,
+            running: Some(running),
+            saved_at: None,
             committed: None,
             _lock: lock,
         }
@@ -93,18 +104,61 @@ impl IngestWriter {
         self.inner()?.truncate(0)?;
         self.offset = 0;
         self.running = Some(RunningDigest::default());
+        // A state saved for the old data must not be taken for the new.
+        self.save_digest();
         Ok(())
     }
 
     /// Appends `data` at the current offset; returns the bytes written.
     pub fn write(&mut self, data: &[u8]) -> Result<usize> {
         let offset = self.offset;
-        let written = self.inner()?.write(offset, data)?;
-        if let Some(running) = &mut self.running {
-            running.update(&data[..written.min(data.len())]);
+        let inner = self.inner.as_mut().ok_or_else(|| {
+            Error::failed_precondition(format!(
+                "ingest ref {:?} is already committed or aborted",
+                self.ingest.reference
+            ))
+        })?;
+        let running = &mut self.running;
+        // Large chunks: hash on a second thread while the driver writes.
+        let written = if data.len() >= PARALLEL_HASH_BYTES && running.is_some() {
+            let (written, hashed) = std::thread::scope(|scope| {
+                let hashing = scope.spawn(|| {
+                    if let Some(running) = running.as_mut() {
+                        running.update(data);
+                    }
+                });
+                let written = inner.write(offset, data);
+                (written, hashing.join().is_ok())
+            });
+            if !hashed {
+                *running = None;
+            }
+            written
+        } else {
+            let written = inner.write(offset, data);
+            if let Some(running) = running.as_mut() {
+                running.update(data);
+            }
+            written
+        };
+        match written {
+            Ok(n) if n == data.len() => {
+                self.offset += n as u64;
+                if self.saved_at.is_none_or(|at| at.elapsed() >= SAVE_INTERVAL) {
+                    self.save_digest();
+                }
+                Ok(n)
+            }
+            // What the driver kept of a short or failed write is its own
+            // business: the running digest no longer matches the data.
+            other => {
+                self.running = None;
+                if let Ok(status) = inner.status() {
+                    self.offset = u64::try_from(status.offset).unwrap_or(0);
+                }
+                Ok(other?)
+            }
         }
-        self.offset += written as u64;
-        Ok(written)
     }
 
     /// Verifies size (`total` > 0) and digest (`expected` non-empty), makes
@@ -140,7 +194,7 @@ impl IngestWriter {
             None if !expected.is_empty() => expected.to_string(),
             None => {
                 return Err(Error::failed_precondition(format!(
-                    "ingest ref {:?} was resumed after a daemon restart: commit it with \
+                    "ingest ref {:?}: digest unknown after a failed write; commit it with \
                      its expected digest",
                     self.ingest.reference
                 )))
@@ -165,12 +219,29 @@ impl IngestWriter {
         }
         self.inner = None;
         self.committed = Some(digest.clone());
-        store.forget_digest(&self.ingest.backend_ref);
         let record = BlobRecord::new(&digest, size, labels);
         store
             .meta
-            .commit_blob(&guard, &record, Some(&self.ingest.reference))?;
+            .commit_blob(&guard, &record, Some(&self.ingest))?;
         Ok(digest)
+    }
+
+    /// Saves the running digest so a later writer can resume; a failure
+    /// only costs a rewrite of the data since the last save.
+    fn save_digest(&mut self) {
+        let Some(running) = &self.running else {
+            return;
+        };
+        let state = running.save();
+        match self
+            .store
+            .meta
+            .save_ingest_digest(&self.ingest.backend_ref, &state)
+        {
+            Ok(()) => self.saved_at = Some(Instant::now()),
+            Err(e) => tracing::warn!(reference = %self.ingest.backend_ref, error = %e,
+                "content: saving the running digest"),
+        }
     }
 
     /// Closes the writer and abandons the ingest.
@@ -197,9 +268,6 @@ impl Drop for IngestWriter {
                 "content: closing writer");
         }
         drop(inner);
-        if let Some(running) = self.running.take() {
-            self.store
-                .keep_digest(&self.ingest.backend_ref, self.offset, running);
-        }
+        self.save_digest();
     }
 }

@@ -12,6 +12,10 @@
 //!   the expected digest and total the client announced.
 //! - column family `meta`, key `content.ingest_sequence`: the last `n`
 //!   handed out (u64, big-endian).
+//! - column family `meta`, key `content.ingest_digest \0 <backend ref>`:
+//!   [`DigestState`] (version byte 1), the host's running sha256 of an
+//!   unfinished ingest, so that a resumed ingest (also after a restart)
+//!   still knows the digest of what it holds.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -33,6 +37,27 @@ const INGEST_VERSION: u8 = 1;
 
 /// Key in [`Cf::Meta`] of the last ingest number handed out.
 const INGEST_SEQUENCE_KEY: &[u8] = b"content.ingest_sequence";
+
+/// Prefix of the running-digest keys in [`Cf::Meta`].
+const INGEST_DIGEST_PREFIX: &[u8] = b"content.ingest_digest\0";
+const DIGEST_KIND: &str = "ingest digest";
+const DIGEST_VERSION: u8 = 1;
+
+/// A running sha256 at a block boundary plus the bytes of the partial block:
+/// enough to continue hashing where an ingest stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestState {
+    pub state: [u32; 8],
+    pub pending: Vec<u8>,
+    /// Bytes hashed so far (the ingest offset it belongs to).
+    pub length: u64,
+}
+
+fn digest_key(backend_ref: &str) -> Vec<u8> {
+    let mut key = INGEST_DIGEST_PREFIX.to_vec();
+    key.extend_from_slice(backend_ref.as_bytes());
+    key
+}
 
 /// Serialises the read-increment-write of the ingest sequence.
 static INGEST_SEQUENCE: Mutex<()> = Mutex::new(());
@@ -216,24 +241,25 @@ impl MetadataStore {
     }
 
     /// Records a committed blob in the guarded namespace and forgets the
-    /// ingest `reference` (if given), in one batch. When the namespace
+    /// ingest it came from (if given), in one batch. When the namespace
     /// already holds the blob, only the ingest goes and the answer is
     /// AlreadyExists.
     pub fn commit_blob(
         &self,
         guard: &NamespaceGuard<'_>,
         blob: &BlobRecord,
-        reference: Option<&str>,
+        ingest: Option<&IngestRecord>,
     ) -> Result<()> {
         let namespace = guard.namespace();
         let exists = self.contains(Cf::Content, &keys::object_key(namespace, &blob.digest))?;
         let mut batch = WriteBatch::default();
-        if let Some(reference) = reference {
+        if let Some(ingest) = ingest {
             self.delete_in(
                 &mut batch,
                 Cf::Ingests,
-                &keys::object_key(namespace, reference),
+                &keys::object_key(namespace, &ingest.reference),
             );
+            self.delete_in(&mut batch, Cf::Meta, &digest_key(&ingest.backend_ref));
         }
         if !exists {
             validate_blob_labels(&blob.labels)?;
@@ -311,17 +337,48 @@ impl MetadataStore {
         Ok(ingest)
     }
 
-    /// Forgets the namespace's ingest `reference`; whether it existed.
+    /// Forgets the namespace's ingest `reference` and its running digest;
+    /// whether it existed.
     pub fn delete_ingest(&self, namespace: &str, reference: &str) -> Result<bool> {
         let _guard = self.lock_namespace(namespace);
-        let key = keys::object_key(namespace, reference);
-        if !self.contains(Cf::Ingests, &key)? {
+        let Some(ingest) = self.ingest(namespace, reference)? else {
             return Ok(false);
-        }
+        };
         let mut batch = WriteBatch::default();
-        self.delete_in(&mut batch, Cf::Ingests, &key);
+        self.delete_in(
+            &mut batch,
+            Cf::Ingests,
+            &keys::object_key(namespace, reference),
+        );
+        self.delete_in(&mut batch, Cf::Meta, &digest_key(&ingest.backend_ref));
         self.write(batch)?;
         Ok(true)
+    }
+
+    /// Saves the running digest of the ingest the driver knows as `backend_ref`.
+    pub fn save_ingest_digest(&self, backend_ref: &str, state: &DigestState) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        self.put_record(
+            &mut batch,
+            Cf::Meta,
+            &digest_key(backend_ref),
+            DIGEST_KIND,
+            DIGEST_VERSION,
+            state,
+        )?;
+        self.write(batch)
+    }
+
+    /// The saved running digest of an ingest, if any.
+    pub fn ingest_digest(&self, backend_ref: &str) -> Result<Option<DigestState>> {
+        let Some(value) = self.get(Cf::Meta, &digest_key(backend_ref))? else {
+            return Ok(None);
+        };
+        let (version, payload) = record::split_version(DIGEST_KIND, &value)?;
+        match version {
+            DIGEST_VERSION => record::decode_payload(DIGEST_KIND, version, payload).map(Some),
+            other => Err(record::unknown_version(DIGEST_KIND, other)),
+        }
     }
 
     /// Hands out the next ingest number (persisted, never reused).
@@ -406,7 +463,11 @@ mod tests {
 
     fn commit(store: &MetadataStore, ns: &str, digest: &str, size: i64) -> Result<()> {
         let guard = store.lock_namespace(ns);
-        store.commit_blob(&guard, &BlobRecord::new(digest, size, BTreeMap::new()), None)
+        store.commit_blob(
+            &guard,
+            &BlobRecord::new(digest, size, BTreeMap::new()),
+            None,
+        )
     }
 
     #[test]
@@ -446,7 +507,9 @@ mod tests {
         assert!(store.blob_referenced(D1).unwrap());
         store.delete_blob(&store.lock_namespace("b"), D1).unwrap();
         assert!(!store.blob_referenced(D1).unwrap());
-        let err = store.delete_blob(&store.lock_namespace("b"), D1).unwrap_err();
+        let err = store
+            .delete_blob(&store.lock_namespace("b"), D1)
+            .unwrap_err();
         assert_eq!(err.kind, Kind::NotFound);
         assert_eq!(err.message, format!("content digest {D1}: not found"));
         assert!(store.namespace_remaining_kinds("a").unwrap().is_empty());
@@ -468,13 +531,20 @@ mod tests {
 
         let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let updated = store
-            .update_blob("a", D1, labels(&[("y", ""), ("z", "3")]), &paths(&["labels.y", "labels.z"]))
+            .update_blob(
+                "a",
+                D1,
+                labels(&[("y", ""), ("z", "3")]),
+                &paths(&["labels.y", "labels.z"]),
+            )
             .unwrap();
         assert_eq!(updated.labels, labels(&[("x", "1"), ("z", "3")]));
         assert_eq!(updated.created_at, before.created_at);
         assert_eq!(store.blob("a", D1).unwrap().unwrap(), updated);
 
-        let updated = store.update_blob("a", D1, labels(&[("w", "4")]), &[]).unwrap();
+        let updated = store
+            .update_blob("a", D1, labels(&[("w", "4")]), &[])
+            .unwrap();
         assert_eq!(updated.labels, labels(&[("w", "4")]));
 
         let err = store
@@ -486,7 +556,10 @@ mod tests {
             format!("cannot update \"size\" field on content info {D1:?}")
         );
         assert_eq!(
-            store.update_blob("b", D1, labels(&[]), &[]).unwrap_err().kind,
+            store
+                .update_blob("b", D1, labels(&[]), &[])
+                .unwrap_err()
+                .kind,
             Kind::NotFound
         );
         let big = labels(&[("k", &"v".repeat(4096))]);
@@ -510,7 +583,7 @@ mod tests {
         assert_eq!(again.backend_ref, a.backend_ref);
         assert_eq!((again.expected.as_str(), again.total), (D1, 9));
         assert_eq!(store.open_ingest("a", "layer", "", 0).unwrap(), again);
-        assert_eq!(store.ingests("a").unwrap(), [again.clone()]);
+        assert_eq!(store.ingests("a").unwrap(), vec![again.clone()]);
 
         // Ingests do not keep a namespace from being deleted.
         assert!(store.namespace_remaining_kinds("a").unwrap().is_empty());
@@ -528,14 +601,31 @@ mod tests {
     fn commit_forgets_the_ingest_even_when_the_blob_exists() {
         let (_dir, store) = open_temp();
         commit(&store, "a", D1, 5).unwrap();
-        store.open_ingest("a", "r", "", 0).unwrap();
+        let ingest = store.open_ingest("a", "r", "", 0).unwrap();
+        let state = DigestState {
+            state: [7; 8],
+            pending: vec![1, 2, 3],
+            length: 67,
+        };
+        store
+            .save_ingest_digest(&ingest.backend_ref, &state)
+            .unwrap();
+        assert_eq!(
+            store.ingest_digest(&ingest.backend_ref).unwrap(),
+            Some(state)
+        );
         let guard = store.lock_namespace("a");
         let err = store
-            .commit_blob(&guard, &BlobRecord::new(D1, 5, BTreeMap::new()), Some("r"))
+            .commit_blob(
+                &guard,
+                &BlobRecord::new(D1, 5, BTreeMap::new()),
+                Some(&ingest),
+            )
             .unwrap_err();
         assert_eq!(err.kind, Kind::AlreadyExists);
         drop(guard);
         assert_eq!(store.ingest("a", "r").unwrap(), None);
+        assert_eq!(store.ingest_digest(&ingest.backend_ref).unwrap(), None);
     }
 
     #[test]
@@ -549,9 +639,8 @@ mod tests {
         let store = MetadataStore::open(&meta).unwrap();
         assert_eq!(store.ingest("a", "r").unwrap(), Some(first.clone()));
         let second = store.open_ingest("a", "s", "", 0).unwrap();
-        let number = |r: &IngestRecord| -> u64 {
-            r.backend_ref.split('/').nth(1).unwrap().parse().unwrap()
-        };
+        let number =
+            |r: &IngestRecord| -> u64 { r.backend_ref.split('/').nth(1).unwrap().parse().unwrap() };
         assert!(number(&second) > number(&first));
     }
 }

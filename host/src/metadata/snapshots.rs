@@ -512,7 +512,10 @@ mod tests {
         assert!(store.snapshot_intents("native").unwrap().is_empty());
         let read = store.get_snapshot("ns", "native", "k").unwrap().unwrap();
         assert_eq!(read, rec);
-        assert!(store.get_snapshot("ns", "overlayfs", "k").unwrap().is_none());
+        assert!(store
+            .get_snapshot("ns", "overlayfs", "k")
+            .unwrap()
+            .is_none());
         // The namespace was created with the record and now cannot go.
         assert!(store.get_namespace("ns").is_ok());
         let err = store.delete_namespace("ns").unwrap_err();
@@ -527,28 +530,47 @@ mod tests {
     fn commit_replaces_the_active_record_and_remove_deletes() {
         let (_dir, store) = open_temp();
         let base = record("base", SnapshotKind::Committed, "", "ns/1/base");
-        store.begin_snapshot_intent("n", 1, &Intent::Create {
-            backend_key: base.backend_key.clone(),
-        })
-        .unwrap();
-        store.finish_snapshot_write("ns", "n", 1, &base, None).unwrap();
+        store
+            .begin_snapshot_intent(
+                "n",
+                1,
+                &Intent::Create {
+                    backend_key: base.backend_key.clone(),
+                },
+            )
+            .unwrap();
+        store
+            .finish_snapshot_write("ns", "n", 1, &base, None)
+            .unwrap();
         let active = record("work", SnapshotKind::Active, "base", "ns/2/work");
-        store.begin_snapshot_intent("n", 2, &Intent::Create {
-            backend_key: active.backend_key.clone(),
-        })
-        .unwrap();
-        store.finish_snapshot_write("ns", "n", 2, &active, None).unwrap();
+        store
+            .begin_snapshot_intent(
+                "n",
+                2,
+                &Intent::Create {
+                    backend_key: active.backend_key.clone(),
+                },
+            )
+            .unwrap();
+        store
+            .finish_snapshot_write("ns", "n", 2, &active, None)
+            .unwrap();
         assert!(store.snapshot_has_children("ns", "n", "base").unwrap());
         assert!(!store.snapshot_has_children("ns", "n", "work").unwrap());
 
         let committed = record("layer", SnapshotKind::Committed, "base", "ns/3/layer");
-        store.begin_snapshot_intent("n", 3, &Intent::Commit {
-            namespace: "ns".into(),
-            active_name: "work".into(),
-            active_key: "ns/2/work".into(),
-            record: IntentRecord::from_record(&committed),
-        })
-        .unwrap();
+        store
+            .begin_snapshot_intent(
+                "n",
+                3,
+                &Intent::Commit {
+                    namespace: "ns".into(),
+                    active_name: "work".into(),
+                    active_key: "ns/2/work".into(),
+                    record: IntentRecord::from_record(&committed),
+                },
+            )
+            .unwrap();
         store
             .finish_snapshot_write("ns", "n", 3, &committed, Some("work"))
             .unwrap();
@@ -565,12 +587,17 @@ mod tests {
         );
         assert!(store.snapshot_backend_keys("other").unwrap().is_empty());
 
-        store.begin_snapshot_intent("n", 4, &Intent::Remove {
-            namespace: "ns".into(),
-            name: "layer".into(),
-            backend_key: "ns/3/layer".into(),
-        })
-        .unwrap();
+        store
+            .begin_snapshot_intent(
+                "n",
+                4,
+                &Intent::Remove {
+                    namespace: "ns".into(),
+                    name: "layer".into(),
+                    backend_key: "ns/3/layer".into(),
+                },
+            )
+            .unwrap();
         store.finish_snapshot_remove("ns", "n", 4, "layer").unwrap();
         assert!(store.get_snapshot("ns", "n", "layer").unwrap().is_none());
         assert!(store.snapshot_intents("n").unwrap().is_empty());
@@ -582,9 +609,13 @@ mod tests {
         let (_dir, store) = open_temp();
         for id in [300u64, 2, 70_000] {
             store
-                .begin_snapshot_intent("n", id, &Intent::Create {
-                    backend_key: format!("ns/{id}/k"),
-                })
+                .begin_snapshot_intent(
+                    "n",
+                    id,
+                    &Intent::Create {
+                        backend_key: format!("ns/{id}/k"),
+                    },
+                )
                 .unwrap();
         }
         let ids: Vec<u64> = store
@@ -634,6 +665,9 @@ mod tests {
         );
         let err = updated_labels("s", current, requested, &["parent".into()]).unwrap_err();
         assert_eq!(err.kind, Kind::InvalidArgument);
-        assert_eq!(err.message, "cannot update \"parent\" field on snapshot \"s\"");
+        assert_eq!(
+            err.message,
+            "cannot update \"parent\" field on snapshot \"s\""
+        );
     }
 }

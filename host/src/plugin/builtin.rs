@@ -15,6 +15,8 @@ pub const GRPC_INTROSPECTION: &str = "io.containerd.grpc.v1.introspection";
 pub const GRPC_NAMESPACES: &str = "io.containerd.grpc.v1.namespaces";
 pub const GRPC_VERSION: &str = "io.containerd.grpc.v1.version";
 pub const GRPC_HEALTH: &str = "io.containerd.grpc.v1.healthcheck";
+pub const GRPC_SNAPSHOTS: &str = "io.containerd.grpc.v1.snapshots";
+pub const GRPC_CONTENT: &str = "io.containerd.grpc.v1.content";
 
 /// Key of the server UUID in [`Initialized::values`].
 pub const SERVER_UUID: &str = "server-uuid";
@@ -81,6 +83,20 @@ pub fn registrations() -> Vec<Registration> {
             init_needs_metadata,
         ),
         builtin(
+            "io.containerd.service.v1",
+            "snapshots-service",
+            &["io.containerd.metadata.v1"],
+            toml::Table::new(),
+            init_needs_metadata,
+        ),
+        builtin(
+            "io.containerd.service.v1",
+            "content-service",
+            &["io.containerd.metadata.v1"],
+            toml::Table::new(),
+            init_needs_metadata,
+        ),
+        builtin(
             "io.containerd.grpc.v1",
             "introspection",
             &["io.containerd.service.v1"],
@@ -90,6 +106,20 @@ pub fn registrations() -> Vec<Registration> {
         builtin(
             "io.containerd.grpc.v1",
             "namespaces",
+            &["io.containerd.service.v1"],
+            toml::Table::new(),
+            init_needs_metadata,
+        ),
+        builtin(
+            "io.containerd.grpc.v1",
+            "snapshots",
+            &["io.containerd.service.v1"],
+            toml::Table::new(),
+            init_needs_metadata,
+        ),
+        builtin(
+            "io.containerd.grpc.v1",
+            "content",
             &["io.containerd.service.v1"],
             toml::Table::new(),
             init_needs_metadata,

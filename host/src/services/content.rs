@@ -6,6 +6,14 @@
 //! when the client half-closes); `total`, `started_at` and `updated_at`
 //! set by a STAT stay on later responses. Data passes through chunk by
 //! chunk; `Read` streams 1 MiB messages.
+//!
+//! Where we answer differently from containerd 1.6, on purpose:
+//! - a malformed `expected` digest on Write is `InvalidArgument`
+//!   (`"<digest>" failed validation`), not a failed commit later;
+//! - an unknown Write action is `InvalidArgument` rather than ignored;
+//! - List filters on `size` work (containerd 1.6 never matches them);
+//! - Abort of a ref whose Write stream is still open is `Unavailable`
+//!   ("ref … locked") instead of removing the ingest under the writer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -155,8 +163,7 @@ impl content_server::Content for ContentService {
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let labels: BTreeMap<String, String> = info.labels.into_iter().collect();
         let store = self.store.clone();
-        let blob =
-            blocking(move || store.update(&ns, &info.digest, labels, &paths)).await?;
+        let blob = blocking(move || store.update(&ns, &info.digest, labels, &paths)).await?;
         Ok(Response::new(UpdateResponse {
             info: Some(info_to_wire(blob)),
         }))
@@ -445,8 +452,7 @@ async fn write_stream(
         first.expected.clone(),
         first.total,
     );
-    let writer =
-        blocking(move || opening.writer(&ns, &reference, &expected, total)).await?;
+    let writer = blocking(move || opening.writer(&ns, &reference, &expected, total)).await?;
     let mut session = Some(WriteSession {
         store,
         namespace,

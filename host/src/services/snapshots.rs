@@ -309,7 +309,11 @@ mod tests {
     #[test]
     fn filters_use_containerd_field_names() {
         let active = record(SnapshotKind::Active);
-        let f = |s: &str| Filter::parse_all(&[s]).unwrap().matches(&SnapshotFields(&active));
+        let f = |s: &str| {
+            Filter::parse_all(&[s])
+                .unwrap()
+                .matches(&SnapshotFields(&active))
+        };
         assert!(f("kind==active"));
         assert!(!f("kind==committed"));
         assert!(f("parent==p,name==n"));

@@ -51,9 +51,7 @@ impl NameLocks {
             if name.is_empty() {
                 continue;
             }
-            let entry = wanted
-                .entry(self.stripe(namespace, name))
-                .or_insert(access);
+            let entry = wanted.entry(self.stripe(namespace, name)).or_insert(access);
             if access == Access::Exclusive {
                 *entry = Access::Exclusive;
             }

@@ -192,9 +192,7 @@ impl SnapshotStore {
         );
         if let Some(target) = &target {
             if self.find(namespace, target)?.is_some() {
-                return Err(Error::already_exists(format!(
-                    "target snapshot {target:?}"
-                )));
+                return Err(Error::already_exists(format!("target snapshot {target:?}")));
             }
         }
         if self.find(namespace, key)?.is_some() {
@@ -270,7 +268,7 @@ impl SnapshotStore {
             backend_key: bkey,
         };
         self.meta
-            .finish_snapshot_write(namespace, &self.snapshotter, id, &record, None, )?;
+            .finish_snapshot_write(namespace, &self.snapshotter, id, &record, None)?;
         Ok(mounts)
     }
 
@@ -393,13 +391,8 @@ impl SnapshotStore {
         }
         // Should this write fail, the intent stays and the next start rolls
         // the commit forward (the backend has it).
-        self.meta.finish_snapshot_write(
-            namespace,
-            &self.snapshotter,
-            id,
-            &record,
-            Some(key),
-        )
+        self.meta
+            .finish_snapshot_write(namespace, &self.snapshotter, id, &record, Some(key))
     }
 
     /// Removes a snapshot that no other snapshot has as its parent.
@@ -452,7 +445,8 @@ impl SnapshotStore {
     fn referenced_elsewhere(&self, namespace: &str, name: &str, backend_key: &str) -> Result<bool> {
         for ns in self.meta.list_namespaces()? {
             for record in self.meta.list_snapshots(&ns.name, &self.snapshotter)? {
-                if record.backend_key == backend_key && !(ns.name == namespace && record.name == name)
+                if record.backend_key == backend_key
+                    && !(ns.name == namespace && record.name == name)
                 {
                     return Ok(true);
                 }
@@ -491,7 +485,12 @@ impl SnapshotStore {
     /// Removes backend snapshots no record refers to, then lets the backend
     /// release whatever else it holds.
     pub fn cleanup(&self) -> Result<()> {
-        recovery::remove_orphans(self)?;
+        match recovery::remove_orphans(self) {
+            // A backend that cannot list its snapshots has no orphans we could find.
+            Err(e) if e.is(Kind::NotImplemented) => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
         match self.call("cleanup", |b| b.cleanup()) {
             Err(e) if e.is(Kind::NotImplemented) => Ok(()),
             other => other,

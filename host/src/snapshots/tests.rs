@@ -37,7 +37,13 @@ impl MemoryBackend {
         );
     }
 
-    fn create(&self, key: &str, parent: &str, labels: Labels, kind: DriverKind) -> PluginResult<Vec<Mount>> {
+    fn create(
+        &self,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+        kind: DriverKind,
+    ) -> PluginResult<Vec<Mount>> {
         if self.panic_in_prepare.load(Ordering::SeqCst) {
             panic!("prepare exploded");
         }
@@ -53,7 +59,7 @@ impl MemoryBackend {
             }
         }
         if snapshots.contains_key(key) {
-            return Err(PluginError::already_exists(format!("{key}")));
+            return Err(PluginError::already_exists(key.to_string()));
         }
         if !parent.is_empty() {
             match snapshots.get(parent) {
@@ -95,7 +101,10 @@ impl Snapshotter for MemoryBackend {
         Ok(info)
     }
     fn usage(&self, key: &str) -> PluginResult<Usage> {
-        self.stat(key).map(|_| Usage { size: 4096, inodes: 1 })
+        self.stat(key).map(|_| Usage {
+            size: 4096,
+            inodes: 1,
+        })
     }
     fn mounts(&self, key: &str) -> PluginResult<Vec<Mount>> {
         self.stat(key).map(|_| {
@@ -155,8 +164,9 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let meta =
-            Arc::new(MetadataStore::open(&dir.path().join("io.containerd.metadata.v1.bolt")).unwrap());
+        let meta = Arc::new(
+            MetadataStore::open(&dir.path().join("io.containerd.metadata.v1.bolt")).unwrap(),
+        );
         Fixture {
             _dir: dir,
             meta,
@@ -191,7 +201,8 @@ fn prepare_commit_view_stat_list_and_remove() {
     assert_eq!(stat.kind, SnapshotKind::Active);
     assert_eq!(stat.labels, labels(&[("x", "1")]));
 
-    s.commit("ns", "base", "work", labels(&[("c", "2")])).unwrap();
+    s.commit("ns", "base", "work", labels(&[("c", "2")]))
+        .unwrap();
     assert!(s.stat("ns", "work").unwrap_err().is(ErrorKind::NotFound));
     let base = s.stat("ns", "base").unwrap();
     assert_eq!(base.kind, SnapshotKind::Committed);
@@ -216,7 +227,13 @@ fn prepare_commit_view_stat_list_and_remove() {
         ]
     );
     assert_eq!(s.mounts("ns", "look").unwrap()[0].source, "/mem/ns/3/look");
-    assert_eq!(s.usage("ns", "base").unwrap(), Usage { size: 4096, inodes: 1 });
+    assert_eq!(
+        s.usage("ns", "base").unwrap(),
+        Usage {
+            size: 4096,
+            inodes: 1
+        }
+    );
 
     let err = s.remove("ns", "base").unwrap_err();
     assert_eq!(err.kind, ErrorKind::FailedPrecondition);
@@ -236,7 +253,10 @@ fn errors_match_containerd_and_change_nothing() {
     s.prepare("ns", "a", "", none()).unwrap();
 
     let err = s.prepare("ns", "a", "", none()).unwrap_err();
-    assert_eq!((err.kind, err.message.as_str()), (ErrorKind::AlreadyExists, "snapshot \"a\""));
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (ErrorKind::AlreadyExists, "snapshot \"a\"")
+    );
     let err = s.prepare("ns", "b", "missing", none()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
     assert_eq!(err.message, "parent snapshot missing does not exist");
@@ -249,7 +269,10 @@ fn errors_match_containerd_and_change_nothing() {
     let err = s.view("ns", "v", "a", none()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidArgument);
     let err = s.prepare("ns", "", "", none()).unwrap_err();
-    assert_eq!((err.kind, err.message.as_str()), (ErrorKind::InvalidArgument, "key must not be empty"));
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (ErrorKind::InvalidArgument, "key must not be empty")
+    );
     for err in [
         s.stat("ns", "nope").unwrap_err(),
         s.remove("ns", "nope").unwrap_err(),
@@ -264,10 +287,16 @@ fn errors_match_containerd_and_change_nothing() {
     s.commit("ns", "c", "a", none()).unwrap();
     s.prepare("ns", "a2", "", none()).unwrap();
     let err = s.commit("ns", "c", "a2", none()).unwrap_err();
-    assert_eq!((err.kind, err.message.as_str()), (ErrorKind::AlreadyExists, "snapshot \"c\""));
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (ErrorKind::AlreadyExists, "snapshot \"c\"")
+    );
     let err = s.commit("ns", "c2", "c", none()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::FailedPrecondition);
-    assert_eq!(err.message, "failed to commit snapshot: snapshot \"ns/2/c\" is not active");
+    assert_eq!(
+        err.message,
+        "failed to commit snapshot: snapshot \"ns/2/c\" is not active"
+    );
     let err = s.mounts("ns", "c").unwrap_err();
     assert_eq!(err.kind, ErrorKind::FailedPrecondition);
 
@@ -308,10 +337,16 @@ fn a_panicking_backend_leaves_no_record_and_the_store_keeps_working() {
 fn update_changes_labels_by_mask() {
     let f = Fixture::new();
     let s = f.open();
-    s.prepare("ns", "u", "", labels(&[("a", "1"), ("b", "2")])).unwrap();
+    s.prepare("ns", "u", "", labels(&[("a", "1"), ("b", "2")]))
+        .unwrap();
     let before = s.stat("ns", "u").unwrap();
     let after = s
-        .update("ns", "u", labels(&[("b", "3"), ("c", "4")]), &["labels.b".into()])
+        .update(
+            "ns",
+            "u",
+            labels(&[("b", "3"), ("c", "4")]),
+            &["labels.b".into()],
+        )
         .unwrap();
     assert_eq!(after.labels, labels(&[("a", "1"), ("b", "3")]));
     assert!(after.updated_at >= before.updated_at);
@@ -319,7 +354,10 @@ fn update_changes_labels_by_mask() {
     assert_eq!(s.stat("ns", "u").unwrap().labels, after.labels);
     let err = s.update("ns", "u", none(), &["kind".into()]).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidArgument);
-    assert!(s.update("ns", "gone", none(), &[]).unwrap_err().is(ErrorKind::NotFound));
+    assert!(s
+        .update("ns", "gone", none(), &[])
+        .unwrap_err()
+        .is(ErrorKind::NotFound));
 }
 
 #[test]
@@ -331,7 +369,13 @@ fn an_interrupted_prepare_is_undone_at_startup() {
     let id = s.next_number();
     let bkey = backend_key("ns", id, "lost");
     f.meta
-        .begin_snapshot_intent("mem", id, &Intent::Create { backend_key: bkey.clone() })
+        .begin_snapshot_intent(
+            "mem",
+            id,
+            &Intent::Create {
+                backend_key: bkey.clone(),
+            },
+        )
         .unwrap();
     f.backend.prepare(&bkey, "", none()).unwrap();
     drop(s);
@@ -462,16 +506,20 @@ fn orphans_are_removed_children_first_and_records_kept() {
     s.prepare("ns", "real", "", none()).unwrap();
     drop(s);
     // A chain the records know nothing about: parent, child, grandchild.
-    f.backend.insert("ns/90/p", DriverKind::Committed, "", none());
-    f.backend.insert("ns/91/c", DriverKind::Committed, "ns/90/p", none());
-    f.backend.insert("ns/92/g", DriverKind::Active, "ns/91/c", none());
+    f.backend
+        .insert("ns/90/p", DriverKind::Committed, "", none());
+    f.backend
+        .insert("ns/91/c", DriverKind::Committed, "ns/90/p", none());
+    f.backend
+        .insert("ns/92/g", DriverKind::Active, "ns/91/c", none());
     let s = f.open();
     assert_eq!(f.backend.keys(), ["ns/1/real"]);
     // The counter moved past every number the backend had used.
     s.prepare("ns", "next", "", none()).unwrap();
     assert_eq!(s.stat("ns", "next").unwrap().backend_key, "ns/93/next");
 
-    f.backend.insert("other/5/x", DriverKind::Active, "", none());
+    f.backend
+        .insert("other/5/x", DriverKind::Active, "", none());
     s.cleanup().unwrap();
     assert_eq!(f.backend.keys(), ["ns/1/real", "ns/93/next"]);
 }
@@ -485,7 +533,10 @@ fn remote_handshake_records_the_target_as_committed() {
         "remote/layer-1",
         DriverKind::Committed,
         "",
-        labels(&[(SNAPSHOT_REF_LABEL, "sha256:l1"), ("containerd.io/snapshot/remote", "yes")]),
+        labels(&[
+            (SNAPSHOT_REF_LABEL, "sha256:l1"),
+            ("containerd.io/snapshot/remote", "yes"),
+        ]),
     );
     let err = s
         .prepare(
@@ -496,19 +547,33 @@ fn remote_handshake_records_the_target_as_committed() {
         )
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::AlreadyExists);
-    assert_eq!(err.message, "target snapshot \"sha256:l1\" from snapshotter");
-    assert!(s.stat("ns", "extract-1").unwrap_err().is(ErrorKind::NotFound));
+    assert_eq!(
+        err.message,
+        "target snapshot \"sha256:l1\" from snapshotter"
+    );
+    assert!(s
+        .stat("ns", "extract-1")
+        .unwrap_err()
+        .is(ErrorKind::NotFound));
     let target = s.stat("ns", "sha256:l1").unwrap();
     assert_eq!(target.kind, SnapshotKind::Committed);
     assert_eq!(target.backend_key, "remote/layer-1");
     assert_eq!(target.labels.get("mine").map(String::as_str), Some("a"));
     assert_eq!(
-        target.labels.get("containerd.io/snapshot/remote").map(String::as_str),
+        target
+            .labels
+            .get("containerd.io/snapshot/remote")
+            .map(String::as_str),
         Some("yes")
     );
     // Asking again: the target is known to the metadata now.
     let err = s
-        .prepare("ns", "extract-2", "", labels(&[(SNAPSHOT_REF_LABEL, "sha256:l1")]))
+        .prepare(
+            "ns",
+            "extract-2",
+            "",
+            labels(&[(SNAPSHOT_REF_LABEL, "sha256:l1")]),
+        )
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::AlreadyExists);
     assert!(f.meta.snapshot_intents("mem").unwrap().is_empty());
@@ -541,7 +606,8 @@ fn concurrent_children_of_one_parent_all_land() {
                 for i in 0..10 {
                     let key = format!("c-{t}-{i}");
                     s.prepare("ns", &key, "base", none()).unwrap();
-                    s.commit("ns", &format!("{key}-done"), &key, none()).unwrap();
+                    s.commit("ns", &format!("{key}-done"), &key, none())
+                        .unwrap();
                 }
             });
         }

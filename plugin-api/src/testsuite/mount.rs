@@ -144,8 +144,7 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
         // A bind mount takes its read-only flag only on a remount.
         if flags.contains(MsFlags::MS_RDONLY) {
             let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
-            if let Err(errno) = mount(None::<&str>, target, None::<&str>, remount, None::<&str>)
-            {
+            if let Err(errno) = mount(None::<&str>, target, None::<&str>, remount, None::<&str>) {
                 let _ = unmount(target);
                 return Err(fail(errno));
             }
@@ -212,7 +211,10 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
 /// parent and returns that parent; `None` when there is no such option or no common parent.
 fn compact_lowerdir(data: &mut [String]) -> Option<PathBuf> {
     let option = data.iter_mut().find(|o| o.starts_with("lowerdir="))?;
-    let dirs: Vec<&Path> = option["lowerdir=".len()..].split(':').map(Path::new).collect();
+    let dirs: Vec<&Path> = option["lowerdir=".len()..]
+        .split(':')
+        .map(Path::new)
+        .collect();
     let common = common_parent(&dirs)?;
     let relative: Vec<String> = dirs
         .iter()

@@ -52,10 +52,7 @@ pub const CHECKS: &[Check<dyn Snapshotter>] = &[
     ),
     ("commit of a view is refused", commit_of_a_view_is_refused),
     ("kinds are reported", kinds_are_reported),
-    (
-        "removed snapshots are gone",
-        removed_snapshots_are_gone,
-    ),
+    ("removed snapshots are gone", removed_snapshots_are_gone),
     (
         "mounted files persist through commit",
         mounted_files_persist_through_commit,
@@ -324,7 +321,11 @@ pub fn removed_snapshots_are_gone(s: &dyn Snapshotter) -> CheckResult {
     step("view", s.view("v", "c", Labels::new()))?;
     step("remove active", s.remove("a"))?;
     step("remove view", s.remove("v"))?;
-    expect_kind("mounts of a removed key", s.mounts("a"), ErrorKind::NotFound)?;
+    expect_kind(
+        "mounts of a removed key",
+        s.mounts("a"),
+        ErrorKind::NotFound,
+    )?;
     expect_kind("stat of a removed view", s.stat("v"), ErrorKind::NotFound)?;
     step("remove committed", s.remove("c"))?;
     expect_kind("stat of a removed parent", s.stat("c"), ErrorKind::NotFound)?;
@@ -341,7 +342,10 @@ fn is_root() -> bool {
 macro_rules! require_root {
     ($check:literal) => {
         if !is_root() {
-            eprintln!("skipping snapshotter check {:?}: mounting needs root", $check);
+            eprintln!(
+                "skipping snapshotter check {:?}: mounting needs root",
+                $check
+            );
             return Ok(());
         }
     };
@@ -386,7 +390,10 @@ impl Drop for Scratch {
     }
 }
 
-fn mount_at(mounts: &[crate::snapshot::Mount], target: &Path) -> std::result::Result<MountGuard, String> {
+fn mount_at(
+    mounts: &[crate::snapshot::Mount],
+    target: &Path,
+) -> std::result::Result<MountGuard, String> {
     MountGuard::new(mounts, target).map_err(|why| format!("{why} (mounts {mounts:?})"))
 }
 
@@ -416,8 +423,14 @@ pub fn mounted_files_persist_through_commit(s: &dyn Snapshotter) -> CheckResult 
     let mounts = step("view", s.view("base-view", "base", Labels::new()))?;
     let guard = mount_at(&mounts, &ro)?;
     ensure!(read(&ro.join("hello"))? == b"world", "the view lost hello");
-    ensure!(read(&ro.join("dir/nested"))? == b"deep", "the view lost dir/nested");
-    ensure!(read(&ro.join("link"))? == b"world", "the view's symlink does not resolve");
+    ensure!(
+        read(&ro.join("dir/nested"))? == b"deep",
+        "the view lost dir/nested"
+    );
+    ensure!(
+        read(&ro.join("link"))? == b"world",
+        "the view's symlink does not resolve"
+    );
     ensure!(
         fs::write(ro.join("new"), b"x").is_err(),
         "a view accepted a write"
@@ -425,7 +438,10 @@ pub fn mounted_files_persist_through_commit(s: &dyn Snapshotter) -> CheckResult 
     guard.unmount()?;
 
     let child = scratch.point("child")?;
-    let mounts = step("prepare on base", s.prepare("top-active", "base", Labels::new()))?;
+    let mounts = step(
+        "prepare on base",
+        s.prepare("top-active", "base", Labels::new()),
+    )?;
     let guard = mount_at(&mounts, &child)?;
     ensure!(
         read(&child.join("hello"))? == b"world",
@@ -440,7 +456,10 @@ pub fn mounted_files_persist_through_commit(s: &dyn Snapshotter) -> CheckResult 
     let top = scratch.point("top")?;
     let mounts = step("view top", s.view("top-view", "top", Labels::new()))?;
     let guard = mount_at(&mounts, &top)?;
-    ensure!(read(&top.join("hello"))? == b"changed", "top lost the change");
+    ensure!(
+        read(&top.join("hello"))? == b"changed",
+        "top lost the change"
+    );
     ensure!(read(&top.join("second"))? == b"2", "top lost its new file");
     ensure!(
         !top.join("dir/nested").exists(),
@@ -455,7 +474,10 @@ pub fn mounted_files_persist_through_commit(s: &dyn Snapshotter) -> CheckResult 
         read(&again.join("hello"))? == b"world",
         "a child's change leaked into its parent"
     );
-    ensure!(again.join("dir/nested").exists(), "a child's removal leaked into its parent");
+    ensure!(
+        again.join("dir/nested").exists(),
+        "a child's removal leaked into its parent"
+    );
     guard.unmount()
 }
 
@@ -498,16 +520,28 @@ pub fn a_long_chain_mounts(s: &dyn Snapshotter) -> CheckResult {
     let mut parent = String::new();
     for layer in 0..CHAIN_DEPTH {
         let key = format!("layer-{layer}-active");
-        let mounts = step(&format!("prepare {key}"), s.prepare(&key, &parent, Labels::new()))?;
+        let mounts = step(
+            &format!("prepare {key}"),
+            s.prepare(&key, &parent, Labels::new()),
+        )?;
         let guard = mount_at(&mounts, &rw).map_err(|why| format!("layer {layer}: {why}"))?;
-        write(&rw.join(format!("file-{layer}")), layer.to_string().as_bytes())?;
+        write(
+            &rw.join(format!("file-{layer}")),
+            layer.to_string().as_bytes(),
+        )?;
         guard.unmount()?;
         let name = format!("layer-{layer}");
-        step(&format!("commit {name}"), s.commit(&name, &key, Labels::new()))?;
+        step(
+            &format!("commit {name}"),
+            s.commit(&name, &key, Labels::new()),
+        )?;
         parent = name;
     }
     let top = scratch.point("top")?;
-    let mounts = step("view of the top layer", s.view("top", &parent, Labels::new()))?;
+    let mounts = step(
+        "view of the top layer",
+        s.view("top", &parent, Labels::new()),
+    )?;
     let guard = mount_at(&mounts, &top)?;
     for layer in 0..CHAIN_DEPTH {
         let content = read(&top.join(format!("file-{layer}")))?;

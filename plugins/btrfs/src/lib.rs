@@ -1,16 +1,28 @@
-//! `io.containerd.snapshotter.v1.btrfs`: snapshots as btrfs subvolumes. Skips unless its root is
-//! on btrfs; the snapshot operations come next.
+//! `io.containerd.snapshotter.v1.btrfs`: snapshots as btrfs subvolumes, made and destroyed
+//! through the kernel's ioctls. Skips unless its root is on btrfs. Records live in a
+//! crash-safe journal (`<root>/metadata.journal`). Mounts are bind mounts of the subvolume's
+//! directory (containerd hands out `btrfs` mounts with `subvolid=`; a bind of the same
+//! subvolume shows the same tree).
+
+mod ioctl;
 
 use std::{
-    fs,
+    ffi::OsStr,
+    fs, io,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::Arc,
 };
 
+use ioctl::{create_subvolume, destroy_subvolume, snapshot_subvolume};
+
 use nix::sys::statfs::{statfs, BTRFS_SUPER_MAGIC};
 use rcontainerd_plugin_api::{
     export_plugin,
-    snapshot::{Info, Labels, Mount, Snapshotter, Usage},
+    snapshot::{
+        storage::{disk_usage, MetaStore, Snapshot},
+        Info, Kind, Labels, Mount, Snapshotter, Usage,
+    },
     Driver, InitContext, Manifest, Plugin, PluginError, PluginInstance, Result,
 };
 use serde::Deserialize;
@@ -50,14 +62,7 @@ impl Plugin for BtrfsPlugin {
                 root.display()
             )));
         }
-        let snapshots = root.join("snapshots");
-        fs::create_dir_all(&snapshots).map_err(|err| {
-            PluginError::io(
-                format!("create snapshots directory {}", snapshots.display()),
-                err,
-            )
-        })?;
-        let driver = BtrfsSnapshotter { root: root.clone() };
+        let driver = BtrfsSnapshotter::open(root.clone())?;
         Ok(PluginInstance::new(Driver::Snapshotter(Arc::new(driver)))
             .export("root", root.to_string_lossy()))
     }
@@ -80,56 +85,192 @@ fn is_on_btrfs(path: &Path) -> Result<bool> {
     Ok(stat.filesystem_type() == BTRFS_SUPER_MAGIC)
 }
 
-/// The snapshotter; operations are not implemented yet.
+/// The driver: each snapshot is a subvolume under `<root>/active`, `<root>/view` or (read-only)
+/// `<root>/snapshots`, named by its id; a child is a snapshot of its parent's subvolume.
 #[derive(Debug)]
 pub struct BtrfsSnapshotter {
     root: PathBuf,
+    store: MetaStore,
+}
+
+/// The directory holding subvolumes of `kind`.
+fn kind_dir(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Active => "active",
+        Kind::View => "view",
+        Kind::Committed => "snapshots",
+    }
+}
+
+fn io_failure(what: String, err: io::Error) -> PluginError {
+    PluginError::internal(format!("{what}: {err}"))
 }
 
 impl BtrfsSnapshotter {
-    fn not_implemented(&self, operation: &str) -> PluginError {
-        PluginError::not_implemented(format_args!(
-            "snapshotter btrfs ({}): {operation}",
-            self.root.display()
-        ))
+    /// Opens the snapshotter in `root`, which must be on btrfs.
+    pub fn open(root: PathBuf) -> Result<BtrfsSnapshotter> {
+        for kind in [Kind::Active, Kind::View, Kind::Committed] {
+            let dir = root.join(kind_dir(kind));
+            fs::create_dir_all(&dir)
+                .map_err(|err| PluginError::io(format!("create {}", dir.display()), err))?;
+        }
+        let store = MetaStore::open(&root)?;
+        Ok(BtrfsSnapshotter { root, store })
+    }
+
+    fn path(&self, kind: Kind, id: u64) -> PathBuf {
+        self.root.join(kind_dir(kind)).join(id.to_string())
+    }
+
+    fn mounts_of(&self, key: &str, snapshot: &Snapshot) -> Result<Vec<Mount>> {
+        let mode = match snapshot.kind {
+            Kind::Active => "rw",
+            Kind::View => "ro",
+            Kind::Committed => {
+                return Err(PluginError::failed_precondition(format!(
+                    "requested snapshot {key} not active or view"
+                )))
+            }
+        };
+        Ok(vec![Mount {
+            mount_type: "bind".into(),
+            source: self
+                .path(snapshot.kind, snapshot.id)
+                .to_string_lossy()
+                .into_owned(),
+            target: String::new(),
+            options: vec![mode.into(), "rbind".into()],
+        }])
+    }
+
+    /// Destroys the subvolume of `kind` and `id` if it exists.
+    fn destroy(&self, kind: Kind, id: u64) -> Result<()> {
+        destroy_if_present(&self.root.join(kind_dir(kind)), &id.to_string())
+    }
+
+    fn create(&self, kind: Kind, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
+        let snapshot = self.store.create(kind, key, parent, labels, |snapshot| {
+            // Left by a crash before its record was written.
+            self.destroy(kind, snapshot.id)?;
+            let dir = self.root.join(kind_dir(kind));
+            let name = snapshot.id.to_string();
+            let made = match snapshot.parent_ids.first() {
+                Some(parent) => snapshot_subvolume(
+                    &self.path(Kind::Committed, *parent),
+                    &dir,
+                    OsStr::new(&name),
+                    kind == Kind::View,
+                ),
+                None => create_subvolume(&dir, OsStr::new(&name)),
+            };
+            made.map_err(|err| {
+                io_failure(
+                    format!(
+                        "failed to create snapshot {key}: subvolume {}/{name}",
+                        dir.display()
+                    ),
+                    err,
+                )
+            })
+        })?;
+        self.mounts_of(key, &snapshot)
+    }
+}
+
+fn destroy_if_present(dir: &Path, name: &str) -> Result<()> {
+    let path = dir.join(name);
+    if fs::symlink_metadata(&path).is_err() {
+        return Ok(());
+    }
+    // A subvolume's root directory has inode 256; anything else is a plain leftover.
+    if fs::symlink_metadata(&path).map(|m| m.ino()).ok() == Some(256) {
+        destroy_subvolume(dir, OsStr::new(name))
+            .map_err(|err| io_failure(format!("destroy subvolume {}", path.display()), err))
+    } else {
+        fs::remove_dir_all(&path)
+            .map_err(|err| io_failure(format!("remove {}", path.display()), err))
     }
 }
 
 impl Snapshotter for BtrfsSnapshotter {
-    fn stat(&self, _key: &str) -> Result<Info> {
-        Err(self.not_implemented("stat"))
+    fn stat(&self, key: &str) -> Result<Info> {
+        self.store.stat(key)
     }
 
-    fn update(&self, _info: Info, _fieldpaths: &[String]) -> Result<Info> {
-        Err(self.not_implemented("update"))
+    fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info> {
+        self.store.update(info, fieldpaths)
     }
 
-    fn usage(&self, _key: &str) -> Result<Usage> {
-        Err(self.not_implemented("usage"))
+    fn usage(&self, key: &str) -> Result<Usage> {
+        let (_, snapshot) = self.store.snapshot(key)?;
+        disk_usage(&self.path(snapshot.kind, snapshot.id))
+            .map_err(|err| PluginError::internal(format!("usage of snapshot {key}: {err}")))
     }
 
-    fn mounts(&self, _key: &str) -> Result<Vec<Mount>> {
-        Err(self.not_implemented("mounts"))
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        let (_, snapshot) = self.store.snapshot(key)?;
+        self.mounts_of(key, &snapshot)
     }
 
-    fn prepare(&self, _key: &str, _parent: &str, _labels: Labels) -> Result<Vec<Mount>> {
-        Err(self.not_implemented("prepare"))
+    fn prepare(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
+        self.create(Kind::Active, key, parent, labels)
     }
 
-    fn view(&self, _key: &str, _parent: &str, _labels: Labels) -> Result<Vec<Mount>> {
-        Err(self.not_implemented("view"))
+    fn view(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
+        self.create(Kind::View, key, parent, labels)
     }
 
-    fn commit(&self, _name: &str, _key: &str, _labels: Labels) -> Result<()> {
-        Err(self.not_implemented("commit"))
+    /// Snapshots the active subvolume read-only into `snapshots/`, records the commit, then
+    /// destroys the active subvolume.
+    fn commit(&self, name: &str, key: &str, labels: Labels) -> Result<()> {
+        let snapshot = self.store.commit(name, key, labels, |snapshot| {
+            self.destroy(Kind::Committed, snapshot.id)?;
+            let id = snapshot.id.to_string();
+            snapshot_subvolume(
+                &self.path(Kind::Active, snapshot.id),
+                &self.root.join(kind_dir(Kind::Committed)),
+                OsStr::new(&id),
+                true,
+            )
+            .map_err(|err| {
+                io_failure(
+                    format!("failed to commit snapshot {key}: read-only snapshot"),
+                    err,
+                )
+            })
+        })?;
+        self.destroy(Kind::Active, snapshot.id)
     }
 
-    fn remove(&self, _key: &str) -> Result<()> {
-        Err(self.not_implemented("remove"))
+    fn remove(&self, key: &str) -> Result<()> {
+        let snapshot = self.store.remove(key)?;
+        self.destroy(snapshot.kind, snapshot.id)
     }
 
     fn walk(&self) -> Result<Vec<Info>> {
-        Err(self.not_implemented("walk"))
+        Ok(self.store.walk())
+    }
+
+    /// Destroys subvolumes no record refers to (left by a crash mid-operation).
+    fn cleanup(&self) -> Result<()> {
+        let live = self.store.ids();
+        for kind in [Kind::Active, Kind::View, Kind::Committed] {
+            let dir = self.root.join(kind_dir(kind));
+            let entries = fs::read_dir(&dir)
+                .map_err(|err| io_failure(format!("list {}", dir.display()), err))?;
+            for entry in entries.flatten() {
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let used = name
+                    .parse::<u64>()
+                    .is_ok_and(|id| live.get(&id) == Some(&kind));
+                if !used {
+                    destroy_if_present(&dir, &name)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -139,11 +139,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(instance.exports["root"], root.to_string_lossy());
-        let names: Vec<_> = fs::read_dir(&root)
+        let mut names: Vec<_> = fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, vec!["snapshots".to_string()]);
+        names.sort();
+        assert_eq!(names, ["metadata.journal", "snapshots", "trash"]);
     }
 
     #[test]

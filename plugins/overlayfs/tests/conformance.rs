@@ -52,13 +52,15 @@ fn the_loaded_library_conforms() {
         eprintln!("skipping: the overlayfs plugin's init mounts an overlay, which needs root");
         return;
     }
-    // Integration tests run from <target>/debug/deps; the library is built into <target>/debug.
+    // Integration tests run from <target>/debug/deps, where the test build also writes the
+    // library; <target>/debug holds a copy from the last `cargo build`, which may be older.
     let exe = std::env::current_exe().unwrap();
-    let library = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("librcontainerd_plugin_overlayfs.so");
+    let deps = exe.parent().unwrap();
+    let name = "librcontainerd_plugin_overlayfs.so";
+    let library = [deps.join(name), deps.parent().unwrap().join(name)]
+        .into_iter()
+        .find(|path| path.exists())
+        .expect("the plugin library is built");
     let plugins = load_library(&library).unwrap_or_else(|err| panic!("{err}"));
     let roots = Roots::new();
     testsuite::snapshot::run_all(&mut || {
