@@ -6,7 +6,8 @@
 
 use crate::errdefs::{Error, Result};
 use crate::plugin::builtin::{
-    self, GRPC_HEALTH, GRPC_INTROSPECTION, GRPC_NAMESPACES, GRPC_VERSION,
+    self, GRPC_CONTENT, GRPC_HEALTH, GRPC_INTROSPECTION, GRPC_NAMESPACES, GRPC_SNAPSHOTS,
+    GRPC_VERSION,
 };
 use crate::plugin::Registry;
 use crate::services::{
@@ -81,6 +82,10 @@ pub async fn serve(
     let done = &registry.initialized;
     let mut router =
         tonic::transport::Server::builder()
+            // Large blobs stream through Content.Write/Read: windows larger than
+            // h2's 64 KiB default keep the pipe full on a local socket.
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
             .add_optional_service(done.is_ok(GRPC_VERSION).then(|| {
                 api::version::version_server::VersionServer::new(version::VersionService)
             }));
@@ -119,8 +124,8 @@ pub async fn serve(
 
     // Snapshots over every loaded snapshotter; opening a store replays its
     // intents and removes orphans, so it runs before we serve.
-    let snapshots_service = match &done.metadata {
-        Some(store) => {
+    let snapshots_service = match (&done.metadata, done.is_ok(GRPC_SNAPSHOTS)) {
+        (Some(store), true) => {
             let store = store.clone();
             let backends = done.snapshotters.clone();
             let stores = crate::services::blocking(move || {
@@ -136,13 +141,13 @@ pub async fn serve(
                 ),
             )
         }
-        None => None,
+        _ => None,
     };
     router = router.add_optional_service(snapshots_service);
 
     // Content: the driver's blobs seen through per-namespace records.
-    let content_service = match (&done.metadata, &done.content) {
-        (Some(store), Some(driver)) => {
+    let content_service = match (&done.metadata, &done.content, done.is_ok(GRPC_CONTENT)) {
+        (Some(store), Some(driver), true) => {
             let store = Arc::new(crate::content::ContentStore::new(
                 store.clone(),
                 driver.clone(),

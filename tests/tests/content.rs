@@ -897,3 +897,19 @@ async fn debian_ctr_round_trips_a_multi_chunk_blob() {
         data.len() as u64
     );
 }
+
+#[tokio::test]
+async fn content_calls_need_a_namespace() {
+    let daemon = Daemon::start_default().await;
+    let err = client(&daemon)
+        .info(InfoRequest {
+            digest: sha256(b""),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(err.message(), "namespace is required: failed precondition");
+    let requests = tonic::codegen::tokio_stream::iter(vec![req(WriteAction::Stat, "r", 0, &[])]);
+    let err = client(&daemon).write(requests).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+}

@@ -44,6 +44,9 @@ pub const READ_CHUNK: usize = 1 << 20;
 const LIST_BATCH: usize = 100;
 /// Responses buffered ahead of the client.
 const STREAM_BUFFER: usize = 4;
+/// Write requests received ahead of the one being written, so receiving
+/// (and the client's sending) overlaps hashing and writing.
+const WRITE_PREFETCH: usize = 2;
 
 pub struct ContentService {
     store: Arc<ContentStore>,
@@ -462,6 +465,23 @@ async fn write_stream(
         response: WriteContentResponse::default(),
     });
 
+    let (feed, mut incoming) = mpsc::channel(WRITE_PREFETCH);
+    tokio::spawn(async move {
+        loop {
+            let next = inbound.message().await;
+            let more = matches!(next, Ok(Some(_)));
+            let item = next.transpose();
+            if let Some(item) = item {
+                if feed.send(item).await.is_err() {
+                    return; // the stream ended on our side
+                }
+            }
+            if !more {
+                return; // half-closed or failed: dropping `feed` says so
+            }
+        }
+    });
+
     let mut request = first;
     let result = loop {
         let mut current = session.take().expect("session is back after each message");
@@ -487,13 +507,13 @@ async fn write_stream(
             let _ = tx.send(Ok(response)).await;
             break Ok(());
         }
-        match inbound.message().await {
-            Ok(Some(next)) => request = next,
-            Ok(None) => {
+        match incoming.recv().await {
+            Some(Ok(next)) => request = next,
+            None => {
                 let _ = tx.send(Ok(response)).await;
                 break Ok(());
             }
-            Err(status) => break Err(status),
+            Some(Err(status)) => break Err(status),
         }
     };
     // Closing the driver's writer may touch disk: not on the executor.

@@ -9,6 +9,7 @@
 use std::{
     fs::{self, File},
     path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -78,10 +79,21 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers see the old
 /// content or the new one, never a torn write.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // Unique per call, so concurrent replacements of one file cannot mix their temporaries.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = PathBuf::from(tmp);
     fs::write(&tmp, bytes)
         .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|err| PluginError::io(format!("write {}", path.display()), err))
+        .map_err(|err| {
+            let _ = fs::remove_file(&tmp);
+            PluginError::io(format!("write {}", path.display()), err)
+        })
 }
 
 /// Unix nanoseconds of `time` (0 before the epoch).

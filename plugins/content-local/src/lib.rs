@@ -1,8 +1,27 @@
 //! `io.containerd.content.v1.content`: blobs and resumable ingests on the local filesystem.
 //!
 //! Blobs live once, by digest, at `<root>/blobs/sha256/<hex>` (containerd's layout); ingests in
-//! `<root>/ingest/<sha256(ref)>/`. Per-namespace visibility and records are the host's: this
-//! driver stores bytes. Its labels (see [`labels`]) serve direct users of the driver.
+//! `<root>/ingest/<sha256(ref)>/` (see the `layout` module). Per-namespace visibility and
+//! records are the host's: this driver stores bytes. Its labels (the `labels` module) serve
+//! direct users of the driver.
+//!
+//! Behaviour the host can rely on:
+//! - An ingest survives restarts and crashes: its offset is the data file's length, and a
+//!   resumed writer rebuilds the hash from the data (lazily, so an immediate `truncate` to any
+//!   length up to the offset costs no re-read of the discarded part).
+//! - `write` must be at the current offset (else `InvalidArgument`); `truncate(n)` takes any
+//!   `n` up to the offset.
+//! - `commit` checks the size (given now, else at open; 0 means any), then the digest (same
+//!   rule), both `FailedPrecondition` with containerd's wording, keeping the ingest; then fsyncs
+//!   the data, links it into `blobs/sha256` (never replacing a blob) and fsyncs that directory.
+//!   A blob that already exists is `AlreadyExists "content sha256:…"` and the ingest is removed.
+//!   Opening a writer whose expected digest is already stored answers the same, as containerd's
+//!   local store does.
+//! - One open writer per ref in this process: a second is `Unavailable "ref … locked for …"`;
+//!   `abort` of a ref with an open writer is refused the same way. Dropping, closing or
+//!   committing a writer releases its ref.
+//! - Only sha256 is computed: other well-formed digests are `NotImplemented`, malformed ones
+//!   `InvalidArgument`.
 
 mod digest;
 mod hasher;

@@ -4,6 +4,7 @@ use std::{
     fs::{self, File},
     io::ErrorKind as IoKind,
     path::PathBuf,
+    sync::Mutex,
 };
 
 use rcontainerd_plugin_api::{
@@ -26,6 +27,8 @@ use crate::{
 pub struct LocalStore {
     layout: Layout,
     locks: RefLocks,
+    /// Serialises label read-modify-writes, so concurrent updates of different keys all land.
+    label_updates: Mutex<()>,
 }
 
 impl LocalStore {
@@ -36,6 +39,7 @@ impl LocalStore {
         Ok(LocalStore {
             layout,
             locks: RefLocks::default(),
+            label_updates: Mutex::new(()),
         })
     }
 
@@ -65,6 +69,10 @@ impl Store for LocalStore {
 
     fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info> {
         let digest = BlobDigest::parse(&info.digest)?;
+        let _serialised = self
+            .label_updates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut current = self.blob_info(&digest)?;
         if fieldpaths.is_empty() {
             current.labels = info.labels.clone();
@@ -162,6 +170,9 @@ impl Store for LocalStore {
         for entry in entries {
             let entry =
                 entry.map_err(|err| PluginError::io(format!("list {}", dir.display()), err))?;
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let path = entry.path();
             // Ingests torn while being created have no state; they are not listed.
             if let Some(state) = IngestState::load(&path)? {

@@ -35,6 +35,10 @@ pub struct LocalWriter {
     offset: u64,
     updated_at: i64,
     hash: RunningHash,
+    /// True while `hash` does not cover the data up to `offset` yet: rebuilding it after a
+    /// resume or truncate waits until a write or commit needs it (resuming hosts often truncate
+    /// right after opening, and the rebuild reads the whole ingest).
+    hash_stale: bool,
     /// False once committed or closed.
     open: bool,
     /// Dropped last: the ref stays locked until the file is closed.
@@ -85,19 +89,18 @@ impl LocalWriter {
         let meta = data
             .metadata()
             .map_err(|err| PluginError::io(format!("stat ingest {}", dir.display()), err))?;
-        let mut writer = LocalWriter {
+        Ok(LocalWriter {
             layout: layout.clone(),
             dir,
             updated_at: modified_nanos(&meta).max(state.started_at),
             state,
             data,
-            offset: 0,
+            offset: meta.len(),
             hash: RunningHash::default(),
+            hash_stale: meta.len() > 0,
             open: true,
             lock,
-        };
-        writer.rehash(meta.len())?;
-        Ok(writer)
+        })
     }
 
     fn reference(&self) -> &str {
@@ -113,6 +116,13 @@ impl LocalWriter {
                 self.reference()
             )))
         }
+    }
+
+    fn ensure_hashed(&mut self) -> Result<()> {
+        if self.hash_stale {
+            self.rehash(self.offset)?;
+        }
+        Ok(())
     }
 
     /// Rebuilds the hash from the first `len` bytes of the data file and sets the offset there.
@@ -137,6 +147,7 @@ impl LocalWriter {
             done += n as u64;
         }
         self.offset = done;
+        self.hash_stale = false;
         Ok(())
     }
 
@@ -151,28 +162,38 @@ impl LocalWriter {
     fn link_into_blobs(&mut self, digest: &BlobDigest, labels: &Labels) -> Result<()> {
         let target = self.layout.blob(digest);
         if target.exists() {
-            self.finish()?;
-            return Err(already_exists(digest));
+            return Err(self.drop_duplicate(digest));
         }
         let blob_file = &self.data;
         let what = || format!("commit ingest {} as {digest}", self.dir.display());
+        // The blob's mtime is its commit time (`created` in its info).
         blob_file
-            .sync_data()
-            .and_then(|()| blob_file.set_modified(SystemTime::now()))
-            .and_then(|()| blob_file.set_permissions(Permissions::from_mode(0o444)))
+            .set_modified(SystemTime::now())
+            .and_then(|()| blob_file.sync_data())
             .map_err(|err| PluginError::io(what(), err))?;
         // A link, unlike a rename, never replaces a blob another ref committed meanwhile.
         match fs::hard_link(ingest::data_path(&self.dir), &target) {
             Ok(()) => {}
             Err(err) if err.kind() == IoKind::AlreadyExists => {
-                self.finish()?;
-                return Err(already_exists(digest));
+                return Err(self.drop_duplicate(digest));
             }
             Err(err) => return Err(PluginError::io(what(), err)),
         }
+        // Read-only only once committed: a failed commit leaves an ingest a writer can reopen.
+        // The blob is in place either way, so a failure here is not the commit's.
+        let _ = blob_file.set_permissions(Permissions::from_mode(0o444));
+        let finished = self.finish();
         sync_dir(&self.layout.blobs_dir())?;
         labels::save(&self.layout, digest, labels)?;
-        self.finish()
+        finished
+    }
+
+    /// Ends an ingest whose content is already stored, as containerd does: the ingest goes and
+    /// the answer is `AlreadyExists` (a leftover ingest directory would only be listed, so its
+    /// removal failing does not change the answer).
+    fn drop_duplicate(&mut self, digest: &BlobDigest) -> PluginError {
+        let _ = self.finish();
+        already_exists(digest)
     }
 }
 
@@ -197,6 +218,7 @@ impl Writer for LocalWriter {
                 self.reference()
             )));
         }
+        self.ensure_hashed()?;
         // Queued for hashing first, so the hash runs while the bytes go to the file.
         self.hash.update(data)?;
         if let Err(err) = self.data.write_all_at(data, offset) {
@@ -232,7 +254,11 @@ impl Writer for LocalWriter {
         self.data.set_len(size).map_err(|err| {
             PluginError::io(format!("truncate ingest of ref {}", self.reference()), err)
         })?;
-        self.rehash(size)?;
+        self.offset = size;
+        self.hash_stale = size > 0;
+        if size == 0 {
+            self.hash.reset()?;
+        }
         self.updated_at = now_nanos();
         Ok(())
     }
@@ -257,6 +283,7 @@ impl Writer for LocalWriter {
                 self.reference()
             )));
         }
+        self.ensure_hashed()?;
         let digest = BlobDigest::from_hash(self.hash.digest()?);
         if let Some(expected) = expected.filter(|e| *e != digest) {
             return Err(PluginError::failed_precondition(format!(

@@ -45,13 +45,15 @@ fn the_rust_type_conforms() {
 
 #[test]
 fn the_loaded_library_conforms() {
-    // Integration tests run from <target>/debug/deps; the library is built into <target>/debug.
+    // Integration tests run from <target>/debug/deps, where the test build also puts a fresh
+    // copy of the library; `cargo build` puts one into <target>/debug, possibly older.
     let exe = std::env::current_exe().unwrap();
-    let library = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("librcontainerd_plugin_example.so");
+    let deps = exe.parent().unwrap();
+    let name = "librcontainerd_plugin_example.so";
+    let library = [deps.join(name), deps.parent().unwrap().join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("librcontainerd_plugin_example.so is built");
     let plugins = load_library(&library).unwrap_or_else(|err| panic!("{err}"));
     let roots = Roots::new();
     testsuite::snapshot::run_all(&mut || {
