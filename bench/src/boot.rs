@@ -30,6 +30,8 @@ pub struct Plan {
     pub tmp_dir: Option<PathBuf>,
     /// Time a second boot on the root and state a first, untimed boot left behind.
     pub restart: bool,
+    /// Flush the page cache's dirty data (sync(2)) before each timed boot.
+    pub sync_first: bool,
 }
 
 impl Plan {
@@ -109,7 +111,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
     })
 }
 
-fn check_binary(binary: &Path) -> anyhow::Result<()> {
+pub fn check_binary(binary: &Path) -> anyhow::Result<()> {
     let meta = std::fs::metadata(binary).with_context(|| {
         format!(
             "daemon binary {} not found (rcontainerd: `cargo build --release -p rcontainerd` and \
@@ -163,10 +165,16 @@ fn measure(plan: &Plan, subject: &Subject) -> anyhow::Result<Sample> {
         .prepare(dir.path())
         .context("preparing the run directory")?;
     if plan.restart {
-        let (daemon, _, _) = boot(plan, subject, &mut launch).context("untimed first boot")?;
+        let (daemon, _, _) =
+            boot(plan.boot_timeout, subject, &mut launch).context("untimed first boot")?;
         daemon.stop()?;
     }
-    let (mut daemon, boot, version) = boot(plan, subject, &mut launch)?;
+    if plan.sync_first {
+        // Otherwise the daemon's first fsync pays for the writes of the runs before it (removing their
+        // directories, the previous daemon's database): on ext4 an fsync commits the whole journal.
+        nix::unistd::sync();
+    }
+    let (mut daemon, boot, version) = boot(plan.boot_timeout, subject, &mut launch)?;
     std::thread::sleep(plan.idle);
     let pid = daemon.child().id();
     let status = procfs::status(pid)?;
@@ -187,8 +195,8 @@ fn measure(plan: &Plan, subject: &Subject) -> anyhow::Result<Sample> {
 
 /// Starts the daemon and waits for its first answer to Version.
 /// Returns it with the time from exec to that answer and the version it reported.
-fn boot(
-    plan: &Plan,
+pub fn boot(
+    boot_timeout: Duration,
     subject: &Subject,
     launch: &mut Launch,
 ) -> anyhow::Result<(Daemon, Duration, String)> {
@@ -210,7 +218,7 @@ fn boot(
     let answered = runtime.block_on(probe::wait_for_version(
         &launch.socket,
         daemon.child(),
-        start + plan.boot_timeout,
+        start + boot_timeout,
     ));
     let elapsed = start.elapsed();
     drop(runtime);
@@ -224,18 +232,18 @@ fn boot(
 }
 
 /// A started daemon; killed if dropped before it was stopped.
-struct Daemon {
+pub struct Daemon {
     child: Option<Child>,
 }
 
 impl Daemon {
-    fn child(&mut self) -> &mut Child {
+    pub fn child(&mut self) -> &mut Child {
         self.child.as_mut().expect("daemon not yet stopped")
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within [`STOP_GRACE`].
     /// Returns the time to exit and whether it had to be killed.
-    fn stop(mut self) -> anyhow::Result<(Duration, bool)> {
+    pub fn stop(mut self) -> anyhow::Result<(Duration, bool)> {
         // On any error below, Drop kills and reaps the daemon.
         let child = self.child();
         let start = Instant::now();

@@ -4,11 +4,15 @@
 //! Results and the commands that produced them live in `docs/benchmarks.md`.
 
 mod boot;
+mod content;
 mod daemon;
 mod probe;
 mod procfs;
 mod report;
+mod session;
+mod snapshots;
 mod stats;
+mod throughput_report;
 mod workdir;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +32,90 @@ struct Cli {
 enum Command {
     /// Boot time (exec to first answered Version RPC) and idle RSS, daemons alternating run by run.
     Boot(BootArgs),
+    /// Snapshots service: Prepare+Commit pairs/s (1 and N clients) and Mounts/s on a long chain.
+    Snapshots(SnapshotsArgs),
+    /// Content service: large blob write/read MB/s (vs dd conv=fdatasync) and small blobs/s.
+    Content(ContentArgs),
+}
+
+/// What every throughput benchmark shares: the two daemons, rounds, where they run.
+#[derive(clap::Args, Debug)]
+struct CompareArgs {
+    /// rcontainerd release binary; its plugins are loaded from its directory
+    /// [default: $CARGO_TARGET_DIR/release/rcontainerd, else ./target/release/rcontainerd].
+    #[arg(long)]
+    rcontainerd: Option<PathBuf>,
+    /// containerd binary to compare against.
+    #[arg(long, default_value = "/usr/bin/containerd")]
+    containerd: PathBuf,
+    /// containerd configuration: `no-cri` (CRI plugin disabled) or `stock`.
+    #[arg(long, value_enum, default_value = "no-cri")]
+    containerd_config: daemon::ContainerdConfig,
+    /// Rounds; each round starts each daemon once in a fresh directory, rcontainerd first.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Give up on a daemon that has not answered Version within this many seconds.
+    #[arg(long, default_value_t = 30)]
+    boot_timeout_s: u64,
+    /// Parent of the per-run temporary directories [default: the system temp dir].
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+}
+
+impl CompareArgs {
+    fn subjects(&self) -> Vec<daemon::Subject> {
+        vec![
+            daemon::Subject::Rcontainerd {
+                binary: self.rcontainerd.clone().unwrap_or_else(default_rcontainerd),
+            },
+            daemon::Subject::Containerd {
+                binary: self.containerd.clone(),
+                config: self.containerd_config,
+            },
+        ]
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct SnapshotsArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// Snapshotters to measure, in order.
+    #[arg(long, value_delimiter = ',', default_value = "overlayfs,native")]
+    snapshotters: Vec<String>,
+    /// Prepare+Commit pairs made by the single client.
+    #[arg(long, default_value_t = 300)]
+    pairs: u32,
+    /// Concurrent clients (one connection each) in the second measurement.
+    #[arg(long, default_value_t = 8)]
+    clients: u32,
+    /// Pairs made by each of the concurrent clients.
+    #[arg(long, default_value_t = 100)]
+    pairs_each: u32,
+    /// Committed layers in the chain under the Mounts key.
+    #[arg(long, default_value_t = 200)]
+    chain: u32,
+    /// Mounts calls timed on the key on top of the chain.
+    #[arg(long, default_value_t = 200)]
+    mounts_calls: u32,
+}
+
+#[derive(clap::Args, Debug)]
+struct ContentArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// Size of the large blob (also dd's count of 1 MiB blocks).
+    #[arg(long, default_value_t = 1024)]
+    large_mib: usize,
+    /// Chunk size of the large blob's WRITE messages.
+    #[arg(long, default_value_t = 1)]
+    chunk_mib: usize,
+    /// Small blobs written, one Write stream each.
+    #[arg(long, default_value_t = 2000)]
+    small_count: usize,
+    /// Size of each small blob.
+    #[arg(long, default_value_t = 4096)]
+    small_bytes: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,6 +146,10 @@ struct BootArgs {
     /// times a second boot on the root and state the first left behind.
     #[arg(long)]
     restart: bool,
+    /// Skip the sync(2) before each timed boot, letting each daemon's syncs also flush what the runs
+    /// before it wrote.
+    #[arg(long)]
+    no_sync: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,9 +165,42 @@ fn main() -> anyhow::Result<()> {
                 boot_timeout: std::time::Duration::from_secs(args.boot_timeout_s),
                 tmp_dir: args.tmp_dir,
                 restart: args.restart,
+                sync_first: !args.no_sync,
             };
             let results = boot::run(&plan)?;
             print!("{}", report::render(&plan, &results));
+            Ok(())
+        }
+        Command::Snapshots(args) => {
+            let plan = snapshots::Plan {
+                subjects: args.compare.subjects(),
+                snapshotters: args.snapshotters,
+                rounds: args.compare.rounds,
+                pairs_one: args.pairs,
+                clients: args.clients,
+                pairs_each: args.pairs_each,
+                chain: args.chain,
+                mounts_calls: args.mounts_calls,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                tmp_dir: args.compare.tmp_dir,
+            };
+            let results = snapshots::run(&plan)?;
+            print!("{}", snapshots::render(&plan, &results));
+            Ok(())
+        }
+        Command::Content(args) => {
+            let plan = content::Plan {
+                subjects: args.compare.subjects(),
+                rounds: args.compare.rounds,
+                large_mib: args.large_mib,
+                chunk_mib: args.chunk_mib,
+                small_count: args.small_count,
+                small_bytes: args.small_bytes,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                tmp_dir: args.compare.tmp_dir,
+            };
+            let results = content::run(&plan)?;
+            print!("{}", content::render(&plan, &results));
             Ok(())
         }
     }

@@ -46,7 +46,7 @@ async fn version(socket: &Path) -> anyhow::Result<String> {
     Ok(reply.into_inner().version)
 }
 
-async fn connect(socket: PathBuf) -> anyhow::Result<Channel> {
+pub async fn connect(socket: PathBuf) -> anyhow::Result<Channel> {
     let context = format!("connecting to {}", socket.display());
     // The URI is never dialled (the connector ignores it); `localhost` is the authority ctr sends.
     Endpoint::from_static("http://localhost")

@@ -12,12 +12,17 @@ pub fn render(plan: &Plan, results: &Results) -> String {
     let order: Vec<String> = results.subjects.iter().map(|s| s.to_string()).collect();
     let _ = writeln!(
         out,
-        "Boot = exec → first answered `Version` RPC on the unix socket, {}; idle RSS = VmRSS after {} ms \
+        "Boot = exec → first answered `Version` RPC on the unix socket, {}, {}; idle RSS = VmRSS after {} ms \
          idle. {} measured runs per daemon after 1 warm-up each, alternating run by run ({}).\n",
         if plan.restart {
             "restarting on the root and state an untimed first boot left behind"
         } else {
             "first boot on an empty root"
+        },
+        if plan.sync_first {
+            "after a sync(2)"
+        } else {
+            "without a sync(2) first"
         },
         plan.idle.as_millis(),
         plan.runs,

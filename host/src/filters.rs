@@ -8,9 +8,15 @@
 //! name==foo            equal            labels."a.b"==x    quoted path part
 //! name!=foo            not equal        id~=^over          regexp match
 //! labels.color         field present    name=="a/b:c"      quoted value
+//! id~=/^a|b$/          regexp quoted with `/` or `|` (only after `~=`)
 //! ```
 //!
 //! What a field path means is up to the object: it implements [`Fields`].
+//!
+//! The grammar and the error texts follow containerd 1.6: a parse error names
+//! the filter and marks the offending character, as in
+//! `filters: parse error: [r >|[|< ]: expected an operator ("=="|"!="|"~=")`,
+//! so that clients print what containerd's would.
 
 use crate::errdefs::{Error, Result};
 use regex::Regex;
@@ -54,16 +60,17 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Parses the filter strings of a request. Empty strings match everything.
+    /// Parses the filter strings of a request. An empty string matches
+    /// everything (a blank one is a parse error, as in containerd).
     pub fn parse_all<S: AsRef<str>>(filters: &[S]) -> Result<Filter> {
         let mut any = Vec::new();
         for f in filters {
             let f = f.as_ref();
-            if f.trim().is_empty() {
+            if f.is_empty() {
                 return Ok(Filter::default());
             }
-            any.push(Parser::new(f).parse().map_err(|e| {
-                Error::invalid_argument(format!("filters: parse error: [{f}]: {e}"))
+            any.push(Parser::new(f).selectors().map_err(|e| {
+                Error::invalid_argument(format!("filters: parse error: {}", e.describe(f)))
             })?);
         }
         Ok(Filter { any })
@@ -78,124 +85,374 @@ impl Filter {
     }
 }
 
-struct Parser<'a> {
+/// A parse failure: what was expected, and the byte offset it was found at.
+#[derive(Debug)]
+struct ParseError {
+    at: usize,
+    message: String,
+}
+
+impl ParseError {
+    fn new(at: usize, message: impl Into<String>) -> Self {
+        ParseError {
+            at,
+            message: message.into(),
+        }
+    }
+
+    /// `[before >|c|< after]: message`, or `[input]: message` at the end.
+    fn describe(&self, input: &str) -> String {
+        match input.get(self.at..).and_then(|rest| rest.chars().next()) {
+            Some(c) => {
+                let after = self.at + c.len_utf8();
+                format!(
+                    "[{} >|{c}|< {}]: {}",
+                    &input[..self.at],
+                    &input[after..],
+                    self.message
+                )
+            }
+            None => format!("[{input}]: {}", self.message),
+        }
+    }
+}
+
+/// One lexical token of a filter.
+#[derive(Debug, PartialEq, Eq)]
+enum Token<'a> {
+    End,
+    /// `[A-Za-z0-9_]+` outside a value.
+    Field(&'a str),
+    /// Anything up to `,` or white space, right after an operator.
+    Value(&'a str),
+    /// A string between `"`, `/` or `|`, delimiters included.
+    Quoted(&'a str),
+    /// `,` or `.`.
+    Separator,
+    /// A run of `=`, `!` and `~`.
+    Operator(&'a str),
+    /// A malformed quoted string or a NUL; the scanner keeps the reason.
+    Illegal,
+    /// Any other character.
+    Unexpected,
+}
+
+fn is_field_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+fn is_operator_char(c: char) -> bool {
+    matches!(c, '=' | '!' | '~')
+}
+
+fn is_quote_char(c: char) -> bool {
+    matches!(c, '"' | '/' | '|')
+}
+
+fn is_value_char(c: char) -> bool {
+    c != ',' && !c.is_whitespace() && !c.is_control()
+}
+
+/// Splits a filter into tokens. Like containerd's, it knows one piece of
+/// context: the token after an operator is a value, which may hold any
+/// printable character but `,`.
+struct Scanner<'a> {
     input: &'a str,
-    pos: usize,
+    /// Byte offset of the next unread character.
+    next: usize,
+    after_operator: bool,
+    /// The first reason a token was illegal.
+    error: Option<&'static str>,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(input: &'a str) -> Self {
+        Scanner {
+            input,
+            next: 0,
+            after_operator: false,
+            error: None,
+        }
+    }
+
+    /// The next character, white space included, without consuming it.
+    fn peek(&self) -> Option<char> {
+        self.input[self.next..].chars().next()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.next += c.len_utf8();
+        Some(c)
+    }
+
+    fn bump_while(&mut self, keep: impl Fn(char) -> bool) {
+        while self.peek().is_some_and(&keep) {
+            self.bump();
+        }
+    }
+
+    fn fail(&mut self, reason: &'static str) {
+        self.error.get_or_insert(reason);
+    }
+
+    /// The next token and the byte offset it starts at (the input's length
+    /// at the end), skipping white space before it.
+    fn scan(&mut self) -> (usize, Token<'a>) {
+        self.bump_while(char::is_whitespace);
+        let start = self.next;
+        let Some(c) = self.bump() else {
+            return (start, Token::End);
+        };
+        let text = |s: &Self| &s.input[start..s.next];
+        let token = match c {
+            '\0' => {
+                self.fail("unexpected null");
+                Token::Illegal
+            }
+            c if is_quote_char(c) => {
+                if self.quoted_rest(c) {
+                    Token::Quoted(text(self))
+                } else {
+                    Token::Illegal
+                }
+            }
+            ',' | '.' => {
+                self.after_operator = false;
+                Token::Separator
+            }
+            c if is_operator_char(c) => {
+                self.bump_while(is_operator_char);
+                self.after_operator = true;
+                Token::Operator(text(self))
+            }
+            _ if self.after_operator => {
+                self.bump_while(is_value_char);
+                self.after_operator = false;
+                Token::Value(text(self))
+            }
+            c if is_field_char(c) => {
+                self.bump_while(is_field_char);
+                Token::Field(text(self))
+            }
+            _ => Token::Unexpected,
+        };
+        (start, token)
+    }
+
+    /// Consumes a quoted string after its opening `quote`; false if it is
+    /// unterminated or has a malformed escape.
+    fn quoted_rest(&mut self, quote: char) -> bool {
+        let mut legal = true;
+        loop {
+            match self.bump() {
+                Some(c) if c == quote => return legal,
+                None | Some('\n') => {
+                    self.fail("quoted literal not terminated");
+                    return false;
+                }
+                Some('\0') => {
+                    self.fail("unexpected null");
+                    return false;
+                }
+                Some('\\') => legal &= self.escape_rest(quote),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Consumes an escape after its backslash.
+    fn escape_rest(&mut self, quote: char) -> bool {
+        let digits = |radix: u32, count: usize, s: &mut Self| {
+            for _ in 0..count {
+                if !s.peek().is_some_and(|c| c.is_digit(radix)) {
+                    s.fail("illegal numeric escape sequence");
+                    return false;
+                }
+                s.bump();
+            }
+            true
+        };
+        match self.peek() {
+            Some('a' | 'b' | 'f' | 'n' | 'r' | 't' | 'v' | '\\') => {
+                self.bump();
+                true
+            }
+            Some(c) if c == quote => {
+                self.bump();
+                true
+            }
+            Some('0'..='7') => digits(8, 3, self),
+            Some(c @ ('x' | 'u' | 'U')) => {
+                self.bump();
+                let count = match c {
+                    'x' => 2,
+                    'u' => 4,
+                    _ => 8,
+                };
+                digits(16, count, self)
+            }
+            // The character stays unread: the quoted loop judges it.
+            _ => {
+                self.fail("illegal escape sequence");
+                false
+            }
+        }
+    }
+}
+
+/// Decodes a quoted string that the scanner accepted (delimiters included).
+fn unquote(quoted: &str) -> std::result::Result<String, &'static str> {
+    const SYNTAX: &str = "quote syntax error";
+    let inner = &quoted[1..quoted.len() - 1];
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let escaped = chars.next().ok_or(SYNTAX)?;
+        let code = |count: usize, radix: u32, chars: &mut std::str::Chars| {
+            let digits: String = chars.by_ref().take(count).collect();
+            u32::from_str_radix(&digits, radix).map_err(|_| SYNTAX)
+        };
+        let decoded = match escaped {
+            'a' => '\u{7}',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'v' => '\u{b}',
+            'x' => char::from(code(2, 16, &mut chars)? as u8),
+            'u' => char::from_u32(code(4, 16, &mut chars)?).ok_or(SYNTAX)?,
+            'U' => char::from_u32(code(8, 16, &mut chars)?).ok_or(SYNTAX)?,
+            '0'..='7' => {
+                let rest = code(2, 8, &mut chars)?;
+                let value = (escaped as u32 - '0' as u32) * 64 + rest;
+                char::from(u8::try_from(value).map_err(|_| SYNTAX)?)
+            }
+            other => other,
+        };
+        out.push(decoded);
+    }
+    Ok(out)
+}
+
+type Parsed<T> = std::result::Result<T, ParseError>;
+
+/// selectors := selector ("," selector)*
+/// selector  := fieldpath (operator value)?
+/// fieldpath := field ("." field)*
+struct Parser<'a> {
+    scanner: Scanner<'a>,
 }
 
 impl<'a> Parser<'a> {
     fn new(input: &'a str) -> Self {
-        Parser { input, pos: 0 }
+        Parser {
+            scanner: Scanner::new(input),
+        }
     }
 
-    fn rest(&self) -> &'a str {
-        &self.input[self.pos..]
+    fn illegal(&self, at: usize) -> ParseError {
+        ParseError::new(at, self.scanner.error.unwrap_or("illegal token"))
     }
 
-    fn skip_space(&mut self) {
-        let trimmed = self.rest().trim_start();
-        self.pos = self.input.len() - trimmed.len();
-    }
-
-    fn parse(mut self) -> std::result::Result<Vec<Selector>, String> {
-        let mut selectors = Vec::new();
+    fn selectors(mut self) -> Parsed<Vec<Selector>> {
+        let mut selectors = vec![self.selector()?];
         loop {
-            selectors.push(self.selector()?);
-            self.skip_space();
-            match self.rest().chars().next() {
+            // Like containerd, nothing (not even white space) may follow a
+            // selector but `,` or the end.
+            match self.scanner.peek() {
                 None => return Ok(selectors),
-                Some(',') => self.pos += 1,
-                Some(c) => return Err(format!("unexpected {c:?} at {}", self.pos)),
+                Some(',') => {
+                    self.scanner.scan();
+                    selectors.push(self.selector()?);
+                }
+                Some(c) => {
+                    let c = if c == '\0' { '\u{fffd}' } else { c };
+                    return Err(ParseError::new(
+                        self.scanner.next,
+                        format!("unexpected input: {c}"),
+                    ));
+                }
             }
         }
     }
 
-    fn selector(&mut self) -> std::result::Result<Selector, String> {
+    fn selector(&mut self) -> Parsed<Selector> {
         let path = self.field_path()?;
-        self.skip_space();
-        let rest = self.rest();
-        let op = ["==", "!=", "~="]
-            .into_iter()
-            .find(|op| rest.starts_with(op));
-        let Some(op) = op else {
+        if matches!(self.scanner.peek(), None | Some(',')) {
             return Ok(Selector {
                 path,
                 operator: Operator::Present,
             });
+        }
+        let (at, token) = self.scanner.scan();
+        let op = match token {
+            Token::Operator(op @ ("==" | "!=" | "~=")) => op,
+            Token::Operator(op) => {
+                return Err(ParseError::new(at, format!("unsupported operator {op:?}")))
+            }
+            Token::Illegal => return Err(self.illegal(at)),
+            _ => {
+                return Err(ParseError::new(
+                    at,
+                    r#"expected an operator ("=="|"!="|"~=")"#,
+                ))
+            }
         };
-        self.pos += 2;
-        self.skip_space();
-        let value = self.value()?;
+        let (at, value) = self.value(op == "~=")?;
         let operator = match op {
             "==" => Operator::Equal(value),
             "!=" => Operator::NotEqual(value),
-            _ => Operator::Matches(
-                Regex::new(&value).map_err(|e| format!("bad regular expression {value:?}: {e}"))?,
-            ),
+            // containerd compiles late and lets a bad expression match
+            // nothing; we refuse it up front, which says more.
+            _ => Operator::Matches(Regex::new(&value).map_err(|e| {
+                ParseError::new(at, format!("bad regular expression {value:?}: {e}"))
+            })?),
         };
         Ok(Selector { path, operator })
     }
 
-    fn field_path(&mut self) -> std::result::Result<Vec<String>, String> {
-        let mut path = Vec::new();
-        loop {
-            self.skip_space();
-            let part = if self.rest().starts_with('"') {
-                self.quoted()?
-            } else {
-                let len = self
-                    .rest()
-                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-                    .unwrap_or(self.rest().len());
-                if len == 0 {
-                    return Err("expected field or quoted".into());
-                }
-                let part = self.rest()[..len].to_string();
-                self.pos += len;
-                part
-            };
-            path.push(part);
-            if self.rest().starts_with('.') {
-                self.pos += 1;
-            } else {
-                return Ok(path);
-            }
+    fn field_path(&mut self) -> Parsed<Vec<String>> {
+        let mut path = vec![self.field()?];
+        while self.scanner.peek() == Some('.') {
+            self.scanner.scan();
+            path.push(self.field()?);
+        }
+        Ok(path)
+    }
+
+    fn field(&mut self) -> Parsed<String> {
+        let (at, token) = self.scanner.scan();
+        match token {
+            Token::Field(field) => Ok(field.to_string()),
+            Token::Quoted(quoted) => self.unquote(at, quoted, false),
+            Token::Illegal => Err(self.illegal(at)),
+            _ => Err(ParseError::new(at, "expected field or quoted")),
         }
     }
 
-    fn value(&mut self) -> std::result::Result<String, String> {
-        if self.rest().starts_with('"') {
-            return self.quoted();
-        }
-        let len = self.rest().find(',').unwrap_or(self.rest().len());
-        let value = self.rest()[..len].trim_end();
-        if value.is_empty() {
-            return Err("expected value or quoted".into());
-        }
-        self.pos += len;
-        Ok(value.to_string())
+    /// The value and where it starts; `/` and `|` quote only expressions.
+    fn value(&mut self, expression: bool) -> Parsed<(usize, String)> {
+        let (at, token) = self.scanner.scan();
+        let value = match token {
+            Token::Value(value) | Token::Field(value) => value.to_string(),
+            Token::Quoted(quoted) => self.unquote(at, quoted, expression)?,
+            Token::Illegal => return Err(self.illegal(at)),
+            _ => return Err(ParseError::new(at, "expected value or quoted")),
+        };
+        Ok((at, value))
     }
 
-    /// A double-quoted string with backslash escapes.
-    fn quoted(&mut self) -> std::result::Result<String, String> {
-        let mut out = String::new();
-        let mut chars = self.rest().char_indices().skip(1);
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.pos += i + 1;
-                    return Ok(out);
-                }
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => out.push('\n'),
-                    Some((_, 't')) => out.push('\t'),
-                    Some((_, e)) => out.push(e),
-                    None => break,
-                },
-                c => out.push(c),
-            }
+    fn unquote(&self, at: usize, quoted: &str, other_quotes: bool) -> Parsed<String> {
+        if !other_quotes && !quoted.starts_with('"') {
+            return Err(ParseError::new(at, "invalid quote encountered"));
         }
-        Err("unterminated quoted string".into())
+        unquote(quoted).map_err(|e| ParseError::new(at, format!("unquoting failed: {e}")))
     }
 }
 
@@ -256,5 +513,75 @@ mod tests {
             e.message,
             "filters: parse error: [name==]: expected value or quoted"
         );
+    }
+
+    fn parse_error(filter: &str) -> String {
+        Filter::parse_all(&[filter]).unwrap_err().message
+    }
+
+    #[test]
+    fn parse_errors_mark_the_offending_character_like_containerd() {
+        let cases = [
+            (
+                "r[",
+                r#"[r >|[|< ]: expected an operator ("=="|"!="|"~=")"#,
+            ),
+            (
+                "bad[",
+                r#"[bad >|[|< ]: expected an operator ("=="|"!="|"~=")"#,
+            ),
+            ("==x", "[ >|=|< =x]: expected field or quoted"),
+            ("a===b", r#"[a >|=|< ==b]: unsupported operator "===""#),
+            ("a==b c", "[a==b >| |< c]: unexpected input:  "),
+            ("a==b,", "[a==b,]: expected field or quoted"),
+            ("a.", "[a.]: expected field or quoted"),
+            (" ", "[ ]: expected field or quoted"),
+            ("a==,b", "[a== >|,|< b]: expected value or quoted"),
+            (
+                r#"name=="open"#,
+                r#"[name== >|"|< open]: quoted literal not terminated"#,
+            ),
+            (
+                r#"a=="\q""#,
+                r#"[a== >|"|< \q"]: illegal escape sequence"#,
+            ),
+            (
+                r#"a=="\x4""#,
+                r#"[a== >|"|< \x4"]: illegal numeric escape sequence"#,
+            ),
+            (
+                r#"a=="\777""#,
+                r#"[a== >|"|< \777"]: unquoting failed: quote syntax error"#,
+            ),
+            ("a==/x/", "[a== >|/|< x/]: invalid quote encountered"),
+            ("/x/==a", "[ >|/|< x/==a]: invalid quote encountered"),
+            // Before the 1.7 grammar, `-` is no field character.
+            ("my-label", "[my >|-|< label]: expected an operator (\"==\"|\"!=\"|\"~=\")"),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(
+                parse_error(filter),
+                format!("filters: parse error: {expected}"),
+                "{filter}"
+            );
+        }
+    }
+
+    #[test]
+    fn quoting_and_white_space() {
+        assert!(m(&[r#"labels."x.y" == "1""#]));
+        assert!(m(&[" name==a/b:c"]));
+        assert!(m(&["type~=/^io[.]containerd/"]));
+        // containerd knows no `\.` escape, not even between slashes.
+        assert!(Filter::parse_all(&[r"type~=/^io\.containerd/"]).is_err());
+        assert!(m(&["type~=|snapshotter.v1$|"]));
+        assert!(!m(&["type~=|^snapshotter|"]));
+        assert!(m(&[r#"name=="\x61/b\072c""#]));
+        assert!(m(&[r#"name=="\u0061/b:c""#]));
+        assert!(m(&["name==a/b:c,labels.x.y==1"]));
+        // Values hold anything printable but `,`.
+        assert!(!m(&["name==a/b:c=d"]));
+        // Only an empty filter matches all; other filters still parse.
+        assert!(m(&["", "nope"]));
     }
 }

@@ -21,6 +21,9 @@ use std::time::Instant;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
+/// How long open calls may take to finish once shutdown has begun.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct SocketOptions {
     pub path: PathBuf,
     pub uid: u32,
@@ -80,15 +83,15 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let done = &registry.initialized;
-    let mut router =
-        tonic::transport::Server::builder()
-            // Large blobs stream through Content.Write/Read: windows larger than
-            // h2's 64 KiB default keep the pipe full on a local socket.
-            .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(16 << 20))
-            .add_optional_service(done.is_ok(GRPC_VERSION).then(|| {
-                api::version::version_server::VersionServer::new(version::VersionService)
-            }));
+    let mut router = tonic::transport::Server::builder()
+        // Large blobs stream through Content.Write/Read: windows larger than
+        // h2's 64 KiB default keep the pipe full on a local socket.
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20))
+        .add_optional_service(
+            done.is_ok(GRPC_VERSION)
+                .then(|| api::version::version_server::VersionServer::new(version::VersionService)),
+        );
 
     let uuid = done.values.get(builtin::SERVER_UUID).cloned();
     router = router.add_optional_service((done.is_ok(GRPC_INTROSPECTION) && uuid.is_some()).then(
@@ -193,9 +196,31 @@ pub async fn serve(
         "rcontainerd successfully booted in {:.3}s",
         started.elapsed().as_secs_f64()
     );
-    let result = router
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await;
+    // On a signal, stop accepting and let open calls finish, but only for
+    // SHUTDOWN_DRAIN: a client that ignores GOAWAY (or a long stream) must not
+    // keep the daemon alive after SIGTERM.
+    let (began, began_rx) = tokio::sync::oneshot::channel::<()>();
+    let graceful = async move {
+        shutdown.await;
+        let _ = began.send(());
+    };
+    let serving = router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), graceful);
+    let result = tokio::select! {
+        result = serving => result,
+        _ = async {
+            if began_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_DRAIN).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(
+                "connections still open {}s after shutdown began; closing them",
+                SHUTDOWN_DRAIN.as_secs()
+            );
+            Ok(())
+        }
+    };
     remove_socket(&opts.path);
     result.map_err(|e| Error::internal(format!("grpc server: {e}")))
 }

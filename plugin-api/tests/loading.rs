@@ -170,7 +170,10 @@ fn in_tree_plugins_initialise_or_skip_through_the_abi() {
     let Driver::Content(store) = instance.driver else {
         panic!("content-local must provide a content store")
     };
-    assert!(store.list().unwrap().is_empty(), "a new store lists no blobs");
+    assert!(
+        store.list().unwrap().is_empty(),
+        "a new store lists no blobs"
+    );
 
     // The temp dir is not on btrfs here (checked by the plugin's own unit test), so: skip.
     let btrfs = load_one(&dir.join("librcontainerd_plugin_btrfs.so"));

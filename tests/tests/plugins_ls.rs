@@ -145,10 +145,19 @@ async fn introspection_filters_by_type_and_id() {
     assert_eq!(uris, [uri::NATIVE]);
 
     // Several filters: either may match.
-    let two = daemon.plugins(&["id==native", "id==content"]).await;
+    let two = daemon
+        .plugins(&["id==native", "type==io.containerd.content.v1"])
+        .await;
     let mut uris: Vec<String> = two.iter().map(plugin_uri).collect();
     uris.sort();
     assert_eq!(uris, [uri::CONTENT, uri::NATIVE]);
+
+    // Within one filter, `,` means both must match.
+    let both = daemon
+        .plugins(&["type==io.containerd.grpc.v1,id==namespaces"])
+        .await;
+    let uris: Vec<String> = both.iter().map(plugin_uri).collect();
+    assert_eq!(uris, ["io.containerd.grpc.v1.namespaces"]);
 
     let none = daemon.plugins(&["id==no-such-plugin"]).await;
     assert!(none.is_empty(), "{none:?}");

@@ -51,7 +51,9 @@ mod record;
 pub mod snapshots;
 mod store;
 
-pub use content::{blob_exists, blob_not_found, validate_blob_labels, BlobRecord, DigestState, IngestRecord};
+pub use content::{
+    blob_exists, blob_not_found, validate_blob_labels, BlobRecord, DigestState, IngestRecord,
+};
 pub use namespaces::Namespace;
 pub use snapshots::{Intent, SnapshotKind, SnapshotRecord};
 pub use store::{MetadataStore, NamespaceGuard, SCHEMA_VERSION};

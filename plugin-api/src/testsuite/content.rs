@@ -54,6 +54,17 @@ pub fn run_all(make: &mut dyn FnMut() -> Arc<dyn Store>) {
     super::run("content store", CHECKS, make);
 }
 
+/// Runs every check through the built library at `library`, loaded and initialised the way the
+/// daemon does (one fresh root per check): the proof that the driver works across the ABI.
+pub fn run_all_loaded(library: &std::path::Path) {
+    let roots = super::Roots::new();
+    let mut init = super::init_loaded(library, &roots);
+    run_all(&mut || match init() {
+        crate::Driver::Content(driver) => driver,
+        other => panic!("{} provides {other:?}, not a content store", library.display()),
+    });
+}
+
 const HELLO: &[u8] = b"hello world";
 const HELLO_DIGEST: &str =
     "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";

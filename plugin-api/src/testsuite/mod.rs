@@ -4,9 +4,12 @@
 //! through the plain traits only.
 
 pub mod content;
+mod library;
 #[cfg(target_os = "linux")]
 pub mod mount;
 pub mod snapshot;
+
+pub use library::{built_library, init_loaded, Roots};
 
 /// A failed check: what was expected.
 pub type CheckResult = std::result::Result<(), String>;

@@ -70,6 +70,17 @@ pub fn run_all(make: &mut dyn FnMut() -> Arc<dyn Snapshotter>) {
     super::run("snapshotter", CHECKS, make);
 }
 
+/// Runs every check through the built library at `library`, loaded and initialised the way the
+/// daemon does (one fresh root per check): the proof that the driver works across the ABI.
+pub fn run_all_loaded(library: &std::path::Path) {
+    let roots = super::Roots::new();
+    let mut init = super::init_loaded(library, &roots);
+    run_all(&mut || match init() {
+        crate::Driver::Snapshotter(driver) => driver,
+        other => panic!("{} provides {other:?}, not a snapshotter", library.display()),
+    });
+}
+
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
