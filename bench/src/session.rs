@@ -27,7 +27,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn start(subject: &Subject, tmp_dir: Option<&Path>, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn start(
+        subject: &Subject,
+        tmp_dir: Option<&Path>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let dir = WorkDir::new(tmp_dir)?;
         let mut launch = subject
             .prepare(dir.path())
@@ -105,6 +109,9 @@ async fn create_lease(channel: Channel, headers: &Headers) -> anyhow::Result<Str
         }))
         .await
         .context("creating a lease")?;
-    let lease = reply.into_inner().lease.context("lease missing from the reply")?;
+    let lease = reply
+        .into_inner()
+        .lease
+        .context("lease missing from the reply")?;
     Ok(lease.id)
 }

@@ -5,8 +5,7 @@ use crate::daemon::Subject;
 use crate::session::{Headers, Session};
 use anyhow::Context;
 use rcontainerd_api::services::snapshots::{
-    snapshots_client::SnapshotsClient, CommitSnapshotRequest, MountsRequest,
-    PrepareSnapshotRequest,
+    snapshots_client::SnapshotsClient, CommitSnapshotRequest, MountsRequest, PrepareSnapshotRequest,
 };
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -50,8 +49,8 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
     let mut rounds = vec![Vec::new(); plan.subjects.len()];
     for round in 1..=plan.rounds {
         for (subject, rounds) in plan.subjects.iter().zip(&mut rounds) {
-            let result = measure(plan, subject)
-                .with_context(|| format!("round {round} of {subject}"))?;
+            let result =
+                measure(plan, subject).with_context(|| format!("round {round} of {subject}"))?;
             eprintln!("round {round:>2}  {subject:<27} {result:.1?}");
             rounds.push(result);
         }
@@ -70,11 +69,20 @@ fn measure(plan: &Plan, subject: &Subject) -> anyhow::Result<Round> {
         let mut round = Round::default();
         for snapshotter in &plan.snapshotters {
             let rate = pairs(&session, snapshotter, use_lease, 1, plan.pairs_one).await;
-            round.pairs_one.push(rate.with_context(|| format!("{snapshotter}, 1 client"))?);
-            let rate = pairs(&session, snapshotter, use_lease, plan.clients, plan.pairs_each).await;
-            round.pairs_many.push(
-                rate.with_context(|| format!("{snapshotter}, {} clients", plan.clients))?,
-            );
+            round
+                .pairs_one
+                .push(rate.with_context(|| format!("{snapshotter}, 1 client"))?);
+            let rate = pairs(
+                &session,
+                snapshotter,
+                use_lease,
+                plan.clients,
+                plan.pairs_each,
+            )
+            .await;
+            round
+                .pairs_many
+                .push(rate.with_context(|| format!("{snapshotter}, {} clients", plan.clients))?);
             let (build, mounts) = chain(&session, snapshotter, use_lease, plan).await?;
             round.chain_pairs.push(build);
             round.mounts.push(mounts);
@@ -199,6 +207,9 @@ async fn chain(
 const AIM_ONE: f64 = 2.0;
 const AIM_MANY: f64 = 3.0;
 
+/// Picks one figure's values (one per snapshotter) out of a round.
+type Pick = fn(&Round) -> &Vec<f64>;
+
 pub fn render(plan: &Plan, results: &Results) -> String {
     let names: Vec<String> = plan.subjects.iter().map(|s| s.to_string()).collect();
     let mut out = format!(
@@ -215,12 +226,12 @@ pub fn render(plan: &Plan, results: &Results) -> String {
         plan.chain,
         plan.mounts_calls,
     );
-    let column = |s: usize, pick: fn(&Round) -> &Vec<f64>, k: usize| -> Vec<f64> {
+    let column = |s: usize, pick: Pick, k: usize| -> Vec<f64> {
         results.rounds[s].iter().map(|r| pick(r)[k]).collect()
     };
     let mut rows = Vec::new();
     for (k, snapshotter) in plan.snapshotters.iter().enumerate() {
-        let figures: [(String, &'static str, fn(&Round) -> &Vec<f64>, Option<f64>); 4] = [
+        let figures: [(String, &'static str, Pick, Option<f64>); 4] = [
             (
                 format!("{snapshotter}: Prepare+Commit, 1 client"),
                 "pairs/s",
@@ -256,6 +267,8 @@ pub fn render(plan: &Plan, results: &Results) -> String {
             });
         }
     }
-    out.push_str(&crate::throughput_report::table(&names[0], &names[1], &rows));
+    out.push_str(&crate::throughput_report::table(
+        &names[0], &names[1], &rows,
+    ));
     out
 }

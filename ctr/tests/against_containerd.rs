@@ -554,9 +554,8 @@ fn snapshot_commands_match() {
     }
 }
 
-/// The same, our ctr driving rcontainerd (`cargo test -- --ignored`).
+/// The same, our ctr driving rcontainerd (needs the workspace and plugins built, as scripts/test.sh does).
 #[test]
-#[ignore = "rcontainerd's Snapshots and Content services are still landing"]
 fn snapshot_commands_match_on_rcontainerd() {
     if let Some(pair) = prerequisites_met()
         .then(DaemonPair::start_with_rcontainerd)
@@ -659,9 +658,8 @@ fn content_commands_match() {
     }
 }
 
-/// The same, our ctr driving rcontainerd (`cargo test -- --ignored`).
+/// The same, our ctr driving rcontainerd (needs the workspace and plugins built, as scripts/test.sh does).
 #[test]
-#[ignore = "rcontainerd's Snapshots and Content services are still landing"]
 fn content_commands_match_on_rcontainerd() {
     if let Some(pair) = prerequisites_met()
         .then(DaemonPair::start_with_rcontainerd)

@@ -522,10 +522,7 @@ mod tests {
     #[test]
     fn parse_errors_mark_the_offending_character_like_containerd() {
         let cases = [
-            (
-                "r[",
-                r#"[r >|[|< ]: expected an operator ("=="|"!="|"~=")"#,
-            ),
+            ("r[", r#"[r >|[|< ]: expected an operator ("=="|"!="|"~=")"#),
             (
                 "bad[",
                 r#"[bad >|[|< ]: expected an operator ("=="|"!="|"~=")"#,
@@ -533,6 +530,12 @@ mod tests {
             ("==x", "[ >|=|< =x]: expected field or quoted"),
             ("a===b", r#"[a >|=|< ==b]: unsupported operator "===""#),
             ("a==b c", "[a==b >| |< c]: unexpected input:  "),
+            ("a==b ", "[a==b >| |< ]: unexpected input:  "),
+            ("a!x", r#"[a >|!|< x]: unsupported operator "!""#),
+            (
+                r#"labels."x"#,
+                r#"[labels. >|"|< x]: quoted literal not terminated"#,
+            ),
             ("a==b,", "[a==b,]: expected field or quoted"),
             ("a.", "[a.]: expected field or quoted"),
             (" ", "[ ]: expected field or quoted"),
@@ -541,10 +544,7 @@ mod tests {
                 r#"name=="open"#,
                 r#"[name== >|"|< open]: quoted literal not terminated"#,
             ),
-            (
-                r#"a=="\q""#,
-                r#"[a== >|"|< \q"]: illegal escape sequence"#,
-            ),
+            (r#"a=="\q""#, r#"[a== >|"|< \q"]: illegal escape sequence"#),
             (
                 r#"a=="\x4""#,
                 r#"[a== >|"|< \x4"]: illegal numeric escape sequence"#,
@@ -556,7 +556,10 @@ mod tests {
             ("a==/x/", "[a== >|/|< x/]: invalid quote encountered"),
             ("/x/==a", "[ >|/|< x/==a]: invalid quote encountered"),
             // Before the 1.7 grammar, `-` is no field character.
-            ("my-label", "[my >|-|< label]: expected an operator (\"==\"|\"!=\"|\"~=\")"),
+            (
+                "my-label",
+                "[my >|-|< label]: expected an operator (\"==\"|\"!=\"|\"~=\")",
+            ),
         ];
         for (filter, expected) in cases {
             assert_eq!(

@@ -326,7 +326,7 @@ impl SnapshotStore {
         let record = self.existing(namespace, key)?;
         if record.kind == SnapshotKind::Committed {
             return Err(Error::failed_precondition(format!(
-                "failed to get active mount: requested snapshot {:?} not active or view",
+                "failed to get active mount: requested snapshot {} not active or view",
                 record.backend_key
             )));
         }

@@ -299,6 +299,11 @@ fn errors_match_containerd_and_change_nothing() {
     );
     let err = s.mounts("ns", "c").unwrap_err();
     assert_eq!(err.kind, ErrorKind::FailedPrecondition);
+    // containerd names the backend key here without quotes.
+    assert_eq!(
+        err.message,
+        "failed to get active mount: requested snapshot ns/2/c not active or view"
+    );
 
     let names: Vec<String> = s.list("ns").unwrap().into_iter().map(|r| r.name).collect();
     assert_eq!(names, ["a2", "c"]);

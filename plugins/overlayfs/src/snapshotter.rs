@@ -203,6 +203,11 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn usage(&self, key: &str) -> Result<Usage> {
         let (_, snapshot) = self.store.snapshot(key)?;
+        // A view writes nothing: containerd's overlay reports it as empty,
+        // whatever its (unused) directory takes.
+        if snapshot.kind == Kind::View {
+            return Ok(Usage::default());
+        }
         disk_usage(&self.upper(snapshot.id))
             .map_err(|err| PluginError::internal(format!("usage of snapshot {key}: {err}")))
     }
@@ -424,6 +429,20 @@ mod tests {
         assert_eq!(s.usage("empty").unwrap().inodes, 1);
         let expected = disk_usage(&PathBuf::from(fs_of(dir.path(), 1))).unwrap();
         assert_eq!(s.usage("empty").unwrap(), expected);
+    }
+
+    #[test]
+    fn usage_of_a_view_is_zero_like_containerds() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), Config::default());
+        committed(&s, "base", "");
+        fs::write(PathBuf::from(fs_of(dir.path(), 1)).join("file"), b"data").unwrap();
+        s.view("v", "base", Labels::new()).unwrap();
+        s.view("lone", "", Labels::new()).unwrap();
+        for view in ["v", "lone"] {
+            assert_eq!(s.usage(view).unwrap(), Usage::default(), "{view}");
+        }
+        assert_eq!(s.usage("base").unwrap().inodes, 2);
     }
 
     #[test]
