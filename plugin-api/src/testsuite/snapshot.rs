@@ -77,7 +77,10 @@ pub fn run_all_loaded(library: &std::path::Path) {
     let mut init = super::init_loaded(library, &roots);
     run_all(&mut || match init() {
         crate::Driver::Snapshotter(driver) => driver,
-        other => panic!("{} provides {other:?}, not a snapshotter", library.display()),
+        other => panic!(
+            "{} provides {other:?}, not a snapshotter",
+            library.display()
+        ),
     });
 }
 
