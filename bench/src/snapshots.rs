@@ -103,7 +103,12 @@ async fn pairs(
     clients: u32,
     count: u32,
 ) -> anyhow::Result<f64> {
-    let namespace = format!("pairs{clients}-{snapshotter}");
+    // Distinct per measurement even when `clients` is 1, so the two runs never share keys.
+    let namespace = if clients == 1 {
+        format!("one-{snapshotter}")
+    } else {
+        format!("many-{snapshotter}")
+    };
     let headers = Headers::new(session.connect().await?, &namespace, use_lease).await?;
     let mut connections = Vec::new();
     for _ in 0..clients {
