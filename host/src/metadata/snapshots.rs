@@ -289,7 +289,14 @@ impl MetadataStore {
             })
     }
 
-    /// Durably records `intent` as number `id`, with the counter at `id`.
+    /// Records `intent` as number `id`, with the counter at `id`.
+    ///
+    /// Commit and Remove intents are synced: after the backend call, only
+    /// they can tell recovery which way to resolve. A Create intent is not:
+    /// the record batch that follows is synced (and the WAL syncs in order),
+    /// and if a machine crash loses both, the backend snapshot has no record
+    /// and the orphan pass at start removes it. This saves one of the three
+    /// syncs of a Prepare.
     pub fn begin_snapshot_intent(&self, snapshotter: &str, id: u64, intent: &Intent) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.put_cf(
@@ -307,7 +314,10 @@ impl MetadataStore {
                 intent: intent.clone(),
             },
         )?;
-        self.write(batch)
+        match intent {
+            Intent::Create { .. } => self.write_unsynced(batch),
+            Intent::Commit { .. } | Intent::Remove { .. } => self.write(batch),
+        }
     }
 
     /// Every pending intent of `snapshotter`, oldest first.

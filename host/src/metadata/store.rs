@@ -226,6 +226,15 @@ impl MetadataStore {
             .map_err(|e| storage_error("write batch", e))
     }
 
+    /// Writes `batch` to the WAL without waiting for the disk. Only for
+    /// records whose loss in a machine crash is repaired at start (the next
+    /// synced write makes it durable too: the WAL is synced in order).
+    pub(crate) fn write_unsynced(&self, batch: WriteBatch) -> Result<()> {
+        self.db
+            .write_opt(batch, &WriteOptions::default())
+            .map_err(|e| storage_error("write batch", e))
+    }
+
     /// Adds a versioned record to `batch`.
     pub(crate) fn put_record<T: Serialize>(
         &self,
