@@ -404,39 +404,17 @@ impl MetadataStore {
 /// The labels after an update (see [`MetadataStore::update_blob`]).
 fn updated_labels(
     digest: &str,
-    mut current: BTreeMap<String, String>,
+    current: BTreeMap<String, String>,
     requested: BTreeMap<String, String>,
     paths: &[String],
 ) -> Result<BTreeMap<String, String>> {
-    let labels_error = |e: Error| e.context("info.Labels");
-    let replace_all = |mut requested: BTreeMap<String, String>| -> Result<_> {
-        labels::validate_all(&requested).map_err(labels_error)?;
-        labels::drop_empty(&mut requested);
-        Ok(requested)
-    };
-    if paths.is_empty() {
-        return replace_all(requested);
-    }
-    for path in paths {
-        match path.strip_prefix("labels.") {
-            Some(key) if !key.is_empty() => {
-                let value = requested.get(key).cloned().unwrap_or_default();
-                labels::validate(key, &value).map_err(labels_error)?;
-                if value.is_empty() {
-                    current.remove(key);
-                } else {
-                    current.insert(key.to_string(), value);
-                }
-            }
-            _ if path == "labels" => current = replace_all(requested.clone())?,
-            _ => {
-                return Err(Error::invalid_argument(format!(
-                    "cannot update {path:?} field on content info {digest:?}"
-                )))
-            }
-        }
-    }
-    Ok(current)
+    labels::apply_update(
+        current,
+        requested,
+        paths,
+        &format!("content info {digest:?}"),
+        |e: Error| e.context("info.Labels"),
+    )
 }
 
 #[cfg(test)]

@@ -31,6 +31,53 @@ pub fn drop_empty(labels: &mut BTreeMap<String, String>) {
     labels.retain(|_, v| !v.is_empty());
 }
 
+/// Labels as stored: every label checked for size, empty values dropped.
+pub fn stored(mut requested: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    validate_all(&requested)?;
+    drop_empty(&mut requested);
+    Ok(requested)
+}
+
+/// The labels after an Update, with containerd's field-mask rules for every
+/// labelled record: no paths or `labels` replace every label; `labels.<key>`
+/// sets that key from `requested` (an absent or empty value deletes it); any
+/// other path is an invalid argument naming `object` (e.g. `namespace "x"`).
+/// `label_error` adds the record's context to a label that is too large.
+pub fn apply_update(
+    mut current: BTreeMap<String, String>,
+    requested: BTreeMap<String, String>,
+    paths: &[String],
+    object: &str,
+    label_error: impl Fn(Error) -> Error,
+) -> Result<BTreeMap<String, String>> {
+    if paths.is_empty() {
+        return stored(requested).map_err(label_error);
+    }
+    for path in paths {
+        if path == "labels" {
+            current = stored(requested.clone()).map_err(&label_error)?;
+            continue;
+        }
+        match path.strip_prefix("labels.") {
+            Some(key) if !key.is_empty() => {
+                let value = requested.get(key).cloned().unwrap_or_default();
+                validate(key, &value).map_err(&label_error)?;
+                if value.is_empty() {
+                    current.remove(key);
+                } else {
+                    current.insert(key.to_string(), value);
+                }
+            }
+            _ => {
+                return Err(Error::invalid_argument(format!(
+                    "cannot update {path:?} field on {object}"
+                )))
+            }
+        }
+    }
+    Ok(current)
+}
+
 /// The first bytes of an oversized key, cut on a character boundary.
 fn quoted_key(key: &str) -> &str {
     let mut end = key.len().min(QUOTED_KEY_BYTES);

@@ -95,11 +95,10 @@ impl MetadataStore {
     pub fn create_namespace(
         &self,
         name: &str,
-        mut labels: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
     ) -> Result<Namespace> {
         identifiers::validate(name)?;
-        labels::validate_all(&labels).map_err(labels_error)?;
-        labels::drop_empty(&mut labels);
+        let labels = labels::stored(labels).map_err(labels_error)?;
 
         let _guard = self.lock_namespace(name);
         if self.contains(Cf::Namespaces, name.as_bytes())? {
@@ -235,38 +234,17 @@ impl MetadataStore {
 /// The labels after an update (see [`MetadataStore::update_namespace`]).
 fn updated_labels(
     name: &str,
-    mut current: BTreeMap<String, String>,
+    current: BTreeMap<String, String>,
     requested: BTreeMap<String, String>,
     paths: &[String],
 ) -> Result<BTreeMap<String, String>> {
-    let replace_all = |mut requested: BTreeMap<String, String>| -> Result<_> {
-        labels::validate_all(&requested).map_err(labels_error)?;
-        labels::drop_empty(&mut requested);
-        Ok(requested)
-    };
-    if paths.is_empty() {
-        return replace_all(requested);
-    }
-    for path in paths {
-        match path.strip_prefix("labels.") {
-            Some(key) if !key.is_empty() => {
-                let value = requested.get(key).cloned().unwrap_or_default();
-                labels::validate(key, &value).map_err(labels_error)?;
-                if value.is_empty() {
-                    current.remove(key);
-                } else {
-                    current.insert(key.to_string(), value);
-                }
-            }
-            _ if path == "labels" => current = replace_all(requested.clone())?,
-            _ => {
-                return Err(Error::invalid_argument(format!(
-                    "cannot update {path:?} field on namespace {name:?}"
-                )))
-            }
-        }
-    }
-    Ok(current)
+    labels::apply_update(
+        current,
+        requested,
+        paths,
+        &format!("namespace {name:?}"),
+        labels_error,
+    )
 }
 
 #[cfg(test)]

@@ -419,48 +419,25 @@ impl MetadataStore {
 }
 
 /// Labels as stored: checked for size, empty values dropped.
-pub fn stored_labels(mut requested: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
-    labels::validate_all(&requested)?;
-    labels::drop_empty(&mut requested);
-    Ok(requested)
+pub fn stored_labels(requested: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    labels::stored(requested)
 }
 
-/// The labels after an Update with containerd's field-mask rules: no paths
-/// or `labels` replace every label; `labels.<key>` sets that key from
-/// `requested` (an absent or empty value deletes it); any other path is an
-/// invalid argument.
+/// The labels after an Update (containerd's field-mask rules, see
+/// [`labels::apply_update`]).
 pub fn updated_labels(
     name: &str,
-    mut current: BTreeMap<String, String>,
+    current: BTreeMap<String, String>,
     requested: BTreeMap<String, String>,
     paths: &[String],
 ) -> Result<BTreeMap<String, String>> {
-    if paths.is_empty() {
-        return stored_labels(requested);
-    }
-    for path in paths {
-        if path == "labels" {
-            current = stored_labels(requested.clone())?;
-            continue;
-        }
-        match path.strip_prefix("labels.") {
-            Some(key) if !key.is_empty() => {
-                let value = requested.get(key).cloned().unwrap_or_default();
-                labels::validate(key, &value)?;
-                if value.is_empty() {
-                    current.remove(key);
-                } else {
-                    current.insert(key.to_string(), value);
-                }
-            }
-            _ => {
-                return Err(Error::invalid_argument(format!(
-                    "cannot update {path:?} field on snapshot {name:?}"
-                )))
-            }
-        }
-    }
-    Ok(current)
+    labels::apply_update(
+        current,
+        requested,
+        paths,
+        &format!("snapshot {name:?}"),
+        |e| e,
+    )
 }
 
 #[cfg(test)]
