@@ -28,6 +28,16 @@ impl InitContext {
             ))
         })
     }
+
+    /// The directory a driver keeps its data in: `root_path` from its config when set
+    /// (containerd's snapshotters accept that key), else the plugin's own root.
+    pub fn root_or(&self, root_path: &str) -> PathBuf {
+        if root_path.is_empty() {
+            self.root.clone()
+        } else {
+            PathBuf::from(root_path)
+        }
+    }
 }
 
 /// The driver an initialised plugin provides.

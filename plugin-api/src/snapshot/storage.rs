@@ -501,6 +501,17 @@ impl MetaStore {
     }
 }
 
+/// Removes the layer directory `dir` and everything under it; one already gone is fine.
+pub fn remove_tree(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(PluginError::internal(format!(
+            "remove {}: {err}",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Disk usage of the tree at `root`, counted like `du`: allocated blocks of every inode once
 /// (hard links count once), the root directory included — so an empty directory on ext4 is
 /// 4096 bytes and one inode.

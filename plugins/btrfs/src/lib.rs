@@ -51,11 +51,7 @@ impl Plugin for BtrfsPlugin {
 
     fn init(ctx: InitContext) -> Result<PluginInstance> {
         let config: Config = ctx.parse_config()?;
-        let root = if config.root_path.is_empty() {
-            ctx.root.clone()
-        } else {
-            PathBuf::from(&config.root_path)
-        };
+        let root = ctx.root_or(&config.root_path);
         if !is_on_btrfs(&root)? {
             return Err(PluginError::skip(format!(
                 "{} is not a btrfs filesystem",

@@ -4,17 +4,13 @@
 
 mod copy;
 
-use std::{
-    fs, io,
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{fs, path::PathBuf, sync::Arc};
 
 pub use copy::copy_tree;
 use rcontainerd_plugin_api::{
     export_plugin,
     snapshot::{
-        storage::{disk_usage, MetaStore, Snapshot},
+        storage::{disk_usage, remove_tree, MetaStore, Snapshot},
         Info, Kind, Labels, Mount, Snapshotter, Usage,
     },
     Driver, InitContext, Manifest, Plugin, PluginError, PluginInstance, Result,
@@ -45,11 +41,7 @@ impl Plugin for NativePlugin {
 
     fn init(ctx: InitContext) -> Result<PluginInstance> {
         let config: Config = ctx.parse_config()?;
-        let root = if config.root_path.is_empty() {
-            ctx.root.clone()
-        } else {
-            PathBuf::from(&config.root_path)
-        };
+        let root = ctx.root_or(&config.root_path);
         let driver = NativeSnapshotter::open(root.clone())?;
         Ok(PluginInstance::new(Driver::Snapshotter(Arc::new(driver)))
             .export("root", root.to_string_lossy()))
@@ -118,16 +110,6 @@ impl NativeSnapshotter {
             })
         })?;
         self.mounts_of(key, &snapshot)
-    }
-}
-
-fn remove_tree(dir: &Path) -> Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(PluginError::internal(format!(
-            "remove {}: {err}",
-            dir.display()
-        ))),
-        _ => Ok(()),
     }
 }
 

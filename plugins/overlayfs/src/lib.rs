@@ -6,11 +6,7 @@ mod snapshotter;
 
 pub use snapshotter::OverlaySnapshotter;
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{fs, path::Path, sync::Arc};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use rcontainerd_plugin_api::{
@@ -52,11 +48,7 @@ impl Plugin for OverlayPlugin {
 
     fn init(ctx: InitContext) -> Result<PluginInstance> {
         let config: Config = ctx.parse_config()?;
-        let root = if config.root_path.is_empty() {
-            ctx.root.clone()
-        } else {
-            PathBuf::from(&config.root_path)
-        };
+        let root = ctx.root_or(&config.root_path);
         let snapshots = root.join("snapshots");
         fs::create_dir_all(&snapshots).map_err(|err| {
             PluginError::io(
@@ -119,6 +111,7 @@ export_plugin!(OverlayPlugin);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn is_root() -> bool {
         nix::unistd::geteuid().is_root()

@@ -10,7 +10,7 @@ use std::{
 
 use rcontainerd_plugin_api::{
     snapshot::{
-        storage::{disk_usage, MetaStore, Snapshot},
+        storage::{disk_usage, remove_tree, MetaStore, Snapshot},
         Info, Kind, Labels, Mount, Snapshotter, Usage,
     },
     PluginError, Result,
@@ -175,16 +175,6 @@ impl OverlaySnapshotter {
             let _ = fs::remove_dir_all(trash);
         });
         Ok(())
-    }
-}
-
-fn remove_tree(dir: &Path) -> Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(PluginError::internal(format!(
-            "remove {}: {err}",
-            dir.display()
-        ))),
-        _ => Ok(()),
     }
 }
 
