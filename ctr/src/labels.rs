@@ -1,6 +1,6 @@
 //! `KEY=VALUE` label arguments, read the way containerd's ctr reads them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The label value a bare `KEY` argument stands for.
 const BARE_LABEL_VALUE: &str = "true";
@@ -14,6 +14,19 @@ pub fn parse_labels(args: &[String]) -> BTreeMap<String, String> {
             None => (arg.clone(), BARE_LABEL_VALUE.to_owned()),
         })
         .collect()
+}
+
+/// An Update of exactly these labels, as containerd's ctr sends it: the mask names each key
+/// (`labels.<key>`); empty values are left out of the labels sent, so the mask deletes them.
+pub fn label_update(
+    labels: BTreeMap<String, String>,
+) -> (HashMap<String, String>, prost_types::FieldMask) {
+    let paths = labels.keys().map(|key| format!("labels.{key}")).collect();
+    let values = labels
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    (values, prost_types::FieldMask { paths })
 }
 
 /// Labels as `key=value` joined by commas, sorted (containerd's ctr prints

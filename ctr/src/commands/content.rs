@@ -30,7 +30,7 @@ use crate::cli::{
 use crate::connect::{os_error_text, NamespacedChannel};
 use crate::digest;
 use crate::errors::RpcError;
-use crate::labels::{joined, parse_labels};
+use crate::labels::{joined, label_update, parse_labels};
 use crate::log;
 use crate::tabwriter::TabWriter;
 use crate::units::{human_duration, human_size};
@@ -209,17 +209,14 @@ async fn label(
     let info = if labels.is_empty() {
         blob_info(client, &digest_text).await?
     } else {
-        let paths = labels.keys().map(|key| format!("labels.{key}")).collect();
+        let (labels, update_mask) = label_update(labels);
         let request = UpdateRequest {
             info: Some(Info {
                 digest: digest_text.clone(),
-                labels: labels
-                    .into_iter()
-                    .filter(|(_, value)| !value.is_empty())
-                    .collect(),
+                labels,
                 ..Info::default()
             }),
-            update_mask: Some(prost_types::FieldMask { paths }),
+            update_mask: Some(update_mask),
         };
         client
             .update(request)

@@ -22,7 +22,7 @@ use crate::cli::{
 use crate::connect::NamespacedChannel;
 use crate::errors::RpcError;
 use crate::gojson::{rfc3339_nano, Json};
-use crate::labels::{joined, parse_labels};
+use crate::labels::{joined, label_update, parse_labels};
 use crate::tabwriter::TabWriter;
 use crate::units::human_bytes;
 
@@ -382,18 +382,15 @@ async fn label(
     let info = if labels.is_empty() {
         stat(client, snapshotter, &key).await?
     } else {
-        let paths = labels.keys().map(|k| format!("labels.{k}")).collect();
+        let (labels, update_mask) = label_update(labels);
         let request = UpdateSnapshotRequest {
             snapshotter: snapshotter.to_owned(),
             info: Some(Info {
                 name: key.clone(),
-                labels: labels
-                    .into_iter()
-                    .filter(|(_, value)| !value.is_empty())
-                    .collect(),
+                labels,
                 ..Info::default()
             }),
-            update_mask: Some(prost_types::FieldMask { paths }),
+            update_mask: Some(update_mask),
         };
         client
             .update(request)
