@@ -60,7 +60,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
 
 fn measure(plan: &Plan, subject: &Subject) -> anyhow::Result<Round> {
     let session = Session::start(subject, plan.tmp_dir.as_deref(), plan.boot_timeout)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -103,6 +103,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             init_logging_as(&config.debug.level, &config.debug.format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                // Named so the daemon's threads stand out in `ps` and profiles.
+                .thread_name("rcontainerd-rt")
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(daemon::run(config))?;

@@ -61,7 +61,8 @@ pub trait Snapshotter: Send + Sync {
     /// mutable fields when empty. Returns the new record.
     fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info>;
     fn usage(&self, key: &str) -> Result<Usage>;
-    /// The mounts of an active snapshot or view.
+    /// The mounts of an active snapshot or view. Called on the daemon's async workers: answer
+    /// from memory or local metadata, without waiting on the network or slow I/O.
     fn mounts(&self, key: &str) -> Result<Vec<Mount>>;
     /// Creates an active snapshot `key` on `parent` (empty for none) and returns its mounts.
     fn prepare(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>>;

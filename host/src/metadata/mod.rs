@@ -33,10 +33,13 @@
 //!
 //! # Writes
 //! Every acknowledged mutation is one `WriteBatch` written with `sync`, so it
-//! survives `kill -9` and power loss once the call returns. A mutation whose
-//! checks span records (a namespace must be empty to go; a record may only be
-//! written into an existing namespace) holds [`MetadataStore::lock_namespace`]
-//! from its reads to its write. Record writers call
+//! survives `kill -9` and power loss once the call returns (snapshot commits
+//! and removals are durable through their synced intent instead; see
+//! `snapshots.rs`). A mutation whose checks span records (a namespace must be
+//! empty to go; a record may only be written into an existing namespace)
+//! holds [`MetadataStore::lock_namespace`] (or, when its records have a lock
+//! of their own, [`MetadataStore::share_namespace`]) from its reads to its
+//! write. Record writers call
 //! [`MetadataStore::ensure_namespace_in`] under that guard so that a record
 //! and its implicitly created namespace land in the same batch.
 //!

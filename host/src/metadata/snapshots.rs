@@ -16,13 +16,28 @@
 //! | `snapshot-counter \0 snapshotter`           | u64, big-endian: last number |
 //! | `snapshot-intent \0 snapshotter \0 <u64 BE>`| [`IntentV1`] (version 1)     |
 //!
-//! Before a backend mutation the snapshot store writes (synced) an intent
-//! naming the operation and the backend keys it touches, together with the
-//! bumped counter. The record change and the intent's removal then land in
-//! one synced batch. Intents found at startup belong to operations that never
-//! reached that batch; `snapshots::recovery` resolves them against the
-//! backend. The counter value may lag behind under concurrent writers; the
-//! store takes the maximum with every number it sees at startup.
+//! Before a backend mutation the snapshot store writes an intent naming the
+//! operation and the backend keys it touches, together with the bumped
+//! counter. The record change and the intent's removal then land in one
+//! batch. Intents found at startup belong to operations that never reached
+//! that batch; `snapshots::recovery` resolves them against the backend. The
+//! counter value may lag behind under concurrent writers; the store takes the
+//! maximum with every number it sees at startup.
+//!
+//! # One WAL sync per mutation
+//! Each mutation syncs the WAL once, at the point after which recovery can
+//! only end in the result the client was told (the WAL is synced in order,
+//! so a sync also covers every earlier unsynced write):
+//!
+//! | mutation       | intent   | finishing batch | a machine crash after the ack                    |
+//! |----------------|----------|-----------------|--------------------------------------------------|
+//! | prepare / view | unsynced | **synced**      | the record is on disk                            |
+//! | commit         | **synced** | unsynced      | intent + committed backend key: rolled forward   |
+//! | remove         | **synced** | unsynced      | intent + backend key gone: rolled forward        |
+//!
+//! (A lost prepare intent leaves a backend snapshot without a record; the
+//! orphan pass at start removes it.) A process crash (`kill -9`) loses no
+//! unsynced write: it is in the kernel once `write` returns.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
@@ -289,14 +304,9 @@ impl MetadataStore {
             })
     }
 
-    /// Records `intent` as number `id`, with the counter at `id`.
-    ///
-    /// Commit and Remove intents are synced: after the backend call, only
-    /// they can tell recovery which way to resolve. A Create intent is not:
-    /// the record batch that follows is synced (and the WAL syncs in order),
-    /// and if a machine crash loses both, the backend snapshot has no record
-    /// and the orphan pass at start removes it. This saves one of the three
-    /// syncs of a Prepare.
+    /// Records `intent` as number `id`, with the counter at `id`. Commit and
+    /// Remove intents are synced, Create intents are not (see the module
+    /// documentation).
     pub fn begin_snapshot_intent(&self, snapshotter: &str, id: u64, intent: &Intent) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.put_cf(
@@ -348,17 +358,48 @@ impl MetadataStore {
         self.write(batch)
     }
 
-    /// Writes `record` (creating the namespace on first use), deletes the
-    /// record `replaces` if given, and drops intent `id` — one synced batch.
-    pub fn finish_snapshot_write(
+    /// Writes the record of a created snapshot (creating the namespace on
+    /// first use) and drops intent `id`: one synced batch, the durability
+    /// point of a prepare or view.
+    pub fn finish_snapshot_create(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+        id: u64,
+        record: &SnapshotRecord,
+    ) -> Result<()> {
+        self.write_record(namespace, snapshotter, id, record, None, true)
+    }
+
+    /// Replaces the active record `active_name` by the committed `record`
+    /// and drops intent `id`. Not synced: the synced intent and the backend's
+    /// durable commit let recovery redo it after a machine crash.
+    pub fn finish_snapshot_commit(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+        id: u64,
+        record: &SnapshotRecord,
+        active_name: &str,
+    ) -> Result<()> {
+        self.write_record(namespace, snapshotter, id, record, Some(active_name), false)
+    }
+
+    /// Writes `record`, deletes the record `replaces` if given and drops
+    /// intent `id` in one batch. The namespace is locked shared while it
+    /// is checked and the batch written: the snapshot store's name locks
+    /// keep the records themselves consistent, and concurrent writers then
+    /// share one WAL sync.
+    fn write_record(
         &self,
         namespace: &str,
         snapshotter: &str,
         id: u64,
         record: &SnapshotRecord,
         replaces: Option<&str>,
+        synced: bool,
     ) -> Result<()> {
-        let guard = self.lock_namespace(namespace);
+        let guard = self.share_namespace(namespace);
         let mut batch = WriteBatch::default();
         self.ensure_namespace_in(&guard, &mut batch)?;
         if let Some(old) = replaces {
@@ -377,10 +418,16 @@ impl MetadataStore {
             &record.encode(),
         )?;
         self.delete_in(&mut batch, Cf::Meta, &intent_key(snapshotter, id));
-        self.write(batch)
+        if synced {
+            self.write(batch)
+        } else {
+            self.write_unsynced(batch)
+        }
     }
 
-    /// Deletes the record `name` and drops intent `id` — one synced batch.
+    /// Deletes the record `name` and drops intent `id`. Not synced: the
+    /// synced intent and the backend's durable removal let recovery redo it
+    /// after a machine crash.
     pub fn finish_snapshot_remove(
         &self,
         namespace: &str,
@@ -395,7 +442,7 @@ impl MetadataStore {
             &keys::snapshot_key(namespace, snapshotter, name),
         );
         self.delete_in(&mut batch, Cf::Meta, &intent_key(snapshotter, id));
-        self.write(batch)
+        self.write_unsynced(batch)
     }
 
     /// Replaces a record that involves no backend change (label updates).
@@ -494,7 +541,7 @@ mod tests {
 
         let rec = record("k", SnapshotKind::Active, "", "ns/1/k");
         store
-            .finish_snapshot_write("ns", "native", 1, &rec, None)
+            .finish_snapshot_create("ns", "native", 1, &rec)
             .unwrap();
         assert!(store.snapshot_intents("native").unwrap().is_empty());
         let read = store.get_snapshot("ns", "native", "k").unwrap().unwrap();
@@ -526,9 +573,7 @@ mod tests {
                 },
             )
             .unwrap();
-        store
-            .finish_snapshot_write("ns", "n", 1, &base, None)
-            .unwrap();
+        store.finish_snapshot_create("ns", "n", 1, &base).unwrap();
         let active = record("work", SnapshotKind::Active, "base", "ns/2/work");
         store
             .begin_snapshot_intent(
@@ -539,9 +584,7 @@ mod tests {
                 },
             )
             .unwrap();
-        store
-            .finish_snapshot_write("ns", "n", 2, &active, None)
-            .unwrap();
+        store.finish_snapshot_create("ns", "n", 2, &active).unwrap();
         assert!(store.snapshot_has_children("ns", "n", "base").unwrap());
         assert!(!store.snapshot_has_children("ns", "n", "work").unwrap());
 
@@ -559,7 +602,7 @@ mod tests {
             )
             .unwrap();
         store
-            .finish_snapshot_write("ns", "n", 3, &committed, Some("work"))
+            .finish_snapshot_commit("ns", "n", 3, &committed, "work")
             .unwrap();
         let names: Vec<String> = store
             .list_snapshots("ns", "n")

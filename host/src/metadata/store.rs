@@ -4,7 +4,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rocksdb::{
     ColumnFamily, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
@@ -76,14 +76,17 @@ pub struct MetadataStore {
     db: DB,
     path: PathBuf,
     sync_write: WriteOptions,
-    locks: Box<[Mutex<()>]>,
+    locks: Box<[RwLock<()>]>,
 }
 
-/// Holds the write lock of one namespace. Every mutation that must see a
-/// consistent namespace (create a record in it, delete it) runs under it.
+/// Holds the lock of one namespace, shared or exclusive. Every mutation that
+/// must see a consistent namespace (create a record in it, delete it) runs
+/// under it.
 pub struct NamespaceGuard<'a> {
     namespace: &'a str,
-    _lock: MutexGuard<'a, ()>,
+    // One of the two is held, for its Drop.
+    _shared: Option<RwLockReadGuard<'a, ()>>,
+    _exclusive: Option<RwLockWriteGuard<'a, ()>>,
 }
 
 // The gRPC services share one store through an `Arc` across threads.
@@ -124,7 +127,7 @@ impl MetadataStore {
             db,
             path,
             sync_write,
-            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            locks: (0..LOCK_STRIPES).map(|_| RwLock::new(())).collect(),
         };
         store.check_schema_version()?;
         Ok(store)
@@ -188,19 +191,41 @@ impl MetadataStore {
             .expect("column family created at open")
     }
 
-    /// Takes the write lock of `namespace`.
+    /// Takes the lock of `namespace` exclusively: for creating, changing or
+    /// deleting the namespace, and for read-modify-writes of its records.
     pub fn lock_namespace<'a>(&'a self, namespace: &'a str) -> NamespaceGuard<'a> {
-        let mut hasher = DefaultHasher::new();
-        namespace.hash(&mut hasher);
-        let stripe = (hasher.finish() % self.locks.len() as u64) as usize;
         // The lock guards no data, so a panic elsewhere cannot leave it inconsistent.
-        let lock = self.locks[stripe]
-            .lock()
+        let lock = self
+            .stripe(namespace)
+            .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         NamespaceGuard {
             namespace,
-            _lock: lock,
+            _shared: None,
+            _exclusive: Some(lock),
         }
+    }
+
+    /// Takes the lock of `namespace` shared: for writers whose records are
+    /// kept consistent by a lock of their own (the snapshot stores' name
+    /// locks) and only need the namespace to stay. Shared holders write
+    /// concurrently, so their synced batches share one WAL sync.
+    pub fn share_namespace<'a>(&'a self, namespace: &'a str) -> NamespaceGuard<'a> {
+        let lock = self
+            .stripe(namespace)
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        NamespaceGuard {
+            namespace,
+            _shared: Some(lock),
+            _exclusive: None,
+        }
+    }
+
+    fn stripe(&self, namespace: &str) -> &RwLock<()> {
+        let mut hasher = DefaultHasher::new();
+        namespace.hash(&mut hasher);
+        &self.locks[(hasher.finish() % self.locks.len() as u64) as usize]
     }
 
     /// Reads one value.

@@ -125,6 +125,19 @@ impl SnapshotsService {
         self.stores.get(snapshotter).map_err(Status::from)
     }
 
+    /// Runs a lookup on the calling async worker: a host record read, or a
+    /// driver's `mounts`, which the author contract requires to answer from
+    /// memory or local metadata (docs/plugin-authors.md). The hop to the
+    /// blocking pool would cost more than the call on these hot paths.
+    fn lookup<T>(
+        &self,
+        snapshotter: &str,
+        f: impl FnOnce(&SnapshotStore) -> Result<T>,
+    ) -> Result<T, Status> {
+        let store = self.store(snapshotter)?;
+        f(&store).map_err(Status::from)
+    }
+
     /// Runs `f` with the store on the blocking pool.
     async fn run<T, F>(&self, snapshotter: &str, f: F) -> Result<T, Status>
     where
@@ -179,9 +192,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
     ) -> Result<Response<MountsResponse>, Status> {
         let ns = namespace(&request)?;
         let r = request.into_inner();
-        let mounts = self
-            .run(&r.snapshotter, move |s| s.mounts(&ns, &r.key))
-            .await?;
+        let mounts = self.lookup(&r.snapshotter, |s| s.mounts(&ns, &r.key))?;
         Ok(Response::new(MountsResponse {
             mounts: wire_mounts(mounts),
         }))
@@ -217,9 +228,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
     ) -> Result<Response<StatSnapshotResponse>, Status> {
         let ns = namespace(&request)?;
         let r = request.into_inner();
-        let record = self
-            .run(&r.snapshotter, move |s| s.stat(&ns, &r.key))
-            .await?;
+        let record = self.lookup(&r.snapshotter, |s| s.stat(&ns, &r.key))?;
         Ok(Response::new(StatSnapshotResponse {
             info: Some(to_wire(record)),
         }))

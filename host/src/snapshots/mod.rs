@@ -6,10 +6,11 @@
 //! (`metadata/snapshots.rs`); the backend holds the files.
 //!
 //! Every mutation runs in three steps so that a crash at any point leaves
-//! nothing half-done: (1) a synced intent naming the backend keys, (2) the
-//! backend call, (3) the record change together with the intent's removal in
-//! one synced batch. [`SnapshotStore::open`] resolves intents left by a crash
-//! and removes backend snapshots no record refers to (`recovery.rs`).
+//! nothing half-done: (1) an intent naming the backend keys, (2) the backend
+//! call, (3) the record change together with the intent's removal in one
+//! batch; one of (1) and (3) is synced, as `metadata/snapshots.rs` explains.
+//! [`SnapshotStore::open`] resolves intents left by a crash and removes
+//! backend snapshots no record refers to (`recovery.rs`).
 
 mod backend;
 pub mod fault;
@@ -268,7 +269,7 @@ impl SnapshotStore {
             backend_key: bkey,
         };
         self.meta
-            .finish_snapshot_write(namespace, &self.snapshotter, id, &record, None)?;
+            .finish_snapshot_create(namespace, &self.snapshotter, id, &record)?;
         Ok(mounts)
     }
 
@@ -315,7 +316,7 @@ impl SnapshotStore {
             backend_key: found.name,
         };
         self.meta
-            .finish_snapshot_write(namespace, &self.snapshotter, id, &record, None)?;
+            .finish_snapshot_create(namespace, &self.snapshotter, id, &record)?;
         Err(Error::already_exists(format!(
             "target snapshot {target:?} from snapshotter"
         )))
@@ -392,7 +393,7 @@ impl SnapshotStore {
         // Should this write fail, the intent stays and the next start rolls
         // the commit forward (the backend has it).
         self.meta
-            .finish_snapshot_write(namespace, &self.snapshotter, id, &record, Some(key))
+            .finish_snapshot_commit(namespace, &self.snapshotter, id, &record, key)
     }
 
     /// Removes a snapshot that no other snapshot has as its parent.

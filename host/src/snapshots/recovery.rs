@@ -88,7 +88,7 @@ fn replay(store: &SnapshotStore, id: u64, intent: &Intent) -> Result<()> {
             let active_left = backend_has(store, active_key)?;
             let active_record = meta.get_snapshot(namespace, snapshotter, active_name)?;
             if committed && !active_left && active_record.is_some() {
-                meta.finish_snapshot_write(namespace, snapshotter, id, &record, Some(active_name))?;
+                meta.finish_snapshot_commit(namespace, snapshotter, id, &record, active_name)?;
                 tracing::info!(snapshotter, namespace = %namespace, key = %active_name,
                     name = %record.name, "completed interrupted commit");
                 Ok(())

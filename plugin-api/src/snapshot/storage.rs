@@ -119,8 +119,10 @@ enum Op {
 struct State {
     journal: Arc<File>,
     records: HashMap<String, Record>,
-    /// Number of children per parent key.
+    /// Number of children per parent key (pending creations included).
     children: HashMap<String, usize>,
+    /// Keys being created: reserved while their layer is made outside the lock.
+    pending: HashMap<String, (u64, Kind)>,
     next_id: u64,
     entries: usize,
     /// Sequence number of the last append.
@@ -222,6 +224,7 @@ impl MetaStore {
             journal: Arc::new(file),
             records: HashMap::new(),
             children: HashMap::new(),
+            pending: HashMap::new(),
             next_id: 1,
             entries: entries.len(),
             appended: 0,
@@ -324,8 +327,9 @@ impl MetaStore {
     }
 
     /// Creates the active snapshot or view `key` on `parent` (empty for none). `make` lays out
-    /// the backend's layer while the store is locked; the record is written only if it
-    /// succeeds (on failure `make` removes what it created).
+    /// the backend's layer; the record is written only if it succeeds (on failure `make` removes
+    /// what it created). `make` runs without the store's lock, so creations proceed side by side:
+    /// meanwhile `key` is reserved, `parent` counts it as a child and its id as in use.
     pub fn create(
         &self,
         kind: Kind,
@@ -343,7 +347,7 @@ impl MetaStore {
             return Err(PluginError::invalid_argument("snapshot key is required"));
         }
         let mut state = self.lock();
-        if state.records.contains_key(key) {
+        if state.records.contains_key(key) || state.pending.contains_key(key) {
             return Err(PluginError::already_exists(format!("snapshot {key}")));
         }
         let mut parent_ids = Vec::new();
@@ -366,7 +370,19 @@ impl MetaStore {
         };
         // Reserve the id even if `make` fails, so a half-made layer is never reused.
         state.next_id += 1;
-        make(&snapshot)?;
+        state.pending.insert(key.to_string(), (snapshot.id, kind));
+        if !parent.is_empty() {
+            *state.children.entry(parent.to_string()).or_default() += 1;
+        }
+        drop(state);
+
+        let made = make(&snapshot);
+
+        let mut state = self.lock();
+        state.pending.remove(key);
+        // The record's Put counts the child again.
+        state.forget_child(parent);
+        made?;
         let time = now();
         let record = Record {
             key: key.to_string(),
@@ -433,7 +449,7 @@ impl MetaStore {
         if name.is_empty() {
             return Err(PluginError::invalid_argument("snapshot name is required"));
         }
-        if state.records.contains_key(name) {
+        if state.records.contains_key(name) || state.pending.contains_key(name) {
             return Err(PluginError::already_exists(format!("snapshot {name}")));
         }
         let mut snapshot = state.snapshot(&record);
@@ -487,11 +503,14 @@ impl MetaStore {
     }
 
     /// The id and kind of every record, for a backend's cleanup of layers without one.
+    /// Creations under way count: their layers are being made.
     pub fn ids(&self) -> HashMap<u64, Kind> {
-        self.lock()
+        let state = self.lock();
+        state
             .records
             .values()
             .map(|r| (r.id, r.kind.into()))
+            .chain(state.pending.values().copied())
             .collect()
     }
 
@@ -769,6 +788,37 @@ mod tests {
         assert_eq!(seal_err.kind, ErrorKind::Internal);
         assert_eq!(store.stat("a").unwrap().kind, Kind::Active);
         assert_eq!(store.stat("c").unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_creation_under_way_holds_its_key_parent_and_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        store
+            .create(Kind::Active, "base-work", "", Labels::new(), ok)
+            .unwrap();
+        store
+            .commit("base", "base-work", Labels::new(), ok)
+            .unwrap();
+        // `make` runs unlocked: the store answers while it does.
+        store
+            .create(Kind::Active, "k", "base", Labels::new(), |snapshot| {
+                let again = store.create(Kind::View, "k", "", Labels::new(), ok);
+                assert_eq!(again.unwrap_err().kind, ErrorKind::AlreadyExists);
+                let taken = store.commit("k", "k", Labels::new(), ok);
+                assert!(taken.is_err(), "key under creation must not be usable");
+                let parent = store.remove("base");
+                assert_eq!(parent.unwrap_err().kind, ErrorKind::FailedPrecondition);
+                assert!(store.ids().contains_key(&snapshot.id));
+                assert_eq!(store.stat("k").unwrap_err().kind, ErrorKind::NotFound);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.stat("k").unwrap().parent, "base");
+        // Once the child goes, so can the parent: the reservation's count was returned.
+        store.remove("k").unwrap();
+        store.remove("base").unwrap();
+        assert!(store.ids().is_empty());
     }
 
     #[test]

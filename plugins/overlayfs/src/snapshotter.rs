@@ -136,11 +136,14 @@ impl OverlaySnapshotter {
 
     fn make_dirs(&self, snapshot: &Snapshot) -> io::Result<()> {
         let dir = self.dir(snapshot.id);
-        if dir.exists() {
+        if let Err(err) = fs::create_dir(&dir) {
+            if err.kind() != io::ErrorKind::AlreadyExists {
+                return Err(err);
+            }
             // Left by a crash before its record was written.
             fs::remove_dir_all(&dir)?;
+            fs::create_dir(&dir)?;
         }
-        fs::create_dir(&dir)?;
         let upper = self.upper(snapshot.id);
         fs::create_dir(&upper)?;
         if snapshot.kind == Kind::Active {
@@ -217,8 +220,12 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn commit(&self, name: &str, key: &str, labels: Labels) -> Result<()> {
         let snapshot = self.store.commit(name, key, labels, |_| Ok(()))?;
-        // Overlay's scratch directory is of no use to a read-only layer.
-        let _ = fs::remove_dir_all(self.work(snapshot.id));
+        // Overlay's scratch directory is of no use to a read-only layer. It
+        // is mostly empty (never mounted): one rmdir, else the whole tree.
+        let work = self.work(snapshot.id);
+        if fs::remove_dir(&work).is_err() {
+            let _ = fs::remove_dir_all(&work);
+        }
         Ok(())
     }
 
