@@ -228,6 +228,21 @@ impl MetadataStore {
         &self.locks[(hasher.finish() % self.locks.len() as u64) as usize]
     }
 
+    /// How many times the WAL was synced (statistics are on in test builds).
+    #[cfg(test)]
+    pub(crate) fn wal_syncs(&self) -> u64 {
+        let stats = self
+            .property("rocksdb.options-statistics")
+            .expect("statistics enabled");
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix("rocksdb.wal.synced COUNT : "))
+            .expect("wal.synced ticker")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// Reads one value.
     pub(crate) fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.db
@@ -467,27 +482,14 @@ mod tests {
     #[test]
     fn writes_are_synced_to_the_wal() {
         let (_dir, store) = open_temp();
-        let synced_before = wal_syncs(&store);
+        let synced_before = store.wal_syncs();
         let mut batch = WriteBatch::default();
         batch.put_cf(store.cf(Cf::Images), b"ns\0a", b"1");
         store.write(batch).unwrap();
         assert!(
-            wal_syncs(&store) > synced_before,
+            store.wal_syncs() > synced_before,
             "write did not sync the WAL"
         );
-    }
-
-    fn wal_syncs(store: &MetadataStore) -> u64 {
-        let stats = store
-            .property("rocksdb.options-statistics")
-            .expect("statistics enabled");
-        stats
-            .lines()
-            .find_map(|line| line.strip_prefix("rocksdb.wal.synced COUNT : "))
-            .expect("wal.synced ticker")
-            .trim()
-            .parse()
-            .unwrap()
     }
 
     #[test]

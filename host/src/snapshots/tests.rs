@@ -247,6 +247,28 @@ fn prepare_commit_view_stat_list_and_remove() {
 }
 
 #[test]
+fn each_mutation_syncs_the_wal_once() {
+    let f = Fixture::new();
+    let s = f.open();
+    let mut syncs = f.meta.wal_syncs();
+    let mut step = |what: &str, meta: &MetadataStore| {
+        let now = meta.wal_syncs();
+        assert_eq!(now - syncs, 1, "{what}: WAL syncs");
+        syncs = now;
+    };
+    s.prepare("ns", "work", "", none()).unwrap();
+    step("prepare", &f.meta);
+    s.commit("ns", "base", "work", none()).unwrap();
+    step("commit", &f.meta);
+    // The commit's record is not synced itself; its intent is, and the
+    // next sync carries the record along.
+    s.view("ns", "look", "base", none()).unwrap();
+    step("view", &f.meta);
+    s.remove("ns", "look").unwrap();
+    step("remove", &f.meta);
+}
+
+#[test]
 fn errors_match_containerd_and_change_nothing() {
     let f = Fixture::new();
     let s = f.open();
