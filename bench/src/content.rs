@@ -126,7 +126,7 @@ fn dd(plan: &Plan) -> anyhow::Result<f64> {
 
 fn measure(plan: &Plan, data: &Data, subject: &Subject) -> anyhow::Result<Round> {
     let session = Session::start(subject, plan.tmp_dir.as_deref(), plan.boot_timeout)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

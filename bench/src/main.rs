@@ -96,7 +96,7 @@ struct SnapshotsArgs {
     #[arg(long, default_value_t = 200)]
     chain: u32,
     /// Mounts calls timed on the key on top of the chain.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 1000)]
     mounts_calls: u32,
 }
 

@@ -12,8 +12,8 @@ use super::{ContentStore, RunningDigest};
 use crate::errdefs::{Error, Kind, Result};
 use crate::metadata::{validate_blob_labels, BlobRecord, IngestRecord};
 
-/// How often a running ingest saves its digest state (each save is a synced
-/// metadata write; data after the last save is rewritten after a crash).
+/// How often a running ingest saves its digest state (data after the last
+/// save is rewritten after a crash).
 pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Chunks at least this large are hashed in parallel with the driver's write.

@@ -356,6 +356,12 @@ impl MetadataStore {
     }
 
     /// Saves the running digest of the ingest the driver knows as `backend_ref`.
+    ///
+    /// Not synced: the ingest's data is not synced before its commit either.
+    /// A `kill -9` loses neither (both are in the kernel); after a machine
+    /// crash a resume accepts a state only up to the data's length, and the
+    /// driver verifies the digest again at commit. A synced save would also
+    /// queue behind the ingest's own writeback and stall the stream.
     pub fn save_ingest_digest(&self, backend_ref: &str, state: &DigestState) -> Result<()> {
         let mut batch = WriteBatch::default();
         self.put_record(
@@ -366,7 +372,7 @@ impl MetadataStore {
             DIGEST_VERSION,
             state,
         )?;
-        self.write(batch)
+        self.write_unsynced(batch)
     }
 
     /// The saved running digest of an ingest, if any.

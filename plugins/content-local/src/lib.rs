@@ -31,6 +31,7 @@ mod layout;
 mod locks;
 mod reader;
 mod store;
+mod writeback;
 mod writer;
 
 use std::sync::Arc;

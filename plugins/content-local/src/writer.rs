@@ -22,6 +22,7 @@ use crate::{
     labels,
     layout::{modified_nanos, now_nanos, sync_dir, unix_nanos, Layout},
     locks::RefLock,
+    writeback::Writeback,
 };
 
 /// Bytes re-read at a time when rebuilding the hash of existing data.
@@ -35,6 +36,7 @@ pub struct LocalWriter {
     offset: u64,
     updated_at: i64,
     hash: RunningHash,
+    writeback: Writeback,
     /// True while `hash` does not cover the data up to `offset` yet: rebuilding it after a
     /// resume or truncate waits until a write or commit needs it (resuming hosts often truncate
     /// right after opening, and the rebuild reads the whole ingest).
@@ -97,6 +99,7 @@ impl LocalWriter {
             data,
             offset: meta.len(),
             hash: RunningHash::default(),
+            writeback: Writeback::from(meta.len()),
             hash_stale: meta.len() > 0,
             open: true,
             lock,
@@ -238,6 +241,7 @@ impl Writer for LocalWriter {
             ));
         }
         self.offset += data.len() as u64;
+        self.writeback.written(&self.data, self.offset);
         self.updated_at = unix_nanos(SystemTime::now());
         Ok(data.len())
     }
@@ -255,6 +259,7 @@ impl Writer for LocalWriter {
             PluginError::io(format!("truncate ingest of ref {}", self.reference()), err)
         })?;
         self.offset = size;
+        self.writeback.truncated(size);
         self.hash_stale = size > 0;
         if size == 0 {
             self.hash.reset()?;
