@@ -66,6 +66,10 @@ fn main() {
         .build_server(true)
         .build_client(true)
         .generate_default_stubs(true)
+        // Blob payloads as `bytes::Bytes`: decoded as a view of the receive
+        // buffer instead of a copy of every MiB.
+        .bytes(".containerd.services.content.v1.WriteContentRequest.data")
+        .bytes(".containerd.services.content.v1.ReadContentResponse.data")
         .include_file("containerd_api.rs")
         .compile_with_config(config, &files, &[include])
         .expect("compiling containerd protos");

@@ -172,7 +172,7 @@ async fn write_large(
             total,
             expected: data.large_digest.clone(),
             offset: (i * chunk) as i64,
-            data: piece.to_vec(),
+            data: piece.to_vec().into(),
             ..Default::default()
         })
         .collect();
@@ -285,7 +285,7 @@ async fn write_small(
                 total,
                 expected: digest.clone(),
                 offset: 0,
-                data: blob.clone(),
+                data: blob.clone().into(),
                 ..Default::default()
             },
             commit_message(&reference, total, digest),

@@ -54,7 +54,7 @@ fn req(action: WriteAction, reference: &str, offset: i64, data: &[u8]) -> WriteC
         action: action as i32,
         r#ref: reference.to_owned(),
         offset,
-        data: data.to_vec(),
+        data: data.to_vec().into(),
         ..Default::default()
     }
 }
@@ -297,7 +297,7 @@ async fn offsets_must_match_and_offset_zero_truncates() {
         vec![
             req(WriteAction::Write, "offsets", 3, b"defgh"),
             WriteContentRequest {
-                data: data.to_vec(),
+                data: data.to_vec().into(),
                 ..commit("", 0, 0, "")
             },
         ],
@@ -315,7 +315,7 @@ async fn a_single_commit_message_can_carry_everything() {
     let daemon = Daemon::start_default().await;
     let data = b"one message";
     let message = WriteContentRequest {
-        data: data.to_vec(),
+        data: data.to_vec().into(),
         ..commit("single", 0, data.len() as i64, &sha256(data))
     };
     let (responses, error) = write_all(&daemon, NS, vec![message]).await;
@@ -685,7 +685,7 @@ trait ConcatData {
     fn concat_data(&self) -> Vec<u8>;
 }
 
-impl ConcatData for Vec<(i64, Vec<u8>)> {
+impl ConcatData for Vec<(i64, tonic::codegen::Bytes)> {
     fn concat_data(&self) -> Vec<u8> {
         self.iter().flat_map(|(_, d)| d.iter().copied()).collect()
     }

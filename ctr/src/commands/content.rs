@@ -424,7 +424,7 @@ impl RemoteWriter {
             .exchange(WriteContentRequest {
                 action: WriteAction::Write as i32,
                 offset,
-                data,
+                data: data.into(),
                 ..WriteContentRequest::default()
             })
             .await?;

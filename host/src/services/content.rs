@@ -305,7 +305,7 @@ async fn stream_blob(
             Ok(data) if data.is_empty() => break,
             Ok(data) => ReadContentResponse {
                 offset: offset as i64,
-                data,
+                data: data.into(),
             },
             Err(e) => {
                 let _ = tx.send(Err(e.into_status())).await;
