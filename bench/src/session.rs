@@ -18,7 +18,7 @@ const LEASE_HEADER: &str = "containerd-lease";
 /// containerd's GC keeps a lease until this time; far enough out that no run outlives it.
 const LEASE_EXPIRY: &str = "2099-01-01T00:00:00Z";
 
-/// A running daemon in its own directory; stopped and cleaned up by [`Session::finish`] (or on drop).
+/// A running daemon in its own directory; stopped by [`Session::stop`] (or on drop, which also cleans up).
 pub struct Session {
     // Field order matters on drop: the daemon dies before its directory is cleaned.
     daemon: Option<Daemon>,
@@ -52,13 +52,13 @@ impl Session {
         probe::connect(self.socket.clone()).await
     }
 
-    /// Stops the daemon (SIGTERM, then SIGKILL) and removes the run directory.
-    pub fn finish(mut self) -> anyhow::Result<()> {
+    /// Stops the daemon (SIGTERM, then SIGKILL) and hands back its run directory, for the caller to
+    /// remove when deleting it cannot slow a measurement down.
+    pub fn stop(mut self) -> anyhow::Result<WorkDir> {
         if let Some(daemon) = self.daemon.take() {
             daemon.stop()?;
         }
-        self.dir.remove()?;
-        Ok(())
+        Ok(self.dir)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The overlay snapshotter: each snapshot is a directory `<root>/snapshots/<id>` holding its
-//! upper layer `fs` (and `work`, overlay's scratch directory, for active snapshots); a
+//! upper layer `fs` (and `work`, overlay's scratch directory, if it was created active); a
 //! snapshot's mounts stack its parents' `fs` directories as lower layers.
 
 use std::{
@@ -219,13 +219,9 @@ impl Snapshotter for OverlaySnapshotter {
     }
 
     fn commit(&self, name: &str, key: &str, labels: Labels) -> Result<()> {
-        let snapshot = self.store.commit(name, key, labels, |_| Ok(()))?;
-        // Overlay's scratch directory is of no use to a read-only layer. It
-        // is mostly empty (never mounted): one rmdir, else the whole tree.
-        let work = self.work(snapshot.id);
-        if fs::remove_dir(&work).is_err() {
-            let _ = fs::remove_dir_all(&work);
-        }
+        // The layer keeps its `work` directory, as containerd's does: removing it
+        // would cost every commit a directory deletion for a few bytes.
+        self.store.commit(name, key, labels, |_| Ok(()))?;
         Ok(())
     }
 
@@ -346,10 +342,9 @@ mod tests {
                 "volatile".to_string(),
             ]
         );
-        assert!(
-            !root.join("snapshots/1/work").exists(),
-            "a committed layer kept its work directory"
-        );
+        // containerd's layout: a committed layer keeps the `work` it had while active.
+        assert!(root.join("snapshots/1/work").is_dir());
+        assert!(!root.join("snapshots/3/work").exists(), "views have none");
     }
 
     #[test]
