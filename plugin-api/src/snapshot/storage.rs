@@ -150,6 +150,12 @@ impl State {
         }
     }
 
+    /// Drops the reservation of a creation under way (the record's Put counts the child again).
+    fn unreserve(&mut self, key: &str, parent: &str) {
+        self.pending.remove(key);
+        self.forget_child(parent);
+    }
+
     fn forget_child(&mut self, parent: &str) {
         if let Some(count) = self.children.get_mut(parent) {
             *count -= 1;
@@ -188,6 +194,34 @@ pub struct MetaStore {
     /// Sequence number up to which the journal is known to be on disk. Taken before `state`,
     /// never while holding it.
     synced: Mutex<u64>,
+}
+
+/// A key reserved by [`MetaStore::create`] while its layer is made. Released by
+/// [`Reservation::release`], or on drop, so that a `make` that panics does not hold the key and
+/// its parent forever.
+struct Reservation<'a> {
+    store: &'a MetaStore,
+    key: &'a str,
+    parent: &'a str,
+    released: bool,
+}
+
+impl<'a> Reservation<'a> {
+    /// Ends the reservation and returns the store still locked, for the record to take its place.
+    fn release(mut self) -> MutexGuard<'a, State> {
+        let mut state = self.store.lock();
+        state.unreserve(self.key, self.parent);
+        self.released = true;
+        state
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            self.store.lock().unreserve(self.key, self.parent);
+        }
+    }
 }
 
 /// Unix nanoseconds now.
@@ -375,13 +409,18 @@ impl MetaStore {
             *state.children.entry(parent.to_string()).or_default() += 1;
         }
         drop(state);
+        let reservation = Reservation {
+            store: self,
+            key,
+            parent,
+            released: false,
+        };
 
         let made = make(&snapshot);
 
-        let mut state = self.lock();
-        state.pending.remove(key);
-        // The record's Put counts the child again.
-        state.forget_child(parent);
+        // Released and replaced by the record under one lock, so no other creation of `key`
+        // can slip in between.
+        let mut state = reservation.release();
         made?;
         let time = now();
         let record = Record {
@@ -819,6 +858,30 @@ mod tests {
         store.remove("k").unwrap();
         store.remove("base").unwrap();
         assert!(store.ids().is_empty());
+    }
+
+    #[test]
+    fn a_make_that_panics_releases_its_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        store
+            .create(Kind::Active, "base-work", "", Labels::new(), ok)
+            .unwrap();
+        store
+            .commit("base", "base-work", Labels::new(), ok)
+            .unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.create(Kind::Active, "k", "base", Labels::new(), |_| {
+                panic!("make exploded")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(store.ids().len(), 1, "only the parent is live");
+        store
+            .create(Kind::Active, "k", "base", Labels::new(), ok)
+            .unwrap();
+        store.remove("k").unwrap();
+        store.remove("base").unwrap();
     }
 
     #[test]
