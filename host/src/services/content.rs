@@ -217,7 +217,8 @@ impl content_server::Content for ContentService {
         let (blob, reader) = blocking(move || store.reader(&ns, &digest)).await?;
         let (start, length) = read_range(blob.size, request.offset, request.size);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(stream_blob(Arc::from(reader), start, length, tx));
+        let reader: Arc<dyn Reader> = Arc::from(reader);
+        tokio::task::spawn_blocking(move || stream_blob(reader, start, length, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -288,8 +289,10 @@ fn read_range(blob_size: i64, offset: i64, size: i64) -> (u64, u64) {
     (start as u64, length.max(0) as u64)
 }
 
-/// Sends `length` bytes from `start` in [`READ_CHUNK`] messages.
-async fn stream_blob(
+/// Sends `length` bytes from `start` in [`READ_CHUNK`] messages. Runs on a
+/// blocking thread for the whole blob (one hop, not one per chunk); the
+/// channel's bound paces it to the client.
+fn stream_blob(
     reader: Arc<dyn Reader>,
     start: u64,
     length: u64,
@@ -299,21 +302,19 @@ async fn stream_blob(
     let mut offset = start;
     while offset < end {
         let want = (end - offset).min(READ_CHUNK as u64) as usize;
-        let reader = reader.clone();
-        let chunk = blocking(move || read_full(&*reader, offset, want)).await;
-        let message = match chunk {
+        let message = match read_full(&*reader, offset, want) {
             Ok(data) if data.is_empty() => break,
             Ok(data) => ReadContentResponse {
                 offset: offset as i64,
                 data: data.into(),
             },
             Err(e) => {
-                let _ = tx.send(Err(e.into_status())).await;
+                let _ = tx.blocking_send(Err(e.into_status()));
                 return;
             }
         };
         offset += message.data.len() as u64;
-        if tx.send(Ok(message)).await.is_err() {
+        if tx.blocking_send(Ok(message)).is_err() {
             return; // the client went away
         }
     }
