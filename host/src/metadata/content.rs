@@ -116,11 +116,7 @@ impl BlobRecord {
     }
 
     fn decode(digest: &str, value: &[u8]) -> Result<BlobRecord> {
-        let (version, payload) = record::split_version(BLOB_KIND, value)?;
-        let v1: BlobRecordV1 = match version {
-            BLOB_VERSION => record::decode_payload(BLOB_KIND, version, payload)?,
-            other => return Err(record::unknown_version(BLOB_KIND, other)),
-        };
+        let v1: BlobRecordV1 = record::decode(BLOB_KIND, BLOB_VERSION, value)?;
         Ok(BlobRecord {
             digest: digest.to_string(),
             size: v1.size,
@@ -144,11 +140,7 @@ impl BlobRecord {
 
 impl IngestRecord {
     fn decode(reference: &str, value: &[u8]) -> Result<IngestRecord> {
-        let (version, payload) = record::split_version(INGEST_KIND, value)?;
-        let v1: IngestRecordV1 = match version {
-            INGEST_VERSION => record::decode_payload(INGEST_KIND, version, payload)?,
-            other => return Err(record::unknown_version(INGEST_KIND, other)),
-        };
+        let v1: IngestRecordV1 = record::decode(INGEST_KIND, INGEST_VERSION, value)?;
         Ok(IngestRecord {
             reference: reference.to_string(),
             backend_ref: v1.backend_ref,
@@ -380,11 +372,7 @@ impl MetadataStore {
         let Some(value) = self.get(Cf::Meta, &digest_key(backend_ref))? else {
             return Ok(None);
         };
-        let (version, payload) = record::split_version(DIGEST_KIND, &value)?;
-        match version {
-            DIGEST_VERSION => record::decode_payload(DIGEST_KIND, version, payload).map(Some),
-            other => Err(record::unknown_version(DIGEST_KIND, other)),
-        }
+        record::decode(DIGEST_KIND, DIGEST_VERSION, &value).map(Some)
     }
 
     /// Hands out the next ingest number (persisted, never reused).

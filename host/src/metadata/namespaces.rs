@@ -51,11 +51,7 @@ impl Namespace {
     }
 
     fn decode(name: &str, value: &[u8]) -> Result<Namespace> {
-        let (version, payload) = record::split_version(KIND, value)?;
-        let v1: RecordV1 = match version {
-            VERSION => record::decode_payload(KIND, version, payload)?,
-            other => return Err(record::unknown_version(KIND, other)),
-        };
+        let v1: RecordV1 = record::decode(KIND, VERSION, value)?;
         Ok(Namespace {
             name: name.to_string(),
             labels: v1.labels,

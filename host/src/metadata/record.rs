@@ -37,6 +37,16 @@ pub fn decode_payload<T: DeserializeOwned>(kind: &str, version: u8, payload: &[u
     })
 }
 
+/// Decodes a record whose kind has one version so far, `version`; any other
+/// is [`unknown_version`]. A kind that gains a second version matches on
+/// [`split_version`] instead, keeping an arm per version it can read.
+pub fn decode<T: DeserializeOwned>(kind: &str, version: u8, value: &[u8]) -> Result<T> {
+    match split_version(kind, value)? {
+        (found, payload) if found == version => decode_payload(kind, version, payload),
+        (other, _) => Err(unknown_version(kind, other)),
+    }
+}
+
 /// The error for a record written by a newer (or corrupt) schema.
 pub fn unknown_version(kind: &str, version: u8) -> Error {
     Error::internal(format!(

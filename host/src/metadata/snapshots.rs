@@ -172,11 +172,7 @@ pub fn backend_key_counter(backend_key: &str) -> Option<u64> {
 
 impl SnapshotRecord {
     fn decode(name: &str, value: &[u8]) -> Result<SnapshotRecord> {
-        let (version, payload) = record::split_version(KIND, value)?;
-        let v1: RecordV1 = match version {
-            VERSION => record::decode_payload(KIND, version, payload)?,
-            other => return Err(record::unknown_version(KIND, other)),
-        };
+        let v1: RecordV1 = record::decode(KIND, VERSION, value)?;
         Ok(SnapshotRecord {
             name: name.to_string(),
             kind: v1.kind,
@@ -341,11 +337,7 @@ impl MetadataStore {
                     .map_err(|_| {
                         Error::internal(format!("metadata: malformed intent key {key:?}"))
                     })?;
-                let (version, payload) = record::split_version(INTENT_KIND, &value)?;
-                let v1: IntentV1 = match version {
-                    INTENT_VERSION => record::decode_payload(INTENT_KIND, version, payload)?,
-                    other => return Err(record::unknown_version(INTENT_KIND, other)),
-                };
+                let v1: IntentV1 = record::decode(INTENT_KIND, INTENT_VERSION, &value)?;
                 Ok((id, v1.intent))
             })
             .collect()
