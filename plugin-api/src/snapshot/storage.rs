@@ -553,9 +553,23 @@ impl MetaStore {
             .collect()
     }
 
-    /// The ids of every record (convenience over [`MetaStore::ids`]).
-    pub fn id_set(&self) -> HashSet<u64> {
-        self.ids().into_keys().collect()
+    /// Removes every entry of `dir` — a backend's directory of layers named by id — that neither
+    /// a record nor a creation under way names: layers a crash left before their record was
+    /// written or after it was removed.
+    pub fn remove_unrecorded(&self, dir: &Path) -> Result<()> {
+        let live = self.ids();
+        let entries = fs::read_dir(dir)
+            .map_err(|err| PluginError::internal(format!("list {}: {err}", dir.display())))?;
+        for entry in entries.flatten() {
+            let id = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok());
+            if !id.is_some_and(|id| live.contains_key(&id)) {
+                remove_tree(&entry.path())?;
+            }
+        }
+        Ok(())
     }
 }
 

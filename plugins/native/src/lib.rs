@@ -156,20 +156,7 @@ impl Snapshotter for NativeSnapshotter {
 
     /// Deletes directories no record refers to (left by a crash mid-prepare or mid-remove).
     fn cleanup(&self) -> Result<()> {
-        let live = self.store.id_set();
-        let snapshots = self.root.join("snapshots");
-        let entries = fs::read_dir(&snapshots)
-            .map_err(|err| PluginError::internal(format!("list {}: {err}", snapshots.display())))?;
-        for entry in entries.flatten() {
-            let id = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u64>().ok());
-            if !id.is_some_and(|id| live.contains(&id)) {
-                remove_tree(&entry.path())?;
-            }
-        }
-        Ok(())
+        self.store.remove_unrecorded(&self.root.join("snapshots"))
     }
 }
 
