@@ -415,16 +415,10 @@ fn updated_labels(
 mod tests {
     use super::*;
     use crate::errdefs::Kind;
+    use crate::metadata::store::open_temp;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
-
-    fn open_temp() -> (tempfile::TempDir, MetadataStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            MetadataStore::open(&dir.path().join("io.containerd.metadata.v1.bolt")).unwrap();
-        (dir, store)
-    }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

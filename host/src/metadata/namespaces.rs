@@ -247,6 +247,7 @@ fn updated_labels(
 mod tests {
     use super::*;
     use crate::errdefs::Kind;
+    use crate::metadata::store::open_temp;
     use std::path::Path;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -258,12 +259,6 @@ mod tests {
 
     fn meta_dir(root: &Path) -> std::path::PathBuf {
         root.join("io.containerd.metadata.v1.bolt")
-    }
-
-    fn open_temp() -> (tempfile::TempDir, MetadataStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(&meta_dir(dir.path())).unwrap();
-        (dir, store)
     }
 
     fn paths(paths: &[&str]) -> Vec<String> {

@@ -184,15 +184,23 @@ impl SnapshotRecord {
         })
     }
 
-    fn encode(&self) -> RecordV1 {
-        RecordV1 {
+    fn put_in(
+        &self,
+        store: &MetadataStore,
+        batch: &mut WriteBatch,
+        namespace: &str,
+        snapshotter: &str,
+    ) -> Result<()> {
+        let v1 = RecordV1 {
             kind: self.kind,
             parent: self.parent.clone(),
             labels: self.labels.clone(),
             created_at: record::to_unix_nanos(self.created_at),
             updated_at: record::to_unix_nanos(self.updated_at),
             backend_key: self.backend_key.clone(),
-        }
+        };
+        let key = keys::snapshot_key(namespace, snapshotter, &self.name);
+        store.put_record(batch, Cf::Snapshots, &key, KIND, VERSION, &v1)
     }
 }
 
@@ -401,14 +409,7 @@ impl MetadataStore {
                 &keys::snapshot_key(namespace, snapshotter, old),
             );
         }
-        self.put_record(
-            &mut batch,
-            Cf::Snapshots,
-            &keys::snapshot_key(namespace, snapshotter, &record.name),
-            KIND,
-            VERSION,
-            &record.encode(),
-        )?;
+        record.put_in(self, &mut batch, namespace, snapshotter)?;
         self.delete_in(&mut batch, Cf::Meta, &intent_key(snapshotter, id));
         if synced {
             self.write(batch)
@@ -445,14 +446,7 @@ impl MetadataStore {
         record: &SnapshotRecord,
     ) -> Result<()> {
         let mut batch = WriteBatch::default();
-        self.put_record(
-            &mut batch,
-            Cf::Snapshots,
-            &keys::snapshot_key(namespace, snapshotter, &record.name),
-            KIND,
-            VERSION,
-            &record.encode(),
-        )?;
+        record.put_in(self, &mut batch, namespace, snapshotter)?;
         self.write(batch)
     }
 }
@@ -483,13 +477,7 @@ pub fn updated_labels(
 mod tests {
     use super::*;
     use crate::errdefs::Kind;
-
-    fn open_temp() -> (tempfile::TempDir, MetadataStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            MetadataStore::open(&dir.path().join("io.containerd.metadata.v1.bolt")).unwrap();
-        (dir, store)
-    }
+    use crate::metadata::store::open_temp;
 
     fn record(name: &str, kind: SnapshotKind, parent: &str, bkey: &str) -> SnapshotRecord {
         let now = SystemTime::now();

@@ -414,17 +414,18 @@ fn open_error(path: &Path, e: rocksdb::Error) -> Error {
     }
 }
 
+/// A store in a fresh temporary root, for the metadata modules' tests.
+#[cfg(test)]
+pub(crate) fn open_temp() -> (tempfile::TempDir, MetadataStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetadataStore::open(&dir.path().join("io.containerd.metadata.v1.bolt")).unwrap();
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::errdefs::Kind;
-
-    fn open_temp() -> (tempfile::TempDir, MetadataStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            MetadataStore::open(&dir.path().join("io.containerd.metadata.v1.bolt")).unwrap();
-        (dir, store)
-    }
 
     #[test]
     fn open_creates_every_column_family_and_records_the_schema() {
