@@ -4,14 +4,7 @@
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$repo/scripts/setup.sh"
-export PATH="$HOME/.cargo/bin:$PATH"
-cd "$repo"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
-# Link Debian's librocksdb-dev (also set in .cargo/config.toml, which cargo only reads
-# when run from inside the repository) instead of compiling RocksDB from C++ source.
-export ROCKSDB_LIB_DIR="${ROCKSDB_LIB_DIR:-/usr/lib/x86_64-linux-gnu}"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 # api/build.rs reads containerd's protos from a fetched package; fetch first on a fresh machine.
 cargo fetch --locked
