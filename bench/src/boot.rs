@@ -202,10 +202,7 @@ pub fn boot(
 ) -> anyhow::Result<(Daemon, Duration, String)> {
     // One runtime per boot, dropped right after the probe: that closes the probe's connection, which would
     // otherwise stay open (its task never polled again) and hold up a daemon that drains clients on SIGTERM.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::session::client_runtime()?;
     let start = Instant::now();
     let mut daemon = Daemon {
         child: Some(

@@ -136,11 +136,8 @@ fn measure(
     spent: &mut Vec<WorkDir>,
 ) -> anyhow::Result<Round> {
     let session = Session::start(subject, plan.tmp_dir.as_deref(), plan.boot_timeout)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let use_lease = matches!(subject, Subject::Containerd { .. });
+    let runtime = crate::session::client_runtime()?;
+    let use_lease = subject.needs_lease();
     let round = runtime.block_on(async {
         let channel = session.connect().await?;
         let headers = Headers::new(channel.clone(), NAMESPACE, use_lease).await?;

@@ -52,6 +52,11 @@ impl fmt::Display for Subject {
 }
 
 impl Subject {
+    /// Whether calls must carry a lease (containerd's GC would otherwise collect what we create).
+    pub fn needs_lease(&self) -> bool {
+        matches!(self, Subject::Containerd { .. })
+    }
+
     pub fn binary(&self) -> &Path {
         match self {
             Subject::Rcontainerd { binary } | Subject::Containerd { binary, .. } => binary,

@@ -18,6 +18,15 @@ const LEASE_HEADER: &str = "containerd-lease";
 /// containerd's GC keeps a lease until this time; far enough out that no run outlives it.
 const LEASE_EXPIRY: &str = "2099-01-01T00:00:00Z";
 
+/// The clients' async runtime: single-threaded, so that a call's latency is the daemon's rather
+/// than hand-offs between the client's own threads.
+pub fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// A running daemon in its own directory; stopped by [`Session::stop`] (or on drop, which also cleans up).
 pub struct Session {
     // Field order matters on drop: the daemon dies before its directory is cleaned.

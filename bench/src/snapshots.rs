@@ -68,11 +68,8 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
 
 fn measure(plan: &Plan, subject: &Subject, spent: &mut Vec<WorkDir>) -> anyhow::Result<Round> {
     let session = Session::start(subject, plan.tmp_dir.as_deref(), plan.boot_timeout)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let use_lease = matches!(subject, Subject::Containerd { .. });
+    let runtime = crate::session::client_runtime()?;
+    let use_lease = subject.needs_lease();
     let round = runtime.block_on(async {
         let mut round = Round::default();
         for snapshotter in &plan.snapshotters {
