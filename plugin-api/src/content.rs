@@ -56,6 +56,13 @@ pub trait Writer: Send {
     fn commit(&mut self, size: i64, expected: &str, labels: Labels) -> Result<()>;
     /// Releases the writer, keeping the ingest.
     fn close(&mut self) -> Result<()>;
+    /// The digest of the data written so far (`sha256:<hex>`), if the driver keeps a running
+    /// hash (it needs one to verify `commit` anyway). The daemon then reports it on the Write
+    /// stream instead of hashing every byte a second time. `None` (the default) makes the
+    /// daemon hash the data itself; a driver answers the same way for the writer's lifetime.
+    fn digest(&mut self) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// A content store driver.

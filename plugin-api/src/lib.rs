@@ -25,7 +25,8 @@ pub use instance::{Driver, InitContext, Plugin, PluginInstance};
 pub use manifest::{Manifest, PanicStrategy, CURRENT_ABI_GENERATION, SUPPORTED_ABI_GENERATIONS};
 
 /// Exports one or more [`Plugin`]s from a `cdylib` through the newest ABI generation
-/// (today generation 1, [`export_plugin_v1!`]). Invoke it once, at the crate root:
+/// (today generation 2, [`export_plugin_v2!`]; [`export_plugin_v1!`] pins a plugin to generation
+/// 1). Invoke it once, at the crate root:
 ///
 /// ```ignore
 /// rcontainerd_plugin_api::export_plugin!(MyPlugin);
@@ -33,7 +34,7 @@ pub use manifest::{Manifest, PanicStrategy, CURRENT_ABI_GENERATION, SUPPORTED_AB
 #[macro_export]
 macro_rules! export_plugin {
     ($($plugin:ty),+ $(,)?) => {
-        $crate::export_plugin_v1!($($plugin),+);
+        $crate::export_plugin_v2!($($plugin),+);
     };
 }
 

@@ -1,10 +1,10 @@
 //! A plugin's registration: what it is, what it needs, how it was built.
 
 /// The ABI generation `export_plugin!` exports today.
-pub const CURRENT_ABI_GENERATION: u32 = 1;
+pub const CURRENT_ABI_GENERATION: u32 = 2;
 
 /// The ABI generations this build of the host can load.
-pub const SUPPORTED_ABI_GENERATIONS: &[u32] = &[1];
+pub const SUPPORTED_ABI_GENERATIONS: &[u32] = &[1, 2];
 
 /// How a plugin library handles panics. Only `Unwind` libraries can be loaded: a panic in an
 /// `Abort` library would end the daemon.
@@ -108,7 +108,7 @@ mod tests {
             .default_config("root_path = \"\"\n");
         assert_eq!(m.uri(), "io.containerd.snapshotter.v1.native");
         assert_eq!(m.requires, vec!["io.containerd.content.v1".to_string()]);
-        assert_eq!(m.abi_generation, 1);
+        assert_eq!(m.abi_generation, CURRENT_ABI_GENERATION);
         assert_eq!(m.default_config, "root_path = \"\"\n");
     }
 }

@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 
 use rcontainerd_plugin_api::{
     host::{load_library, LibraryErrorKind, LoadedPlugin},
-    Driver, ErrorKind, InitContext, PanicStrategy,
+    Driver, ErrorKind, InitContext, PanicStrategy, CURRENT_ABI_GENERATION,
 };
 
 fn load_one(path: &Path) -> LoadedPlugin {
@@ -33,7 +33,7 @@ fn native_loads_with_its_manifest_and_initialises() {
     let plugin = load_one(&dir.join("librcontainerd_plugin_native.so"));
     let manifest = plugin.manifest();
     assert_eq!(manifest.uri(), "io.containerd.snapshotter.v1.native");
-    assert_eq!(manifest.abi_generation, 1);
+    assert_eq!(manifest.abi_generation, CURRENT_ABI_GENERATION);
     assert_eq!(manifest.panic_strategy, PanicStrategy::Unwind);
     assert_eq!(manifest.plugin_version, env!("CARGO_PKG_VERSION"));
     assert!(manifest.default_config.contains("root_path"));
@@ -148,7 +148,7 @@ fn every_in_tree_plugin_loads_with_the_right_manifest() {
         let plugin = load_one(&dir.join(file));
         let manifest = plugin.manifest();
         assert_eq!(manifest.uri(), uri, "{file}");
-        assert_eq!(manifest.abi_generation, 1, "{file}");
+        assert_eq!(manifest.abi_generation, CURRENT_ABI_GENERATION, "{file}");
         assert_eq!(manifest.panic_strategy, PanicStrategy::Unwind, "{file}");
         assert!(!manifest.plugin_version.is_empty(), "{file}");
         assert!(manifest.default_config.contains(config_key), "{file}");
@@ -296,7 +296,7 @@ fn a_generation_the_daemon_does_not_serve_is_refused_by_name() {
     assert_eq!(err.kind(), LibraryErrorKind::UnsupportedGeneration);
     assert_eq!(
         err.reason(),
-        "plugin built for ABI generation 99; this daemon serves generations 1"
+        "plugin built for ABI generation 99; this daemon serves generations 1, 2"
     );
     assert_eq!(
         err.plugin(),
@@ -335,6 +335,20 @@ fn requires_are_reported_and_init_still_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
     let instance = plugin.init(context(tmp.path())).unwrap();
     assert!(matches!(instance.driver, Driver::None));
+}
+
+/// A content store exported through generation 1 (its writers report no digest) still passes the
+/// whole content suite across the boundary; content-local's own suite covers generation 2.
+#[test]
+fn a_content_store_pinned_to_generation_1_passes_the_content_suite() {
+    let Some((dir, _)) = support::test_plugins() else {
+        return;
+    };
+    let library = dir.join("librcontainerd_test_plugin_content_v1_pinned.so");
+    let plugin = load_one(&library);
+    assert_eq!(plugin.manifest().abi_generation, 1);
+    assert_eq!(plugin.manifest().uri(), "io.containerd.content.v1.content");
+    rcontainerd_plugin_api::testsuite::content::run_all_loaded(&library);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 pub mod tag;
 pub mod v1;
+pub mod v2;
 
 use std::any::Any;
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub use error::{LibraryError, LibraryErrorKind};
 
 use crate::{
-    abi::{tag::OpenLibrary, v1::foreign::ModuleV1},
+    abi::{tag::OpenLibrary, v1::foreign::ModuleV1, v2::foreign::ModuleV2},
     manifest::SUPPORTED_ABI_GENERATIONS,
     InitContext, Manifest, PluginError, PluginInstance,
 };
@@ -31,6 +31,7 @@ pub struct LoadedPlugin {
 #[derive(Debug, Clone, Copy)]
 enum Module {
     V1(ModuleV1),
+    V2(ModuleV2),
 }
 
 impl LoadedPlugin {
@@ -48,6 +49,7 @@ impl LoadedPlugin {
     pub fn init(&self, ctx: InitContext) -> Result<PluginInstance, PluginError> {
         match self.module {
             Module::V1(module) => module.init(self.index, ctx),
+            Module::V2(module) => module.init(self.index, ctx),
         }
     }
 }
@@ -99,17 +101,23 @@ pub fn load_library(path: &Path) -> Result<Vec<LoadedPlugin>, LibraryError> {
             ),
         ));
     }
+    let incompatible = |reason: String| {
+        fail_named(
+            LibraryErrorKind::Incompatible,
+            format!(
+                "incompatible plugin ABI (generation {}): {reason}",
+                tag.abi_generation
+            ),
+        )
+    };
     let module = match tag.abi_generation {
-        1 => Module::V1(ModuleV1::load(path).map_err(|reason| {
-            fail_named(
-                LibraryErrorKind::Incompatible,
-                format!("incompatible plugin ABI (generation 1): {reason}"),
-            )
-        })?),
+        1 => Module::V1(ModuleV1::load(path).map_err(incompatible)?),
+        2 => Module::V2(ModuleV2::load(path).map_err(incompatible)?),
         other => unreachable!("generation {other} is listed as supported but not dispatched"),
     };
     let manifests = match module {
         Module::V1(module) => module.manifests(),
+        Module::V2(module) => module.manifests(),
     }
     .map_err(|err| fail_named(LibraryErrorKind::Manifest, err.message))?;
     if manifests.is_empty() {

@@ -21,6 +21,10 @@ pub const CHECKS: &[Check<dyn Store>] = &[
     ("close keeps the ingest", close_keeps_the_ingest),
     ("truncate starts over", truncate_starts_over),
     (
+        "a reported digest follows the data",
+        a_reported_digest_follows_the_data,
+    ),
+    (
         "writes at a wrong offset are refused",
         writes_at_a_wrong_offset_are_refused,
     ),
@@ -311,6 +315,46 @@ pub fn truncate_starts_over(s: &dyn Store) -> CheckResult {
         "truncated blob differs"
     );
     Ok(())
+}
+
+/// `Writer::digest` is optional; a driver that reports one must report the digest of exactly
+/// the data written so far, through writes, truncation, large writes and a resume.
+pub fn a_reported_digest_follows_the_data(s: &dyn Store) -> CheckResult {
+    let mut w = open(s, "digest")?;
+    let Some(empty) = step("digest of a new ingest", w.digest())? else {
+        step("write", w.write(0, b"abc"))?;
+        ensure!(
+            step("digest after a write", w.digest())?.is_none(),
+            "a writer without a running digest started reporting one"
+        );
+        return Ok(());
+    };
+    ensure!(empty == EMPTY_DIGEST, "new ingest reports digest {empty}");
+    let digest_is = |w: &mut dyn Writer, when: &str, want: &str| -> CheckResult {
+        let got = step(&format!("digest {when}"), w.digest())?;
+        ensure!(
+            got.as_deref() == Some(want),
+            "digest {when} is {got:?}, want {want}"
+        );
+        Ok(())
+    };
+    step("write", w.write(0, b"abc"))?;
+    digest_is(w.as_mut(), "after writing abc", ABC_DIGEST)?;
+    step("truncate", w.truncate(0))?;
+    digest_is(w.as_mut(), "after truncate", EMPTY_DIGEST)?;
+    step("write @0", w.write(0, b"good"))?;
+    digest_is(w.as_mut(), "after writing good", GOOD_DIGEST)?;
+    step("truncate", w.truncate(0))?;
+    let data = pattern(PATTERN_3M_LEN);
+    write_all(w.as_mut(), &data[..2 << 20], 1 << 20)?;
+    drop(w);
+    let mut w = open(s, "digest")?;
+    write_all(w.as_mut(), &data[2 << 20..], 1 << 20)?;
+    digest_is(w.as_mut(), "after a resumed large write", PATTERN_3M_DIGEST)?;
+    step(
+        "commit",
+        w.commit(data.len() as i64, PATTERN_3M_DIGEST, Labels::new()),
+    )
 }
 
 pub fn writes_at_a_wrong_offset_are_refused(s: &dyn Store) -> CheckResult {

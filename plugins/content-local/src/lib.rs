@@ -36,9 +36,9 @@ mod writer;
 
 use std::sync::Arc;
 
-use rcontainerd_plugin_api::{
-    export_plugin, Driver, InitContext, Manifest, Plugin, PluginInstance, Result,
-};
+#[cfg(feature = "export")]
+use rcontainerd_plugin_api::export_plugin;
+use rcontainerd_plugin_api::{Driver, InitContext, Manifest, Plugin, PluginInstance, Result};
 
 pub use store::LocalStore;
 
@@ -61,6 +61,7 @@ impl Plugin for LocalContentPlugin {
     }
 }
 
+#[cfg(feature = "export")]
 export_plugin!(LocalContentPlugin);
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! Plugin side of generation 1: what `export_plugin_v1!` instantiates in a plugin library.
+//! Plugin side of generation 1: what `export_plugin_v1!` instantiates in a plugin library. The
+//! adapters of the types generation 2 kept (snapshotter, runtime, reader) and the content
+//! methods both generations share serve generation 2 as well.
 //!
 //! Every entry point the host can reach — root module functions and every method of every
 //! driver object — runs inside [`guard`], which turns a panic into an `Internal` error
@@ -28,8 +30,10 @@ use rcontainerd_plugin_abi_v1::{
     error::{FfiError, FfiKeyValue},
     manifest::{FfiDriver, FfiInitContext, FfiManifest, FfiPluginInstance},
     module::{PluginModuleV1, PluginModuleV1Ref},
-    runtime::{FfiCreateTask, FfiExit, FfiRuntime, FfiRuntime_TO, FfiTaskState},
-    snapshot::{FfiMount, FfiSnapshotInfo, FfiSnapshotter, FfiSnapshotter_TO, FfiUsage},
+    runtime::{FfiCreateTask, FfiExit, FfiRuntime, FfiRuntimeBox, FfiRuntime_TO, FfiTaskState},
+    snapshot::{
+        FfiMount, FfiSnapshotInfo, FfiSnapshotter, FfiSnapshotterBox, FfiSnapshotter_TO, FfiUsage,
+    },
 };
 
 pub use abi_stable::library::LibHeader;
@@ -59,18 +63,20 @@ impl PluginEntry {
 
 /// The plugins of one library and the facts of its build, declared by the export macro.
 pub trait PluginList: 'static {
+    /// The ABI generation the library is exported through.
+    const GENERATION: u32;
     const PLUGINS: &'static [PluginEntry];
     const PLUGIN_VERSION: &'static str;
     const PANIC_STRATEGY: PanicStrategy;
 }
 
 /// A plugin's manifest with the facts only the export knows filled in.
-fn manifest_of<L: PluginList>(entry: &PluginEntry) -> Manifest {
+pub(crate) fn manifest_of<L: PluginList>(entry: &PluginEntry) -> Manifest {
     let mut manifest = (entry.manifest)();
     if manifest.plugin_version.is_empty() {
         manifest.plugin_version = L::PLUGIN_VERSION.to_string();
     }
-    manifest.abi_generation = 1;
+    manifest.abi_generation = L::GENERATION;
     manifest.panic_strategy = L::PANIC_STRATEGY;
     manifest
 }
@@ -130,6 +136,11 @@ fn root_module<L: PluginList>() -> PluginModuleV1Ref {
 }
 
 extern "C" fn manifests<L: PluginList>() -> RResult<RVec<FfiManifest>, FfiError> {
+    manifests_of::<L>()
+}
+
+/// The library's manifests, as every generation's root module returns them.
+pub(crate) fn manifests_of<L: PluginList>() -> RResult<RVec<FfiManifest>, FfiError> {
     guard("library", || {
         Ok(L::PLUGINS
             .iter()
@@ -142,6 +153,28 @@ extern "C" fn init<L: PluginList>(
     index: u32,
     ctx: FfiInitContext,
 ) -> RResult<FfiPluginInstance, FfiError> {
+    init_entry::<L, _>(index, ctx, |instance, uri| {
+        let (exports, driver) = split_instance(instance);
+        let driver = match driver {
+            Driver::None => FfiDriver::None,
+            Driver::Snapshotter(inner) => FfiDriver::Snapshotter(snapshotter_to_ffi(inner, uri)),
+            Driver::Content(inner) => FfiDriver::Content(FfiContentStore_TO::from_value(
+                ContentStoreExport::new(inner, uri),
+                TD_Opaque,
+            )),
+            Driver::Runtime(inner) => FfiDriver::Runtime(runtime_to_ffi(inner, uri)),
+        };
+        FfiPluginInstance { exports, driver }
+    })
+}
+
+/// Runs the init of plugin number `index` under [`guard`] and converts what it returns with
+/// `to_ffi` (which differs per generation).
+pub(crate) fn init_entry<L: PluginList, T>(
+    index: u32,
+    ctx: FfiInitContext,
+    to_ffi: impl FnOnce(PluginInstance, Arc<str>) -> T,
+) -> RResult<T, FfiError> {
     let Some(entry) = L::PLUGINS.get(index as usize) else {
         return RResult::RErr(
             PluginError::invalid_argument(format!("library has no plugin number {index}")).into(),
@@ -161,11 +194,12 @@ extern "C" fn init<L: PluginList>(
     };
     guard(&uri, || {
         let instance = (entry.init)(InitContext::from(ctx))?;
-        Ok(instance_to_ffi(instance, Arc::from(uri.as_str())))
+        Ok(to_ffi(instance, Arc::from(uri.as_str())))
     })
 }
 
-fn instance_to_ffi(instance: PluginInstance, uri: Arc<str>) -> FfiPluginInstance {
+/// An instance's exports in FFI form, and its driver.
+pub(crate) fn split_instance(instance: PluginInstance) -> (RVec<FfiKeyValue>, Driver) {
     let exports = instance
         .exports
         .into_iter()
@@ -174,31 +208,30 @@ fn instance_to_ffi(instance: PluginInstance, uri: Arc<str>) -> FfiPluginInstance
             value: value.into(),
         })
         .collect();
-    let driver = match instance.driver {
-        Driver::None => FfiDriver::None,
-        Driver::Snapshotter(inner) => FfiDriver::Snapshotter(FfiSnapshotter_TO::from_value(
-            SnapshotterExport {
-                uri,
-                inner: CatchDrop::new(inner),
-            },
-            TD_Opaque,
-        )),
-        Driver::Content(inner) => FfiDriver::Content(FfiContentStore_TO::from_value(
-            ContentStoreExport {
-                uri,
-                inner: CatchDrop::new(inner),
-            },
-            TD_Opaque,
-        )),
-        Driver::Runtime(inner) => FfiDriver::Runtime(FfiRuntime_TO::from_value(
-            RuntimeExport {
-                uri,
-                inner: CatchDrop::new(inner),
-            },
-            TD_Opaque,
-        )),
-    };
-    FfiPluginInstance { exports, driver }
+    (exports, instance.driver)
+}
+
+pub(crate) fn snapshotter_to_ffi(
+    inner: Arc<dyn snapshot::Snapshotter>,
+    uri: Arc<str>,
+) -> FfiSnapshotterBox {
+    FfiSnapshotter_TO::from_value(
+        SnapshotterExport {
+            uri,
+            inner: CatchDrop::new(inner),
+        },
+        TD_Opaque,
+    )
+}
+
+pub(crate) fn runtime_to_ffi(inner: Arc<dyn runtime::Runtime>, uri: Arc<str>) -> FfiRuntimeBox {
+    FfiRuntime_TO::from_value(
+        RuntimeExport {
+            uri,
+            inner: CatchDrop::new(inner),
+        },
+        TD_Opaque,
+    )
 }
 
 /// Owns a driver object and drops it inside `catch_unwind`: the host drops driver objects
@@ -327,19 +360,26 @@ impl FfiSnapshotter for SnapshotterExport {
     }
 }
 
-struct ContentStoreExport {
+pub(crate) struct ContentStoreExport {
     uri: Arc<str>,
     inner: CatchDrop<Arc<dyn content::Store>>,
 }
 
-impl FfiContentStore for ContentStoreExport {
-    fn info(&self, digest: RStr<'_>) -> RResult<FfiContentInfo, FfiError> {
+impl ContentStoreExport {
+    pub(crate) fn new(inner: Arc<dyn content::Store>, uri: Arc<str>) -> Self {
+        ContentStoreExport {
+            uri,
+            inner: CatchDrop::new(inner),
+        }
+    }
+
+    pub(crate) fn info_ffi(&self, digest: RStr<'_>) -> RResult<FfiContentInfo, FfiError> {
         guard(&self.uri, || {
             self.inner.info(digest.as_str()).map(Into::into)
         })
     }
 
-    fn update(
+    pub(crate) fn update_ffi(
         &self,
         info: FfiContentInfo,
         fieldpaths: RVec<RString>,
@@ -351,7 +391,7 @@ impl FfiContentStore for ContentStoreExport {
         })
     }
 
-    fn list(&self) -> RResult<RVec<FfiContentInfo>, FfiError> {
+    pub(crate) fn list_ffi(&self) -> RResult<RVec<FfiContentInfo>, FfiError> {
         guard(&self.uri, || {
             self.inner
                 .list()
@@ -359,11 +399,11 @@ impl FfiContentStore for ContentStoreExport {
         })
     }
 
-    fn delete(&self, digest: RStr<'_>) -> RResult<(), FfiError> {
+    pub(crate) fn delete_ffi(&self, digest: RStr<'_>) -> RResult<(), FfiError> {
         guard(&self.uri, || self.inner.delete(digest.as_str()))
     }
 
-    fn reader(&self, digest: RStr<'_>) -> RResult<FfiContentReaderBox, FfiError> {
+    pub(crate) fn reader_ffi(&self, digest: RStr<'_>) -> RResult<FfiContentReaderBox, FfiError> {
         guard(&self.uri, || {
             let reader = self.inner.reader(digest.as_str())?;
             Ok(FfiContentReader_TO::from_value(
@@ -376,26 +416,13 @@ impl FfiContentStore for ContentStoreExport {
         })
     }
 
-    fn writer(&self, options: FfiWriterOptions) -> RResult<FfiContentWriterBox, FfiError> {
-        guard(&self.uri, || {
-            let writer = self.inner.writer(options.into())?;
-            Ok(FfiContentWriter_TO::from_value(
-                WriterExport {
-                    uri: self.uri.clone(),
-                    inner: CatchDrop::new(writer),
-                },
-                TD_Opaque,
-            ))
-        })
-    }
-
-    fn status(&self, reference: RStr<'_>) -> RResult<FfiContentStatus, FfiError> {
+    pub(crate) fn status_ffi(&self, reference: RStr<'_>) -> RResult<FfiContentStatus, FfiError> {
         guard(&self.uri, || {
             self.inner.status(reference.as_str()).map(Into::into)
         })
     }
 
-    fn list_statuses(&self) -> RResult<RVec<FfiContentStatus>, FfiError> {
+    pub(crate) fn list_statuses_ffi(&self) -> RResult<RVec<FfiContentStatus>, FfiError> {
         guard(&self.uri, || {
             self.inner
                 .list_statuses()
@@ -403,8 +430,113 @@ impl FfiContentStore for ContentStoreExport {
         })
     }
 
-    fn abort(&self, reference: RStr<'_>) -> RResult<(), FfiError> {
+    pub(crate) fn abort_ffi(&self, reference: RStr<'_>) -> RResult<(), FfiError> {
         guard(&self.uri, || self.inner.abort(reference.as_str()))
+    }
+
+    /// Opens a writer and wraps it with `wrap` into the generation's writer object.
+    pub(crate) fn writer_with<T>(
+        &self,
+        options: FfiWriterOptions,
+        wrap: impl FnOnce(WriterExport) -> T,
+    ) -> RResult<T, FfiError> {
+        guard(&self.uri, || {
+            let writer = self.inner.writer(options.into())?;
+            Ok(wrap(WriterExport {
+                uri: self.uri.clone(),
+                inner: CatchDrop::new(writer),
+            }))
+        })
+    }
+}
+
+/// The methods every generation's `FfiContentStore` has in common (all but `writer`), for an
+/// `impl … for ContentStoreExport` block.
+macro_rules! content_store_methods {
+    () => {
+        fn info(
+            &self,
+            digest: ::abi_stable::std_types::RStr<'_>,
+        ) -> ::abi_stable::std_types::RResult<
+            $crate::abi::v1::ffi::content::FfiContentInfo,
+            $crate::abi::v1::ffi::error::FfiError,
+        > {
+            self.info_ffi(digest)
+        }
+
+        fn update(
+            &self,
+            info: $crate::abi::v1::ffi::content::FfiContentInfo,
+            fieldpaths: ::abi_stable::std_types::RVec<::abi_stable::std_types::RString>,
+        ) -> ::abi_stable::std_types::RResult<
+            $crate::abi::v1::ffi::content::FfiContentInfo,
+            $crate::abi::v1::ffi::error::FfiError,
+        > {
+            self.update_ffi(info, fieldpaths)
+        }
+
+        fn list(
+            &self,
+        ) -> ::abi_stable::std_types::RResult<
+            ::abi_stable::std_types::RVec<$crate::abi::v1::ffi::content::FfiContentInfo>,
+            $crate::abi::v1::ffi::error::FfiError,
+        > {
+            self.list_ffi()
+        }
+
+        fn delete(
+            &self,
+            digest: ::abi_stable::std_types::RStr<'_>,
+        ) -> ::abi_stable::std_types::RResult<(), $crate::abi::v1::ffi::error::FfiError> {
+            self.delete_ffi(digest)
+        }
+
+        fn reader(
+            &self,
+            digest: ::abi_stable::std_types::RStr<'_>,
+        ) -> ::abi_stable::std_types::RResult<
+            $crate::abi::v1::ffi::content::FfiContentReaderBox,
+            $crate::abi::v1::ffi::error::FfiError,
+        > {
+            self.reader_ffi(digest)
+        }
+
+        fn status(
+            &self,
+            reference: ::abi_stable::std_types::RStr<'_>,
+        ) -> ::abi_stable::std_types::RResult<
+            $crate::abi::v1::ffi::content::FfiContentStatus,
+            $crate::abi::v1::ffi::error::FfiError,
+        > {
+            self.status_ffi(reference)
+        }
+
+        fn list_statuses(
+            &self,
+        ) -> ::abi_stable::std_types::RResult<
+            ::abi_stable::std_types::RVec<$crate::abi::v1::ffi::content::FfiContentStatus>,
+            $crate::abi::v1::ffi::error::FfiError,
+        > {
+            self.list_statuses_ffi()
+        }
+
+        fn abort(
+            &self,
+            reference: ::abi_stable::std_types::RStr<'_>,
+        ) -> ::abi_stable::std_types::RResult<(), $crate::abi::v1::ffi::error::FfiError> {
+            self.abort_ffi(reference)
+        }
+    };
+}
+pub(crate) use content_store_methods;
+
+impl FfiContentStore for ContentStoreExport {
+    content_store_methods!();
+
+    fn writer(&self, options: FfiWriterOptions) -> RResult<FfiContentWriterBox, FfiError> {
+        self.writer_with(options, |writer| {
+            FfiContentWriter_TO::from_value(writer, TD_Opaque)
+        })
     }
 }
 
@@ -434,27 +566,31 @@ impl FfiContentReader for ReaderExport {
     }
 }
 
-struct WriterExport {
+pub(crate) struct WriterExport {
     uri: Arc<str>,
     inner: CatchDrop<Box<dyn content::Writer>>,
 }
 
-impl FfiContentWriter for WriterExport {
-    fn status(&self) -> RResult<FfiContentStatus, FfiError> {
+impl WriterExport {
+    pub(crate) fn status_ffi(&self) -> RResult<FfiContentStatus, FfiError> {
         guard(&self.uri, || self.inner.status().map(Into::into))
     }
 
-    fn write(&mut self, offset: u64, data: RSlice<'_, u8>) -> RResult<usize, FfiError> {
+    pub(crate) fn write_ffi(
+        &mut self,
+        offset: u64,
+        data: RSlice<'_, u8>,
+    ) -> RResult<usize, FfiError> {
         let uri = self.uri.clone();
         guard(&uri, || self.inner.write(offset, data.as_slice()))
     }
 
-    fn truncate(&mut self, size: u64) -> RResult<(), FfiError> {
+    pub(crate) fn truncate_ffi(&mut self, size: u64) -> RResult<(), FfiError> {
         let uri = self.uri.clone();
         guard(&uri, || self.inner.truncate(size))
     }
 
-    fn commit(
+    pub(crate) fn commit_ffi(
         &mut self,
         size: i64,
         expected: RStr<'_>,
@@ -467,10 +603,66 @@ impl FfiContentWriter for WriterExport {
         })
     }
 
-    fn close(&mut self) -> RResult<(), FfiError> {
+    pub(crate) fn close_ffi(&mut self) -> RResult<(), FfiError> {
         let uri = self.uri.clone();
         guard(&uri, || self.inner.close())
     }
+
+    /// The driver's running digest (generation 2 on).
+    pub(crate) fn digest_ffi(&mut self) -> RResult<Option<String>, FfiError> {
+        let uri = self.uri.clone();
+        guard(&uri, || self.inner.digest())
+    }
+}
+
+/// The methods every generation's `FfiContentWriter` has in common, for an
+/// `impl … for WriterExport` block.
+macro_rules! content_writer_methods {
+    () => {
+        fn status(
+            &self,
+        ) -> ::abi_stable::std_types::RResult<
+            $crate::abi::v1::ffi::content::FfiContentStatus,
+            $crate::abi::v1::ffi::error::FfiError,
+        > {
+            self.status_ffi()
+        }
+
+        fn write(
+            &mut self,
+            offset: u64,
+            data: ::abi_stable::std_types::RSlice<'_, u8>,
+        ) -> ::abi_stable::std_types::RResult<usize, $crate::abi::v1::ffi::error::FfiError> {
+            self.write_ffi(offset, data)
+        }
+
+        fn truncate(
+            &mut self,
+            size: u64,
+        ) -> ::abi_stable::std_types::RResult<(), $crate::abi::v1::ffi::error::FfiError> {
+            self.truncate_ffi(size)
+        }
+
+        fn commit(
+            &mut self,
+            size: i64,
+            expected: ::abi_stable::std_types::RStr<'_>,
+            labels: ::abi_stable::std_types::RVec<$crate::abi::v1::ffi::error::FfiKeyValue>,
+        ) -> ::abi_stable::std_types::RResult<(), $crate::abi::v1::ffi::error::FfiError> {
+            self.commit_ffi(size, expected, labels)
+        }
+
+        fn close(
+            &mut self,
+        ) -> ::abi_stable::std_types::RResult<(), $crate::abi::v1::ffi::error::FfiError> {
+            self.close_ffi()
+        }
+    };
+}
+pub(crate) use content_writer_methods;
+
+impl FfiContentWriter for WriterExport {
+    content_writer_methods!();
 }
 
 struct RuntimeExport {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use abi_stable::{
     library::{lib_header_from_path, RootModule},
-    std_types::{RResult, RSlice, RSliceMut, RStr},
+    std_types::{RResult, RSliceMut, RStr},
 };
 use rcontainerd_plugin_abi_v1::{
     content::{FfiContentReaderBox, FfiContentStoreBox, FfiContentWriterBox},
@@ -15,7 +15,7 @@ use rcontainerd_plugin_abi_v1::{
     snapshot::FfiSnapshotterBox,
 };
 
-use super::convert::{labels_to_ffi, strings_to_ffi};
+pub(crate) use super::convert::{labels_to_ffi, strings_to_ffi};
 use crate::{
     abi::tag::one_line, content, runtime, snapshot, snapshot::Labels, Driver, InitContext,
     Manifest, PluginError, PluginInstance, Result,
@@ -54,27 +54,40 @@ impl ModuleV1 {
     }
 }
 
-fn into_result<T>(result: RResult<T, FfiError>) -> Result<T> {
+pub(crate) fn into_result<T>(result: RResult<T, FfiError>) -> Result<T> {
     result.into_result().map_err(PluginError::from)
 }
 
 fn instance_from_ffi(instance: FfiPluginInstance) -> PluginInstance {
-    let exports = instance
-        .exports
-        .into_iter()
-        .map(|kv| (kv.key.into(), kv.value.into()))
-        .collect();
     let driver = match instance.driver {
         FfiDriver::None => Driver::None,
-        FfiDriver::Snapshotter(inner) => {
-            Driver::Snapshotter(std::sync::Arc::new(ForeignSnapshotter { inner }))
-        }
+        FfiDriver::Snapshotter(inner) => snapshotter_from_ffi(inner),
         FfiDriver::Content(inner) => {
             Driver::Content(std::sync::Arc::new(ForeignContentStore { inner }))
         }
-        FfiDriver::Runtime(inner) => Driver::Runtime(std::sync::Arc::new(ForeignRuntime { inner })),
+        FfiDriver::Runtime(inner) => runtime_from_ffi(inner),
     };
-    PluginInstance { exports, driver }
+    PluginInstance {
+        exports: exports_from_ffi(instance.exports),
+        driver,
+    }
+}
+
+pub(crate) fn exports_from_ffi(
+    exports: abi_stable::std_types::RVec<rcontainerd_plugin_abi_v1::error::FfiKeyValue>,
+) -> std::collections::BTreeMap<String, String> {
+    exports
+        .into_iter()
+        .map(|kv| (kv.key.into(), kv.value.into()))
+        .collect()
+}
+
+pub(crate) fn snapshotter_from_ffi(inner: FfiSnapshotterBox) -> Driver {
+    Driver::Snapshotter(std::sync::Arc::new(ForeignSnapshotter { inner }))
+}
+
+pub(crate) fn runtime_from_ffi(inner: FfiRuntimeBox) -> Driver {
+    Driver::Runtime(std::sync::Arc::new(ForeignRuntime { inner }))
 }
 
 /// A snapshotter living in a loaded library.
@@ -151,59 +164,150 @@ impl snapshot::Snapshotter for ForeignSnapshotter {
     }
 }
 
-/// A content store living in a loaded library.
-pub(crate) struct ForeignContentStore {
-    inner: FfiContentStoreBox,
+/// A content store living in a loaded library; `S` is its generation's store object.
+pub(crate) struct ForeignContentStore<S> {
+    pub(crate) inner: S,
 }
 
-impl content::Store for ForeignContentStore {
-    fn info(&self, digest: &str) -> Result<content::Info> {
-        into_result(self.inner.info(RStr::from_str(digest))).map(Into::into)
-    }
-
-    fn update(&self, info: content::Info, fieldpaths: &[String]) -> Result<content::Info> {
-        into_result(self.inner.update(info.into(), strings_to_ffi(fieldpaths))).map(Into::into)
-    }
-
-    fn list(&self) -> Result<Vec<content::Info>> {
-        Ok(into_result(self.inner.list())?
-            .into_iter()
-            .map(Into::into)
-            .collect())
-    }
-
-    fn delete(&self, digest: &str) -> Result<()> {
-        into_result(self.inner.delete(RStr::from_str(digest)))
-    }
-
-    fn reader(&self, digest: &str) -> Result<Box<dyn content::Reader>> {
-        let inner = into_result(self.inner.reader(RStr::from_str(digest)))?;
-        Ok(Box::new(ForeignReader { inner }))
-    }
-
-    fn writer(&self, options: content::WriterOptions) -> Result<Box<dyn content::Writer>> {
-        let inner = into_result(self.inner.writer(options.into()))?;
-        Ok(Box::new(ForeignWriter { inner }))
-    }
-
-    fn status(&self, reference: &str) -> Result<content::Status> {
-        into_result(self.inner.status(RStr::from_str(reference))).map(Into::into)
-    }
-
-    fn list_statuses(&self) -> Result<Vec<content::Status>> {
-        Ok(into_result(self.inner.list_statuses())?
-            .into_iter()
-            .map(Into::into)
-            .collect())
-    }
-
-    fn abort(&self, reference: &str) -> Result<()> {
-        into_result(self.inner.abort(RStr::from_str(reference)))
-    }
+/// A writer living in a loaded library; `W` is its generation's writer object.
+pub(crate) struct ForeignWriter<W> {
+    pub(crate) inner: W,
 }
 
-struct ForeignReader {
-    inner: FfiContentReaderBox,
+/// Implements `content::Store` for `ForeignContentStore<$store>`: every generation's store
+/// object has the same methods; its writer comes back as a `ForeignWriter` of the generation's
+/// writer object.
+macro_rules! foreign_content_store {
+    ($store:ty) => {
+        impl $crate::content::Store for $crate::abi::v1::foreign::ForeignContentStore<$store> {
+            fn info(&self, digest: &str) -> $crate::Result<$crate::content::Info> {
+                $crate::abi::v1::foreign::into_result(
+                    self.inner
+                        .info(::abi_stable::std_types::RStr::from_str(digest)),
+                )
+                .map(Into::into)
+            }
+
+            fn update(
+                &self,
+                info: $crate::content::Info,
+                fieldpaths: &[String],
+            ) -> $crate::Result<$crate::content::Info> {
+                $crate::abi::v1::foreign::into_result(self.inner.update(
+                    info.into(),
+                    $crate::abi::v1::foreign::strings_to_ffi(fieldpaths),
+                ))
+                .map(Into::into)
+            }
+
+            fn list(&self) -> $crate::Result<Vec<$crate::content::Info>> {
+                Ok($crate::abi::v1::foreign::into_result(self.inner.list())?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect())
+            }
+
+            fn delete(&self, digest: &str) -> $crate::Result<()> {
+                $crate::abi::v1::foreign::into_result(
+                    self.inner
+                        .delete(::abi_stable::std_types::RStr::from_str(digest)),
+                )
+            }
+
+            fn reader(&self, digest: &str) -> $crate::Result<Box<dyn $crate::content::Reader>> {
+                let inner = $crate::abi::v1::foreign::into_result(
+                    self.inner
+                        .reader(::abi_stable::std_types::RStr::from_str(digest)),
+                )?;
+                Ok(Box::new($crate::abi::v1::foreign::ForeignReader { inner }))
+            }
+
+            fn writer(
+                &self,
+                options: $crate::content::WriterOptions,
+            ) -> $crate::Result<Box<dyn $crate::content::Writer>> {
+                let inner =
+                    $crate::abi::v1::foreign::into_result(self.inner.writer(options.into()))?;
+                Ok(Box::new($crate::abi::v1::foreign::ForeignWriter { inner }))
+            }
+
+            fn status(&self, reference: &str) -> $crate::Result<$crate::content::Status> {
+                $crate::abi::v1::foreign::into_result(
+                    self.inner
+                        .status(::abi_stable::std_types::RStr::from_str(reference)),
+                )
+                .map(Into::into)
+            }
+
+            fn list_statuses(&self) -> $crate::Result<Vec<$crate::content::Status>> {
+                Ok(
+                    $crate::abi::v1::foreign::into_result(self.inner.list_statuses())?
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
+                )
+            }
+
+            fn abort(&self, reference: &str) -> $crate::Result<()> {
+                $crate::abi::v1::foreign::into_result(
+                    self.inner
+                        .abort(::abi_stable::std_types::RStr::from_str(reference)),
+                )
+            }
+        }
+    };
+}
+pub(crate) use foreign_content_store;
+
+/// Implements `content::Writer` for `ForeignWriter<$writer>` with the methods every
+/// generation's writer object has, plus the generation's own `$extra` methods.
+macro_rules! foreign_content_writer {
+    ($writer:ty $(, $extra:item)*) => {
+        impl $crate::content::Writer for $crate::abi::v1::foreign::ForeignWriter<$writer> {
+            fn status(&self) -> $crate::Result<$crate::content::Status> {
+                $crate::abi::v1::foreign::into_result(self.inner.status()).map(Into::into)
+            }
+
+            fn write(&mut self, offset: u64, data: &[u8]) -> $crate::Result<usize> {
+                $crate::abi::v1::foreign::into_result(
+                    self.inner
+                        .write(offset, ::abi_stable::std_types::RSlice::from_slice(data)),
+                )
+            }
+
+            fn truncate(&mut self, size: u64) -> $crate::Result<()> {
+                $crate::abi::v1::foreign::into_result(self.inner.truncate(size))
+            }
+
+            fn commit(
+                &mut self,
+                size: i64,
+                expected: &str,
+                labels: $crate::snapshot::Labels,
+            ) -> $crate::Result<()> {
+                $crate::abi::v1::foreign::into_result(self.inner.commit(
+                    size,
+                    ::abi_stable::std_types::RStr::from_str(expected),
+                    $crate::abi::v1::foreign::labels_to_ffi(labels),
+                ))
+            }
+
+            fn close(&mut self) -> $crate::Result<()> {
+                $crate::abi::v1::foreign::into_result(self.inner.close())
+            }
+
+            $($extra)*
+        }
+    };
+}
+pub(crate) use foreign_content_writer;
+
+foreign_content_store!(FfiContentStoreBox);
+// Generation 1 writers keep no digest the daemon can ask for: `digest` stays `None`.
+foreign_content_writer!(FfiContentWriterBox);
+
+pub(crate) struct ForeignReader {
+    pub(crate) inner: FfiContentReaderBox,
 }
 
 impl content::Reader for ForeignReader {
@@ -213,32 +317,6 @@ impl content::Reader for ForeignReader {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         into_result(self.inner.read_at(offset, RSliceMut::from_mut_slice(buf)))
-    }
-}
-
-struct ForeignWriter {
-    inner: FfiContentWriterBox,
-}
-
-impl content::Writer for ForeignWriter {
-    fn status(&self) -> Result<content::Status> {
-        into_result(self.inner.status()).map(Into::into)
-    }
-
-    fn write(&mut self, offset: u64, data: &[u8]) -> Result<usize> {
-        into_result(self.inner.write(offset, RSlice::from_slice(data)))
-    }
-
-    fn truncate(&mut self, size: u64) -> Result<()> {
-        into_result(self.inner.truncate(size))
-    }
-
-    fn commit(&mut self, size: i64, expected: &str, l: Labels) -> Result<()> {
-        into_result(self.inner.commit(size, RStr::from_str(expected), labels(l)))
-    }
-
-    fn close(&mut self) -> Result<()> {
-        into_result(self.inner.close())
     }
 }
 

@@ -19,6 +19,7 @@ macro_rules! export_plugin_v1 {
         pub struct __RcontainerdPluginList;
 
         impl $crate::abi::v1::export::PluginList for __RcontainerdPluginList {
+            const GENERATION: u32 = 1;
             const PLUGINS: &'static [$crate::abi::v1::export::PluginEntry] =
                 &[$($crate::abi::v1::export::PluginEntry::of::<$plugin>()),+];
             // Evaluated here, in the plugin crate: its own version and panic strategy.
@@ -31,7 +32,10 @@ macro_rules! export_plugin_v1 {
         #[allow(non_upper_case_globals)]
         #[unsafe(no_mangle)]
         pub static rcontainerd_plugin_tag: $crate::abi::tag::PluginTag =
-            $crate::abi::tag::PluginTag::new(1, cfg!(panic = "unwind"));
+            $crate::abi::tag::PluginTag::new(
+                <__RcontainerdPluginList as $crate::abi::v1::export::PluginList>::GENERATION,
+                cfg!(panic = "unwind"),
+            );
 
         #[doc(hidden)]
         #[unsafe(no_mangle)]
