@@ -38,4 +38,6 @@ pub fn find_plugin<'a>(
 
 pub use ctr::{Ctr, CtrOutput, PluginRow};
 pub use daemon::{Daemon, DaemonError, DaemonOptions};
-pub use test_plugins::{test_plugin_dir, write_non_plugin_so, write_truncated_so, TestPlugin};
+pub use test_plugins::{
+    test_plugin_dir, test_plugin_dir_without, write_non_plugin_so, write_truncated_so, TestPlugin,
+};

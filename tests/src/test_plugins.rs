@@ -30,6 +30,9 @@ pub enum TestPlugin {
     MissingRequires,
     /// Built against the frozen v1 generation: must keep loading.
     AbiV1Pinned,
+    /// content-local's driver exported through generation 1 (no running digest across the ABI):
+    /// URI `io.containerd.content.v1.content`, so it replaces content-local.
+    ContentV1Pinned,
     /// Built with `panic = "abort"`: must be refused before anything runs.
     PanicAbort,
     /// Type `io.containerd.test-cycle-a.v1`, requires `io.containerd.test-cycle-b.v1`.
@@ -48,6 +51,7 @@ impl TestPlugin {
             TestPlugin::FutureGeneration => "future_generation",
             TestPlugin::MissingRequires => "missing_requires",
             TestPlugin::AbiV1Pinned => "abi_v1_pinned",
+            TestPlugin::ContentV1Pinned => "content_v1_pinned",
             TestPlugin::PanicAbort => "panic_abort",
             TestPlugin::CycleA => "cycle_a",
             TestPlugin::CycleB => "cycle_b",
@@ -120,12 +124,20 @@ fn ensure_built() {
 
 /// A fresh plugin directory: symlinks to every in-tree plugin next to the daemon, plus `extra`.
 pub fn test_plugin_dir(extra: &[TestPlugin]) -> tempfile::TempDir {
+    test_plugin_dir_without(&[], extra)
+}
+
+/// Like [`test_plugin_dir`], leaving out the in-tree libraries named in `left_out` (file names).
+pub fn test_plugin_dir_without(left_out: &[&str], extra: &[TestPlugin]) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("rcd-plugins-")
         .tempdir()
         .expect("creating plugin dir");
     for lib in binaries::in_tree_plugins() {
         let name = lib.file_name().expect("library has a file name");
+        if left_out.iter().any(|out| name == *out) {
+            continue;
+        }
         std::os::unix::fs::symlink(&lib, dir.path().join(name)).expect("linking in-tree plugin");
     }
     for plugin in extra {

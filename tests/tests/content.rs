@@ -15,7 +15,7 @@ use rcontainerd_api::services::content::{
 };
 use rcontainerd_api::services::namespaces::DeleteNamespaceRequest;
 use rcontainerd_tests::grpc::namespaced;
-use rcontainerd_tests::{uri, Ctr, Daemon};
+use rcontainerd_tests::{test_plugin_dir_without, uri, Ctr, Daemon, DaemonOptions, TestPlugin};
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
@@ -912,4 +912,74 @@ async fn content_calls_need_a_namespace() {
     let requests = tonic::codegen::tokio_stream::iter(vec![req(WriteAction::Stat, "r", 0, &[])]);
     let err = client(&daemon).write(requests).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
+}
+
+/// content-local's driver exported through ABI generation 1 reports no running digest: the
+/// daemon hashes for it (running digests on every WRITE, the committed digest), saves that state,
+/// and resumes an ingest from it after `kill -9`.
+#[tokio::test]
+async fn a_generation_1_content_plugin_is_hashed_by_the_daemon() {
+    let plugins = test_plugin_dir_without(
+        &["librcontainerd_plugin_content_local.so"],
+        &[TestPlugin::ContentV1Pinned],
+    );
+    let mut daemon = Daemon::start(DaemonOptions::new().plugin_dir(plugins.path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let content = daemon
+        .plugins(&[])
+        .await
+        .into_iter()
+        .find(|p| format!("{}.{}", p.r#type, p.id) == uri::CONTENT)
+        .expect("a content plugin");
+    assert!(content.init_err.is_none(), "{content:?}");
+
+    // Chunks large enough that the daemon hashes beside the driver's write.
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (first, rest) = data.split_at(1_000_000);
+    let mut requests = Vec::new();
+    for (i, chunk) in first.chunks(400_000).enumerate() {
+        requests.push(req(WriteAction::Write, "v1", (i * 400_000) as i64, chunk));
+    }
+    let (mut session, response) = Session::open(&daemon, NS, requests.remove(0)).await;
+    assert_eq!(response.digest, sha256(&first[..400_000]));
+    let mut offset = 400_000;
+    for request in requests {
+        offset += request.data.len();
+        let response = session.send(request).await.unwrap().unwrap();
+        assert_eq!(response.offset, offset as i64);
+        assert_eq!(response.digest, sha256(&first[..offset]), "running digest");
+    }
+    // The stream ends without COMMIT: the daemon saves the digest state as it lets go of the
+    // ref (a new stream on it is Unavailable until then). Then the daemon dies.
+    drop(session);
+    loop {
+        let (_, error) = write_all(&daemon, NS, vec![req(WriteAction::Stat, "v1", 0, &[])]).await;
+        match error {
+            None => break,
+            Some(status) if status.code() == Code::Unavailable => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Some(status) => panic!("STAT after the stream ended: {status:?}"),
+        }
+    }
+    daemon.kill9();
+    daemon.restart().await.unwrap();
+
+    let (responses, error) = write_all(
+        &daemon,
+        NS,
+        vec![
+            req(WriteAction::Stat, "v1", 0, &[]),
+            req(WriteAction::Write, "", 1_000_000, rest),
+            commit("", 3_000_000, 3_000_000, ""),
+        ],
+    )
+    .await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(responses[0].offset, 1_000_000);
+    assert_eq!(responses[0].digest, sha256(first));
+    assert_eq!(responses[2].digest, sha256(&data));
+    let path = blob_path(&daemon, &sha256(&data));
+    assert!(std::fs::read(&path).unwrap() == data, "committed blob");
 }

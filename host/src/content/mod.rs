@@ -7,14 +7,15 @@
 //!   blob from the driver, so direct deletes free disk before GC exists.
 //! - Ingest refs are per namespace: the driver knows each ingest as
 //!   `<namespace>/<n>/<ref>` (see `metadata::IngestRecord`).
-//! - Hashing for verification is the driver's, but the driver ABI does not
-//!   report a running digest, which the Write protocol returns on every
-//!   message and which names the committed blob. So the host keeps its own
-//!   running sha256 per ingest and saves it in the metadata store (when a
-//!   stream ends, and at most every [`writer::SAVE_INTERVAL`] while it
-//!   runs). A resumed ingest continues from the saved state; data the
-//!   driver holds beyond it (written after the last save, before a
-//!   `kill -9`) is truncated away, so the client's STAT shows where to go on.
+//! - Hashing is the driver's: it verifies on commit, and (ABI generation 2
+//!   on) reports the running digest that the Write protocol returns on every
+//!   message and that names the committed blob. For a driver that reports
+//!   none (generation-1 plugins), the host keeps its own running sha256 per
+//!   ingest and saves it in the metadata store (when a stream ends, and at
+//!   most every [`writer::SAVE_INTERVAL`] while it runs). Such an ingest
+//!   resumes from the saved state; data the driver holds beyond it (written
+//!   after the last save, before a `kill -9`) is truncated away, so the
+//!   client's STAT shows where to go on.
 //!
 //! Every method is synchronous and may block on disk or on the driver: call
 //! them through [`crate::services::blocking`].
@@ -33,7 +34,7 @@ use crate::errdefs::{Error, Kind, Result};
 use crate::metadata::{blob_not_found, BlobRecord, IngestRecord, MetadataStore};
 
 pub use digest::{problem as digest_problem, validate as validate_digest, RunningDigest};
-pub use writer::IngestWriter;
+pub use writer::{DigestSource, IngestWriter};
 
 /// Blob locks are striped: a fixed set, chosen by hash of the digest.
 const BLOB_LOCK_STRIPES: usize = 64;
@@ -227,14 +228,20 @@ impl ContentStore {
             expected_digest: None,
         };
         let mut inner = self.driver.writer(options)?;
-        let (running, offset) = self.resume_digest(&ingest.backend_ref, &mut *inner)?;
+        let (source, offset) = if inner.digest()?.is_some() {
+            let held = u64::try_from(inner.status()?.offset).unwrap_or(0);
+            (DigestSource::Driver, held)
+        } else {
+            let (running, offset) = self.resume_digest(&ingest.backend_ref, &mut *inner)?;
+            (DigestSource::Host(Some(running)), offset)
+        };
         Ok(IngestWriter::new(
             self.clone(),
             namespace,
             ingest,
             inner,
             offset,
-            running,
+            source,
             lock,
         ))
     }

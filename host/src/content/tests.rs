@@ -1,7 +1,9 @@
 //! The namespaced layer over a small in-memory driver (the real driver,
 //! content-local, is exercised through the daemon in `tests/tests/content.rs`).
 //! The driver here keeps blobs and ingests in maps and verifies commits the
-//! way the trait asks, so what is tested is the host's bookkeeping.
+//! way the trait asks, so what is tested is the host's bookkeeping. By
+//! default it reports no running digest (as generation-1 plugins), so the
+//! host hashes; `reporting_fixture` makes it report one (as content-local).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,6 +18,10 @@ use crate::errdefs::Kind;
 struct MemoryState {
     blobs: BTreeMap<String, Vec<u8>>,
     ingests: HashMap<String, Vec<u8>>,
+    /// Writers report their running digest (`Writer::digest`).
+    reports_digest: bool,
+    /// `Writer::digest` calls answered with a digest.
+    digests_reported: usize,
 }
 
 #[derive(Default, Clone)]
@@ -159,6 +165,14 @@ impl Writer for MemoryWriter {
     fn close(&mut self) -> PluginResult<()> {
         Ok(())
     }
+    fn digest(&mut self) -> PluginResult<Option<String>> {
+        let mut state = self.state.lock().unwrap();
+        if !state.reports_digest {
+            return Ok(None);
+        }
+        state.digests_reported += 1;
+        Ok(Some(sha256(&state.ingests[&self.reference])))
+    }
 }
 
 impl Reader for MemoryReader {
@@ -192,6 +206,13 @@ fn fixture() -> Fixture {
         driver,
         store,
     }
+}
+
+/// A fixture whose driver reports its running digest.
+fn reporting_fixture() -> Fixture {
+    let f = fixture();
+    f.driver.state.lock().unwrap().reports_digest = true;
+    f
 }
 
 fn ingest(store: &Arc<ContentStore>, ns: &str, reference: &str, data: &[u8]) -> String {
@@ -291,7 +312,7 @@ fn a_resumed_ingest_keeps_its_running_digest() {
     drop(writer);
     let mut writer = f.store.writer("a", "r", "", 0).unwrap();
     assert_eq!(writer.offset(), 6);
-    assert_eq!(writer.digest(), sha256(b"hello "));
+    assert_eq!(writer.digest().unwrap(), sha256(b"hello "));
     writer.write(b"world").unwrap();
     let digest = writer.commit(0, "", BTreeMap::new()).unwrap();
     assert_eq!(digest, sha256(b"hello world"));
@@ -311,7 +332,7 @@ fn after_a_restart_an_ingest_resumes_with_its_saved_digest() {
     ));
     let mut writer = restarted.writer("a", "r", "", 0).unwrap();
     assert_eq!(writer.offset(), 6);
-    assert_eq!(writer.digest(), sha256(b"hello "));
+    assert_eq!(writer.digest().unwrap(), sha256(b"hello "));
     writer.write(b"world").unwrap();
     let digest = writer.commit(11, "", BTreeMap::new()).unwrap();
     assert_eq!(digest, sha256(b"hello world"));
@@ -338,7 +359,7 @@ fn after_a_crash_data_beyond_the_saved_digest_is_cut_back() {
     ));
     let mut writer = restarted.writer("a", "r", "", 0).unwrap();
     assert_eq!(writer.offset(), 5, "resumes at the saved digest");
-    assert_eq!(writer.digest(), sha256(b"saved"));
+    assert_eq!(writer.digest().unwrap(), sha256(b"saved"));
     assert_eq!(
         f.driver.state.lock().unwrap().ingests[&backend_ref],
         b"saved"
@@ -360,9 +381,9 @@ fn an_ingest_without_a_saved_digest_starts_over() {
         .unwrap()
         .ingests
         .insert(ingest.backend_ref.clone(), b"unknown".to_vec());
-    let writer = f.store.writer("a", "r", "", 0).unwrap();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
     assert_eq!(writer.offset(), 0);
-    assert_eq!(writer.digest(), sha256(b""));
+    assert_eq!(writer.digest().unwrap(), sha256(b""));
     assert!(f.driver.state.lock().unwrap().ingests[&ingest.backend_ref].is_empty());
 }
 
@@ -439,7 +460,7 @@ fn large_chunks_hash_the_same_as_small_ones() {
             chunk.len() % (1 << 20)
         );
     }
-    assert_eq!(writer.digest(), sha256(&data));
+    assert_eq!(writer.digest().unwrap(), sha256(&data));
     let digest = writer
         .commit(data.len() as i64, &sha256(&data), BTreeMap::new())
         .unwrap();
@@ -463,4 +484,56 @@ fn a_delete_racing_a_commit_elsewhere_never_loses_the_committed_blob() {
         f.store.delete("b", &digest).unwrap();
         assert!(!f.driver.state.lock().unwrap().blobs.contains_key(&digest));
     }
+}
+
+#[test]
+fn a_driver_digest_is_reported_and_committed_without_saved_state() {
+    let f = reporting_fixture();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    let backend_ref = writer.backend_ref().to_string();
+    let data = vec![7u8; 3 << 20];
+    for chunk in data.chunks(1 << 20) {
+        writer.write(chunk).unwrap();
+    }
+    assert_eq!(writer.digest().unwrap(), sha256(&data));
+    // The host keeps no digest state of its own for such a driver.
+    assert_eq!(f.meta.ingest_digest(&backend_ref).unwrap(), None);
+    let reported = f.driver.state.lock().unwrap().digests_reported;
+    let digest = writer.commit(0, "", BTreeMap::new()).unwrap();
+    assert_eq!(digest, sha256(&data));
+    assert!(f.driver.state.lock().unwrap().digests_reported > reported);
+    assert_eq!(f.store.info("a", &digest).unwrap().size, data.len() as i64);
+}
+
+#[test]
+fn a_driver_digest_resumes_with_everything_the_driver_holds() {
+    let f = reporting_fixture();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    writer.write(b"hello ").unwrap();
+    let backend_ref = writer.backend_ref().to_string();
+    drop(writer);
+    // With no saved state the hashing host would start over; the driver's
+    // own digest covers all it holds, so nothing is cut back.
+    assert_eq!(f.meta.ingest_digest(&backend_ref).unwrap(), None);
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    assert_eq!(writer.offset(), 6);
+    assert_eq!(writer.digest().unwrap(), sha256(b"hello "));
+    writer.write(b"world").unwrap();
+    let err = writer
+        .commit(0, &sha256(b"hello there"), BTreeMap::new())
+        .unwrap_err();
+    assert_eq!(err.kind, Kind::FailedPrecondition);
+    assert_eq!(
+        err.message,
+        format!(
+            "unexpected commit digest {}, expected {}",
+            sha256(b"hello world"),
+            sha256(b"hello there")
+        )
+    );
+    writer.truncate().unwrap();
+    assert_eq!(writer.digest().unwrap(), sha256(b""));
+    writer.write(b"again").unwrap();
+    let digest = writer.commit(5, "", BTreeMap::new()).unwrap();
+    assert_eq!(digest, sha256(b"again"));
 }

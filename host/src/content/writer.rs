@@ -1,5 +1,5 @@
-//! An open ingest of one namespace: the driver's writer, the host's running
-//! digest, and the ingest lock, held until the writer is dropped.
+//! An open ingest of one namespace: the driver's writer, where its running
+//! digest comes from, and the ingest lock, held until the writer is dropped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +19,16 @@ pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 /// Chunks at least this large are hashed in parallel with the driver's write.
 const PARALLEL_HASH_BYTES: usize = 256 << 10;
 
+/// Who knows the digest of the data written so far.
+pub enum DigestSource {
+    /// The driver keeps it (ABI generation 2 on): asked for, never recomputed.
+    Driver,
+    /// The daemon hashes what passes through (drivers that keep none, such as
+    /// generation-1 plugins); `None` once a failed write left the driver's
+    /// data unknown.
+    Host(Option<RunningDigest>),
+}
+
 pub struct IngestWriter {
     store: Arc<ContentStore>,
     namespace: String,
@@ -26,8 +36,7 @@ pub struct IngestWriter {
     /// `None` once committed or aborted.
     inner: Option<Box<dyn driver::Writer>>,
     offset: u64,
-    /// `None` once a failed write left the driver's data unknown.
-    running: Option<RunningDigest>,
+    source: DigestSource,
     /// When the running digest was last saved.
     saved_at: Option<Instant>,
     committed: Option<String>,
@@ -42,7 +51,7 @@ impl IngestWriter {
         ingest: IngestRecord,
         inner: Box<dyn driver::Writer>,
         offset: u64,
-        running: RunningDigest,
+        source: DigestSource,
         lock: IngestLock,
     ) -> IngestWriter {
         IngestWriter {
@@ -51,7 +60,7 @@ impl IngestWriter {
             ingest,
             inner: Some(inner),
             offset,
-            running: Some(running),
+            source,
             saved_at: None,
             committed: None,
             _lock: lock,
@@ -74,13 +83,27 @@ impl IngestWriter {
     }
 
     /// The digest of the data so far (of the blob once committed); empty
-    /// when the data before a restart was not hashed by this daemon.
-    pub fn digest(&self) -> String {
-        match (&self.committed, &self.running) {
-            (Some(digest), _) => digest.clone(),
-            (None, Some(running)) => running.current(),
-            (None, None) => String::new(),
+    /// when a failed write left the data unknown to a hashing host.
+    pub fn digest(&mut self) -> Result<String> {
+        if let Some(digest) = &self.committed {
+            return Ok(digest.clone());
         }
+        match &self.source {
+            DigestSource::Host(Some(running)) => Ok(running.current()),
+            DigestSource::Host(None) => Ok(String::new()),
+            DigestSource::Driver => self.driver_digest(),
+        }
+    }
+
+    /// The driver's running digest; a driver that stops reporting one breaks
+    /// its contract.
+    fn driver_digest(&mut self) -> Result<String> {
+        let reference = self.ingest.reference.clone();
+        self.inner()?.digest()?.ok_or_else(|| {
+            Error::internal(format!(
+                "content driver stopped reporting the digest of ingest ref {reference:?}"
+            ))
+        })
     }
 
     fn inner(&mut self) -> Result<&mut Box<dyn driver::Writer>> {
@@ -103,9 +126,11 @@ impl IngestWriter {
     pub fn truncate(&mut self) -> Result<()> {
         self.inner()?.truncate(0)?;
         self.offset = 0;
-        self.running = Some(RunningDigest::default());
-        // A state saved for the old data must not be taken for the new.
-        self.save_digest();
+        if let DigestSource::Host(running) = &mut self.source {
+            *running = Some(RunningDigest::default());
+            // A state saved for the old data must not be taken for the new.
+            self.save_digest();
+        }
         Ok(())
     }
 
@@ -118,41 +143,25 @@ impl IngestWriter {
                 self.ingest.reference
             ))
         })?;
-        let running = &mut self.running;
-        // Large chunks: hash on a second thread while the driver writes.
-        let written = if data.len() >= PARALLEL_HASH_BYTES && running.is_some() {
-            let (written, hashed) = std::thread::scope(|scope| {
-                let hashing = scope.spawn(|| {
-                    if let Some(running) = running.as_mut() {
-                        running.update(data);
-                    }
-                });
-                let written = inner.write(offset, data);
-                (written, hashing.join().is_ok())
-            });
-            if !hashed {
-                *running = None;
-            }
-            written
-        } else {
-            let written = inner.write(offset, data);
-            if let Some(running) = running.as_mut() {
-                running.update(data);
-            }
-            written
+        let written = match &mut self.source {
+            DigestSource::Driver => inner.write(offset, data),
+            DigestSource::Host(running) => write_hashing(&mut **inner, offset, data, running),
         };
         match written {
             Ok(n) if n == data.len() => {
                 self.offset += n as u64;
-                if self.saved_at.is_none_or(|at| at.elapsed() >= SAVE_INTERVAL) {
+                let hashing = matches!(self.source, DigestSource::Host(_));
+                if hashing && self.saved_at.is_none_or(|at| at.elapsed() >= SAVE_INTERVAL) {
                     self.save_digest();
                 }
                 Ok(n)
             }
             // What the driver kept of a short or failed write is its own
-            // business: the running digest no longer matches the data.
+            // business: a running digest of the host's no longer matches it.
             other => {
-                self.running = None;
+                if let DigestSource::Host(running) = &mut self.source {
+                    *running = None;
+                }
                 if let Ok(status) = inner.status() {
                     self.offset = u64::try_from(status.offset).unwrap_or(0);
                 }
@@ -181,9 +190,12 @@ impl IngestWriter {
         if !expected.is_empty() {
             super::validate_digest(expected)?;
         }
-        let digest = match &self.running {
-            Some(running) => {
-                let actual = running.current();
+        let known = match &self.source {
+            DigestSource::Driver => Some(self.driver_digest()?),
+            DigestSource::Host(running) => running.as_ref().map(RunningDigest::current),
+        };
+        let digest = match known {
+            Some(actual) => {
                 if !expected.is_empty() && expected != actual {
                     return Err(Error::failed_precondition(format!(
                         "unexpected commit digest {actual}, expected {expected}"
@@ -229,7 +241,7 @@ impl IngestWriter {
     /// Saves the running digest so a later writer can resume; a failure
     /// only costs a rewrite of the data since the last save.
     fn save_digest(&mut self) {
-        let Some(running) = &self.running else {
+        let DigestSource::Host(Some(running)) = &self.source else {
             return;
         };
         let state = running.save();
@@ -252,7 +264,6 @@ impl IngestWriter {
                     "content: closing writer before abort");
             }
         }
-        self.running = None;
         self.store.abort_locked(&self.namespace, &self.ingest)
     }
 }
@@ -270,4 +281,35 @@ impl Drop for IngestWriter {
         drop(inner);
         self.save_digest();
     }
+}
+
+/// Writes through the driver while hashing the same bytes; large chunks are
+/// hashed on a second thread meanwhile. A panic while hashing forgets the
+/// running digest.
+fn write_hashing(
+    inner: &mut dyn driver::Writer,
+    offset: u64,
+    data: &[u8],
+    running: &mut Option<RunningDigest>,
+) -> rcontainerd_plugin_api::Result<usize> {
+    if data.len() < PARALLEL_HASH_BYTES || running.is_none() {
+        let written = inner.write(offset, data);
+        if let Some(running) = running.as_mut() {
+            running.update(data);
+        }
+        return written;
+    }
+    let (written, hashed) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| {
+            if let Some(running) = running.as_mut() {
+                running.update(data);
+            }
+        });
+        let written = inner.write(offset, data);
+        (written, hashing.join().is_ok())
+    });
+    if !hashed {
+        *running = None;
+    }
+    written
 }

@@ -387,7 +387,7 @@ impl WriteSession {
         match action {
             WriteAction::Stat => {
                 let status = self.writer.status()?;
-                self.response.digest = self.writer.digest();
+                self.response.digest = self.writer.digest()?;
                 self.response.started_at = Some(timestamp_from_nanos(status.started_at));
                 self.response.updated_at = Some(timestamp_from_nanos(status.updated_at));
                 self.response.total = self.total;
@@ -423,7 +423,7 @@ impl WriteSession {
                 } else {
                     Step::Continue
                 };
-                self.response.digest = self.writer.digest();
+                self.response.digest = self.writer.digest()?;
                 Ok(step)
             }
         }

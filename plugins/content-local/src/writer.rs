@@ -1,5 +1,6 @@
-//! An open ingest: appends at the current offset, hashes as bytes arrive and commits by linking
-//! the fsynced data file into `blobs/sha256` under its digest.
+//! An open ingest: appends at the current offset, hashes as bytes arrive (and reports that
+//! running digest to the daemon) and commits by linking the fsynced data file into
+//! `blobs/sha256` under its digest.
 
 use std::{
     fs::{self, File, OpenOptions, Permissions},
@@ -130,7 +131,7 @@ impl LocalWriter {
 
     /// Rebuilds the hash from the first `len` bytes of the data file and sets the offset there.
     fn rehash(&mut self, len: u64) -> Result<()> {
-        self.hash.reset()?;
+        self.hash.reset();
         let mut buf = vec![0u8; REHASH_CHUNK.min(len as usize)];
         let mut done = 0u64;
         while done < len {
@@ -146,7 +147,7 @@ impl LocalWriter {
                     ))
                 }
             };
-            self.hash.update(&buf[..n])?;
+            self.hash.update(&buf[..n]);
             done += n as u64;
         }
         self.offset = done;
@@ -222,9 +223,20 @@ impl Writer for LocalWriter {
             )));
         }
         self.ensure_hashed()?;
-        // Queued for hashing first, so the hash runs while the bytes go to the file.
-        self.hash.update(data)?;
-        if let Err(err) = self.data.write_all_at(data, offset) {
+        // Hashed beside the write, from the same buffer.
+        let file = &self.data;
+        let stored = self
+            .hash
+            .update_while(data, || file.write_all_at(data, offset))
+            .and_then(|stored| {
+                stored.map_err(|err| {
+                    PluginError::io(
+                        format!("write ingest of ref {} at {offset}", self.state.reference),
+                        err,
+                    )
+                })
+            });
+        if let Err(err) = stored {
             // Put file and hash back to the last good offset so the ingest stays consistent.
             let restored = self
                 .data
@@ -235,10 +247,7 @@ impl Writer for LocalWriter {
                 self.open = false;
                 self.lock.release();
             }
-            return Err(PluginError::io(
-                format!("write ingest of ref {} at {offset}", self.reference()),
-                err,
-            ));
+            return Err(err);
         }
         self.offset += data.len() as u64;
         self.writeback.written(&self.data, self.offset);
@@ -262,7 +271,7 @@ impl Writer for LocalWriter {
         self.writeback.truncated(size);
         self.hash_stale = size > 0;
         if size == 0 {
-            self.hash.reset()?;
+            self.hash.reset();
         }
         self.updated_at = now_nanos();
         Ok(())
@@ -289,7 +298,7 @@ impl Writer for LocalWriter {
             )));
         }
         self.ensure_hashed()?;
-        let digest = BlobDigest::from_hash(self.hash.digest()?);
+        let digest = BlobDigest::from_hash(self.hash.digest());
         if let Some(expected) = expected.filter(|e| *e != digest) {
             return Err(PluginError::failed_precondition(format!(
                 "unexpected commit digest {digest}, expected {expected}"
@@ -302,6 +311,13 @@ impl Writer for LocalWriter {
         self.open = false;
         self.lock.release();
         Ok(())
+    }
+
+    /// The running hash that `commit` verifies with, so the daemon need not hash the bytes again.
+    fn digest(&mut self) -> Result<Option<String>> {
+        self.ensure_open()?;
+        self.ensure_hashed()?;
+        Ok(Some(BlobDigest::from_hash(self.hash.digest()).to_string()))
     }
 }
 
