@@ -65,8 +65,8 @@ pub struct Round {
 }
 
 pub struct Results {
-    /// `dd` MB/s, one per round.
-    pub dd: Vec<f64>,
+    /// `dd[s][r]`: `dd` MB/s run right before subject `s` in round `r`.
+    pub dd: Vec<Vec<f64>>,
     /// `rounds[s][r]`: subject `s`, round `r`.
     pub rounds: Vec<Vec<Round>>,
 }
@@ -77,22 +77,24 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
     }
     eprintln!("generating {} MiB of test data", plan.large_mib);
     let data = Data::generate(plan);
-    let mut dd_rates = Vec::new();
+    let mut dd_rates = vec![Vec::new(); plan.subjects.len()];
     let mut rounds = vec![Vec::new(); plan.subjects.len()];
     // Removed after the last round, as in the snapshots benchmark (about 11 GiB for 5 rounds).
     let mut spent = Vec::new();
     for round in 1..=plan.rounds {
-        let rate = dd(plan).with_context(|| format!("round {round} of dd"))?;
-        eprintln!(
-            "round {round:>2}  {:<27} write {rate:.1} MB/s",
-            "dd conv=fdatasync"
-        );
-        dd_rates.push(rate);
-        for (subject, rounds) in plan.subjects.iter().zip(&mut rounds) {
+        for s in crate::rounds::order(round, plan.subjects.len()) {
+            let subject = &plan.subjects[s];
+            // Each daemon is compared with dd run just before it, on the disk as it is then.
+            let rate = dd(plan).with_context(|| format!("round {round} of dd"))?;
+            eprintln!(
+                "round {round:>2}  {:<27} write {rate:.1} MB/s",
+                "dd conv=fdatasync"
+            );
+            dd_rates[s].push(rate);
             let result = measure(plan, &data, subject, &mut spent)
                 .with_context(|| format!("round {round} of {subject}"))?;
             eprintln!("round {round:>2}  {subject:<27} {result:.1?}");
-            rounds.push(result);
+            rounds[s].push(result);
         }
     }
     for dir in spent {
@@ -382,15 +384,15 @@ pub fn render(plan: &Plan, results: &Results) -> String {
     use crate::throughput_report::{spread, table, Row};
     let names: Vec<String> = plan.subjects.iter().map(|s| s.to_string()).collect();
     let mut out = format!(
-        "{} rounds; each round runs `dd if=/dev/zero of=<fresh dir>/f bs=1M count={} conv=fdatasync`, then \
-         starts each daemon once in a fresh directory ({}) and: writes a {} MiB blob of pseudo-random bytes \
+        "{} rounds; each round starts each daemon once in a fresh directory ({}), each right after \
+         `dd if=/dev/zero of=<fresh dir>/f bs=1M count={} conv=fdatasync`, and: writes a {} MiB blob of pseudo-random bytes \
          in {} MiB WRITE messages on one stream (COMMIT with total and digest last, replies read as they \
          come; timed to the COMMIT reply, after a sync(2)), reads it back in one Read call (page cache warm), \
          then writes {} blobs of {} bytes, one stream each (WRITE, COMMIT). MB = 10^6 bytes. containerd's \
          calls carry a lease.\n\n",
         plan.rounds,
+        crate::rounds::describe(&names),
         plan.large_mib,
-        names.join(" → "),
         plan.large_mib,
         plan.chunk_mib,
         plan.small_count,
@@ -430,7 +432,7 @@ pub fn render(plan: &Plan, results: &Results) -> String {
         &mut out,
         format_args!(
             "\n`dd … conv=fdatasync` in the same rounds: {} MB/s (min / median / max).\n\n",
-            spread(&results.dd, 1)
+            spread(&results.dd.concat(), 1)
         ),
     );
     let disk_rows: Vec<Row> = plan
@@ -441,7 +443,7 @@ pub fn render(plan: &Plan, results: &Results) -> String {
             label: format!("{subject}: write {} MiB blob", plan.large_mib),
             unit: "MB/s",
             ours: column(s, |r| r.write),
-            theirs: results.dd.clone(),
+            theirs: results.dd[s].clone(),
             aim: Some(AIM_DISK),
         })
         .collect();

@@ -9,6 +9,7 @@ mod daemon;
 mod probe;
 mod procfs;
 mod report;
+mod rounds;
 mod session;
 mod snapshots;
 mod stats;
@@ -51,7 +52,8 @@ struct CompareArgs {
     /// containerd configuration: `no-cri` (CRI plugin disabled) or `stock`.
     #[arg(long, value_enum, default_value = "no-cri")]
     containerd_config: daemon::ContainerdConfig,
-    /// Rounds; each round starts each daemon once in a fresh directory, rcontainerd first.
+    /// Rounds; each round starts each daemon once in a fresh directory, in an order that alternates
+    /// round by round (rcontainerd first in odd rounds).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
     /// Give up on a daemon that has not answered Version within this many seconds.

@@ -53,11 +53,12 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
     // skips recently deleted inodes when it allocates one) — the benchmark's cost, not a daemon's.
     let mut spent = Vec::new();
     for round in 1..=plan.rounds {
-        for (subject, rounds) in plan.subjects.iter().zip(&mut rounds) {
+        for s in crate::rounds::order(round, plan.subjects.len()) {
+            let subject = &plan.subjects[s];
             let result = measure(plan, subject, &mut spent)
                 .with_context(|| format!("round {round} of {subject}"))?;
             eprintln!("round {round:>2}  {subject:<27} {result:.1?}");
-            rounds.push(result);
+            rounds[s].push(result);
         }
     }
     for dir in spent {
@@ -228,7 +229,7 @@ pub fn render(plan: &Plan, results: &Results) -> String {
          each), then a chain of {} layers (each prepared on the previous commit, then committed) and {} \
          Mounts calls on an active key on top of it. containerd's calls carry a lease.\n\n",
         plan.rounds,
-        names.join(" → "),
+        crate::rounds::describe(&names),
         plan.pairs_one,
         plan.clients,
         plan.pairs_each,
