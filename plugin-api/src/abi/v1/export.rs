@@ -16,20 +16,17 @@ use std::{
 };
 
 use abi_stable::{
-    library::{CheckTypeLayout, RootModuleResult},
-    prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
     std_types::{RResult, RSlice, RSliceMut, RStr, RString, RVec},
 };
 use rcontainerd_plugin_abi_v1::{
     content::{
         FfiContentInfo, FfiContentReader, FfiContentReaderBox, FfiContentReader_TO,
-        FfiContentStatus, FfiContentStore, FfiContentStore_TO, FfiContentWriter,
-        FfiContentWriterBox, FfiContentWriter_TO, FfiWriterOptions,
+        FfiContentStatus, FfiContentStore, FfiContentWriter, FfiContentWriterBox,
+        FfiContentWriter_TO, FfiWriterOptions,
     },
     error::{FfiError, FfiKeyValue},
-    manifest::{FfiDriver, FfiInitContext, FfiManifest, FfiPluginInstance},
-    module::{PluginModuleV1, PluginModuleV1Ref},
+    manifest::{FfiInitContext, FfiManifest},
     runtime::{FfiCreateTask, FfiExit, FfiRuntime, FfiRuntimeBox, FfiRuntime_TO, FfiTaskState},
     snapshot::{
         FfiMount, FfiSnapshotInfo, FfiSnapshotter, FfiSnapshotterBox, FfiSnapshotter_TO, FfiUsage,
@@ -113,31 +110,80 @@ pub fn manifest_json<L: PluginList>() -> *const c_char {
     })
 }
 
-/// The `abi_stable` library header of a generation-1 plugin library.
-pub const fn lib_header<L: PluginList>() -> LibHeader {
-    // SAFETY: `erased_module::<L>` returns a `PluginModuleV1Ref` erased the way abi_stable's own
-    // `#[export_root_module]` does it (through `__call_root_module_loader`), which is what
-    // `from_constructor::<PluginModuleV1Ref>` requires; the layout is checked by the host.
-    unsafe {
-        LibHeader::from_constructor::<PluginModuleV1Ref>(erased_module::<L>, CheckTypeLayout::Yes)
-    }
-}
+/// The root-module half of a generation's export, for the generation whose FFI crate is `$ffi`
+/// and whose root module is `$module` (prefix reference `$module_ref`): `lib_header`, and the
+/// `manifests` and `init` functions the module holds. The driver objects come from the shared
+/// adapters; the generation's `FfiContentStore` must be implemented for `ContentStoreExport`.
+macro_rules! root_module_exports {
+    ($ffi:ident, $module:ident, $module_ref:ident) => {
+        /// The `abi_stable` library header of a plugin library of this generation.
+        pub const fn lib_header<L: $crate::abi::v1::export::PluginList>(
+        ) -> $crate::abi::v1::export::LibHeader {
+            // SAFETY: `erased_module::<L>` returns the root module erased the way abi_stable's
+            // own `#[export_root_module]` does it (through `__call_root_module_loader`), which is
+            // what `from_constructor` requires; the layout is checked by the host.
+            unsafe {
+                $crate::abi::v1::export::LibHeader::from_constructor::<$ffi::module::$module_ref>(
+                    erased_module::<L>,
+                    ::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        }
 
-extern "C" fn erased_module<L: PluginList>() -> RootModuleResult {
-    abi_stable::library::__call_root_module_loader(root_module::<L>)
-}
+        extern "C" fn erased_module<L: $crate::abi::v1::export::PluginList>(
+        ) -> ::abi_stable::library::RootModuleResult {
+            ::abi_stable::library::__call_root_module_loader(root_module::<L>)
+        }
 
-fn root_module<L: PluginList>() -> PluginModuleV1Ref {
-    PluginModuleV1 {
-        manifests: manifests::<L>,
-        init: init::<L>,
-    }
-    .leak_into_prefix()
-}
+        fn root_module<L: $crate::abi::v1::export::PluginList>() -> $ffi::module::$module_ref {
+            ::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix($ffi::module::$module {
+                manifests: manifests::<L>,
+                init: init::<L>,
+            })
+        }
 
-extern "C" fn manifests<L: PluginList>() -> RResult<RVec<FfiManifest>, FfiError> {
-    manifests_of::<L>()
+        extern "C" fn manifests<L: $crate::abi::v1::export::PluginList>(
+        ) -> ::abi_stable::std_types::RResult<
+            ::abi_stable::std_types::RVec<$ffi::manifest::FfiManifest>,
+            $ffi::error::FfiError,
+        > {
+            $crate::abi::v1::export::manifests_of::<L>()
+        }
+
+        extern "C" fn init<L: $crate::abi::v1::export::PluginList>(
+            index: u32,
+            ctx: $ffi::manifest::FfiInitContext,
+        ) -> ::abi_stable::std_types::RResult<
+            $ffi::manifest::FfiPluginInstance,
+            $ffi::error::FfiError,
+        > {
+            use $crate::abi::v1::export as shared;
+            use $ffi::manifest::FfiDriver;
+            shared::init_entry::<L, _>(index, ctx, |instance, uri| {
+                let (exports, driver) = shared::split_instance(instance);
+                let driver = match driver {
+                    $crate::Driver::None => FfiDriver::None,
+                    $crate::Driver::Snapshotter(inner) => {
+                        FfiDriver::Snapshotter(shared::snapshotter_to_ffi(inner, uri))
+                    }
+                    $crate::Driver::Content(inner) => {
+                        FfiDriver::Content($ffi::content::FfiContentStore_TO::from_value(
+                            shared::ContentStoreExport::new(inner, uri),
+                            ::abi_stable::sabi_trait::TD_Opaque,
+                        ))
+                    }
+                    $crate::Driver::Runtime(inner) => {
+                        FfiDriver::Runtime(shared::runtime_to_ffi(inner, uri))
+                    }
+                };
+                $ffi::manifest::FfiPluginInstance { exports, driver }
+            })
+        }
+    };
 }
+pub(crate) use root_module_exports;
+
+root_module_exports!(rcontainerd_plugin_abi_v1, PluginModuleV1, PluginModuleV1Ref);
 
 /// The library's manifests, as every generation's root module returns them.
 pub(crate) fn manifests_of<L: PluginList>() -> RResult<RVec<FfiManifest>, FfiError> {
@@ -146,25 +192,6 @@ pub(crate) fn manifests_of<L: PluginList>() -> RResult<RVec<FfiManifest>, FfiErr
             .iter()
             .map(|entry| FfiManifest::from(manifest_of::<L>(entry)))
             .collect())
-    })
-}
-
-extern "C" fn init<L: PluginList>(
-    index: u32,
-    ctx: FfiInitContext,
-) -> RResult<FfiPluginInstance, FfiError> {
-    init_entry::<L, _>(index, ctx, |instance, uri| {
-        let (exports, driver) = split_instance(instance);
-        let driver = match driver {
-            Driver::None => FfiDriver::None,
-            Driver::Snapshotter(inner) => FfiDriver::Snapshotter(snapshotter_to_ffi(inner, uri)),
-            Driver::Content(inner) => FfiDriver::Content(FfiContentStore_TO::from_value(
-                ContentStoreExport::new(inner, uri),
-                TD_Opaque,
-            )),
-            Driver::Runtime(inner) => FfiDriver::Runtime(runtime_to_ffi(inner, uri)),
-        };
-        FfiPluginInstance { exports, driver }
     })
 }
 

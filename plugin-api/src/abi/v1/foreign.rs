@@ -1,76 +1,82 @@
 //! Host side of generation 1: drivers of a loaded library, behind the plain traits.
 
-use std::path::Path;
-
-use abi_stable::{
-    library::{lib_header_from_path, RootModule},
-    std_types::{RResult, RSliceMut, RStr},
-};
+use abi_stable::std_types::{RResult, RSliceMut, RStr};
 use rcontainerd_plugin_abi_v1::{
     content::{FfiContentReaderBox, FfiContentStoreBox, FfiContentWriterBox},
     error::FfiError,
-    manifest::{FfiDriver, FfiPluginInstance},
-    module::PluginModuleV1Ref,
     runtime::FfiRuntimeBox,
     snapshot::FfiSnapshotterBox,
 };
 
 pub(crate) use super::convert::{labels_to_ffi, strings_to_ffi};
-use crate::{
-    abi::tag::one_line, content, runtime, snapshot, snapshot::Labels, Driver, InitContext,
-    Manifest, PluginError, PluginInstance, Result,
-};
+use crate::{content, runtime, snapshot, snapshot::Labels, Driver, PluginError, Result};
 
-/// A checked generation-1 root module.
-#[derive(Clone, Copy)]
-pub(crate) struct ModuleV1 {
-    module: PluginModuleV1Ref,
+/// `$name`, a checked root module of the generation whose FFI crate is `$ffi` (root module prefix
+/// reference `$module_ref`): it loads a library against that generation's layout and turns what the
+/// library's `init` returns into plain drivers — the generation's own content store, the shared
+/// snapshotter and runtime.
+macro_rules! checked_module {
+    ($name:ident, $ffi:ident, $module_ref:ident) => {
+        #[derive(Clone, Copy)]
+        pub(crate) struct $name {
+            module: $ffi::module::$module_ref,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(<$ffi::module::$module_ref as ::abi_stable::library::RootModule>::NAME)
+            }
+        }
+
+        impl $name {
+            /// Checks the library's `abi_stable` header, version and layout against the
+            /// generation.
+            pub(crate) fn load(path: &std::path::Path) -> std::result::Result<Self, String> {
+                use $crate::abi::tag::one_line;
+                let header =
+                    ::abi_stable::library::lib_header_from_path(path).map_err(|e| one_line(&e))?;
+                let module = header
+                    .init_root_module::<$ffi::module::$module_ref>()
+                    .map_err(|e| one_line(&e))?;
+                Ok($name { module })
+            }
+
+            pub(crate) fn manifests(&self) -> $crate::Result<Vec<$crate::Manifest>> {
+                let manifests = $crate::abi::v1::foreign::into_result(self.module.manifests()())?;
+                Ok(manifests.into_iter().map($crate::Manifest::from).collect())
+            }
+
+            pub(crate) fn init(
+                &self,
+                index: u32,
+                ctx: $crate::InitContext,
+            ) -> $crate::Result<$crate::PluginInstance> {
+                use $crate::abi::v1::foreign as shared;
+                use $ffi::manifest::FfiDriver;
+                let instance = shared::into_result(self.module.init()(index, ctx.into()))?;
+                let driver =
+                    match instance.driver {
+                        FfiDriver::None => $crate::Driver::None,
+                        FfiDriver::Snapshotter(inner) => shared::snapshotter_from_ffi(inner),
+                        FfiDriver::Content(inner) => $crate::Driver::Content(std::sync::Arc::new(
+                            shared::ForeignContentStore { inner },
+                        )),
+                        FfiDriver::Runtime(inner) => shared::runtime_from_ffi(inner),
+                    };
+                Ok($crate::PluginInstance {
+                    exports: shared::exports_from_ffi(instance.exports),
+                    driver,
+                })
+            }
+        }
+    };
 }
+pub(crate) use checked_module;
 
-impl std::fmt::Debug for ModuleV1 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(PluginModuleV1Ref::NAME)
-    }
-}
-
-impl ModuleV1 {
-    /// Checks the library's `abi_stable` header, version and layout against generation 1.
-    pub(crate) fn load(path: &Path) -> std::result::Result<Self, String> {
-        let header = lib_header_from_path(path).map_err(|err| one_line(&err))?;
-        let module = header
-            .init_root_module::<PluginModuleV1Ref>()
-            .map_err(|err| one_line(&err))?;
-        Ok(ModuleV1 { module })
-    }
-
-    pub(crate) fn manifests(&self) -> Result<Vec<Manifest>> {
-        let manifests = into_result(self.module.manifests()())?;
-        Ok(manifests.into_iter().map(Manifest::from).collect())
-    }
-
-    pub(crate) fn init(&self, index: u32, ctx: InitContext) -> Result<PluginInstance> {
-        let instance = into_result(self.module.init()(index, ctx.into()))?;
-        Ok(instance_from_ffi(instance))
-    }
-}
+checked_module!(ModuleV1, rcontainerd_plugin_abi_v1, PluginModuleV1Ref);
 
 pub(crate) fn into_result<T>(result: RResult<T, FfiError>) -> Result<T> {
     result.into_result().map_err(PluginError::from)
-}
-
-fn instance_from_ffi(instance: FfiPluginInstance) -> PluginInstance {
-    let driver = match instance.driver {
-        FfiDriver::None => Driver::None,
-        FfiDriver::Snapshotter(inner) => snapshotter_from_ffi(inner),
-        FfiDriver::Content(inner) => {
-            Driver::Content(std::sync::Arc::new(ForeignContentStore { inner }))
-        }
-        FfiDriver::Runtime(inner) => runtime_from_ffi(inner),
-    };
-    PluginInstance {
-        exports: exports_from_ffi(instance.exports),
-        driver,
-    }
 }
 
 pub(crate) fn exports_from_ffi(

@@ -15,40 +15,6 @@ pub use rcontainerd_plugin_abi_v1 as ffi;
 #[macro_export]
 macro_rules! export_plugin_v1 {
     ($($plugin:ty),+ $(,)?) => {
-        #[doc(hidden)]
-        pub struct __RcontainerdPluginList;
-
-        impl $crate::abi::v1::export::PluginList for __RcontainerdPluginList {
-            const GENERATION: u32 = 1;
-            const PLUGINS: &'static [$crate::abi::v1::export::PluginEntry] =
-                &[$($crate::abi::v1::export::PluginEntry::of::<$plugin>()),+];
-            // Evaluated here, in the plugin crate: its own version and panic strategy.
-            const PLUGIN_VERSION: &'static str = env!("CARGO_PKG_VERSION");
-            const PANIC_STRATEGY: $crate::PanicStrategy =
-                $crate::PanicStrategy::from_unwind(cfg!(panic = "unwind"));
-        }
-
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals)]
-        #[unsafe(no_mangle)]
-        pub static rcontainerd_plugin_tag: $crate::abi::tag::PluginTag =
-            $crate::abi::tag::PluginTag::new(
-                <__RcontainerdPluginList as $crate::abi::v1::export::PluginList>::GENERATION,
-                cfg!(panic = "unwind"),
-            );
-
-        #[doc(hidden)]
-        #[unsafe(no_mangle)]
-        pub extern "C" fn rcontainerd_plugin_manifest_json() -> *const ::std::ffi::c_char {
-            $crate::abi::v1::export::manifest_json::<__RcontainerdPluginList>()
-        }
-
-        // abi_stable's root module symbol (`abi_stable::library::ROOT_MODULE_LOADER_NAME`),
-        // declared here so that plugin crates need no direct abi_stable dependency.
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals)]
-        #[unsafe(no_mangle)]
-        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi::v1::export::LibHeader =
-            $crate::abi::v1::export::lib_header::<__RcontainerdPluginList>();
+        $crate::__export_plugin_generation!(v1, 1; $($plugin),+);
     };
 }
