@@ -229,6 +229,7 @@ impl ContentStore {
         };
         let mut inner = self.driver.writer(options)?;
         let (source, offset) = if inner.digest()?.is_some() {
+            self.meta.forget_ingest_digest(&ingest.backend_ref)?;
             let held = u64::try_from(inner.status()?.offset).unwrap_or(0);
             (DigestSource::Driver, held)
         } else {

@@ -537,3 +537,30 @@ fn a_driver_digest_resumes_with_everything_the_driver_holds() {
     let digest = writer.commit(5, "", BTreeMap::new()).unwrap();
     assert_eq!(digest, sha256(b"again"));
 }
+
+#[test]
+fn a_driver_that_reports_its_digest_drops_a_state_the_host_saved() {
+    let f = fixture();
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    writer.write(b"old").unwrap();
+    let backend_ref = writer.backend_ref().to_string();
+    drop(writer);
+    assert!(f.meta.ingest_digest(&backend_ref).unwrap().is_some());
+
+    // The driver now reports its digest (a generation-2 build took over):
+    // the host's state for the old bytes goes.
+    f.driver.state.lock().unwrap().reports_digest = true;
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    assert_eq!(f.meta.ingest_digest(&backend_ref).unwrap(), None);
+    assert_eq!(writer.offset(), 3);
+    writer.truncate().unwrap();
+    writer.write(b"new data").unwrap();
+    drop(writer);
+
+    // Back to a driver that reports none: no stale state is taken for the
+    // new bytes, so the host starts the ingest over.
+    f.driver.state.lock().unwrap().reports_digest = false;
+    let mut writer = f.store.writer("a", "r", "", 0).unwrap();
+    assert_eq!(writer.offset(), 0);
+    assert_eq!(writer.digest().unwrap(), sha256(b""));
+}

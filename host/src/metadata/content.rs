@@ -367,6 +367,20 @@ impl MetadataStore {
         self.write_unsynced(batch)
     }
 
+    /// Drops a saved running digest of the ingest the driver knows as
+    /// `backend_ref`, if there is one: once a driver that reports its own
+    /// digest has written to the ingest, the state no longer describes its
+    /// data (and would mislead a hashing driver that took the ingest over).
+    pub fn forget_ingest_digest(&self, backend_ref: &str) -> Result<()> {
+        let key = digest_key(backend_ref);
+        if self.get(Cf::Meta, &key)?.is_none() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        self.delete_in(&mut batch, Cf::Meta, &key);
+        self.write(batch)
+    }
+
     /// The saved running digest of an ingest, if any.
     pub fn ingest_digest(&self, backend_ref: &str) -> Result<Option<DigestState>> {
         let Some(value) = self.get(Cf::Meta, &digest_key(backend_ref))? else {

@@ -1,7 +1,8 @@
 //! The running sha256 of an ingest. A large write is hashed on a second thread while the
 //! caller stores the same bytes, straight from the caller's buffer (no copy), so a write takes
 //! about as long as the slower of the two instead of both in turn (SHA-NI hashes about as fast
-//! as a disk writes). The digest is always current: the daemon asks for it after every write.
+//! as a disk writes). A daemon of ABI generation 2 asks for the digest after every write, so a
+//! write's hash must be finished when the write returns.
 
 use std::thread;
 

@@ -7,8 +7,8 @@
 //!
 //! Behaviour the host can rely on:
 //! - An ingest survives restarts and crashes: its offset is the data file's length, and a
-//!   resumed writer rebuilds the hash from the data (lazily, so an immediate `truncate` to any
-//!   length up to the offset costs no re-read of the discarded part).
+//!   resumed writer rebuilds the hash from the data when it is first needed (the daemon asks
+//!   for the running digest as it opens a writer, which a client's STAT needs anyway).
 //! - `write` must be at the current offset (else `InvalidArgument`); `truncate(n)` takes any
 //!   `n` up to the offset.
 //! - `commit` checks the size (given now, else at open; 0 means any), then the digest (same

@@ -223,7 +223,9 @@ impl Writer for LocalWriter {
             )));
         }
         self.ensure_hashed()?;
-        // Hashed beside the write, from the same buffer.
+        // Hashed beside the write, from the same buffer. Stale until both are done: a write
+        // that fails or unwinds halfway leaves the hash rebuilt from the file when next needed.
+        self.hash_stale = true;
         let file = &self.data;
         let stored = self
             .hash
@@ -249,6 +251,7 @@ impl Writer for LocalWriter {
             }
             return Err(err);
         }
+        self.hash_stale = false;
         self.offset += data.len() as u64;
         self.writeback.written(&self.data, self.offset);
         self.updated_at = unix_nanos(SystemTime::now());
