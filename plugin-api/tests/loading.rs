@@ -307,6 +307,32 @@ fn a_generation_the_daemon_does_not_serve_is_refused_by_name() {
     );
 }
 
+/// The tag says generation 2, the root module is generation 1's: the layout of the generation the tag
+/// names is what gets checked, so the library is refused rather than misread.
+#[test]
+fn a_root_module_of_another_generation_than_its_tag_is_refused() {
+    let Some((dir, _)) = support::test_plugins() else {
+        return;
+    };
+    let err =
+        load_library(&dir.join("librcontainerd_test_plugin_generation_mismatch.so")).unwrap_err();
+    assert_eq!(err.kind(), LibraryErrorKind::Incompatible, "{err}");
+    let text = err.to_string();
+    eprintln!("refusal: {text}");
+    assert!(!text.contains('\n'), "{text}");
+    assert!(
+        text.contains("incompatible plugin ABI (generation 2)"),
+        "{text}"
+    );
+    assert_eq!(
+        err.plugin(),
+        Some((
+            "io.containerd.internal.v1".to_string(),
+            "generation-mismatch".to_string()
+        ))
+    );
+}
+
 #[test]
 fn a_panic_abort_plugin_is_refused_before_it_runs() {
     let Some((unwind_dir, abort_dir)) = support::test_plugins() else {
