@@ -266,23 +266,31 @@ fn an_incompatible_layout_is_refused_in_one_line_naming_the_plugin() {
     let Some((dir, _)) = support::test_plugins() else {
         return;
     };
-    let err =
-        load_library(&dir.join("librcontainerd_test_plugin_incompatible_abi.so")).unwrap_err();
+    assert_refused_as_incompatible(
+        &dir.join("librcontainerd_test_plugin_incompatible_abi.so"),
+        1,
+        ("io.containerd.snapshotter.v1", "incompatible-abi"),
+    );
+}
+
+/// Loads `library`, which must be refused as `Incompatible` for `generation` in one short line
+/// that names `plugin` (type, id).
+fn assert_refused_as_incompatible(library: &Path, generation: u32, plugin: (&str, &str)) {
+    let err = load_library(library).unwrap_err();
     assert_eq!(err.kind(), LibraryErrorKind::Incompatible, "{err}");
     let text = err.to_string();
     eprintln!("refusal: {text}");
     assert!(!text.contains('\n'), "{text}");
     assert!(text.len() < 600, "{text}");
     assert!(
-        text.contains("incompatible plugin ABI (generation 1)"),
+        text.contains(&format!(
+            "incompatible plugin ABI (generation {generation})"
+        )),
         "{text}"
     );
     assert_eq!(
         err.plugin(),
-        Some((
-            "io.containerd.snapshotter.v1".to_string(),
-            "incompatible-abi".to_string()
-        ))
+        Some((plugin.0.to_string(), plugin.1.to_string()))
     );
 }
 
@@ -314,22 +322,10 @@ fn a_root_module_of_another_generation_than_its_tag_is_refused() {
     let Some((dir, _)) = support::test_plugins() else {
         return;
     };
-    let err =
-        load_library(&dir.join("librcontainerd_test_plugin_generation_mismatch.so")).unwrap_err();
-    assert_eq!(err.kind(), LibraryErrorKind::Incompatible, "{err}");
-    let text = err.to_string();
-    eprintln!("refusal: {text}");
-    assert!(!text.contains('\n'), "{text}");
-    assert!(
-        text.contains("incompatible plugin ABI (generation 2)"),
-        "{text}"
-    );
-    assert_eq!(
-        err.plugin(),
-        Some((
-            "io.containerd.internal.v1".to_string(),
-            "generation-mismatch".to_string()
-        ))
+    assert_refused_as_incompatible(
+        &dir.join("librcontainerd_test_plugin_generation_mismatch.so"),
+        2,
+        ("io.containerd.internal.v1", "generation-mismatch"),
     );
 }
 

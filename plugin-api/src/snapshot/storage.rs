@@ -843,8 +843,8 @@ mod tests {
         assert_eq!(store.stat("c").unwrap_err().kind, ErrorKind::NotFound);
     }
 
-    #[test]
-    fn a_creation_under_way_holds_its_key_parent_and_id() {
+    /// A store holding one committed snapshot, `base`.
+    fn store_with_committed_base() -> (tempfile::TempDir, MetaStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         store
@@ -853,6 +853,12 @@ mod tests {
         store
             .commit("base", "base-work", Labels::new(), ok)
             .unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_creation_under_way_holds_its_key_parent_and_id() {
+        let (_dir, store) = store_with_committed_base();
         // `make` runs unlocked: the store answers while it does.
         store
             .create(Kind::Active, "k", "base", Labels::new(), |snapshot| {
@@ -876,14 +882,7 @@ mod tests {
 
     #[test]
     fn a_make_that_panics_releases_its_reservation() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetaStore::open(dir.path()).unwrap();
-        store
-            .create(Kind::Active, "base-work", "", Labels::new(), ok)
-            .unwrap();
-        store
-            .commit("base", "base-work", Labels::new(), ok)
-            .unwrap();
+        let (_dir, store) = store_with_committed_base();
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.create(Kind::Active, "k", "base", Labels::new(), |_| {
                 panic!("make exploded")
