@@ -34,7 +34,8 @@ use crate::errdefs::{Error, Kind, Result};
 use crate::metadata::{blob_not_found, BlobRecord, IngestRecord, MetadataStore};
 
 pub use digest::{problem as digest_problem, validate as validate_digest, RunningDigest};
-pub use writer::{DigestSource, IngestWriter};
+use writer::DigestSource;
+pub use writer::IngestWriter;
 
 /// Blob locks are striped: a fixed set, chosen by hash of the digest.
 const BLOB_LOCK_STRIPES: usize = 64;
