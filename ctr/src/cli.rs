@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::duration;
+use rcontainerd_pkg::duration;
 
 /// Where our daemon listens unless told otherwise (containerd's ctr uses
 /// `/run/containerd/containerd.sock`).

@@ -5,8 +5,6 @@
 mod cli;
 mod commands;
 mod connect;
-mod digest;
-mod duration;
 mod errors;
 mod gojson;
 mod labels;

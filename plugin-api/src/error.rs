@@ -118,6 +118,25 @@ impl PluginError {
     }
 }
 
+/// The host's view of a driver failure: same class, same message. A skip is
+/// judged before conversion (the registry reports it), so it maps to Unknown.
+impl From<PluginError> for rcontainerd_pkg::errdefs::Error {
+    fn from(e: PluginError) -> Self {
+        use rcontainerd_pkg::errdefs::Kind;
+        let kind = match e.kind {
+            ErrorKind::InvalidArgument => Kind::InvalidArgument,
+            ErrorKind::NotFound => Kind::NotFound,
+            ErrorKind::AlreadyExists => Kind::AlreadyExists,
+            ErrorKind::FailedPrecondition => Kind::FailedPrecondition,
+            ErrorKind::Unavailable => Kind::Unavailable,
+            ErrorKind::NotImplemented => Kind::NotImplemented,
+            ErrorKind::Internal => Kind::Internal,
+            ErrorKind::Unknown | ErrorKind::Skip => Kind::Unknown,
+        };
+        rcontainerd_pkg::errdefs::Error::new(kind, e.message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,12 +28,12 @@ use crate::cli::{
     ObjectWithLabels,
 };
 use crate::connect::{os_error_text, NamespacedChannel};
-use crate::digest;
 use crate::errors::RpcError;
 use crate::labels::{joined, label_update, parse_labels};
 use crate::log;
 use crate::tabwriter::TabWriter;
 use crate::units::{human_duration, human_size};
+use rcontainerd_pkg::digest;
 
 type Client = ContentClient<NamespacedChannel>;
 

@@ -1,0 +1,119 @@
+//! One open writer per ingest: the lock table of backend ingest refs.
+//!
+//! A second writer on a ref whose stream is still open is refused with
+//! `Unavailable`, worded as containerd words it, because clients (the Go
+//! client among them) retry only on that code.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use rcontainerd_pkg::errdefs::{Error, Result};
+
+#[derive(Default)]
+pub struct IngestLocks {
+    held: Mutex<HashMap<String, (Instant, SystemTime)>>,
+}
+
+/// A held ingest lock; dropping it releases the ref.
+pub struct IngestLock {
+    table: Arc<IngestLocks>,
+    backend_ref: String,
+}
+
+impl IngestLocks {
+    fn table(&self) -> MutexGuard<'_, HashMap<String, (Instant, SystemTime)>> {
+        // The map stays consistent across a panic: every change is one insert or remove.
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Locks `backend_ref`, or says since when someone else holds it.
+    pub fn try_lock(self: &Arc<Self>, backend_ref: &str) -> Result<IngestLock> {
+        let mut held = self.table();
+        if let Some((since, at)) = held.get(backend_ref) {
+            return Err(Error::unavailable(format!(
+                "ref {backend_ref} locked for {} (since {})",
+                go_duration(since.elapsed()),
+                go_time(*at)
+            )));
+        }
+        held.insert(backend_ref.to_string(), (Instant::now(), SystemTime::now()));
+        Ok(IngestLock {
+            table: self.clone(),
+            backend_ref: backend_ref.to_string(),
+        })
+    }
+
+    #[cfg(test)]
+    pub fn is_locked(&self, backend_ref: &str) -> bool {
+        self.table().contains_key(backend_ref)
+    }
+}
+
+impl Drop for IngestLock {
+    fn drop(&mut self) {
+        self.table.table().remove(&self.backend_ref);
+    }
+}
+
+/// A duration rounded to milliseconds as Go prints it (`326ms`, `1.5s`, `2m3.25s`).
+fn go_duration(elapsed: Duration) -> String {
+    let millis = elapsed.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let minutes = millis / 60_000;
+    let rest = millis % 60_000;
+    let seconds = format!("{}.{:03}", rest / 1000, rest % 1000);
+    let seconds = seconds.trim_end_matches('0').trim_end_matches('.');
+    if minutes == 0 {
+        format!("{seconds}s")
+    } else {
+        format!("{minutes}m{seconds}s")
+    }
+}
+
+/// A wall-clock time as Go prints a `time.Time` in UTC.
+fn go_time(at: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at)
+        .format("%Y-%m-%d %H:%M:%S%.f +0000 UTC")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcontainerd_pkg::errdefs::Kind;
+
+    #[test]
+    fn second_lock_is_unavailable_until_the_first_is_dropped() {
+        let locks = Arc::new(IngestLocks::default());
+        let first = locks.try_lock("default/1/r").unwrap();
+        assert!(locks.is_locked("default/1/r"));
+        let other = locks.try_lock("default/2/r").unwrap();
+        let err = locks.try_lock("default/1/r").err().unwrap();
+        assert_eq!(err.kind, Kind::Unavailable);
+        assert!(
+            err.message.starts_with("ref default/1/r locked for ")
+                && err.message.contains("ms (since ")
+                && err.message.ends_with(" UTC)"),
+            "{}",
+            err.message
+        );
+        drop(first);
+        assert!(!locks.is_locked("default/1/r"));
+        let _again = locks.try_lock("default/1/r").unwrap();
+        drop(other);
+        assert!(!locks.is_locked("default/2/r"));
+    }
+
+    #[test]
+    fn durations_read_like_go() {
+        assert_eq!(go_duration(Duration::from_micros(326_400)), "326ms");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_millis(2000)), "2s");
+        assert_eq!(go_duration(Duration::from_millis(123_250)), "2m3.25s");
+    }
+}

@@ -1,0 +1,18 @@
+//! Plugin types and URIs the daemon's built-ins are known by. They are
+//! containerd's, so both `ctr`s list the same plugins.
+
+pub const CONTENT_TYPE: &str = "io.containerd.content.v1";
+pub const SNAPSHOTTER_TYPE: &str = "io.containerd.snapshotter.v1";
+pub const METADATA_TYPE: &str = "io.containerd.metadata.v1";
+pub const GC_TYPE: &str = "io.containerd.gc.v1";
+/// Domain services: build the objects the gRPC plugins serve.
+pub const SERVICE_TYPE: &str = "io.containerd.service.v1";
+/// gRPC services: each provides one (or more) API services at the edge.
+pub const GRPC_TYPE: &str = "io.containerd.grpc.v1";
+
+pub const METADATA: &str = "io.containerd.metadata.v1.bolt";
+pub const GC_SCHEDULER: &str = "io.containerd.gc.v1.scheduler";
+pub const INTROSPECTION_SERVICE: &str = "io.containerd.service.v1.introspection-service";
+pub const NAMESPACES_SERVICE: &str = "io.containerd.service.v1.namespaces-service";
+pub const SNAPSHOTS_SERVICE: &str = "io.containerd.service.v1.snapshots-service";
+pub const CONTENT_SERVICE: &str = "io.containerd.service.v1.content-service";

@@ -1,0 +1,25 @@
+//! The snapshots service plugin: opens a snapshot store over every loaded
+//! snapshotter driver — replaying interrupted operations and removing
+//! orphans — before anything is served, and provides them to the gRPC edge.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rcontainerd_metadata::MetadataStore;
+use rcontainerd_plugin_api::snapshot::Snapshotter;
+
+use super::SnapshotStores;
+use crate::ids::{METADATA, METADATA_TYPE, SERVICE_TYPE, SNAPSHOTTER_TYPE};
+use crate::registry::{InitContext, InitError, Instance, Registration};
+
+pub fn registration() -> Registration {
+    Registration::builtin(SERVICE_TYPE, "snapshots-service", &[METADATA_TYPE], init)
+}
+
+fn init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {
+    let meta = ctx.get::<Arc<MetadataStore>>(METADATA)?;
+    let drivers: BTreeMap<String, Arc<dyn Snapshotter>> = ctx.all(SNAPSHOTTER_TYPE);
+    Ok(Instance::of(Arc::new(SnapshotStores::open_all(
+        &meta, &drivers,
+    ))))
+}

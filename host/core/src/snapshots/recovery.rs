@@ -1,0 +1,178 @@
+//! Startup recovery and orphan removal for one snapshot store.
+//!
+//! An intent left in the metadata store means the daemon stopped between a
+//! backend call and the record change it belonged to. Each is resolved by
+//! asking the backend what happened:
+//!
+//! | intent         | backend state                         | action                           |
+//! |----------------|---------------------------------------|----------------------------------|
+//! | prepare / view | key present                           | remove it (the client got no ack)|
+//! | commit         | committed key present, active gone    | write the committed record       |
+//! | commit         | anything else                         | drop the intent                  |
+//! | remove         | key gone                              | delete the record                |
+//! | remove         | key present                           | drop the intent                  |
+//!
+//! Then every backend snapshot that neither a record nor a pending intent
+//! refers to is removed, children before parents, each one logged.
+
+use std::collections::{BTreeMap, HashSet};
+
+use rcontainerd_plugin_api::snapshot::Info;
+
+use super::SnapshotStore;
+use rcontainerd_metadata::snapshots::{backend_key_counter, Intent};
+use rcontainerd_pkg::errdefs::{Error, Kind, Result};
+
+/// Resolves pending intents, removes orphans and moves the counter past
+/// every number in use.
+pub fn recover(store: &SnapshotStore) -> Result<()> {
+    let snapshotter = store.snapshotter.as_str();
+    let mut highest = 0;
+    for (id, intent) in store.meta.snapshots(snapshotter).intents()? {
+        highest = highest.max(id);
+        if let Err(e) = replay(store, id, &intent) {
+            tracing::warn!(snapshotter, intent = id, error = %e,
+                "could not resolve snapshot intent; kept for the next start");
+        }
+    }
+    for key in store.meta.snapshots(snapshotter).backend_keys()? {
+        highest = highest.max(backend_key_counter(&key).unwrap_or(0));
+    }
+    match remove_orphans(store) {
+        Ok(walked_highest) => highest = highest.max(walked_highest),
+        Err(e) if e.is(Kind::NotImplemented) => {
+            tracing::info!(
+                snapshotter,
+                "snapshotter cannot walk its snapshots; orphan check skipped"
+            );
+        }
+        Err(e) => {
+            tracing::warn!(snapshotter, error = %e, "orphan check failed");
+        }
+    }
+    store
+        .counter
+        .fetch_max(highest, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+/// Whether the backend has `backend_key`.
+fn backend_has(store: &SnapshotStore, backend_key: &str) -> Result<bool> {
+    match store.call("stat", |b| b.stat(backend_key)) {
+        Ok(_) => Ok(true),
+        Err(e) if e.is(Kind::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn replay(store: &SnapshotStore, id: u64, intent: &Intent) -> Result<()> {
+    let snapshotter = store.snapshotter.as_str();
+    let meta = &store.meta;
+    match intent {
+        Intent::Create { backend_key } => {
+            if backend_has(store, backend_key)? {
+                store.call("remove", |b| b.remove(backend_key))?;
+                tracing::info!(snapshotter, backend_key = %backend_key,
+                    "removed snapshot whose creation was interrupted");
+            }
+            meta.snapshots(snapshotter).drop_intent(id)
+        }
+        Intent::Commit {
+            namespace,
+            active_name,
+            active_key,
+            record,
+        } => {
+            let record = record.to_record();
+            let committed = backend_has(store, &record.backend_key)?;
+            let active_left = backend_has(store, active_key)?;
+            let active_record = meta.snapshots(snapshotter).get(namespace, active_name)?;
+            if committed && !active_left && active_record.is_some() {
+                meta.snapshots(snapshotter)
+                    .finish_commit(namespace, id, &record, active_name)?;
+                tracing::info!(snapshotter, namespace = %namespace, key = %active_name,
+                    name = %record.name, "completed interrupted commit");
+                Ok(())
+            } else {
+                meta.snapshots(snapshotter).drop_intent(id)
+            }
+        }
+        Intent::Remove {
+            namespace,
+            name,
+            backend_key,
+        } => {
+            if backend_has(store, backend_key)? {
+                meta.snapshots(snapshotter).drop_intent(id)
+            } else {
+                meta.snapshots(snapshotter)
+                    .finish_remove(namespace, id, name)?;
+                tracing::info!(snapshotter, namespace = %namespace, key = %name,
+                    "completed interrupted remove");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Removes backend snapshots that no record or pending intent refers to,
+/// children first. Returns the highest counter among the backend's keys.
+pub fn remove_orphans(store: &SnapshotStore) -> Result<u64> {
+    let snapshotter = store.snapshotter.as_str();
+    // Walk first: anything created after the walk is not looked at, and
+    // anything the walk saw had its intent written before it existed, so the
+    // scans below see its intent or, once finished, its record.
+    let walked = store.call("walk", |b| b.walk())?;
+    let highest = walked
+        .iter()
+        .filter_map(|info| backend_key_counter(&info.name))
+        .max()
+        .unwrap_or(0);
+    let mut referenced: HashSet<String> = HashSet::new();
+    for (_, intent) in store.meta.snapshots(snapshotter).intents()? {
+        match intent {
+            Intent::Create { backend_key } | Intent::Remove { backend_key, .. } => {
+                referenced.insert(backend_key);
+            }
+            Intent::Commit {
+                active_key, record, ..
+            } => {
+                referenced.insert(active_key);
+                referenced.insert(record.to_record().backend_key);
+            }
+        }
+    }
+    referenced.extend(store.meta.snapshots(snapshotter).backend_keys()?);
+
+    let mut orphans: BTreeMap<String, Info> = walked
+        .into_iter()
+        .filter(|info| !referenced.contains(&info.name))
+        .map(|info| (info.name.clone(), info))
+        .collect();
+    while !orphans.is_empty() {
+        let parents: HashSet<&str> = orphans.values().map(|i| i.parent.as_str()).collect();
+        let leaves: Vec<String> = orphans
+            .keys()
+            .filter(|k| !parents.contains(k.as_str()))
+            .cloned()
+            .collect();
+        if leaves.is_empty() {
+            return Err(Error::internal(format!(
+                "snapshotter {snapshotter}: orphaned snapshots form a parent cycle: {:?}",
+                orphans.keys().collect::<Vec<_>>()
+            )));
+        }
+        for leaf in leaves {
+            orphans.remove(&leaf);
+            match store.call("remove", |b| b.remove(&leaf)) {
+                Ok(()) => {
+                    tracing::info!(snapshotter, backend_key = %leaf, "removed orphaned snapshot")
+                }
+                Err(e) if e.is(Kind::NotFound) => {}
+                Err(e) => tracing::warn!(snapshotter, backend_key = %leaf, error = %e,
+                    "could not remove orphaned snapshot"),
+            }
+        }
+    }
+    Ok(highest)
+}

@@ -1,0 +1,163 @@
+//! Daemon start-up: plugins from config, init in order, required-plugin
+//! checks, then the gRPC server until SIGTERM/SIGINT.
+
+use crate::{builtins, lock};
+use anyhow::{bail, Context};
+use rcontainerd_config::{self as config, Config};
+use rcontainerd_core::ids::METADATA;
+use rcontainerd_core::registry::{discovery, Environment, Outcome, Registration, Registry};
+use rcontainerd_services::server::{self, SocketOptions};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Plugin directories in effect: `plugin_dirs`, else the defaults;
+/// containerd's single `plugin_dir` is searched too.
+pub fn plugin_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut dirs = if config.plugin_dirs.is_empty() {
+        discovery::default_dirs()
+    } else {
+        config.plugin_dirs.clone()
+    };
+    if let Some(dir) = &config.plugin_dir {
+        if !dir.as_os_str().is_empty() {
+            dirs.push(dir.clone());
+        }
+    }
+    dirs
+}
+
+/// All registrations (loaded libraries first, then built-ins), disabled
+/// ones included (their config tables are still known keys).
+pub fn registrations(config: &Config) -> Vec<Registration> {
+    let files = discovery::library_files(&plugin_dirs(config));
+    let mut all = discovery::load(&files);
+    all.extend(builtins::registrations());
+    all
+}
+
+/// Drops the registrations `disabled_plugins` names: never initialised, not listed.
+pub fn without_disabled(config: &Config, mut all: Vec<Registration>) -> Vec<Registration> {
+    all.retain(|r| {
+        let disabled = config.disabled_plugins.contains(&r.uri());
+        if disabled {
+            tracing::info!(plugin = %r.uri(), "plugin disabled by config");
+        }
+        !disabled
+    });
+    all
+}
+
+/// Default tables of every known plugin, keyed by URI.
+pub fn plugin_defaults(registrations: &[Registration]) -> BTreeMap<String, toml::Table> {
+    registrations
+        .iter()
+        .filter(|r| r.plugin_type != discovery::LIBRARY_TYPE)
+        .map(|r| (r.uri(), r.default_config.clone()))
+        .collect()
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for dir in [&config.root, &config.state] {
+        if !dir.is_absolute() {
+            bail!("{} must be an absolute path", dir.display());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // Before anything else touches them: a second daemon on the same root
+    // must not open the live one's driver journals or database.
+    let _root_lock = lock::lock(&config.root)?;
+    let _state_lock = lock::lock(&config.state)?;
+    let socket = SocketOptions {
+        path: config.grpc.address.clone(),
+        uid: config.grpc.uid,
+        gid: config.grpc.gid,
+        max_recv_message_size: config.grpc.max_recv_message_size,
+        max_send_message_size: config.grpc.max_send_message_size,
+    };
+    // Bind first: a second daemon on the same address must not touch plugins.
+    let listener = server::bind(&socket).map_err(|e| anyhow::anyhow!(e.message))?;
+
+    let cfg = config.clone();
+    let registry = tokio::task::spawn_blocking(move || -> anyhow::Result<Registry> {
+        let registrations = registrations(&cfg);
+        for warning in config::check_plugin_tables(&cfg, &plugin_defaults(&registrations)) {
+            tracing::warn!("config: {warning}");
+        }
+        let registrations = without_disabled(&cfg, registrations);
+        let ttrpc = if cfg.ttrpc.address.as_os_str().is_empty() {
+            format!("{}.ttrpc", cfg.grpc.address.display())
+        } else {
+            cfg.ttrpc.address.display().to_string()
+        };
+        let env = Environment {
+            root: cfg.root.clone(),
+            state: cfg.state.clone(),
+            grpc_address: cfg.grpc.address.display().to_string(),
+            ttrpc_address: ttrpc,
+        };
+        Ok(Registry::init_all(registrations, &cfg.plugins, &env)?)
+    })
+    .await??;
+
+    check_metadata(&registry)?;
+    check_required(&config, &registry)?;
+
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM; shutting down"),
+            _ = int.recv() => tracing::info!("received SIGINT; shutting down"),
+        }
+    };
+    server::serve(&registry, listener, &socket, started, shutdown)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    tracing::info!("rcontainerd stopped");
+    Ok(())
+}
+
+/// Every namespaced service stands on the metadata store: without it the
+/// daemon would serve a socket on which nothing works, so it stops instead.
+fn check_metadata(registry: &Registry) -> anyhow::Result<()> {
+    match registry.status(METADATA).map(|s| &s.outcome) {
+        Some(Outcome::Ok) => Ok(()),
+        None => {
+            bail!("the metadata store {METADATA} is disabled; the daemon cannot run without it")
+        }
+        Some(Outcome::Skipped(reason)) => {
+            bail!("the metadata store {METADATA} was skipped: {reason}")
+        }
+        Some(Outcome::Failed(e)) => bail!(
+            "the metadata store {METADATA} failed to open: {}",
+            e.message
+        ),
+    }
+}
+
+/// Every `required_plugins` entry must have initialised.
+fn check_required(config: &Config, registry: &Registry) -> anyhow::Result<()> {
+    for uri in &config.required_plugins {
+        if config.disabled_plugins.contains(uri) {
+            bail!("required plugin {uri} is disabled by disabled_plugins");
+        }
+        match registry.status(uri).map(|s| &s.outcome) {
+            None => {
+                bail!("required plugin {uri} is not present (no library or built-in provides it)")
+            }
+            Some(Outcome::Skipped(reason)) => bail!("required plugin {uri} skipped: {reason}"),
+            Some(Outcome::Failed(e)) => {
+                bail!("required plugin {uri} failed to load: {}", e.message)
+            }
+            Some(Outcome::Ok) => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! containerd's vocabulary, written once and shared by every layer of the daemon and by
+//! `ctr`: error classes ([`errdefs`]), identifier rules ([`identifiers`]), label rules
+//! ([`labels`]), digest strings ([`digest`]), Go durations ([`duration`]), record times
+//! ([`time`]), the filter syntax of every List ([`filters`]) and OCI platform names
+//! ([`platform`]).
+//!
+//! Nothing here talks to the network or the disk; the gRPC mapping of [`errdefs::Kind`] lives
+//! at the daemon's edge (`rcontainerd-services`).
+
+pub mod digest;
+pub mod duration;
+pub mod errdefs;
+pub mod filters;
+pub mod identifiers;
+pub mod labels;
+pub mod platform;
+pub mod time;

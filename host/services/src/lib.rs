@@ -1,0 +1,38 @@
+//! The daemon's gRPC edge: containerd's v1 API over the core's domain.
+//!
+//! One file per API service, each ending in the registration of its
+//! `io.containerd.grpc.v1` plugin; errors become statuses in one place
+//! ([`status`]); namespaced services get the namespace header checked by
+//! one interceptor ([`namespace`]); the [`server`] serves whatever gRPC
+//! plugins the registry holds, with the same limits for all.
+
+pub mod content;
+pub mod convert;
+pub mod health;
+pub mod introspection;
+pub mod namespace;
+pub mod namespaces;
+pub mod pending;
+pub mod server;
+pub mod service;
+pub mod snapshots;
+pub mod status;
+pub mod version;
+
+pub use service::{GrpcService, Limits, Routes};
+
+use rcontainerd_pkg::errdefs::Error;
+use status::IntoStatus;
+
+/// Runs synchronous store or driver work off the async executor; its error
+/// becomes the call's status.
+pub async fn blocking<T, F>(f: F) -> Result<T, tonic::Status>
+where
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("worker task failed: {e}")).into_status())?
+        .map_err(IntoStatus::into_status)
+}
