@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::Result;
+use crate::{PluginError, Result};
 
 #[cfg(feature = "storage")]
 pub mod storage;
@@ -59,7 +59,17 @@ pub trait Snapshotter: Send + Sync {
     fn stat(&self, key: &str) -> Result<Info>;
     /// Updates the mutable fields named by `fieldpaths` (`labels`, `labels.<key>`); all
     /// mutable fields when empty. Returns the new record.
-    fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info>;
+    ///
+    /// Optional: the daemon keeps snapshot labels in its own metadata and never needs a
+    /// driver's. The default answers `NotImplemented`; `storage::MetaStore::update` implements
+    /// it for a driver built on the record store.
+    fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info> {
+        let _ = fieldpaths;
+        Err(PluginError::not_implemented(format_args!(
+            "update of snapshot {}",
+            info.name
+        )))
+    }
     fn usage(&self, key: &str) -> Result<Usage>;
     /// The mounts of an active snapshot or view. Called on the daemon's async workers: answer
     /// from memory or local metadata, without waiting on the network or slow I/O.
@@ -77,5 +87,58 @@ pub trait Snapshotter: Send + Sync {
     /// Releases resources no snapshot refers to any more (optional).
     fn cleanup(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    /// Leaves `update` to the trait; only what the update check calls answers.
+    struct WithoutUpdate;
+
+    impl Snapshotter for WithoutUpdate {
+        fn stat(&self, key: &str) -> Result<Info> {
+            Ok(Info {
+                kind: Kind::Active,
+                name: key.to_string(),
+                parent: String::new(),
+                labels: Labels::new(),
+                created: 1,
+                updated: 1,
+            })
+        }
+        fn usage(&self, _: &str) -> Result<Usage> {
+            unreachable!()
+        }
+        fn mounts(&self, _: &str) -> Result<Vec<Mount>> {
+            unreachable!()
+        }
+        fn prepare(&self, _: &str, _: &str, _: Labels) -> Result<Vec<Mount>> {
+            Ok(Vec::new())
+        }
+        fn view(&self, _: &str, _: &str, _: Labels) -> Result<Vec<Mount>> {
+            unreachable!()
+        }
+        fn commit(&self, _: &str, _: &str, _: Labels) -> Result<()> {
+            unreachable!()
+        }
+        fn remove(&self, _: &str) -> Result<()> {
+            unreachable!()
+        }
+        fn walk(&self) -> Result<Vec<Info>> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn update_defaults_to_not_implemented_and_still_conforms() {
+        let s = WithoutUpdate;
+        let err = s.update(s.stat("k").unwrap(), &[]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotImplemented);
+        assert_eq!(err.message, "update of snapshot k: not implemented");
+        #[cfg(feature = "testsuite")]
+        crate::testsuite::snapshot::update_changes_only_named_labels(&s).unwrap();
     }
 }

@@ -138,11 +138,6 @@ fn every_in_tree_plugin_loads_with_the_right_manifest() {
             "io.containerd.content.v1.content",
             "",
         ),
-        (
-            "librcontainerd_plugin_example.so",
-            "io.containerd.snapshotter.v1.example",
-            "lazy_remove",
-        ),
     ];
     for (file, uri, config_key) in expected {
         let plugin = load_one(&dir.join(file));
@@ -440,54 +435,4 @@ fn plugins_loaded_in_one_process_stay_distinct() {
     assert!(matches!(content_instance.driver, Driver::Content(_)));
     assert!(tmp.path().join("native/snapshots").is_dir());
     assert!(tmp.path().join("content/ingest").is_dir());
-}
-
-#[test]
-fn the_example_snapshotter_round_trips_data_through_the_abi() {
-    use rcontainerd_plugin_api::snapshot::{Kind, Labels};
-    let Some(dir) = support::in_tree_plugins() else {
-        return;
-    };
-    let plugin = load_one(&dir.join("librcontainerd_plugin_example.so"));
-    let tmp = tempfile::tempdir().unwrap();
-    let instance = plugin.init(context(tmp.path())).unwrap();
-    let Driver::Snapshotter(s) = instance.driver else {
-        panic!("example must provide a snapshotter")
-    };
-    let labels = Labels::from([("containerd.io/gc.root".to_string(), "x".to_string())]);
-    let mounts = s.prepare("layer-1", "", labels.clone()).unwrap();
-    assert_eq!(mounts.len(), 1);
-    assert_eq!(mounts[0].mount_type, "bind");
-    assert_eq!(
-        mounts[0].options,
-        vec!["rbind".to_string(), "rw".to_string()]
-    );
-    fs::write(Path::new(&mounts[0].source).join("file"), b"abc").unwrap();
-    s.commit("layer", "layer-1", labels.clone()).unwrap();
-    let info = s.stat("layer").unwrap();
-    assert_eq!(info.kind, Kind::Committed);
-    assert_eq!(info.labels, labels);
-    assert!(info.created > 0 && info.updated >= info.created);
-
-    let view = s.view("v", "layer", Labels::new()).unwrap();
-    assert_eq!(
-        fs::read(Path::new(&view[0].source).join("file")).unwrap(),
-        b"abc"
-    );
-    assert_eq!(s.usage("v").unwrap().size, 3);
-    let mut names: Vec<String> = s.walk().unwrap().into_iter().map(|i| i.name).collect();
-    names.sort();
-    assert_eq!(names, vec!["layer".to_string(), "v".to_string()]);
-
-    let err = s.prepare("v", "", Labels::new()).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::AlreadyExists);
-    assert_eq!(err.message, "snapshot v: already exists");
-    let mut changed = info.clone();
-    changed.labels.insert("new".into(), "1".into());
-    let updated = s.update(changed, &["labels.new".to_string()]).unwrap();
-    assert_eq!(updated.labels.get("new").map(String::as_str), Some("1"));
-    s.remove("v").unwrap();
-    s.remove("layer").unwrap();
-    s.cleanup().unwrap();
-    assert!(s.walk().unwrap().is_empty());
 }

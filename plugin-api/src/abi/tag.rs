@@ -80,7 +80,7 @@ pub fn plain_manifest_json(describe: fn() -> Vec<PlainPlugin>) -> *const c_char 
                 plugins: Vec::new(),
                 error: Some(format!(
                     "manifest panicked: {}",
-                    super::panic_message(payload.as_ref())
+                    super::shared::panic_message(payload.as_ref())
                 )),
             },
         };

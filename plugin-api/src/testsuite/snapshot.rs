@@ -264,10 +264,12 @@ pub fn update_changes_only_named_labels(s: &dyn Snapshotter) -> CheckResult {
     )?;
     let mut info = step("stat", s.stat("k"))?;
     info.labels = labels(&[("a", "9"), ("c", "3")]);
-    let updated = step(
-        "update labels.a",
-        s.update(info.clone(), &["labels.a".into()]),
-    )?;
+    let first = s.update(info.clone(), &["labels.a".into()]);
+    // `update` is optional: a driver that keeps the trait's default passes.
+    if matches!(&first, Err(err) if err.kind == ErrorKind::NotImplemented) {
+        return Ok(());
+    }
+    let updated = step("update labels.a", first)?;
     ensure!(
         updated.labels == labels(&[("a", "9"), ("b", "2")]),
         "after updating labels.a: {:?}",

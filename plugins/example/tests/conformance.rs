@@ -10,9 +10,7 @@ use rcontainerd_plugin_example::ExampleSnapshotter;
 fn the_rust_type_conforms() {
     let roots = testsuite::Roots::new();
     testsuite::snapshot::run_all(&mut || {
-        let root = roots.next();
-        std::fs::create_dir_all(root.join("snapshots")).unwrap();
-        Arc::new(ExampleSnapshotter::new(root, false)) as Arc<dyn Snapshotter>
+        Arc::new(ExampleSnapshotter::open(roots.next(), false).unwrap()) as Arc<dyn Snapshotter>
     });
 }
 

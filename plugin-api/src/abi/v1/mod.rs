@@ -1,7 +1,6 @@
-//! ABI generation 1: conversions between the plain types and `rcontainerd-plugin-abi-v1`'s
-//! frozen FFI types, the plugin-side export adapters and the host-side `Foreign…` drivers.
+//! ABI generation 1: its root module and content objects, instantiated from the
+//! generation-shared glue in [`super::shared`] over `rcontainerd-plugin-abi-v1`'s frozen types.
 
-mod convert;
 pub mod export;
 pub(crate) mod foreign;
 

@@ -1,21 +1,22 @@
-//! Plugin side of generation 2: its root module, content store and writer objects. Everything
-//! else is generation 1's adapter (see [`super::super::v1::export`]).
+//! Plugin side of generation 2: its root module (`lib_header`, which `export_plugin_v2!` puts
+//! in the library) and its content store and writer objects, whose writer reports its digest.
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{ROption, RResult, RString},
 };
 use rcontainerd_plugin_abi_v2::{
-    content::FfiWriterOptions,
-    content::{FfiContentStore, FfiContentWriter, FfiContentWriterBox, FfiContentWriter_TO},
+    content::{
+        FfiContentStore, FfiContentWriter, FfiContentWriterBox, FfiContentWriter_TO,
+        FfiWriterOptions,
+    },
     error::FfiError,
 };
 
-use crate::abi::v1::export::{
-    content_store_methods, content_writer_methods, root_module_exports, ContentStoreExport,
-    WriterExport,
+use crate::abi::shared::{
+    content::{content_store_methods, content_writer_methods, ContentStoreExport, WriterExport},
+    library::root_module_exports,
 };
-pub use crate::abi::v1::export::{manifest_json, LibHeader, PluginEntry, PluginList};
 
 root_module_exports!(rcontainerd_plugin_abi_v2, PluginModuleV2, PluginModuleV2Ref);
 

@@ -1,11 +1,12 @@
-//! Host side of generation 2: its root module and content store; snapshotters, runtimes and
-//! readers are generation 1's objects and drivers.
+//! Host side of generation 2: its checked root module and content store and writer drivers.
 
 use rcontainerd_plugin_abi_v2::content::{FfiContentStoreBox, FfiContentWriterBox};
 
 use crate::{
-    abi::v1::foreign::{
-        checked_module, foreign_content_store, foreign_content_writer, into_result,
+    abi::shared::{
+        content::{foreign_content_store, foreign_content_writer},
+        into_result,
+        library::checked_module,
     },
     Result,
 };

@@ -1,5 +1,7 @@
-//! ABI generation 2: generation 1 plus a content writer that reports its running digest. Only
-//! what changed is here; the snapshotter, runtime and reader adapters are generation 1's.
+//! ABI generation 2: generation 1 plus a content writer that reports its running digest. Its
+//! root module and content objects are instantiated from the generation-shared glue in
+//! [`super::shared`] over `rcontainerd-plugin-abi-v2`'s frozen types; snapshotters, runtimes and
+//! readers are the shared adapters as they are.
 
 pub mod export;
 pub(crate) mod foreign;

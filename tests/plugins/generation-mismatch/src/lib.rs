@@ -7,8 +7,9 @@
 use std::ffi::c_char;
 
 use rcontainerd_plugin_api::abi::{
+    shared::{manifest_json, LibHeader, PluginEntry, PluginList},
     tag::PluginTag,
-    v1::export::{lib_header, manifest_json, LibHeader, PluginEntry, PluginList},
+    v1::export::lib_header,
 };
 use rcontainerd_plugin_api::{
     Driver, InitContext, Manifest, PanicStrategy, Plugin, PluginInstance, Result,
