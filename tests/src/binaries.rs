@@ -41,6 +41,19 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where `plugins/example/test.sh` builds the example plugin (a workspace of its own, kept away
+/// from the daemon's default plugin directory); panics with a hint when it has not been built.
+pub fn example_plugin_dir() -> PathBuf {
+    let dir = target_dir().join("example").join("debug");
+    let library = dir.join("librcontainerd_plugin_example.so");
+    assert!(
+        library.is_file(),
+        "{} is missing: run `bash plugins/example/test.sh` (or scripts/test.sh) before the tests",
+        library.display()
+    );
+    dir
+}
+
 /// Path of a binary built by this workspace; panics with a hint when it has not been built.
 pub fn built_binary(name: &str) -> PathBuf {
     let path = profile_dir().join(name);

@@ -1,5 +1,5 @@
 //! The Content service against the real daemon and the content-local driver: containerd 1.6's Write
-//! protocol (WIRE-FACTS), per-namespace visibility, freeing disk on delete, resuming after
+//! protocol (docs/wire-facts.md#content), per-namespace visibility, freeing disk on delete, resuming after
 //! `kill -9`, and Debian's `ctr content` commands.
 
 use std::collections::HashMap;

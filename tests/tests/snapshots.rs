@@ -2,8 +2,9 @@
 //! codes containerd answers, Debian's `ctr snapshots`, namespaces that hold snapshots, and what a
 //! crash between the backend call and the record write leaves behind.
 //!
-//! `native` is the snapshotter that persists its snapshots and works on any filesystem; `example`
-//! (records in memory) runs the single-daemon cases too.
+//! `native` is the snapshotter that persists its snapshots and works on any filesystem. The
+//! example plugin for authors is not installed next to the daemon: its lifecycle test loads it
+//! from where `plugins/example/test.sh` builds it, as an operator would add a third-party driver.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -329,7 +330,10 @@ fn unmount(target: &Path) {
 /// Prepare, commit, view, mounts, stat, list with filters, update, usage, remove — and the
 /// refusals — through gRPC.
 async fn lifecycle(snapshotter: &str) {
-    let daemon = start().await;
+    lifecycle_on(start().await, snapshotter).await;
+}
+
+async fn lifecycle_on(daemon: Daemon, snapshotter: &str) {
     let mut s = Snaps::new(&daemon, snapshotter);
 
     let mounts = s
@@ -487,7 +491,16 @@ async fn overlayfs_lifecycle_filters_labels_and_errors() {
 
 #[tokio::test]
 async fn example_lifecycle_filters_labels_and_errors() {
-    lifecycle("example").await;
+    let _env = env_lock().read().await;
+    let example = rcontainerd_tests::binaries::example_plugin_dir();
+    let options = DaemonOptions {
+        plugin_dirs: Some(vec![rcontainerd_tests::binaries::profile_dir(), example]),
+        ..DaemonOptions::default()
+    };
+    let daemon = Daemon::start(options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    lifecycle_on(daemon, "example").await;
 }
 
 #[tokio::test]
@@ -620,7 +633,7 @@ async fn a_namespace_holding_snapshots_cannot_be_deleted() {
 #[tokio::test]
 async fn list_streams_large_results_in_batches() {
     let daemon = start().await;
-    let mut s = Snaps::new(&daemon, "example");
+    let mut s = Snaps::new(&daemon, "native");
     for i in 0..150 {
         s.prepare(&format!("k{i:03}"), "").await.unwrap();
     }
