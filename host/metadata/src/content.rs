@@ -472,12 +472,7 @@ mod tests {
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use rcontainerd_pkg::labels::from_pairs as labels;
 
     fn commit(store: &MetadataStore, ns: &str, digest: &str, size: i64) -> Result<()> {
         let guard = store.lock_namespace(ns);

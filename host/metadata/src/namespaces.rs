@@ -257,12 +257,7 @@ mod tests {
     use rcontainerd_pkg::errdefs::Kind;
     use std::path::Path;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use rcontainerd_pkg::labels::from_pairs as labels;
 
     fn meta_dir(root: &Path) -> std::path::PathBuf {
         root.join("io.containerd.metadata.v1.bolt")

@@ -482,12 +482,7 @@ mod tests {
         }
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use rcontainerd_pkg::labels::from_pairs as labels;
 
     #[test]
     fn backend_keys_carry_namespace_counter_and_name() {

@@ -680,12 +680,7 @@ mod tests {
         Ok(())
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use rcontainerd_pkg::labels::from_pairs as labels;
 
     #[test]
     fn crc32_matches_the_standard_check_value() {

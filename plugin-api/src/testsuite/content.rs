@@ -93,12 +93,7 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
 
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use rcontainerd_pkg::labels::from_pairs as labels;
 
 fn step<T>(what: &str, result: Result<T>) -> std::result::Result<T, String> {
     result.map_err(|err| format!("{what}: {err} ({:?})", err.kind))

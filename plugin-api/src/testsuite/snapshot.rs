@@ -84,12 +84,7 @@ pub fn run_all_loaded(library: &std::path::Path) {
     });
 }
 
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use rcontainerd_pkg::labels::from_pairs as labels;
 
 fn step<T>(what: &str, result: Result<T>) -> std::result::Result<T, String> {
     result.map_err(|err| format!("{what}: {err} ({:?})", err.kind))

@@ -180,12 +180,7 @@ impl Fixture {
     }
 }
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use rcontainerd_pkg::labels::from_pairs as labels;
 
 fn none() -> BTreeMap<String, String> {
     BTreeMap::new()
