@@ -752,7 +752,7 @@ fn dir_entries(dir: &Path) -> Vec<String> {
 /// not listed, the backend holds no orphan, and the same key can be prepared again.
 #[tokio::test]
 async fn a_crash_after_the_backend_prepare_leaves_nothing_behind() {
-    let mut daemon = start_crashing_at("snapshot-after-backend-prepare").await;
+    let mut daemon = start_crashing_at("snapshot-after-driver-prepare").await;
     let mut s = Snaps::new(&daemon, "native");
     let status = s.prepare("doomed", "").await.unwrap_err();
     assert!(
@@ -790,7 +790,7 @@ async fn a_crash_after_the_backend_prepare_leaves_nothing_behind() {
 /// the restart completes it — the committed name exists and the active key is gone.
 #[tokio::test]
 async fn a_crash_after_the_backend_commit_is_completed_at_restart() {
-    let mut daemon = start_crashing_at("snapshot-after-backend-commit").await;
+    let mut daemon = start_crashing_at("snapshot-after-driver-commit").await;
     let mut s = Snaps::new(&daemon, "native");
     s.prepare_with("work", "", labels(&[("keep", "me")]))
         .await
@@ -822,7 +822,7 @@ async fn a_crash_after_the_backend_commit_is_completed_at_restart() {
 /// the snapshot, so the restart deletes the record too.
 #[tokio::test]
 async fn a_crash_after_the_backend_remove_is_completed_at_restart() {
-    let mut daemon = start_crashing_at("snapshot-after-backend-remove").await;
+    let mut daemon = start_crashing_at("snapshot-after-driver-remove").await;
     let mut s = Snaps::new(&daemon, "native");
     s.prepare("gone", "").await.unwrap();
     s.remove("gone").await.unwrap_err();

@@ -12,7 +12,7 @@
 //!   the expected digest and total the client announced.
 //! - column family `meta`, key `content.ingest_sequence`: the last `n`
 //!   handed out (u64, big-endian).
-//! - column family `meta`, key `content.ingest_digest \0 <backend ref>`:
+//! - column family `meta`, key `content.ingest_digest \0 <driver ref>`:
 //!   [`DigestState`] (version byte 1), the host's running sha256 of an
 //!   unfinished ingest, so that a resumed ingest (also after a restart)
 //!   still knows the digest of what it holds.
@@ -53,9 +53,9 @@ pub struct DigestState {
     pub length: u64,
 }
 
-fn digest_key(backend_ref: &str) -> Vec<u8> {
+fn digest_key(driver_ref: &str) -> Vec<u8> {
     let mut key = INGEST_DIGEST_PREFIX.to_vec();
-    key.extend_from_slice(backend_ref.as_bytes());
+    key.extend_from_slice(driver_ref.as_bytes());
     key
 }
 
@@ -87,7 +87,7 @@ pub struct IngestRecord {
     /// The ref the client chose (unique within its namespace).
     pub reference: String,
     /// The ref the driver knows the ingest by: `<namespace>/<n>/<ref>`.
-    pub backend_ref: String,
+    pub driver_ref: String,
     /// The expected digest the client announced, or empty.
     pub expected: String,
     /// The total size the client announced, or 0.
@@ -97,7 +97,7 @@ pub struct IngestRecord {
 /// Stored ingest value, version 1.
 #[derive(Debug, Serialize, Deserialize)]
 struct IngestRecordV1 {
-    backend_ref: String,
+    driver_ref: String,
     expected: String,
     total: i64,
 }
@@ -143,7 +143,7 @@ impl IngestRecord {
         let v1: IngestRecordV1 = record::decode(INGEST_KIND, INGEST_VERSION, value)?;
         Ok(IngestRecord {
             reference: reference.to_string(),
-            backend_ref: v1.backend_ref,
+            driver_ref: v1.driver_ref,
             expected: v1.expected,
             total: v1.total,
         })
@@ -151,7 +151,7 @@ impl IngestRecord {
 
     fn put_in(&self, store: &MetadataStore, batch: &mut WriteBatch, namespace: &str) -> Result<()> {
         let v1 = IngestRecordV1 {
-            backend_ref: self.backend_ref.clone(),
+            driver_ref: self.driver_ref.clone(),
             expected: self.expected.clone(),
             total: self.total,
         };
@@ -280,7 +280,7 @@ impl Blobs<'_> {
                 &keys::object_key(namespace, &ingest.reference),
             );
             self.store
-                .delete_in(&mut batch, Cf::Meta, &digest_key(&ingest.backend_ref));
+                .delete_in(&mut batch, Cf::Meta, &digest_key(&ingest.driver_ref));
         }
         if !exists {
             validate_blob_labels(&blob.labels)?;
@@ -327,7 +327,7 @@ impl Ingests<'_> {
             .collect()
     }
 
-    /// The namespace's ingest `reference`, created with a fresh backend ref
+    /// The namespace's ingest `reference`, created with a fresh driver ref
     /// when it does not exist. A non-empty `expected` or non-zero `total`
     /// replaces the recorded one.
     pub fn open(
@@ -344,7 +344,7 @@ impl Ingests<'_> {
             Some(ingest) => ingest,
             None => IngestRecord {
                 reference: reference.to_string(),
-                backend_ref: format!("{namespace}/{}/{reference}", self.next_number()?),
+                driver_ref: format!("{namespace}/{}/{reference}", self.next_number()?),
                 expected: String::new(),
                 total: 0,
             },
@@ -376,24 +376,24 @@ impl Ingests<'_> {
             &keys::object_key(namespace, reference),
         );
         self.store
-            .delete_in(&mut batch, Cf::Meta, &digest_key(&ingest.backend_ref));
+            .delete_in(&mut batch, Cf::Meta, &digest_key(&ingest.driver_ref));
         self.store.write(batch)?;
         Ok(true)
     }
 
-    /// Saves the running digest of the ingest the driver knows as `backend_ref`.
+    /// Saves the running digest of the ingest the driver knows as `driver_ref`.
     ///
     /// Not synced: the ingest's data is not synced before its commit either.
     /// A `kill -9` loses neither (both are in the kernel); after a machine
     /// crash a resume accepts a state only up to the data's length, and the
     /// driver verifies the digest again at commit. A synced save would also
     /// queue behind the ingest's own writeback and stall the stream.
-    pub fn save_digest(&self, backend_ref: &str, state: &DigestState) -> Result<()> {
+    pub fn save_digest(&self, driver_ref: &str, state: &DigestState) -> Result<()> {
         let mut batch = WriteBatch::default();
         self.store.put_record(
             &mut batch,
             Cf::Meta,
-            &digest_key(backend_ref),
+            &digest_key(driver_ref),
             DIGEST_KIND,
             DIGEST_VERSION,
             state,
@@ -402,11 +402,11 @@ impl Ingests<'_> {
     }
 
     /// Drops a saved running digest of the ingest the driver knows as
-    /// `backend_ref`, if there is one: once a driver that reports its own
+    /// `driver_ref`, if there is one: once a driver that reports its own
     /// digest has written to the ingest, the state no longer describes its
     /// data (and would mislead a hashing driver that took the ingest over).
-    pub fn forget_digest(&self, backend_ref: &str) -> Result<()> {
-        let key = digest_key(backend_ref);
+    pub fn forget_digest(&self, driver_ref: &str) -> Result<()> {
+        let key = digest_key(driver_ref);
         if self.store.get(Cf::Meta, &key)?.is_none() {
             return Ok(());
         }
@@ -416,8 +416,8 @@ impl Ingests<'_> {
     }
 
     /// The saved running digest of an ingest, if any.
-    pub fn digest(&self, backend_ref: &str) -> Result<Option<DigestState>> {
-        let Some(value) = self.store.get(Cf::Meta, &digest_key(backend_ref))? else {
+    pub fn digest(&self, driver_ref: &str) -> Result<Option<DigestState>> {
+        let Some(value) = self.store.get(Cf::Meta, &digest_key(driver_ref))? else {
             return Ok(None);
         };
         record::decode(DIGEST_KIND, DIGEST_VERSION, &value).map(Some)
@@ -593,17 +593,17 @@ mod tests {
     }
 
     #[test]
-    fn ingests_get_distinct_backend_refs_per_namespace() {
+    fn ingests_get_distinct_driver_refs_per_namespace() {
         let (_dir, store) = open_temp();
         let a = store.ingests().open("a", "layer", "", 0).unwrap();
         let b = store.ingests().open("b", "layer", "", 0).unwrap();
-        assert!(a.backend_ref.starts_with("a/") && a.backend_ref.ends_with("/layer"));
-        assert!(b.backend_ref.starts_with("b/") && b.backend_ref.ends_with("/layer"));
-        assert_ne!(a.backend_ref, b.backend_ref);
+        assert!(a.driver_ref.starts_with("a/") && a.driver_ref.ends_with("/layer"));
+        assert!(b.driver_ref.starts_with("b/") && b.driver_ref.ends_with("/layer"));
+        assert_ne!(a.driver_ref, b.driver_ref);
 
-        // Reopening keeps the backend ref; announced values are kept.
+        // Reopening keeps the driver ref; announced values are kept.
         let again = store.ingests().open("a", "layer", D1, 9).unwrap();
-        assert_eq!(again.backend_ref, a.backend_ref);
+        assert_eq!(again.driver_ref, a.driver_ref);
         assert_eq!((again.expected.as_str(), again.total), (D1, 9));
         assert_eq!(store.ingests().open("a", "layer", "", 0).unwrap(), again);
         assert_eq!(store.ingests().list("a").unwrap(), vec![again.clone()]);
@@ -616,7 +616,7 @@ mod tests {
         assert_eq!(store.ingests().get("a", "layer").unwrap(), None);
         // A new ingest under the same ref gets a new number.
         let fresh = store.ingests().open("a", "layer", "", 0).unwrap();
-        assert_ne!(fresh.backend_ref, a.backend_ref);
+        assert_ne!(fresh.driver_ref, a.driver_ref);
         assert_eq!(store.ingests().get("b", "layer").unwrap(), Some(b));
     }
 
@@ -632,10 +632,10 @@ mod tests {
         };
         store
             .ingests()
-            .save_digest(&ingest.backend_ref, &state)
+            .save_digest(&ingest.driver_ref, &state)
             .unwrap();
         assert_eq!(
-            store.ingests().digest(&ingest.backend_ref).unwrap(),
+            store.ingests().digest(&ingest.driver_ref).unwrap(),
             Some(state)
         );
         let guard = store.lock_namespace("a");
@@ -650,7 +650,7 @@ mod tests {
         assert_eq!(err.kind, Kind::AlreadyExists);
         drop(guard);
         assert_eq!(store.ingests().get("a", "r").unwrap(), None);
-        assert_eq!(store.ingests().digest(&ingest.backend_ref).unwrap(), None);
+        assert_eq!(store.ingests().digest(&ingest.driver_ref).unwrap(), None);
     }
 
     #[test]
@@ -665,7 +665,7 @@ mod tests {
         assert_eq!(store.ingests().get("a", "r").unwrap(), Some(first.clone()));
         let second = store.ingests().open("a", "s", "", 0).unwrap();
         let number =
-            |r: &IngestRecord| -> u64 { r.backend_ref.split('/').nth(1).unwrap().parse().unwrap() };
+            |r: &IngestRecord| -> u64 { r.driver_ref.split('/').nth(1).unwrap().parse().unwrap() };
         assert!(number(&second) > number(&first));
     }
 }

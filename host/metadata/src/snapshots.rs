@@ -1,11 +1,11 @@
 //! Snapshot records and the intents that keep them consistent with the
-//! snapshotter backends.
+//! snapshotter drivers.
 //!
 //! # Records
 //! Column family `snapshots`, key `namespace \0 snapshotter \0 name`
 //! ([`keys::snapshot_key`]), value [`RecordV1`] (version byte 1): kind,
 //! parent name (same namespace and snapshotter; empty for none), labels,
-//! created/updated (Unix nanoseconds) and the backend key
+//! created/updated (Unix nanoseconds) and the driver key
 //! `<namespace>/<counter>/<name>` the snapshotter knows the snapshot by.
 //!
 //! # Intents and the counter
@@ -16,11 +16,11 @@
 //! | `snapshot-counter \0 snapshotter`           | u64, big-endian: last number |
 //! | `snapshot-intent \0 snapshotter \0 <u64 BE>`| [`IntentV1`] (version 1)     |
 //!
-//! Before a backend mutation the snapshot store writes an intent naming the
-//! operation and the backend keys it touches, together with the bumped
+//! Before a driver mutation the snapshot store writes an intent naming the
+//! operation and the driver keys it touches, together with the bumped
 //! counter. The record change and the intent's removal then land in one
 //! batch. Intents found at startup belong to operations that never reached
-//! that batch; `snapshots::recovery` resolves them against the backend. The
+//! that batch; `snapshots::recovery` resolves them against the driver. The
 //! counter value may lag behind under concurrent writers; the store takes the
 //! maximum with every number it sees at startup.
 //!
@@ -32,10 +32,10 @@
 //! | mutation       | intent   | finishing batch | a machine crash after the ack                    |
 //! |----------------|----------|-----------------|--------------------------------------------------|
 //! | prepare / view | unsynced | **synced**      | the record is on disk                            |
-//! | commit         | **synced** | unsynced      | intent + committed backend key: rolled forward   |
-//! | remove         | **synced** | unsynced      | intent + backend key gone: rolled forward        |
+//! | commit         | **synced** | unsynced      | intent + committed driver key: rolled forward   |
+//! | remove         | **synced** | unsynced      | intent + driver key gone: rolled forward        |
 //!
-//! (A lost prepare intent leaves a backend snapshot without a record; the
+//! (A lost prepare intent leaves a driver snapshot without a record; the
 //! orphan pass at start removes it.) A process crash (`kill -9`) loses no
 //! unsynced write: it is in the kernel once `write` returns.
 
@@ -77,8 +77,8 @@ pub struct SnapshotRecord {
     pub labels: BTreeMap<String, String>,
     pub created_at: SystemTime,
     pub updated_at: SystemTime,
-    /// What the backend calls it: `<namespace>/<counter>/<name>`.
-    pub backend_key: String,
+    /// What the driver calls it: `<namespace>/<counter>/<name>`.
+    pub driver_key: String,
 }
 
 /// Stored value, version 1.
@@ -89,15 +89,15 @@ struct RecordV1 {
     labels: BTreeMap<String, String>,
     created_at: i64,
     updated_at: i64,
-    backend_key: String,
+    driver_key: String,
 }
 
-/// A backend mutation that was started but whose record change may not have
+/// A driver mutation that was started but whose record change may not have
 /// been written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Intent {
-    /// Prepare or View of `backend_key`: the client never got an answer.
-    Create { backend_key: String },
+    /// Prepare or View of `driver_key`: the client never got an answer.
+    Create { driver_key: String },
     /// Commit of the active `active_key` (name `active_name`) into `record`
     /// (committed, named `record.name`) in `namespace`.
     Commit {
@@ -106,11 +106,11 @@ pub enum Intent {
         active_key: String,
         record: IntentRecord,
     },
-    /// Removal of `name` (backend key `backend_key`) in `namespace`.
+    /// Removal of `name` (driver key `driver_key`) in `namespace`.
     Remove {
         namespace: String,
         name: String,
-        backend_key: String,
+        driver_key: String,
     },
 }
 
@@ -121,7 +121,7 @@ pub struct IntentRecord {
     parent: String,
     labels: BTreeMap<String, String>,
     created_at: i64,
-    backend_key: String,
+    driver_key: String,
 }
 
 impl IntentRecord {
@@ -131,7 +131,7 @@ impl IntentRecord {
             parent: record.parent.clone(),
             labels: record.labels.clone(),
             created_at: record::to_unix_nanos(record.created_at),
-            backend_key: record.backend_key.clone(),
+            driver_key: record.driver_key.clone(),
         }
     }
 
@@ -145,7 +145,7 @@ impl IntentRecord {
             labels: self.labels.clone(),
             created_at: created,
             updated_at: created,
-            backend_key: self.backend_key.clone(),
+            driver_key: self.driver_key.clone(),
         }
     }
 }
@@ -156,14 +156,14 @@ struct IntentV1 {
     intent: Intent,
 }
 
-/// The backend key of snapshot `name` created as number `counter` in `namespace`.
-pub fn backend_key(namespace: &str, counter: u64, name: &str) -> String {
+/// The driver key of snapshot `name` created as number `counter` in `namespace`.
+pub fn driver_key(namespace: &str, counter: u64, name: &str) -> String {
     format!("{namespace}/{counter}/{name}")
 }
 
-/// The counter part of a backend key, if it has the `<ns>/<n>/<name>` shape.
-pub fn backend_key_counter(backend_key: &str) -> Option<u64> {
-    let mut parts = backend_key.splitn(3, '/');
+/// The counter part of a driver key, if it has the `<ns>/<n>/<name>` shape.
+pub fn driver_key_counter(driver_key: &str) -> Option<u64> {
+    let mut parts = driver_key.splitn(3, '/');
     let _namespace = parts.next()?;
     let counter = parts.next()?.parse().ok()?;
     parts.next()?;
@@ -180,7 +180,7 @@ impl SnapshotRecord {
             labels: v1.labels,
             created_at: record::from_unix_nanos(v1.created_at),
             updated_at: record::from_unix_nanos(v1.updated_at),
-            backend_key: v1.backend_key,
+            driver_key: v1.driver_key,
         })
     }
 
@@ -197,7 +197,7 @@ impl SnapshotRecord {
             labels: self.labels.clone(),
             created_at: record::to_unix_nanos(self.created_at),
             updated_at: record::to_unix_nanos(self.updated_at),
-            backend_key: self.backend_key.clone(),
+            driver_key: self.driver_key.clone(),
         };
         let key = keys::snapshot_key(namespace, snapshotter, &self.name);
         store.put_record(batch, Cf::Snapshots, &key, KIND, VERSION, &v1)
@@ -230,7 +230,7 @@ fn utf8<'a>(what: &str, bytes: &'a [u8]) -> Result<&'a str> {
 
 /// One snapshotter's snapshot records and intents:
 /// [`MetadataStore::snapshots`]. The snapshot store (in the core crate)
-/// orders them; nothing here talks to a backend.
+/// orders them; nothing here talks to a driver.
 #[derive(Clone, Copy)]
 pub struct Snapshots<'a> {
     store: &'a MetadataStore,
@@ -281,8 +281,8 @@ impl Snapshots<'_> {
         Ok(false)
     }
 
-    /// The backend keys of every record of `snapshotter`, in all namespaces.
-    pub fn backend_keys(&self) -> Result<HashSet<String>> {
+    /// The driver keys of every record of `snapshotter`, in all namespaces.
+    pub fn driver_keys(&self) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
         for item in self.store.scan_prefix(Cf::Snapshots, b"") {
             let (key, value) = item?;
@@ -293,12 +293,12 @@ impl Snapshots<'_> {
                 continue;
             }
             let name = utf8("snapshot", name.unwrap_or_default())?;
-            found.insert(SnapshotRecord::decode(name, &value)?.backend_key);
+            found.insert(SnapshotRecord::decode(name, &value)?.driver_key);
         }
         Ok(found)
     }
 
-    /// The last number handed out for `snapshotter`'s backend keys.
+    /// The last number handed out for `snapshotter`'s driver keys.
     pub fn counter(&self) -> Result<u64> {
         let Some(value) = self.store.get(Cf::Meta, &counter_key(self.snapshotter))? else {
             return Ok(0);
@@ -373,7 +373,7 @@ impl Snapshots<'_> {
     }
 
     /// Replaces the active record `active_name` by the committed `record`
-    /// and drops intent `id`. Not synced: the synced intent and the backend's
+    /// and drops intent `id`. Not synced: the synced intent and the driver's
     /// durable commit let recovery redo it after a machine crash.
     pub fn finish_commit(
         &self,
@@ -419,7 +419,7 @@ impl Snapshots<'_> {
     }
 
     /// Deletes the record `name` and drops intent `id`. Not synced: the
-    /// synced intent and the backend's durable removal let recovery redo it
+    /// synced intent and the driver's durable removal let recovery redo it
     /// after a machine crash.
     pub fn finish_remove(&self, namespace: &str, id: u64, name: &str) -> Result<()> {
         let mut batch = WriteBatch::default();
@@ -433,7 +433,7 @@ impl Snapshots<'_> {
         self.store.write_unsynced(batch)
     }
 
-    /// Replaces a record that involves no backend change (label updates).
+    /// Replaces a record that involves no driver change (label updates).
     pub fn put(&self, namespace: &str, record: &SnapshotRecord) -> Result<()> {
         let mut batch = WriteBatch::default();
         record.put_in(self.store, &mut batch, namespace, self.snapshotter)?;
@@ -478,25 +478,25 @@ mod tests {
             labels: [("a".to_string(), "1".to_string())].into(),
             created_at: now,
             updated_at: now,
-            backend_key: bkey.into(),
+            driver_key: bkey.into(),
         }
     }
 
     use rcontainerd_pkg::labels::from_pairs as labels;
 
     #[test]
-    fn backend_keys_carry_namespace_counter_and_name() {
-        assert_eq!(backend_key("default", 7, "a/b"), "default/7/a/b");
-        assert_eq!(backend_key_counter("default/7/a/b"), Some(7));
-        assert_eq!(backend_key_counter("default/x/a"), None);
-        assert_eq!(backend_key_counter("plain"), None);
+    fn driver_keys_carry_namespace_counter_and_name() {
+        assert_eq!(driver_key("default", 7, "a/b"), "default/7/a/b");
+        assert_eq!(driver_key_counter("default/7/a/b"), Some(7));
+        assert_eq!(driver_key_counter("default/x/a"), None);
+        assert_eq!(driver_key_counter("plain"), None);
     }
 
     #[test]
     fn a_record_and_its_namespace_land_together_and_drop_the_intent() {
         let (_dir, store) = open_temp();
         let intent = Intent::Create {
-            backend_key: "ns/1/k".into(),
+            driver_key: "ns/1/k".into(),
         };
         store.snapshots("native").begin_intent(1, &intent).unwrap();
         assert_eq!(store.snapshots("native").intents().unwrap(), [(1, intent)]);
@@ -536,7 +536,7 @@ mod tests {
             .begin_intent(
                 1,
                 &Intent::Create {
-                    backend_key: base.backend_key.clone(),
+                    driver_key: base.driver_key.clone(),
                 },
             )
             .unwrap();
@@ -547,7 +547,7 @@ mod tests {
             .begin_intent(
                 2,
                 &Intent::Create {
-                    backend_key: active.backend_key.clone(),
+                    driver_key: active.driver_key.clone(),
                 },
             )
             .unwrap();
@@ -584,10 +584,10 @@ mod tests {
             .collect();
         assert_eq!(names, ["base", "layer"]);
         assert_eq!(
-            store.snapshots("n").backend_keys().unwrap(),
+            store.snapshots("n").driver_keys().unwrap(),
             HashSet::from(["ns/1/base".to_string(), "ns/3/layer".to_string()])
         );
-        assert!(store.snapshots("other").backend_keys().unwrap().is_empty());
+        assert!(store.snapshots("other").driver_keys().unwrap().is_empty());
 
         store
             .snapshots("n")
@@ -596,7 +596,7 @@ mod tests {
                 &Intent::Remove {
                     namespace: "ns".into(),
                     name: "layer".into(),
-                    backend_key: "ns/3/layer".into(),
+                    driver_key: "ns/3/layer".into(),
                 },
             )
             .unwrap();
@@ -618,7 +618,7 @@ mod tests {
                 .begin_intent(
                     id,
                     &Intent::Create {
-                        backend_key: format!("ns/{id}/k"),
+                        driver_key: format!("ns/{id}/k"),
                     },
                 )
                 .unwrap();
@@ -642,7 +642,7 @@ mod tests {
         assert_eq!(back.name, "c");
         assert_eq!(back.parent, "p");
         assert_eq!(back.kind, SnapshotKind::Committed);
-        assert_eq!(back.backend_key, "ns/9/c");
+        assert_eq!(back.driver_key, "ns/9/c");
         assert_eq!(back.created_at, rec.created_at);
         assert_eq!(back.labels, rec.labels);
     }

@@ -359,7 +359,7 @@ impl WriteSession {
                 .is_some()
             {
                 if let Err(e) = self.writer.abort() {
-                    tracing::warn!(reference = %self.writer.backend_ref(), error = %e,
+                    tracing::warn!(reference = %self.writer.driver_ref(), error = %e,
                         "content: aborting ingest of existing blob");
                 }
                 return Err(Error::already_exists(format!(

@@ -1,7 +1,7 @@
 //! `containerd.services.snapshots.v1.Snapshots` over the snapshot stores.
 //!
 //! The namespace comes from the `containerd-namespace` header (checked by the
-//! interceptor); the request's `snapshotter` field picks the store. Backend
+//! interceptor); the request's `snapshotter` field picks the store. Driver
 //! and store calls run on the blocking pool.
 
 use crate::blocking;
@@ -327,7 +327,7 @@ mod tests {
             labels: [("a.b".to_string(), "x".to_string())].into(),
             created_at: SystemTime::UNIX_EPOCH + std::time::Duration::new(5, 7),
             updated_at: SystemTime::UNIX_EPOCH - std::time::Duration::new(1, 250_000_000),
-            backend_key: "ns/1/n".into(),
+            driver_key: "ns/1/n".into(),
         }
     }
 

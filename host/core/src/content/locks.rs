@@ -1,4 +1,4 @@
-//! One open writer per ingest: the lock table of backend ingest refs.
+//! One open writer per ingest: the lock table of driver ingest refs.
 //!
 //! A second writer on a ref whose stream is still open is refused with
 //! `Unavailable`, worded as containerd words it, because clients (the Go
@@ -18,7 +18,7 @@ pub struct IngestLocks {
 /// A held ingest lock; dropping it releases the ref.
 pub struct IngestLock {
     table: Arc<IngestLocks>,
-    backend_ref: String,
+    driver_ref: String,
 }
 
 impl IngestLocks {
@@ -29,32 +29,32 @@ impl IngestLocks {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Locks `backend_ref`, or says since when someone else holds it.
-    pub fn try_lock(self: &Arc<Self>, backend_ref: &str) -> Result<IngestLock> {
+    /// Locks `driver_ref`, or says since when someone else holds it.
+    pub fn try_lock(self: &Arc<Self>, driver_ref: &str) -> Result<IngestLock> {
         let mut held = self.table();
-        if let Some((since, at)) = held.get(backend_ref) {
+        if let Some((since, at)) = held.get(driver_ref) {
             return Err(Error::unavailable(format!(
-                "ref {backend_ref} locked for {} (since {})",
+                "ref {driver_ref} locked for {} (since {})",
                 go_duration(since.elapsed()),
                 go_time(*at)
             )));
         }
-        held.insert(backend_ref.to_string(), (Instant::now(), SystemTime::now()));
+        held.insert(driver_ref.to_string(), (Instant::now(), SystemTime::now()));
         Ok(IngestLock {
             table: self.clone(),
-            backend_ref: backend_ref.to_string(),
+            driver_ref: driver_ref.to_string(),
         })
     }
 
     #[cfg(test)]
-    pub fn is_locked(&self, backend_ref: &str) -> bool {
-        self.table().contains_key(backend_ref)
+    pub fn is_locked(&self, driver_ref: &str) -> bool {
+        self.table().contains_key(driver_ref)
     }
 }
 
 impl Drop for IngestLock {
     fn drop(&mut self) {
-        self.table.table().remove(&self.backend_ref);
+        self.table.table().remove(&self.driver_ref);
     }
 }
 

@@ -169,7 +169,7 @@ impl ContentStore {
     /// The driver's status of an ingest under the client's ref; `None` when
     /// the driver has no such ingest (a crash before its first write).
     fn driver_status(&self, ingest: &IngestRecord) -> Result<Option<Status>> {
-        let mut status = match self.driver.status(&ingest.backend_ref) {
+        let mut status = match self.driver.status(&ingest.driver_ref) {
             Ok(status) => status,
             Err(e) => {
                 let e = Error::from(e);
@@ -197,13 +197,13 @@ impl ContentStore {
             .ingests()
             .get(namespace, reference)?
             .ok_or_else(|| ingest_not_found(reference))?;
-        let _lock = self.locks.try_lock(&ingest.backend_ref)?;
+        let _lock = self.locks.try_lock(&ingest.driver_ref)?;
         self.abort_locked(namespace, &ingest)
     }
 
     /// Aborts an ingest whose lock the caller holds.
     fn abort_locked(&self, namespace: &str, ingest: &IngestRecord) -> Result<()> {
-        match self.driver.abort(&ingest.backend_ref).map_err(Error::from) {
+        match self.driver.abort(&ingest.driver_ref).map_err(Error::from) {
             Ok(()) => {}
             Err(e) if e.is(Kind::NotFound) => {}
             Err(e) => return Err(e),
@@ -232,21 +232,21 @@ impl ContentStore {
             .meta
             .ingests()
             .open(namespace, reference, expected, total)?;
-        let lock = self.locks.try_lock(&ingest.backend_ref)?;
+        let lock = self.locks.try_lock(&ingest.driver_ref)?;
         // The expected digest stays with the host: a blob another namespace
         // committed must still be written through here to become visible.
         let options = driver::WriterOptions {
-            reference: ingest.backend_ref.clone(),
+            reference: ingest.driver_ref.clone(),
             expected_size: (ingest.total > 0).then_some(ingest.total),
             expected_digest: None,
         };
         let mut inner = self.driver.writer(options)?;
         let (source, offset) = if inner.digest()?.is_some() {
-            self.meta.ingests().forget_digest(&ingest.backend_ref)?;
+            self.meta.ingests().forget_digest(&ingest.driver_ref)?;
             let held = u64::try_from(inner.status()?.offset).unwrap_or(0);
             (DigestSource::Driver, held)
         } else {
-            let (running, offset) = self.resume_digest(&ingest.backend_ref, &mut *inner)?;
+            let (running, offset) = self.resume_digest(&ingest.driver_ref, &mut *inner)?;
             (DigestSource::Host(Some(running)), offset)
         };
         Ok(IngestWriter::new(
@@ -265,7 +265,7 @@ impl ContentStore {
     /// when it holds more (or to nothing when there is no usable state).
     fn resume_digest(
         &self,
-        backend_ref: &str,
+        driver_ref: &str,
         inner: &mut dyn driver::Writer,
     ) -> Result<(RunningDigest, u64)> {
         let held = u64::try_from(inner.status()?.offset).unwrap_or(0);
@@ -275,19 +275,19 @@ impl ContentStore {
         let saved = self
             .meta
             .ingests()
-            .digest(backend_ref)?
+            .digest(driver_ref)?
             .and_then(|state| RunningDigest::restore(&state))
             .filter(|running| running.length() <= held);
         match saved {
             Some(running) if running.length() == held => Ok((running, held)),
             Some(running) if inner.truncate(running.length()).is_ok() => {
-                tracing::info!(reference = %backend_ref, from = held, to = running.length(),
+                tracing::info!(reference = %driver_ref, from = held, to = running.length(),
                     "content: resuming ingest at its last saved digest");
                 let length = running.length();
                 Ok((running, length))
             }
             _ => {
-                tracing::info!(reference = %backend_ref, from = held,
+                tracing::info!(reference = %driver_ref, from = held,
                     "content: no saved digest for ingest; starting it over");
                 inner.truncate(0)?;
                 Ok((RunningDigest::default(), 0))

@@ -270,7 +270,7 @@ fn the_same_ref_in_two_namespaces_is_two_ingests() {
     let f = fixture();
     let mut a = f.store.writer("a", "layer", "", 0).unwrap();
     let mut b = f.store.writer("b", "layer", "", 0).unwrap();
-    assert_ne!(a.backend_ref(), b.backend_ref());
+    assert_ne!(a.driver_ref(), b.driver_ref());
     a.write(b"aaa").unwrap();
     b.write(b"b").unwrap();
     drop((a, b));
@@ -295,7 +295,7 @@ fn a_second_writer_on_an_open_ref_is_unavailable() {
     assert_eq!(err.kind, Kind::Unavailable);
     assert!(
         err.message
-            .starts_with(&format!("ref {} locked for ", first.backend_ref())),
+            .starts_with(&format!("ref {} locked for ", first.driver_ref())),
         "{}",
         err.message
     );
@@ -345,11 +345,11 @@ fn after_a_crash_data_beyond_the_saved_digest_is_cut_back() {
     let mut writer = f.store.writer("a", "r", "", 0).unwrap();
     writer.write(b"saved").unwrap(); // the first write saves at once
     writer.write(b" unsaved").unwrap(); // within the save interval
-    let backend_ref = writer.backend_ref().to_string();
+    let driver_ref = writer.driver_ref().to_string();
     // kill -9: no drop, no save.
     std::mem::forget(writer);
     assert_eq!(
-        f.driver.state.lock().unwrap().ingests[&backend_ref].len(),
+        f.driver.state.lock().unwrap().ingests[&driver_ref].len(),
         13
     );
 
@@ -361,7 +361,7 @@ fn after_a_crash_data_beyond_the_saved_digest_is_cut_back() {
     assert_eq!(writer.offset(), 5, "resumes at the saved digest");
     assert_eq!(writer.digest().unwrap(), sha256(b"saved"));
     assert_eq!(
-        f.driver.state.lock().unwrap().ingests[&backend_ref],
+        f.driver.state.lock().unwrap().ingests[&driver_ref],
         b"saved"
     );
     writer.write(b" again").unwrap();
@@ -380,11 +380,11 @@ fn an_ingest_without_a_saved_digest_starts_over() {
         .lock()
         .unwrap()
         .ingests
-        .insert(ingest.backend_ref.clone(), b"unknown".to_vec());
+        .insert(ingest.driver_ref.clone(), b"unknown".to_vec());
     let mut writer = f.store.writer("a", "r", "", 0).unwrap();
     assert_eq!(writer.offset(), 0);
     assert_eq!(writer.digest().unwrap(), sha256(b""));
-    assert!(f.driver.state.lock().unwrap().ingests[&ingest.backend_ref].is_empty());
+    assert!(f.driver.state.lock().unwrap().ingests[&ingest.driver_ref].is_empty());
 }
 
 #[test]
@@ -490,14 +490,14 @@ fn a_delete_racing_a_commit_elsewhere_never_loses_the_committed_blob() {
 fn a_driver_digest_is_reported_and_committed_without_saved_state() {
     let f = reporting_fixture();
     let mut writer = f.store.writer("a", "r", "", 0).unwrap();
-    let backend_ref = writer.backend_ref().to_string();
+    let driver_ref = writer.driver_ref().to_string();
     let data = vec![7u8; 3 << 20];
     for chunk in data.chunks(1 << 20) {
         writer.write(chunk).unwrap();
     }
     assert_eq!(writer.digest().unwrap(), sha256(&data));
     // The host keeps no digest state of its own for such a driver.
-    assert_eq!(f.meta.ingests().digest(&backend_ref).unwrap(), None);
+    assert_eq!(f.meta.ingests().digest(&driver_ref).unwrap(), None);
     let reported = f.driver.state.lock().unwrap().digests_reported;
     let digest = writer.commit(0, "", BTreeMap::new()).unwrap();
     assert_eq!(digest, sha256(&data));
@@ -510,11 +510,11 @@ fn a_driver_digest_resumes_with_everything_the_driver_holds() {
     let f = reporting_fixture();
     let mut writer = f.store.writer("a", "r", "", 0).unwrap();
     writer.write(b"hello ").unwrap();
-    let backend_ref = writer.backend_ref().to_string();
+    let driver_ref = writer.driver_ref().to_string();
     drop(writer);
     // With no saved state the hashing host would start over; the driver's
     // own digest covers all it holds, so nothing is cut back.
-    assert_eq!(f.meta.ingests().digest(&backend_ref).unwrap(), None);
+    assert_eq!(f.meta.ingests().digest(&driver_ref).unwrap(), None);
     let mut writer = f.store.writer("a", "r", "", 0).unwrap();
     assert_eq!(writer.offset(), 6);
     assert_eq!(writer.digest().unwrap(), sha256(b"hello "));
@@ -543,15 +543,15 @@ fn a_driver_that_reports_its_digest_drops_a_state_the_host_saved() {
     let f = fixture();
     let mut writer = f.store.writer("a", "r", "", 0).unwrap();
     writer.write(b"old").unwrap();
-    let backend_ref = writer.backend_ref().to_string();
+    let driver_ref = writer.driver_ref().to_string();
     drop(writer);
-    assert!(f.meta.ingests().digest(&backend_ref).unwrap().is_some());
+    assert!(f.meta.ingests().digest(&driver_ref).unwrap().is_some());
 
     // The driver now reports its digest (a generation-2 build took over):
     // the host's state for the old bytes goes.
     f.driver.state.lock().unwrap().reports_digest = true;
     let mut writer = f.store.writer("a", "r", "", 0).unwrap();
-    assert_eq!(f.meta.ingests().digest(&backend_ref).unwrap(), None);
+    assert_eq!(f.meta.ingests().digest(&driver_ref).unwrap(), None);
     assert_eq!(writer.offset(), 3);
     writer.truncate().unwrap();
     writer.write(b"new data").unwrap();

@@ -73,8 +73,8 @@ impl IngestWriter {
     }
 
     /// The driver's ref (`<namespace>/<n>/<ref>`).
-    pub fn backend_ref(&self) -> &str {
-        &self.ingest.backend_ref
+    pub fn driver_ref(&self) -> &str {
+        &self.ingest.driver_ref
     }
 
     /// Bytes written so far.
@@ -250,10 +250,10 @@ impl IngestWriter {
             .store
             .meta
             .ingests()
-            .save_digest(&self.ingest.backend_ref, &state)
+            .save_digest(&self.ingest.driver_ref, &state)
         {
             Ok(()) => self.saved_at = Some(Instant::now()),
-            Err(e) => tracing::warn!(reference = %self.ingest.backend_ref, error = %e,
+            Err(e) => tracing::warn!(reference = %self.ingest.driver_ref, error = %e,
                 "content: saving the running digest"),
         }
     }
@@ -262,7 +262,7 @@ impl IngestWriter {
     pub fn abort(&mut self) -> Result<()> {
         if let Some(mut inner) = self.inner.take() {
             if let Err(e) = inner.close() {
-                tracing::warn!(reference = %self.ingest.backend_ref, error = %e,
+                tracing::warn!(reference = %self.ingest.driver_ref, error = %e,
                     "content: closing writer before abort");
             }
         }
@@ -277,7 +277,7 @@ impl Drop for IngestWriter {
             return;
         };
         if let Err(e) = inner.close() {
-            tracing::warn!(reference = %self.ingest.backend_ref, error = %e,
+            tracing::warn!(reference = %self.ingest.driver_ref, error = %e,
                 "content: closing writer");
         }
         drop(inner);

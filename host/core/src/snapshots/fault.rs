@@ -3,8 +3,8 @@
 //! With `RCONTAINERD_TEST_CRASH_AT=<point>` in its environment, a debug build
 //! of the daemon aborts the process at that point, so tests can check what a
 //! `kill -9` at the worst moment leaves behind. Points:
-//! `snapshot-after-backend-prepare`, `snapshot-after-backend-view`,
-//! `snapshot-after-backend-commit`, `snapshot-after-backend-remove`.
+//! `snapshot-after-driver-prepare`, `snapshot-after-driver-view`,
+//! `snapshot-after-driver-commit`, `snapshot-after-driver-remove`.
 //! Release builds compile the hook away.
 
 /// The environment variable naming the crash point.

@@ -1,19 +1,19 @@
-//! The metadata layer over each snapshotter backend.
+//! The metadata layer over each snapshotter driver.
 //!
-//! Clients name snapshots per namespace; a backend only sees backend keys
+//! Clients name snapshots per namespace; a driver only sees driver keys
 //! `<namespace>/<counter>/<name>`, so namespaces never collide in it. Kind,
 //! parent, labels and times live in the metadata store
-//! (`metadata/snapshots.rs`); the backend holds the files.
+//! (`metadata/snapshots.rs`); the driver holds the files.
 //!
 //! Every mutation runs in three steps so that a crash at any point leaves
-//! nothing half-done: (1) an intent naming the backend keys, (2) the backend
+//! nothing half-done: (1) an intent naming the driver keys, (2) the driver
 //! call, (3) the record change together with the intent's removal in one
 //! batch; one of (1) and (3) is synced, as `metadata/snapshots.rs` explains.
 //! [`SnapshotStore::open`] resolves intents left by a crash and removes
-//! backend snapshots no record refers to (`recovery.rs`).
+//! driver snapshots no record refers to (`recovery.rs`).
 
-mod backend;
 pub mod fault;
+mod guard;
 mod locks;
 pub mod plugin;
 mod recovery;
@@ -27,7 +27,7 @@ use rcontainerd_plugin_api::snapshot::{self as driver, Mount, Snapshotter, Usage
 
 use locks::{Access, NameLocks};
 use rcontainerd_metadata::snapshots::{
-    backend_key, stored_labels, updated_labels, Intent, IntentRecord, SnapshotKind, SnapshotRecord,
+    driver_key, stored_labels, updated_labels, Intent, IntentRecord, SnapshotKind, SnapshotRecord,
 };
 use rcontainerd_metadata::MetadataStore;
 use rcontainerd_pkg::errdefs::{Error, Kind, Result};
@@ -35,17 +35,17 @@ use rcontainerd_pkg::errdefs::{Error, Kind, Result};
 /// The label by which a client names the committed snapshot it wants
 /// (remote-snapshot handshake).
 pub const SNAPSHOT_REF_LABEL: &str = "containerd.io/snapshot.ref";
-/// Labels with this prefix (and [`SNAPSHOT_REF_LABEL`]) are passed to the backend.
+/// Labels with this prefix (and [`SNAPSHOT_REF_LABEL`]) are passed to the driver.
 pub const INHERITED_LABEL_PREFIX: &str = "containerd.io/snapshot/";
 
 /// One snapshotter's snapshots, namespaced (`Send + Sync`; every call is
-/// synchronous and may block on disk or in the backend).
+/// synchronous and may block on disk or in the driver).
 pub struct SnapshotStore {
     snapshotter: String,
-    backend: Arc<dyn Snapshotter>,
+    driver: Arc<dyn Snapshotter>,
     meta: Arc<MetadataStore>,
     locks: NameLocks,
-    /// The last number handed out for backend keys and intents.
+    /// The last number handed out for driver keys and intents.
     counter: AtomicU64,
 }
 
@@ -57,7 +57,7 @@ impl std::fmt::Debug for SnapshotStore {
     }
 }
 
-/// The labels a backend gets: only the ones containerd lets through.
+/// The labels a driver gets: only the ones containerd lets through.
 pub fn inherited_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     labels
         .iter()
@@ -84,17 +84,17 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 }
 
 impl SnapshotStore {
-    /// Wraps `backend` (registered as `snapshotter`): resolves intents left
-    /// by a crash and removes orphaned backend snapshots before returning.
+    /// Wraps `driver` (registered as `snapshotter`): resolves intents left
+    /// by a crash and removes orphaned driver snapshots before returning.
     pub fn open(
         snapshotter: &str,
-        backend: Arc<dyn Snapshotter>,
+        driver: Arc<dyn Snapshotter>,
         meta: Arc<MetadataStore>,
     ) -> Result<SnapshotStore> {
         let counter = meta.snapshots(snapshotter).counter()?;
         let store = SnapshotStore {
             snapshotter: snapshotter.to_string(),
-            backend,
+            driver,
             meta,
             locks: NameLocks::default(),
             counter: AtomicU64::new(counter),
@@ -125,10 +125,10 @@ impl SnapshotStore {
         operation: &str,
         call: impl FnOnce(&dyn Snapshotter) -> rcontainerd_plugin_api::Result<T>,
     ) -> Result<T> {
-        backend::call(&self.snapshotter, operation, || call(self.backend.as_ref()))
+        guard::call(&self.snapshotter, operation, || call(self.driver.as_ref()))
     }
 
-    /// Drops an intent whose backend call failed; a failure here is left to
+    /// Drops an intent whose driver call failed; a failure here is left to
     /// the next startup's replay.
     fn abandon(&self, id: u64) {
         if let Err(e) = self.meta.snapshots(&self.snapshotter).drop_intent(id) {
@@ -209,31 +209,30 @@ impl SnapshotStore {
             if record.kind != SnapshotKind::Committed {
                 return Err(Error::invalid_argument(format!(
                     "failed to create snapshot: parent {:?} is not committed snapshot",
-                    record.backend_key
+                    record.driver_key
                 )));
             }
-            record.backend_key
+            record.driver_key
         };
 
         let id = self.next_number();
-        let bkey = backend_key(namespace, id, key);
+        let bkey = driver_key(namespace, id, key);
         self.meta.snapshots(&self.snapshotter).begin_intent(
             id,
             &Intent::Create {
-                backend_key: bkey.clone(),
+                driver_key: bkey.clone(),
             },
         )?;
-        let backend_labels = inherited_labels(&labels);
+        let driver_labels = inherited_labels(&labels);
         let result = match kind {
             SnapshotKind::View => {
-                let result = self.call("view", |b| b.view(&bkey, &parent_key, backend_labels));
-                fault::crash_point("snapshot-after-backend-view");
+                let result = self.call("view", |b| b.view(&bkey, &parent_key, driver_labels));
+                fault::crash_point("snapshot-after-driver-view");
                 result
             }
             _ => {
-                let result =
-                    self.call("prepare", |b| b.prepare(&bkey, &parent_key, backend_labels));
-                fault::crash_point("snapshot-after-backend-prepare");
+                let result = self.call("prepare", |b| b.prepare(&bkey, &parent_key, driver_labels));
+                fault::crash_point("snapshot-after-driver-prepare");
                 result
             }
         };
@@ -266,7 +265,7 @@ impl SnapshotStore {
             labels,
             created_at: now,
             updated_at: now,
-            backend_key: bkey,
+            driver_key: bkey,
         };
         self.meta
             .snapshots(&self.snapshotter)
@@ -274,7 +273,7 @@ impl SnapshotStore {
         Ok(mounts)
     }
 
-    /// Remote-snapshot handshake: the backend said the snapshot the client
+    /// Remote-snapshot handshake: the driver said the snapshot the client
     /// asked for (label [`SNAPSHOT_REF_LABEL`] = `target`) exists already.
     /// Record that committed snapshot under `target` and answer AlreadyExists.
     fn adopt_target(
@@ -290,7 +289,7 @@ impl SnapshotStore {
             Ok(walked) => walked,
             Err(e) => {
                 self.abandon(id);
-                return Err(e.context("failed walking backend snapshots"));
+                return Err(e.context("failed walking driver snapshots"));
             }
         };
         let found = walked.into_iter().find(|info| {
@@ -301,7 +300,7 @@ impl SnapshotStore {
         let Some(found) = found else {
             self.abandon(id);
             return Err(Error::not_found(format!(
-                "target snapshot {target:?} in backend"
+                "target snapshot {target:?} in driver"
             )));
         };
         for (k, v) in found.labels {
@@ -314,7 +313,7 @@ impl SnapshotStore {
             labels,
             created_at: rcontainerd_pkg::time::from_unix_nanos(found.created),
             updated_at: rcontainerd_pkg::time::from_unix_nanos(found.updated),
-            backend_key: found.name,
+            driver_key: found.name,
         };
         self.meta
             .snapshots(&self.snapshotter)
@@ -330,10 +329,10 @@ impl SnapshotStore {
         if record.kind == SnapshotKind::Committed {
             return Err(Error::failed_precondition(format!(
                 "failed to get active mount: requested snapshot {} not active or view",
-                record.backend_key
+                record.driver_key
             )));
         }
-        self.call("mounts", |b| b.mounts(&record.backend_key))
+        self.call("mounts", |b| b.mounts(&record.driver_key))
     }
 
     /// Turns the active snapshot `key` into the committed snapshot `name`;
@@ -359,7 +358,7 @@ impl SnapshotStore {
         if active.kind != SnapshotKind::Active {
             return Err(Error::failed_precondition(format!(
                 "failed to commit snapshot: snapshot {:?} is not active",
-                active.backend_key
+                active.driver_key
             )));
         }
         let id = self.next_number();
@@ -371,28 +370,28 @@ impl SnapshotStore {
             labels,
             created_at: now,
             updated_at: now,
-            backend_key: backend_key(namespace, id, name),
+            driver_key: driver_key(namespace, id, name),
         };
         self.meta.snapshots(&self.snapshotter).begin_intent(
             id,
             &Intent::Commit {
                 namespace: namespace.to_string(),
                 active_name: key.to_string(),
-                active_key: active.backend_key.clone(),
+                active_key: active.driver_key.clone(),
                 record: IntentRecord::from_record(&record),
             },
         )?;
-        let backend_labels = inherited_labels(&record.labels);
+        let driver_labels = inherited_labels(&record.labels);
         let result = self.call("commit", |b| {
-            b.commit(&record.backend_key, &active.backend_key, backend_labels)
+            b.commit(&record.driver_key, &active.driver_key, driver_labels)
         });
-        fault::crash_point("snapshot-after-backend-commit");
+        fault::crash_point("snapshot-after-driver-commit");
         if let Err(e) = result {
             self.abandon(id);
             return Err(e);
         }
         // Should this write fail, the intent stays and the next start rolls
-        // the commit forward (the backend has it).
+        // the commit forward (the driver has it).
         self.meta
             .snapshots(&self.snapshotter)
             .finish_commit(namespace, id, &record, key)
@@ -413,26 +412,26 @@ impl SnapshotStore {
             ));
         }
         // A snapshot adopted through the remote handshake may be shared with
-        // other namespaces; the backend copy goes only with its last record.
-        let shared = !record.backend_key.starts_with(&format!("{namespace}/"))
-            && self.referenced_elsewhere(namespace, key, &record.backend_key)?;
+        // other namespaces; the driver copy goes only with its last record.
+        let shared = !record.driver_key.starts_with(&format!("{namespace}/"))
+            && self.referenced_elsewhere(namespace, key, &record.driver_key)?;
         let id = self.next_number();
         self.meta.snapshots(&self.snapshotter).begin_intent(
             id,
             &Intent::Remove {
                 namespace: namespace.to_string(),
                 name: key.to_string(),
-                backend_key: record.backend_key.clone(),
+                driver_key: record.driver_key.clone(),
             },
         )?;
         let result = if shared {
             Ok(())
         } else {
-            self.call("remove", |b| b.remove(&record.backend_key))
+            self.call("remove", |b| b.remove(&record.driver_key))
         };
-        fault::crash_point("snapshot-after-backend-remove");
+        fault::crash_point("snapshot-after-driver-remove");
         match result {
-            // Gone from the backend already: the record follows.
+            // Gone from the driver already: the record follows.
             Ok(()) => {}
             Err(e) if e.is(Kind::NotFound) => {}
             Err(e) => {
@@ -445,12 +444,11 @@ impl SnapshotStore {
             .finish_remove(namespace, id, key)
     }
 
-    /// Whether a record other than `namespace`/`name` uses `backend_key`.
-    fn referenced_elsewhere(&self, namespace: &str, name: &str, backend_key: &str) -> Result<bool> {
+    /// Whether a record other than `namespace`/`name` uses `driver_key`.
+    fn referenced_elsewhere(&self, namespace: &str, name: &str, driver_key: &str) -> Result<bool> {
         for ns in self.meta.namespaces().list()? {
             for record in self.meta.snapshots(&self.snapshotter).list(&ns.name)? {
-                if record.backend_key == backend_key
-                    && !(ns.name == namespace && record.name == name)
+                if record.driver_key == driver_key && !(ns.name == namespace && record.name == name)
                 {
                     return Ok(true);
                 }
@@ -480,18 +478,18 @@ impl SnapshotStore {
         Ok(record)
     }
 
-    /// What the snapshot's own layer uses (parents excluded; the backend
+    /// What the snapshot's own layer uses (parents excluded; the driver
     /// computes it).
     pub fn usage(&self, namespace: &str, key: &str) -> Result<Usage> {
         let record = self.existing(namespace, key)?;
-        self.call("usage", |b| b.usage(&record.backend_key))
+        self.call("usage", |b| b.usage(&record.driver_key))
     }
 
-    /// Removes backend snapshots no record refers to, then lets the backend
+    /// Removes driver snapshots no record refers to, then lets the driver
     /// release whatever else it holds.
     pub fn cleanup(&self) -> Result<()> {
         match recovery::remove_orphans(self) {
-            // A backend that cannot list its snapshots has no orphans we could find.
+            // A driver that cannot list its snapshots has no orphans we could find.
             Err(e) if e.is(Kind::NotImplemented) => {}
             Err(e) => return Err(e),
             Ok(_) => {}
@@ -510,15 +508,15 @@ pub struct SnapshotStores {
 }
 
 impl SnapshotStores {
-    /// Opens a store over each backend (replaying its intents). A backend
+    /// Opens a store over each driver (replaying its intents). A driver
     /// whose store cannot open is logged and left out.
     pub fn open_all(
         meta: &Arc<MetadataStore>,
-        backends: &BTreeMap<String, Arc<dyn Snapshotter>>,
+        drivers: &BTreeMap<String, Arc<dyn Snapshotter>>,
     ) -> SnapshotStores {
         let mut stores = BTreeMap::new();
-        for (name, backend) in backends {
-            match SnapshotStore::open(name, backend.clone(), meta.clone()) {
+        for (name, driver) in drivers {
+            match SnapshotStore::open(name, driver.clone(), meta.clone()) {
                 Ok(store) => {
                     stores.insert(name.clone(), Arc::new(store));
                 }

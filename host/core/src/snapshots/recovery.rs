@@ -1,10 +1,10 @@
 //! Startup recovery and orphan removal for one snapshot store.
 //!
 //! An intent left in the metadata store means the daemon stopped between a
-//! backend call and the record change it belonged to. Each is resolved by
-//! asking the backend what happened:
+//! driver call and the record change it belonged to. Each is resolved by
+//! asking the driver what happened:
 //!
-//! | intent         | backend state                         | action                           |
+//! | intent         | driver state                         | action                           |
 //! |----------------|---------------------------------------|----------------------------------|
 //! | prepare / view | key present                           | remove it (the client got no ack)|
 //! | commit         | committed key present, active gone    | write the committed record       |
@@ -12,7 +12,7 @@
 //! | remove         | key gone                              | delete the record                |
 //! | remove         | key present                           | drop the intent                  |
 //!
-//! Then every backend snapshot that neither a record nor a pending intent
+//! Then every driver snapshot that neither a record nor a pending intent
 //! refers to is removed, children before parents, each one logged.
 
 use std::collections::{BTreeMap, HashSet};
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use rcontainerd_plugin_api::snapshot::Info;
 
 use super::SnapshotStore;
-use rcontainerd_metadata::snapshots::{backend_key_counter, Intent};
+use rcontainerd_metadata::snapshots::{driver_key_counter, Intent};
 use rcontainerd_pkg::errdefs::{Error, Kind, Result};
 
 /// Resolves pending intents, removes orphans and moves the counter past
@@ -35,8 +35,8 @@ pub fn recover(store: &SnapshotStore) -> Result<()> {
                 "could not resolve snapshot intent; kept for the next start");
         }
     }
-    for key in store.meta.snapshots(snapshotter).backend_keys()? {
-        highest = highest.max(backend_key_counter(&key).unwrap_or(0));
+    for key in store.meta.snapshots(snapshotter).driver_keys()? {
+        highest = highest.max(driver_key_counter(&key).unwrap_or(0));
     }
     match remove_orphans(store) {
         Ok(walked_highest) => highest = highest.max(walked_highest),
@@ -56,9 +56,9 @@ pub fn recover(store: &SnapshotStore) -> Result<()> {
     Ok(())
 }
 
-/// Whether the backend has `backend_key`.
-fn backend_has(store: &SnapshotStore, backend_key: &str) -> Result<bool> {
-    match store.call("stat", |b| b.stat(backend_key)) {
+/// Whether the driver has `driver_key`.
+fn driver_has(store: &SnapshotStore, driver_key: &str) -> Result<bool> {
+    match store.call("stat", |b| b.stat(driver_key)) {
         Ok(_) => Ok(true),
         Err(e) if e.is(Kind::NotFound) => Ok(false),
         Err(e) => Err(e),
@@ -69,10 +69,10 @@ fn replay(store: &SnapshotStore, id: u64, intent: &Intent) -> Result<()> {
     let snapshotter = store.snapshotter.as_str();
     let meta = &store.meta;
     match intent {
-        Intent::Create { backend_key } => {
-            if backend_has(store, backend_key)? {
-                store.call("remove", |b| b.remove(backend_key))?;
-                tracing::info!(snapshotter, backend_key = %backend_key,
+        Intent::Create { driver_key } => {
+            if driver_has(store, driver_key)? {
+                store.call("remove", |b| b.remove(driver_key))?;
+                tracing::info!(snapshotter, driver_key = %driver_key,
                     "removed snapshot whose creation was interrupted");
             }
             meta.snapshots(snapshotter).drop_intent(id)
@@ -84,8 +84,8 @@ fn replay(store: &SnapshotStore, id: u64, intent: &Intent) -> Result<()> {
             record,
         } => {
             let record = record.to_record();
-            let committed = backend_has(store, &record.backend_key)?;
-            let active_left = backend_has(store, active_key)?;
+            let committed = driver_has(store, &record.driver_key)?;
+            let active_left = driver_has(store, active_key)?;
             let active_record = meta.snapshots(snapshotter).get(namespace, active_name)?;
             if committed && !active_left && active_record.is_some() {
                 meta.snapshots(snapshotter)
@@ -100,9 +100,9 @@ fn replay(store: &SnapshotStore, id: u64, intent: &Intent) -> Result<()> {
         Intent::Remove {
             namespace,
             name,
-            backend_key,
+            driver_key,
         } => {
-            if backend_has(store, backend_key)? {
+            if driver_has(store, driver_key)? {
                 meta.snapshots(snapshotter).drop_intent(id)
             } else {
                 meta.snapshots(snapshotter)
@@ -115,8 +115,8 @@ fn replay(store: &SnapshotStore, id: u64, intent: &Intent) -> Result<()> {
     }
 }
 
-/// Removes backend snapshots that no record or pending intent refers to,
-/// children first. Returns the highest counter among the backend's keys.
+/// Removes driver snapshots that no record or pending intent refers to,
+/// children first. Returns the highest counter among the driver's keys.
 pub fn remove_orphans(store: &SnapshotStore) -> Result<u64> {
     let snapshotter = store.snapshotter.as_str();
     // Walk first: anything created after the walk is not looked at, and
@@ -125,24 +125,24 @@ pub fn remove_orphans(store: &SnapshotStore) -> Result<u64> {
     let walked = store.call("walk", |b| b.walk())?;
     let highest = walked
         .iter()
-        .filter_map(|info| backend_key_counter(&info.name))
+        .filter_map(|info| driver_key_counter(&info.name))
         .max()
         .unwrap_or(0);
     let mut referenced: HashSet<String> = HashSet::new();
     for (_, intent) in store.meta.snapshots(snapshotter).intents()? {
         match intent {
-            Intent::Create { backend_key } | Intent::Remove { backend_key, .. } => {
-                referenced.insert(backend_key);
+            Intent::Create { driver_key } | Intent::Remove { driver_key, .. } => {
+                referenced.insert(driver_key);
             }
             Intent::Commit {
                 active_key, record, ..
             } => {
                 referenced.insert(active_key);
-                referenced.insert(record.to_record().backend_key);
+                referenced.insert(record.to_record().driver_key);
             }
         }
     }
-    referenced.extend(store.meta.snapshots(snapshotter).backend_keys()?);
+    referenced.extend(store.meta.snapshots(snapshotter).driver_keys()?);
 
     let mut orphans: BTreeMap<String, Info> = walked
         .into_iter()
@@ -166,10 +166,10 @@ pub fn remove_orphans(store: &SnapshotStore) -> Result<u64> {
             orphans.remove(&leaf);
             match store.call("remove", |b| b.remove(&leaf)) {
                 Ok(()) => {
-                    tracing::info!(snapshotter, backend_key = %leaf, "removed orphaned snapshot")
+                    tracing::info!(snapshotter, driver_key = %leaf, "removed orphaned snapshot")
                 }
                 Err(e) if e.is(Kind::NotFound) => {}
-                Err(e) => tracing::warn!(snapshotter, backend_key = %leaf, error = %e,
+                Err(e) => tracing::warn!(snapshotter, driver_key = %leaf, error = %e,
                     "could not remove orphaned snapshot"),
             }
         }

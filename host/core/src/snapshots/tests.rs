@@ -1,9 +1,9 @@
-//! The snapshot store over a small in-memory backend.
+//! The snapshot store over a small in-memory driver.
 //!
-//! The backend here is a test double for the *driver* (it follows
+//! The driver here is a test double for the *driver* (it follows
 //! containerd's snapshotter rules on its own keys); the metadata layer under
 //! test is the real one, on a real RocksDB. A "restart" opens a new store
-//! over the same backend and database, as the daemon does after a crash.
+//! over the same driver and database, as the daemon does after a crash.
 
 use super::*;
 use rcontainerd_pkg::errdefs::Kind as ErrorKind;
@@ -13,12 +13,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
 #[derive(Default)]
-struct MemoryBackend {
+struct MemoryDriver {
     snapshots: Mutex<BTreeMap<String, Info>>,
     panic_in_prepare: AtomicBool,
 }
 
-impl MemoryBackend {
+impl MemoryDriver {
     fn keys(&self) -> Vec<String> {
         self.snapshots.lock().unwrap().keys().cloned().collect()
     }
@@ -88,7 +88,7 @@ impl MemoryBackend {
     }
 }
 
-impl Snapshotter for MemoryBackend {
+impl Snapshotter for MemoryDriver {
     fn stat(&self, key: &str) -> PluginResult<Info> {
         self.snapshots
             .lock()
@@ -158,7 +158,7 @@ impl Snapshotter for MemoryBackend {
 struct Fixture {
     _dir: tempfile::TempDir,
     meta: Arc<MetadataStore>,
-    backend: Arc<MemoryBackend>,
+    driver: Arc<MemoryDriver>,
 }
 
 impl Fixture {
@@ -170,13 +170,13 @@ impl Fixture {
         Fixture {
             _dir: dir,
             meta,
-            backend: Arc::new(MemoryBackend::default()),
+            driver: Arc::new(MemoryDriver::default()),
         }
     }
 
     /// A store as the daemon opens one at startup (replaying intents).
     fn open(&self) -> SnapshotStore {
-        SnapshotStore::open("mem", self.backend.clone(), self.meta.clone()).unwrap()
+        SnapshotStore::open("mem", self.driver.clone(), self.meta.clone()).unwrap()
     }
 }
 
@@ -202,8 +202,8 @@ fn prepare_commit_view_stat_list_and_remove() {
     let base = s.stat("ns", "base").unwrap();
     assert_eq!(base.kind, SnapshotKind::Committed);
     assert_eq!(base.labels, labels(&[("c", "2")]));
-    assert_eq!(base.backend_key, "ns/2/base");
-    assert_eq!(f.backend.keys(), ["ns/2/base"]);
+    assert_eq!(base.driver_key, "ns/2/base");
+    assert_eq!(f.driver.keys(), ["ns/2/base"]);
 
     s.view("ns", "look", "base", none()).unwrap();
     s.prepare("ns", "child", "base", none()).unwrap();
@@ -237,7 +237,7 @@ fn prepare_commit_view_stat_list_and_remove() {
     s.remove("ns", "look").unwrap();
     s.remove("ns", "base").unwrap();
     assert!(s.list("ns").unwrap().is_empty());
-    assert!(f.backend.keys().is_empty());
+    assert!(f.driver.keys().is_empty());
     assert!(f.meta.snapshots("mem").intents().unwrap().is_empty());
 }
 
@@ -316,7 +316,7 @@ fn errors_match_containerd_and_change_nothing() {
     );
     let err = s.mounts("ns", "c").unwrap_err();
     assert_eq!(err.kind, ErrorKind::FailedPrecondition);
-    // containerd names the backend key here without quotes.
+    // containerd names the driver key here without quotes.
     assert_eq!(
         err.message,
         "failed to get active mount: requested snapshot ns/2/c not active or view"
@@ -325,33 +325,33 @@ fn errors_match_containerd_and_change_nothing() {
     let names: Vec<String> = s.list("ns").unwrap().into_iter().map(|r| r.name).collect();
     assert_eq!(names, ["a2", "c"]);
     // Refused requests use no number: a=1, c=2, a2=3.
-    assert_eq!(f.backend.keys(), ["ns/2/c", "ns/3/a2"]);
+    assert_eq!(f.driver.keys(), ["ns/2/c", "ns/3/a2"]);
     assert!(f.meta.snapshots("mem").intents().unwrap().is_empty());
 }
 
 #[test]
-fn namespaces_share_no_names_and_no_backend_keys() {
+fn namespaces_share_no_names_and_no_driver_keys() {
     let f = Fixture::new();
     let s = f.open();
     s.prepare("one", "k", "", none()).unwrap();
     s.prepare("two", "k", "", none()).unwrap();
-    assert_eq!(f.backend.keys(), ["one/1/k", "two/2/k"]);
+    assert_eq!(f.driver.keys(), ["one/1/k", "two/2/k"]);
     s.remove("one", "k").unwrap();
-    assert_eq!(s.stat("two", "k").unwrap().backend_key, "two/2/k");
+    assert_eq!(s.stat("two", "k").unwrap().driver_key, "two/2/k");
     assert!(s.list("one").unwrap().is_empty());
 }
 
 #[test]
-fn a_panicking_backend_leaves_no_record_and_the_store_keeps_working() {
+fn a_panicking_driver_leaves_no_record_and_the_store_keeps_working() {
     let f = Fixture::new();
     let s = f.open();
-    f.backend.panic_in_prepare.store(true, Ordering::SeqCst);
+    f.driver.panic_in_prepare.store(true, Ordering::SeqCst);
     let err = s.prepare("ns", "p", "", none()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Internal);
     assert!(err.message.contains("panicked in prepare"), "{err}");
     assert!(s.list("ns").unwrap().is_empty());
     assert!(f.meta.snapshots("mem").intents().unwrap().is_empty());
-    f.backend.panic_in_prepare.store(false, Ordering::SeqCst);
+    f.driver.panic_in_prepare.store(false, Ordering::SeqCst);
     s.prepare("ns", "p", "", none()).unwrap();
 }
 
@@ -387,32 +387,32 @@ fn an_interrupted_prepare_is_undone_at_startup() {
     let f = Fixture::new();
     let s = f.open();
     s.prepare("ns", "keep", "", none()).unwrap();
-    // What a crash right after the backend call leaves: intent + backend key, no record.
+    // What a crash right after the driver call leaves: intent + driver key, no record.
     let id = s.next_number();
-    let bkey = backend_key("ns", id, "lost");
+    let bkey = driver_key("ns", id, "lost");
     f.meta
         .snapshots("mem")
         .begin_intent(
             id,
             &Intent::Create {
-                backend_key: bkey.clone(),
+                driver_key: bkey.clone(),
             },
         )
         .unwrap();
-    f.backend.prepare(&bkey, "", none()).unwrap();
+    f.driver.prepare(&bkey, "", none()).unwrap();
     drop(s);
 
     let s = f.open();
-    assert_eq!(f.backend.keys(), ["ns/1/keep"]);
+    assert_eq!(f.driver.keys(), ["ns/1/keep"]);
     assert!(f.meta.snapshots("mem").intents().unwrap().is_empty());
     assert!(s.stat("ns", "lost").unwrap_err().is(ErrorKind::NotFound));
     // The number is never handed out again.
     s.prepare("ns", "lost", "", none()).unwrap();
-    assert_eq!(s.stat("ns", "lost").unwrap().backend_key, "ns/3/lost");
+    assert_eq!(s.stat("ns", "lost").unwrap().driver_key, "ns/3/lost");
 }
 
 #[test]
-fn an_interrupted_commit_is_rolled_forward_when_the_backend_did_it() {
+fn an_interrupted_commit_is_rolled_forward_when_the_driver_did_it() {
     let f = Fixture::new();
     let s = f.open();
     s.prepare("ns", "work", "", labels(&[("x", "1")])).unwrap();
@@ -426,7 +426,7 @@ fn an_interrupted_commit_is_rolled_forward_when_the_backend_did_it() {
         labels: labels(&[("c", "1")]),
         created_at: now,
         updated_at: now,
-        backend_key: backend_key("ns", id, "done"),
+        driver_key: driver_key("ns", id, "done"),
     };
     f.meta
         .snapshots("mem")
@@ -435,13 +435,13 @@ fn an_interrupted_commit_is_rolled_forward_when_the_backend_did_it() {
             &Intent::Commit {
                 namespace: "ns".into(),
                 active_name: "work".into(),
-                active_key: active.backend_key.clone(),
+                active_key: active.driver_key.clone(),
                 record: IntentRecord::from_record(&committed),
             },
         )
         .unwrap();
-    f.backend
-        .commit(&committed.backend_key, &active.backend_key, none())
+    f.driver
+        .commit(&committed.driver_key, &active.driver_key, none())
         .unwrap();
     drop(s);
 
@@ -450,12 +450,12 @@ fn an_interrupted_commit_is_rolled_forward_when_the_backend_did_it() {
     let done = s.stat("ns", "done").unwrap();
     assert_eq!(done.kind, SnapshotKind::Committed);
     assert_eq!(done.labels, labels(&[("c", "1")]));
-    assert_eq!(f.backend.keys(), [committed.backend_key]);
+    assert_eq!(f.driver.keys(), [committed.driver_key]);
     assert!(f.meta.snapshots("mem").intents().unwrap().is_empty());
 }
 
 #[test]
-fn an_unfinished_commit_is_dropped_when_the_backend_did_not_do_it() {
+fn an_unfinished_commit_is_dropped_when_the_driver_did_not_do_it() {
     let f = Fixture::new();
     let s = f.open();
     s.prepare("ns", "work", "", none()).unwrap();
@@ -469,7 +469,7 @@ fn an_unfinished_commit_is_dropped_when_the_backend_did_not_do_it() {
         labels: none(),
         created_at: now,
         updated_at: now,
-        backend_key: backend_key("ns", id, "done"),
+        driver_key: driver_key("ns", id, "done"),
     };
     f.meta
         .snapshots("mem")
@@ -478,7 +478,7 @@ fn an_unfinished_commit_is_dropped_when_the_backend_did_not_do_it() {
             &Intent::Commit {
                 namespace: "ns".into(),
                 active_name: "work".into(),
-                active_key: active.backend_key.clone(),
+                active_key: active.driver_key.clone(),
                 record: IntentRecord::from_record(&committed),
             },
         )
@@ -506,12 +506,12 @@ fn an_interrupted_remove_finishes_or_is_dropped() {
                 &Intent::Remove {
                     namespace: "ns".into(),
                     name: name.into(),
-                    backend_key: record.backend_key.clone(),
+                    driver_key: record.driver_key.clone(),
                 },
             )
             .unwrap();
         if name == "gone" {
-            f.backend.remove(&record.backend_key).unwrap();
+            f.driver.remove(&record.driver_key).unwrap();
         }
     }
     drop(s);
@@ -528,30 +528,29 @@ fn orphans_are_removed_children_first_and_records_kept() {
     s.prepare("ns", "real", "", none()).unwrap();
     drop(s);
     // A chain the records know nothing about: parent, child, grandchild.
-    f.backend
+    f.driver
         .insert("ns/90/p", DriverKind::Committed, "", none());
-    f.backend
+    f.driver
         .insert("ns/91/c", DriverKind::Committed, "ns/90/p", none());
-    f.backend
+    f.driver
         .insert("ns/92/g", DriverKind::Active, "ns/91/c", none());
     let s = f.open();
-    assert_eq!(f.backend.keys(), ["ns/1/real"]);
-    // The counter moved past every number the backend had used.
+    assert_eq!(f.driver.keys(), ["ns/1/real"]);
+    // The counter moved past every number the driver had used.
     s.prepare("ns", "next", "", none()).unwrap();
-    assert_eq!(s.stat("ns", "next").unwrap().backend_key, "ns/93/next");
+    assert_eq!(s.stat("ns", "next").unwrap().driver_key, "ns/93/next");
 
-    f.backend
-        .insert("other/5/x", DriverKind::Active, "", none());
+    f.driver.insert("other/5/x", DriverKind::Active, "", none());
     s.cleanup().unwrap();
-    assert_eq!(f.backend.keys(), ["ns/1/real", "ns/93/next"]);
+    assert_eq!(f.driver.keys(), ["ns/1/real", "ns/93/next"]);
 }
 
 #[test]
 fn remote_handshake_records_the_target_as_committed() {
     let f = Fixture::new();
     let s = f.open();
-    // The backend already holds the layer a client asks for by reference.
-    f.backend.insert(
+    // The driver already holds the layer a client asks for by reference.
+    f.driver.insert(
         "remote/layer-1",
         DriverKind::Committed,
         "",
@@ -579,7 +578,7 @@ fn remote_handshake_records_the_target_as_committed() {
         .is(ErrorKind::NotFound));
     let target = s.stat("ns", "sha256:l1").unwrap();
     assert_eq!(target.kind, SnapshotKind::Committed);
-    assert_eq!(target.backend_key, "remote/layer-1");
+    assert_eq!(target.driver_key, "remote/layer-1");
     assert_eq!(target.labels.get("mine").map(String::as_str), Some("a"));
     assert_eq!(
         target
@@ -601,7 +600,7 @@ fn remote_handshake_records_the_target_as_committed() {
     assert!(f.meta.snapshots("mem").intents().unwrap().is_empty());
     // It is usable as a parent.
     s.prepare("ns", "run", "sha256:l1", none()).unwrap();
-    assert_eq!(f.backend.stat("ns/2/run").unwrap().parent, "remote/layer-1");
+    assert_eq!(f.driver.stat("ns/2/run").unwrap().parent, "remote/layer-1");
 }
 
 #[test]
@@ -635,7 +634,7 @@ fn concurrent_children_of_one_parent_all_land() {
         }
     });
     assert_eq!(s.list("ns").unwrap().len(), 81);
-    assert_eq!(f.backend.keys().len(), 81);
+    assert_eq!(f.driver.keys().len(), 81);
     assert!(f.meta.snapshots("mem").intents().unwrap().is_empty());
 }
 

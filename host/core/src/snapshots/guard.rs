@@ -1,4 +1,4 @@
-//! Calls into a snapshotter backend, with panics turned into errors.
+//! Calls into a snapshotter driver, with panics turned into errors.
 //!
 //! Loaded plugins catch their own panics at the ABI boundary; a driver linked
 //! into the daemon (tests, built-ins) would unwind into the host instead.
@@ -16,7 +16,7 @@ pub fn call<T>(
     operation: &str,
     call: impl FnOnce() -> PluginResult<T>,
 ) -> Result<T> {
-    // The backend is only reached through `&self`; a panic leaves the host's
+    // The driver is only reached through `&self`; a panic leaves the host's
     // own state untouched, so unwinding past the closure is safe to observe.
     match catch_unwind(AssertUnwindSafe(call)) {
         Ok(result) => result.map_err(Error::from),
