@@ -1,8 +1,9 @@
 //! Harness for rcontainerd's integration tests.
 //!
 //! Every test starts the real `rcontainerd` binary with its own temporary root, state dir and socket
-//! ([`Daemon`]), talks to it over gRPC ([`grpc`]) and runs both our `ctr` and Debian's
-//! (containerd 1.6.20) against it ([`Ctr`]). Nothing binds a fixed path, so tests run in parallel.
+//! ([`Daemon`]), talks to it over gRPC (`rcontainerd_api::client`) and runs both our `ctr` and
+//! Debian's (containerd 1.6.20) against it ([`Ctr`]). Nothing binds a fixed path, so tests run in
+//! parallel.
 //!
 //! The binaries are found next to the test executable (`target/<profile>/`); the test command builds
 //! them first (`scripts/test.sh`).
@@ -10,7 +11,6 @@
 pub mod binaries;
 pub mod ctr;
 pub mod daemon;
-pub mod grpc;
 pub mod mounts;
 pub mod test_plugins;
 

@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::content::content_client::ContentClient;
 use rcontainerd_api::services::content::{
     AbortRequest, DeleteContentRequest, InfoRequest, ListContentRequest, ListStatusesRequest,
@@ -14,7 +15,6 @@ use rcontainerd_api::services::content::{
     WriteContentResponse,
 };
 use rcontainerd_api::services::namespaces::DeleteNamespaceRequest;
-use rcontainerd_tests::grpc::namespaced;
 use rcontainerd_tests::{test_plugin_dir_without, uri, Ctr, Daemon, DaemonOptions, TestPlugin};
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::containers::containers_client::ContainersClient;
 use rcontainerd_api::services::containers::ListContainersRequest;
 use rcontainerd_api::services::images::images_client::ImagesClient;
@@ -11,7 +12,6 @@ use rcontainerd_api::services::namespaces::{
     CreateNamespaceRequest, DeleteNamespaceRequest, GetNamespaceRequest, ListNamespacesRequest,
     Namespace, UpdateNamespaceRequest,
 };
-use rcontainerd_tests::grpc::namespaced;
 use rcontainerd_tests::{Ctr, Daemon};
 use tonic::Code;
 

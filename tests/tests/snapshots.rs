@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::namespaces::DeleteNamespaceRequest;
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::{
@@ -18,7 +19,6 @@ use rcontainerd_api::services::snapshots::{
     UsageRequest, ViewSnapshotRequest,
 };
 use rcontainerd_api::types::Mount;
-use rcontainerd_tests::grpc::namespaced;
 use rcontainerd_tests::{Ctr, Daemon, DaemonOptions};
 use tonic::transport::Channel;
 use tonic::Code;
