@@ -3,6 +3,11 @@
 //! Generated at build time from the protos that the `containerd-client`
 //! package ships (see `build.rs`); module paths follow the proto packages,
 //! e.g. [`containerd::services::namespaces::v1`].
+//!
+//! [`headers`] names the gRPC metadata containerd reads from a call. With the
+//! `client` feature (off by default: the daemon needs none of it), [`client`]
+//! dials a daemon's unix socket and tags calls with those headers, the way
+//! containerd's Go client does.
 
 #![allow(clippy::all, missing_docs, rustdoc::all)]
 
@@ -27,3 +32,11 @@ pub mod services {
 }
 
 pub use containerd::types;
+
+// The crate-wide allow above is for the generated code; what is written here is linted.
+#[warn(clippy::all, missing_docs)]
+pub mod headers;
+
+#[cfg(feature = "client")]
+#[warn(clippy::all, missing_docs)]
+pub mod client;

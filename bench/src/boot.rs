@@ -2,6 +2,7 @@
 //! let it idle, read its RSS, stop it. Daemons alternate run by run so that drift on the machine
 //! (cache, frequency, other load) falls on all of them alike.
 
+use crate::client;
 use crate::daemon::{ContainerdConfig, Launch, Subject};
 use crate::probe;
 use crate::procfs;
@@ -202,7 +203,7 @@ pub fn boot(
 ) -> anyhow::Result<(Daemon, Duration, String)> {
     // One runtime per boot, dropped right after the probe: that closes the probe's connection, which would
     // otherwise stay open (its task never polled again) and hold up a daemon that drains clients on SIGTERM.
-    let runtime = crate::session::client_runtime()?;
+    let runtime = client::runtime()?;
     let start = Instant::now();
     let mut daemon = Daemon {
         child: Some(

@@ -1,10 +1,12 @@
 //! The content benchmark: one large blob written in chunks over one Write stream and read back, many small
 //! blobs written one stream each, and `dd … conv=fdatasync` into the same filesystem as the disk's limit.
 
+use crate::client;
 use crate::daemon::Subject;
-use crate::session::{Headers, Session};
+use crate::session::Session;
 use crate::workdir::WorkDir;
 use anyhow::{bail, ensure, Context};
+use rcontainerd_api::client::Headers;
 use rcontainerd_api::services::content::{
     content_client::ContentClient, ReadContentRequest, WriteAction, WriteContentRequest,
 };
@@ -138,11 +140,11 @@ fn measure(
     spent: &mut Vec<WorkDir>,
 ) -> anyhow::Result<Round> {
     let session = Session::start(subject, plan.tmp_dir.as_deref(), plan.boot_timeout)?;
-    let runtime = crate::session::client_runtime()?;
+    let runtime = client::runtime()?;
     let use_lease = subject.needs_lease();
     let round = runtime.block_on(async {
         let channel = session.connect().await?;
-        let headers = Headers::new(channel.clone(), NAMESPACE, use_lease).await?;
+        let headers = client::headers(channel.clone(), NAMESPACE, use_lease).await?;
         let mut client = ContentClient::new(channel).max_decoding_message_size(64 * MIB);
         let write = write_large(&mut client, &headers, data, plan.chunk_mib * MIB)
             .await

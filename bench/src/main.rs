@@ -4,6 +4,7 @@
 //! Results and the commands that produced them live in `docs/benchmarks.md`.
 
 mod boot;
+mod client;
 mod content;
 mod daemon;
 mod probe;

@@ -1,13 +1,11 @@
 //! The readiness probe: containerd's `Version` RPC over the daemon's unix socket, retried until it answers.
 
+use crate::client;
 use anyhow::{bail, Context};
-use hyper_util::rt::TokioIo;
 use rcontainerd_api::services::version::version_client::VersionClient;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint};
 
 /// Pause between attempts.
 const RETRY: Duration = Duration::from_millis(1);
@@ -38,22 +36,10 @@ pub async fn wait_for_version(
 
 /// One attempt: connect, call, and return the version string.
 async fn version(socket: &Path) -> anyhow::Result<String> {
-    let channel = connect(socket.to_owned()).await?;
+    let channel = client::connect(socket).await?;
     let reply = VersionClient::new(channel)
         .version(())
         .await
         .context("calling Version")?;
     Ok(reply.into_inner().version)
-}
-
-pub async fn connect(socket: PathBuf) -> anyhow::Result<Channel> {
-    let context = format!("connecting to {}", socket.display());
-    // The URI is never dialled (the connector ignores it); `localhost` is the authority ctr sends.
-    Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move { UnixStream::connect(socket).await.map(TokioIo::new) }
-        }))
-        .await
-        .context(context)
 }

@@ -1,7 +1,7 @@
-//! What the benchmark reads from `/proc`: a process's memory and threads, its descendants, and mount points.
+//! What the benchmark reads from `/proc`: a process's memory and threads, and its descendants. Mount
+//! points come from `rcontainerd_tests::mounts`, which the integration tests clean up with.
 
 use std::io;
-use std::path::{Path, PathBuf};
 
 /// Memory and thread figures from `/proc/<pid>/status`, in KiB where sizes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,43 +77,6 @@ fn parent_of(stat: &str) -> Option<u32> {
     after_name.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Mount points at or below `dir` in this process's mount namespace, deepest first.
-pub fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let mut found: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| PathBuf::from(unescape(field)))
-        .filter(|point| point.starts_with(dir))
-        .collect();
-    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    found.dedup();
-    Ok(found)
-}
-
-/// mountinfo writes space, tab, newline and backslash in paths as three-digit octal escapes.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,39 +103,10 @@ mod tests {
     }
 
     #[test]
-    fn mountinfo_escapes_are_decoded() {
-        assert_eq!(unescape("/tmp/a\\040b\\134c"), "/tmp/a b\\c");
-        assert_eq!(unescape("/tmp/plain\\9"), "/tmp/plain\\9");
-    }
-
-    #[test]
     fn this_process_is_its_own_parents_descendant() {
         let me = std::process::id();
         let parent = parent_of(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
         assert!(descendants(parent).contains(&me));
         assert!(!descendants(me).contains(&me));
-    }
-
-    #[test]
-    fn a_real_mount_below_a_directory_is_found() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: mounting needs root");
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let inner = dir.path().join("a b/inner");
-        std::fs::create_dir_all(&inner).unwrap();
-        nix::mount::mount(
-            Some("tmpfs"),
-            &inner,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .unwrap();
-        let found = mounts_under(dir.path()).unwrap();
-        nix::mount::umount(&inner).unwrap();
-        assert_eq!(found, vec![inner.clone()]);
-        assert!(mounts_under(dir.path()).unwrap().is_empty());
     }
 }

@@ -1,10 +1,12 @@
 //! The snapshots benchmark: Prepare+Commit pairs per second (one client, then several at once) and
 //! Mounts calls per second on top of a long chain, for each snapshotter, daemons alternating round by round.
 
+use crate::client;
 use crate::daemon::Subject;
-use crate::session::{Headers, Session};
+use crate::session::Session;
 use crate::workdir::WorkDir;
 use anyhow::Context;
+use rcontainerd_api::client::Headers;
 use rcontainerd_api::services::snapshots::{
     snapshots_client::SnapshotsClient, CommitSnapshotRequest, MountsRequest, PrepareSnapshotRequest,
 };
@@ -69,7 +71,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
 
 fn measure(plan: &Plan, subject: &Subject, spent: &mut Vec<WorkDir>) -> anyhow::Result<Round> {
     let session = Session::start(subject, plan.tmp_dir.as_deref(), plan.boot_timeout)?;
-    let runtime = crate::session::client_runtime()?;
+    let runtime = client::runtime()?;
     let use_lease = subject.needs_lease();
     let round = runtime.block_on(async {
         let mut round = Round::default();
@@ -115,7 +117,7 @@ async fn pairs(
     } else {
         format!("many-{snapshotter}")
     };
-    let headers = Headers::new(session.connect().await?, &namespace, use_lease).await?;
+    let headers = client::headers(session.connect().await?, &namespace, use_lease).await?;
     let mut connections = Vec::new();
     for _ in 0..clients {
         connections.push(SnapshotsClient::new(session.connect().await?));
@@ -177,7 +179,7 @@ async fn chain(
     plan: &Plan,
 ) -> anyhow::Result<(f64, f64)> {
     let namespace = format!("chain-{snapshotter}");
-    let headers = Headers::new(session.connect().await?, &namespace, use_lease).await?;
+    let headers = client::headers(session.connect().await?, &namespace, use_lease).await?;
     let mut client = SnapshotsClient::new(session.connect().await?);
     let start = Instant::now();
     let mut parent = String::new();

@@ -1,8 +1,8 @@
 //! A run's private directory: created fresh, and on the way out stripped of anything the daemon mounted
 //! below it before it is removed.
 
-use crate::procfs;
 use anyhow::Context;
+use rcontainerd_tests::mounts;
 use std::path::{Path, PathBuf};
 
 const MAX_UNMOUNT_ROUNDS: usize = 64;
@@ -66,7 +66,7 @@ fn detach_mounts_under(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut detached = Vec::new();
     // Mounts stacked on one point come off one per round.
     for _ in 0..MAX_UNMOUNT_ROUNDS {
-        let left = procfs::mounts_under(path).context("reading /proc/self/mountinfo")?;
+        let left = mounts::mounts_under(path).context("reading /proc/self/mountinfo")?;
         if left.is_empty() {
             return Ok(detached);
         }

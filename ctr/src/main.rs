@@ -4,7 +4,6 @@
 
 mod cli;
 mod commands;
-mod connect;
 mod errors;
 mod gojson;
 mod labels;
@@ -17,9 +16,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use rcontainerd_api::client::{self, Headers, NamespacedChannel, DEFAULT_CONNECT_TIMEOUT};
 
 use crate::cli::{Cli, Command, GlobalOptions, NamespacesCommand, PluginsCommand};
-use crate::connect::{NamespacedChannel, DEFAULT_CONNECT_TIMEOUT};
 use crate::errors::RpcError;
 
 fn main() -> ExitCode {
@@ -136,7 +135,13 @@ async fn dial(global: &GlobalOptions) -> anyhow::Result<NamespacedChannel> {
     if global.debug {
         log::debug(&format!("dialling {}", global.address));
     }
-    Ok(connect::connect(&global.address, &global.namespace, timeout).await?)
+    let channel = client::connect(&global.address, timeout).await?;
+    // A namespace that cannot be a header value is sent as no header: the
+    // daemon then rejects the call like one without a namespace.
+    let headers = Headers::new()
+        .namespace(&global.namespace)
+        .unwrap_or_default();
+    Ok(headers.intercept(channel))
 }
 
 /// Runs a command's calls under `--timeout` (none when it is zero).

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use rcontainerd_api::client::Dialer;
 use rcontainerd_api::services::{introspection, namespaces, version};
 use tonic::transport::Channel;
 
 use crate::binaries;
 use crate::ctr::{Ctr, CtrOutput};
-use crate::grpc;
 use crate::mounts;
 
 /// How long a daemon may take to answer its first Version RPC.
@@ -377,7 +377,8 @@ impl Daemon {
             .expect("io runtime lives as long as the daemon");
         let attempt = async {
             let channel = io
-                .spawn(async move { grpc::connect(&socket).await })
+                // A missing socket fails at once: `wait_ready` polls, checking on the process.
+                .spawn(async move { Dialer::new().wait_for_socket(false).connect(&socket).await })
                 .await
                 .ok()?
                 .ok()?;

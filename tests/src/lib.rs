@@ -1,16 +1,18 @@
 //! Harness for rcontainerd's integration tests.
 //!
 //! Every test starts the real `rcontainerd` binary with its own temporary root, state dir and socket
-//! ([`Daemon`]), talks to it over gRPC ([`grpc`]) and runs both our `ctr` and Debian's
-//! (containerd 1.6.20) against it ([`Ctr`]). Nothing binds a fixed path, so tests run in parallel.
+//! ([`Daemon`]), talks to it over gRPC (`rcontainerd_api::client`) and runs both our `ctr` and
+//! Debian's (containerd 1.6.20) against it ([`Ctr`]). Nothing binds a fixed path, so tests run in
+//! parallel.
 //!
 //! The binaries are found next to the test executable (`target/<profile>/`); the test command builds
 //! them first (`scripts/test.sh`).
 
+use std::collections::HashMap;
+
 pub mod binaries;
 pub mod ctr;
 pub mod daemon;
-pub mod grpc;
 pub mod mounts;
 pub mod test_plugins;
 
@@ -21,6 +23,14 @@ pub mod uri {
     pub const BTRFS: &str = "io.containerd.snapshotter.v1.btrfs";
     pub const CONTENT: &str = "io.containerd.content.v1.content";
     pub const EXAMPLE: &str = "io.containerd.snapshotter.v1.example";
+}
+
+/// A label map from `(key, value)` pairs, as the API's messages carry labels.
+pub fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// `<type>.<id>` of an Introspection entry.

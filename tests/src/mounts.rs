@@ -1,19 +1,31 @@
-//! Removing whatever a test left mounted under its temporary directory.
+//! Mounts under a directory: finding them in `/proc/self/mountinfo` (shared with the bench, which
+//! depends on this crate for it) and removing whatever a test left mounted under its temporary directory.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{umount2, MntFlags};
 
-/// Mount points at or below `dir`, deepest first, read from `/proc/self/mountinfo`.
-pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut found: Vec<PathBuf> = info
+/// Mount points at or below `dir` in this process's mount namespace, deepest first, read from
+/// `/proc/self/mountinfo`. A point with mounts stacked on it is listed once.
+pub fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(mount_points_under(&info, dir))
+}
+
+/// The mount points (fifth field) at or below `dir` in mountinfo text, deepest first, deduplicated.
+fn mount_points_under(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
         .map(|field| PathBuf::from(unescape_mountinfo(field)))
         .filter(|p| p.starts_with(dir))
         .collect();
-    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    // Deepest first; by name within a depth, so that the points of stacked mounts end up side by side.
+    found.sort_by(|a, b| {
+        let depth = |p: &PathBuf| p.components().count();
+        depth(b).cmp(&depth(a)).then_with(|| a.cmp(b))
+    });
     found.dedup();
     found
 }
@@ -23,7 +35,7 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 pub fn unmount_all_under(dir: &Path) {
     let mut previous = usize::MAX;
     loop {
-        let mounts = mounts_under(dir);
+        let mounts = mounts_under(dir).unwrap_or_default();
         if mounts.is_empty() || mounts.len() >= previous {
             for m in &mounts {
                 eprintln!("test harness: could not unmount {}", m.display());
@@ -37,22 +49,29 @@ pub fn unmount_all_under(dir: &Path) {
     }
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
+/// mountinfo writes space, tab, newline and backslash in paths as three-digit octal escapes
+/// (`\040`); anything else after a backslash is kept as it is.
 fn unescape_mountinfo(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("");
-            if let Ok(b) = u8::from_str_radix(digits, 8) {
+        let escaped = bytes
+            .get(i + 1..i + 4)
+            .filter(|_| bytes[i] == b'\\')
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .filter(|digits| digits.bytes().all(|d| (b'0'..=b'7').contains(&d)))
+            .and_then(|digits| u8::from_str_radix(digits, 8).ok());
+        match escaped {
+            Some(b) => {
                 out.push(b);
                 i += 4;
-                continue;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -65,7 +84,35 @@ mod tests {
     fn unescapes_octal_sequences() {
         assert_eq!(unescape_mountinfo(r"/tmp/a\040b"), "/tmp/a b");
         assert_eq!(unescape_mountinfo(r"/tmp/x\134y"), r"/tmp/x\y");
+        assert_eq!(unescape_mountinfo(r"/tmp/a\040b\134c"), r"/tmp/a b\c");
         assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo(r"/tmp/plain\9"), r"/tmp/plain\9");
+        // Not octal digits, or not a byte: kept as written.
+        assert_eq!(unescape_mountinfo(r"/tmp/\+12"), r"/tmp/\+12");
+        assert_eq!(unescape_mountinfo(r"/tmp/\777"), r"/tmp/\777");
+    }
+
+    #[test]
+    fn lists_points_below_the_directory_deepest_first_and_once() {
+        let info = "\
+22 1 8:1 / / rw - ext4 /dev/sda1 rw
+30 22 0:40 / /run/x rw - tmpfs tmpfs rw
+31 30 0:41 / /run/x/a\\040b/inner rw - tmpfs tmpfs rw
+32 31 0:42 / /run/x/a\\040b/inner rw - tmpfs tmpfs rw
+33 22 0:43 / /run/xy rw - tmpfs tmpfs rw
+34 30 0:44 / /run/x/b rw - tmpfs tmpfs rw
+35 30 0:45 / /run/x/a rw - tmpfs tmpfs rw
+36 34 0:46 / /run/x/b rw - tmpfs tmpfs rw
+";
+        assert_eq!(
+            mount_points_under(info, Path::new("/run/x")),
+            [
+                PathBuf::from("/run/x/a b/inner"),
+                PathBuf::from("/run/x/a"),
+                PathBuf::from("/run/x/b"),
+                PathBuf::from("/run/x"),
+            ]
+        );
     }
 
     #[test]
@@ -75,8 +122,8 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("inner");
-        std::fs::create_dir(&target).unwrap();
+        let target = dir.path().join("a b/inner");
+        std::fs::create_dir_all(&target).unwrap();
         nix::mount::mount(
             Some("tmpfs"),
             &target,
@@ -85,8 +132,8 @@ mod tests {
             None::<&str>,
         )
         .unwrap();
-        assert_eq!(mounts_under(dir.path()), vec![target.clone()]);
+        assert_eq!(mounts_under(dir.path()).unwrap(), vec![target.clone()]);
         unmount_all_under(dir.path());
-        assert!(mounts_under(dir.path()).is_empty());
+        assert!(mounts_under(dir.path()).unwrap().is_empty());
     }
 }

@@ -2,11 +2,11 @@
 //! protocol (docs/wire-facts.md#content), per-namespace visibility, freeing disk on delete, resuming after
 //! `kill -9`, and Debian's `ctr content` commands.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::content::content_client::ContentClient;
 use rcontainerd_api::services::content::{
     AbortRequest, DeleteContentRequest, InfoRequest, ListContentRequest, ListStatusesRequest,
@@ -14,8 +14,9 @@ use rcontainerd_api::services::content::{
     WriteContentResponse,
 };
 use rcontainerd_api::services::namespaces::DeleteNamespaceRequest;
-use rcontainerd_tests::grpc::namespaced;
-use rcontainerd_tests::{test_plugin_dir_without, uri, Ctr, Daemon, DaemonOptions, TestPlugin};
+use rcontainerd_tests::{
+    labels, test_plugin_dir_without, uri, Ctr, Daemon, DaemonOptions, TestPlugin,
+};
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
@@ -570,13 +571,12 @@ async fn list_filters_and_update_labels() {
     let daemon = Daemon::start_default().await;
     let small = ingest(&daemon, NS, "small", b"s").await;
     let big = ingest(&daemon, NS, "big", b"bigger").await;
-    let labels: HashMap<String, String> = [("team".to_owned(), "infra".to_owned())].into();
     let updated = client(&daemon)
         .update(namespaced(
             UpdateRequest {
                 info: Some(rcontainerd_api::services::content::Info {
                     digest: big.clone(),
-                    labels,
+                    labels: labels(&[("team", "infra")]),
                     ..Default::default()
                 }),
                 update_mask: Some(prost_types::FieldMask {

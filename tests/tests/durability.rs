@@ -3,7 +3,7 @@
 use rcontainerd_api::services::namespaces::{
     CreateNamespaceRequest, GetNamespaceRequest, Namespace,
 };
-use rcontainerd_tests::{Ctr, Daemon};
+use rcontainerd_tests::{labels, Ctr, Daemon};
 
 #[tokio::test]
 async fn a_namespace_and_the_server_uuid_survive_kill_9() {
@@ -14,7 +14,7 @@ async fn a_namespace_and_the_server_uuid_survive_kill_9() {
         .create(CreateNamespaceRequest {
             namespace: Some(Namespace {
                 name: "durable".into(),
-                labels: [("k".to_string(), "v".to_string())].into(),
+                labels: labels(&[("k", "v")]),
             }),
         })
         .await

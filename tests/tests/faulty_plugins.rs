@@ -131,7 +131,7 @@ async fn a_plugin_that_panics_in_a_call_fails_that_call_only() {
         .unwrap_or_else(|e| panic!("{e}"));
     for key in ["k1", "k2", "k3"] {
         let status = SnapshotsClient::new(daemon.channel())
-            .prepare(rcontainerd_tests::grpc::namespaced(
+            .prepare(rcontainerd_api::client::namespaced(
                 PrepareSnapshotRequest {
                     snapshotter: "panic-call".into(),
                     key: key.into(),

@@ -1,8 +1,7 @@
 //! Namespaces through both ctrs and over gRPC: create with labels, ls, label, remove, and the error
 //! codes containerd returns.
 
-use std::collections::HashMap;
-
+use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::containers::containers_client::ContainersClient;
 use rcontainerd_api::services::containers::ListContainersRequest;
 use rcontainerd_api::services::images::images_client::ImagesClient;
@@ -11,23 +10,19 @@ use rcontainerd_api::services::namespaces::{
     CreateNamespaceRequest, DeleteNamespaceRequest, GetNamespaceRequest, ListNamespacesRequest,
     Namespace, UpdateNamespaceRequest,
 };
-use rcontainerd_tests::grpc::namespaced;
-use rcontainerd_tests::{Ctr, Daemon};
+use rcontainerd_tests::{labels, Ctr, Daemon};
 use tonic::Code;
 
-fn namespace(name: &str, labels: &[(&str, &str)]) -> Namespace {
+fn namespace(name: &str, pairs: &[(&str, &str)]) -> Namespace {
     Namespace {
         name: name.to_owned(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        labels: labels(pairs),
     }
 }
 
-fn create(name: &str, labels: &[(&str, &str)]) -> CreateNamespaceRequest {
+fn create(name: &str, pairs: &[(&str, &str)]) -> CreateNamespaceRequest {
     CreateNamespaceRequest {
-        namespace: Some(namespace(name, labels)),
+        namespace: Some(namespace(name, pairs)),
     }
 }
 
@@ -182,11 +177,10 @@ async fn grpc_create_get_list_update_delete() {
         .into_inner()
         .namespace
         .unwrap();
-    let want: HashMap<String, String> = [("owner", "alice"), ("env", "prod")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    assert_eq!(updated.labels, want);
+    assert_eq!(
+        updated.labels,
+        labels(&[("owner", "alice"), ("env", "prod")])
+    );
 
     // Without a mask, the labels are replaced.
     let replaced = client

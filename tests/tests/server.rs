@@ -97,7 +97,7 @@ async fn unimplemented_services_answer_unimplemented() {
     use rcontainerd_api::services::containers::ListContainersRequest;
     let daemon = Daemon::start_default().await;
     let status = ContainersClient::new(daemon.channel())
-        .list(rcontainerd_tests::grpc::namespaced(
+        .list(rcontainerd_api::client::namespaced(
             ListContainersRequest::default(),
             "default",
         ))

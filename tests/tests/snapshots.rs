@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::namespaces::DeleteNamespaceRequest;
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::{
@@ -18,8 +19,7 @@ use rcontainerd_api::services::snapshots::{
     UsageRequest, ViewSnapshotRequest,
 };
 use rcontainerd_api::types::Mount;
-use rcontainerd_tests::grpc::namespaced;
-use rcontainerd_tests::{Ctr, Daemon, DaemonOptions};
+use rcontainerd_tests::{labels, Ctr, Daemon, DaemonOptions};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -51,13 +51,6 @@ async fn start_crashing_at(crash_point: &str) -> Daemon {
 async fn restart(daemon: &mut Daemon) {
     let _env = env_lock().read().await;
     daemon.restart().await.unwrap_or_else(|e| panic!("{e}"));
-}
-
-fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// A Snapshots client bound to one snapshotter and namespace.

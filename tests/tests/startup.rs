@@ -89,7 +89,7 @@ async fn a_service_whose_plugin_failed_answers_unavailable_with_the_reason() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     let status = SnapshotsClient::new(daemon.channel())
-        .list(rcontainerd_tests::grpc::namespaced(
+        .list(rcontainerd_api::client::namespaced(
             ListSnapshotsRequest {
                 snapshotter: "overlayfs".into(),
                 filters: vec![],

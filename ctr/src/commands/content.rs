@@ -12,6 +12,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail};
+use rcontainerd_api::client::{os_error_text, NamespacedChannel};
 use rcontainerd_api::services::content::content_client::ContentClient;
 use rcontainerd_api::services::content::{
     DeleteContentRequest, Info, InfoRequest, ListContentRequest, ListStatusesRequest,
@@ -27,7 +28,6 @@ use crate::cli::{
     ContentActive, ContentCommand, ContentDigests, ContentGet, ContentIngest, ContentList,
     ObjectWithLabels,
 };
-use crate::connect::{os_error_text, NamespacedChannel};
 use crate::errors::RpcError;
 use crate::labels::{joined, label_update, parse_labels};
 use crate::log;

@@ -5,6 +5,7 @@ use std::io;
 use std::path::Path;
 
 use anyhow::{anyhow, bail};
+use rcontainerd_api::client::NamespacedChannel;
 use rcontainerd_api::services::namespaces::namespaces_client::NamespacesClient;
 use rcontainerd_api::services::namespaces::{
     CreateNamespaceRequest, DeleteNamespaceRequest, ListNamespacesRequest, Namespace,
@@ -12,7 +13,6 @@ use rcontainerd_api::services::namespaces::{
 };
 
 use crate::cli::{NamespaceWithLabels, NamespacesList, NamespacesRemove};
-use crate::connect::NamespacedChannel;
 use crate::errors::RpcError;
 use crate::labels::parse_labels;
 use crate::log;

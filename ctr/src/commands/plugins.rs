@@ -2,12 +2,12 @@
 
 use std::collections::BTreeSet;
 
+use rcontainerd_api::client::NamespacedChannel;
 use rcontainerd_api::services::introspection::introspection_client::IntrospectionClient;
 use rcontainerd_api::services::introspection::{Plugin, PluginsRequest};
 use rcontainerd_api::types::Platform;
 
 use crate::cli::PluginsList;
-use crate::connect::NamespacedChannel;
 use crate::errors::{code_name, RpcError};
 use crate::tabwriter::TabWriter;
 

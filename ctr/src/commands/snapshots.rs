@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use anyhow::anyhow;
+use rcontainerd_api::client::NamespacedChannel;
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::{
     CommitSnapshotRequest, Info, Kind, ListSnapshotsRequest, MountsRequest, PrepareSnapshotRequest,
@@ -19,7 +20,6 @@ use crate::cli::{
     help_of, ObjectWithLabels, SnapshotCommit, SnapshotCreate, SnapshotKey, SnapshotKeys,
     SnapshotMounts, SnapshotUsage, SnapshotsArgs, SnapshotsCommand,
 };
-use crate::connect::NamespacedChannel;
 use crate::errors::RpcError;
 use crate::gojson::{rfc3339_nano, Json};
 use crate::labels::{joined, label_update, parse_labels};

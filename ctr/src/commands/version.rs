@@ -1,9 +1,9 @@
 //! `ctr version`: client and server versions, warning when they differ.
 
+use rcontainerd_api::client::NamespacedChannel;
 use rcontainerd_api::services::introspection::introspection_client::IntrospectionClient;
 use rcontainerd_api::services::version::version_client::VersionClient;
 
-use crate::connect::NamespacedChannel;
 use crate::errors::{unclassified, RpcError};
 
 /// The containerd release whose API we speak, with our version as build
