@@ -1,13 +1,12 @@
 //! The `containerd-namespace` request header, checked the way containerd
-//! checks it before any namespaced handler runs.
+//! checks it before any namespaced handler runs (`docs/wire-facts.md#namespace-header`).
 
+use rcontainerd_api::headers::NAMESPACE as HEADER;
 use rcontainerd_pkg::errdefs::Error;
 use rcontainerd_pkg::identifiers;
 use tonic::{Request, Status};
 
 use crate::status::IntoStatus;
-
-pub const HEADER: &str = "containerd-namespace";
 
 /// The namespace a request was made in (inserted as a request extension).
 #[derive(Debug, Clone, PartialEq, Eq)]
