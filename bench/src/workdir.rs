@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn remove_detaches_stacked_mounts_then_deletes_the_directory() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: mounting needs root");
+            rcontainerd_pkg::prereq::missing("root (mounting a tmpfs needs it)");
             return;
         }
         let dir = WorkDir::new(None).unwrap();

@@ -3,7 +3,8 @@
 //! with the same codes.
 //!
 //! Needs root and Debian's `containerd` and `ctr` (1.6); without them the
-//! tests say so on stderr and pass without checking anything.
+//! tests say so on stderr and pass without checking anything, or fail where
+//! `RCONTAINERD_REQUIRE_PREREQS` is set (`rcontainerd_pkg::prereq`).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -277,13 +278,22 @@ fn label_set(stdout: &str) -> Vec<String> {
     labels
 }
 
+/// Root, containerd and its ctr are there; otherwise reports what is missing
+/// (`rcontainerd_pkg::prereq`: a skip, or a failure where prerequisites are required).
 fn prerequisites_met() -> bool {
     let is_root = std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0);
-    let present = Path::new(CONTAINERD).exists() && Path::new(REFERENCE_CTR).exists();
-    if !(is_root && present) {
-        eprintln!("skipping: needs root, {CONTAINERD} and {REFERENCE_CTR}");
+    let missing: Vec<&str> = [
+        (is_root, "root"),
+        (Path::new(CONTAINERD).exists(), CONTAINERD),
+        (Path::new(REFERENCE_CTR).exists(), REFERENCE_CTR),
+    ]
+    .into_iter()
+    .filter_map(|(present, what)| (!present).then_some(what))
+    .collect();
+    if !missing.is_empty() {
+        rcontainerd_pkg::prereq::missing(missing.join(", "));
     }
-    is_root && present
+    missing.is_empty()
 }
 
 /// Runs each command with both tools, each against its own daemon, in order,
@@ -320,7 +330,10 @@ impl DaemonPair {
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(OUR_CTR).with_file_name("rcontainerd"));
         if !binary.exists() {
-            eprintln!("skipping: no rcontainerd at {}", binary.display());
+            rcontainerd_pkg::prereq::missing(format_args!(
+                "rcontainerd at {} (cargo build --workspace)",
+                binary.display()
+            ));
             return None;
         }
         Some(Self {

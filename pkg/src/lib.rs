@@ -2,7 +2,7 @@
 //! `ctr`: error classes ([`errdefs`]), identifier rules ([`identifiers`]), label rules
 //! ([`labels`]), digest strings ([`digest`]), Go durations ([`duration`]), record times
 //! ([`time`]), the filter syntax of every List ([`filters`]) and OCI platform names
-//! ([`platform`]).
+//! ([`platform`]); and, for tests, how a missing prerequisite skips or fails ([`prereq`]).
 //!
 //! Nothing here talks to the network or the disk; the gRPC mapping of [`errdefs::Kind`] lives
 //! at the daemon's edge (`rcontainerd-services`).
@@ -14,4 +14,5 @@ pub mod filters;
 pub mod identifiers;
 pub mod labels;
 pub mod platform;
+pub mod prereq;
 pub mod time;

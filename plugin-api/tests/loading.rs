@@ -97,7 +97,9 @@ fn a_shared_object_that_is_no_plugin_is_refused() {
         "/lib/x86_64-linux-gnu/libm.so.6",
     ];
     let Some(system) = candidates.iter().map(Path::new).find(|p| p.exists()) else {
-        eprintln!("skipping: no system shared object at a known path");
+        rcontainerd_pkg::prereq::missing(format_args!(
+            "a system shared object (one of {candidates:?})"
+        ));
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn finds_and_removes_a_real_mount() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: mounting needs root");
+            rcontainerd_pkg::prereq::missing("root (mounting a tmpfs needs it)");
             return;
         }
         let dir = tempfile::tempdir().unwrap();

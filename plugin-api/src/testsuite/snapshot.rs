@@ -1,8 +1,9 @@
 //! The snapshotter conformance suite: containerd's snapshot model as seen through
-//! [`Snapshotter`], plus checks that really mount what the driver returns (as root; they are
-//! skipped with a note otherwise): files written to an active snapshot survive commit, views
-//! are read-only, layers stack, usage counts what was written, and a chain of
-//! [`CHAIN_DEPTH`] layers mounts with every layer's file visible.
+//! [`Snapshotter`], plus checks that really mount what the driver returns (as root; otherwise
+//! they are skipped with a note, or fail where `RCONTAINERD_REQUIRE_PREREQS` is set): files
+//! written to an active snapshot survive commit, views are read-only, layers stack, usage
+//! counts what was written, and a chain of [`CHAIN_DEPTH`] layers mounts with every layer's
+//! file visible.
 
 use std::{
     fs,
@@ -349,14 +350,16 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Skips a mounting check (returning success) when not root.
+/// Skips a mounting check (returning success) when not root, or fails it where prerequisites are
+/// required (`rcontainerd_pkg::prereq`).
 macro_rules! require_root {
     ($check:literal) => {
         if !is_root() {
-            eprintln!(
-                "skipping snapshotter check {:?}: mounting needs root",
-                $check
-            );
+            rcontainerd_pkg::prereq::missing(concat!(
+                "root (snapshotter check \"",
+                $check,
+                "\" mounts)"
+            ));
             return Ok(());
         }
     };

@@ -50,7 +50,8 @@ pub const IN_TREE: &[(&str, &str)] = &[
     ),
 ];
 
-/// Builds the in-tree plugins; `None` (with the reason printed) when that is impossible.
+/// Builds the in-tree plugins; `None` (with the reason printed) when that is impossible and
+/// prerequisites are not required (`rcontainerd_pkg::prereq`).
 pub fn in_tree_plugins() -> Option<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
@@ -104,11 +105,8 @@ fn run(mut command: Command) -> Result<(), String> {
 fn report(built: &Result<PathBuf, String>) -> Option<PathBuf> {
     match built {
         Ok(dir) => Some(dir.clone()),
-        Err(reason) if std::env::var_os("RCONTAINERD_REQUIRE_PLUGIN_BUILD").is_some() => {
-            panic!("building plugins: {reason}")
-        }
         Err(reason) => {
-            eprintln!("skipping: cannot build plugin libraries: {reason}");
+            rcontainerd_pkg::prereq::missing(format_args!("built plugin libraries: {reason}"));
             None
         }
     }

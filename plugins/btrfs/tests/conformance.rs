@@ -1,6 +1,7 @@
 //! The snapshotter conformance suite against btrfs, on a real btrfs filesystem made in a
-//! loop-mounted image file. Skipped, with the reason printed, where that cannot be set up
-//! (not root, no `mkfs.btrfs`, no loop devices).
+//! loop-mounted image file. Where that cannot be set up (not root, no `mkfs.btrfs`, no loop
+//! devices), skipped with the reason printed, or failed where `RCONTAINERD_REQUIRE_PREREQS` is
+//! set (`rcontainerd_pkg::prereq`).
 
 use std::{
     path::{Path, PathBuf},
@@ -88,7 +89,7 @@ fn fixture() -> Option<LoopBtrfs> {
     match LoopBtrfs::new() {
         Ok(fixture) => Some(fixture),
         Err(reason) => {
-            eprintln!("skipping: no btrfs filesystem for the test: {reason}");
+            rcontainerd_pkg::prereq::missing(format_args!("a btrfs filesystem: {reason}"));
             None
         }
     }

@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn init_mounts_overlay_under_root_and_leaves_no_scratch() {
         if !is_root() {
-            eprintln!("skipping: overlay mounts need root");
+            rcontainerd_pkg::prereq::missing("root (overlay mounts need it)");
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn skips_when_overlay_cannot_mount_under_root() {
         if !is_root() {
-            eprintln!("skipping: overlay mounts need root");
+            rcontainerd_pkg::prereq::missing("root (overlay mounts need it)");
             return;
         }
         // An overlay filesystem cannot serve as another overlay's upper directory, so a root

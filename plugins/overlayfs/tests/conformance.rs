@@ -1,5 +1,5 @@
 //! The snapshotter conformance suite against overlayfs, as a Rust type and as the built
-//! library the daemon loads. Mounting checks need root.
+//! library the daemon loads. Mounting checks need root (`rcontainerd_pkg::prereq`).
 
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ fn the_rust_type_conforms() {
 #[test]
 fn the_loaded_library_conforms() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: the overlayfs plugin's init mounts an overlay, which needs root");
+        rcontainerd_pkg::prereq::missing("root (the overlayfs plugin's init mounts an overlay)");
         return;
     }
     testsuite::snapshot::run_all_loaded(&testsuite::built_library(
