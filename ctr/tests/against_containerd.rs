@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 const CONTAINERD: &str = "/usr/bin/containerd";
 const REFERENCE_CTR: &str = "/usr/bin/ctr";
 const OUR_CTR: &str = env!("CARGO_BIN_EXE_ctr");
+/// How long one ctr may run: a ctr that waits forever (on a locked ref, on a
+/// daemon that does not answer) must fail its test instead of stalling the run.
+const CTR_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A containerd with its root, state and sockets in a temporary directory.
 struct Containerd {
@@ -173,7 +176,7 @@ fn run_with(ctr: &str, daemon: &Containerd, args: &[&str], input: &Input) -> Out
         // ctr may fail before reading everything; that is fine.
         let _ = stdin.write_all(bytes);
     }
-    let output = child.wait_with_output().expect("wait for ctr");
+    let output = output_within_deadline(child, &format!("{ctr} {args:?}"));
     let neutral = |bytes: &[u8]| {
         let text =
             String::from_utf8_lossy(bytes).replace(&*daemon.dir.path().to_string_lossy(), "<dir>");
@@ -190,6 +193,24 @@ fn run_with(ctr: &str, daemon: &Containerd, args: &[&str], input: &Input) -> Out
         stdout: neutral(&output.stdout),
         stderr: neutral(&output.stderr),
         code: output.status.code(),
+    }
+}
+
+/// Waits for `child` to exit and collects its output; after [`CTR_TIMEOUT`]
+/// kills it and panics naming `what`.
+fn output_within_deadline(child: Child, what: &str) -> std::process::Output {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match finished.recv_timeout(CTR_TIMEOUT) {
+        Ok(output) => output.unwrap_or_else(|err| panic!("waiting for {what}: {err}")),
+        Err(_) => {
+            // The waiter has not reaped the child, so the pid is still the child's.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("{what} did not finish within {CTR_TIMEOUT:?}");
+        }
     }
 }
 
@@ -816,7 +837,7 @@ fn get_into_a_closed_pipe_ends_by_sigpipe_like_containerds_ctr() {
             .spawn()
             .expect("run ctr");
         drop(child.stdout.take());
-        let output = child.wait_with_output().expect("wait for ctr");
+        let output = output_within_deadline(child, &format!("{ctr} content get"));
         assert_eq!(output.status.signal(), Some(13), "{ctr}: {output:?}");
         assert!(output.stderr.is_empty(), "{ctr}: {output:?}");
     }
@@ -865,7 +886,8 @@ fn ingest_waits_for_a_locked_ref_like_containerds_ctr() {
     holder_input.write_all(b"writer").expect("write");
     drop(holder_input);
     for (name, child) in [("containerd's", holder), ("our", waiter)] {
-        let output = child.wait_with_output().expect("wait for ctr");
+        // Our ctr can only fail here by waiting for the ref forever: a deadline.
+        let output = output_within_deadline(child, &format!("{name} ctr content ingest"));
         assert_eq!(output.status.code(), Some(0), "{name} ctr: {output:?}");
     }
     // Each committed its own bytes under the ref, one after the other.

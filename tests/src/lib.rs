@@ -33,6 +33,19 @@ pub fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+/// Awaits `future`, or panics naming `what` once `limit` has passed: a step that can only fail by
+/// hanging (a stream the daemon never answers, a lock it never releases) fails with a message
+/// instead of stalling the run.
+pub async fn within<F: std::future::Future>(
+    limit: std::time::Duration,
+    what: &str,
+    future: F,
+) -> F::Output {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not finished after {limit:?}; it hangs"))
+}
+
 /// `<type>.<id>` of an Introspection entry.
 pub fn plugin_uri(p: &rcontainerd_api::services::introspection::Plugin) -> String {
     format!("{}.{}", p.r#type, p.id)

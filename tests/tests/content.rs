@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::content::content_client::ContentClient;
@@ -15,13 +16,16 @@ use rcontainerd_api::services::content::{
 };
 use rcontainerd_api::services::namespaces::DeleteNamespaceRequest;
 use rcontainerd_tests::{
-    labels, test_plugin_dir_without, uri, Ctr, Daemon, DaemonOptions, TestPlugin,
+    labels, test_plugin_dir_without, uri, within, Ctr, Daemon, DaemonOptions, TestPlugin,
 };
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 const NS: &str = "default";
+/// How long a Write stream may take to answer (or to end): a daemon that waits on a locked ref
+/// instead of answering Unavailable hangs, and must fail the test instead.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn client(daemon: &Daemon) -> ContentClient<Channel> {
     ContentClient::new(daemon.channel())
@@ -75,18 +79,21 @@ async fn write_all(
     requests: Vec<WriteContentRequest>,
 ) -> (Vec<WriteContentResponse>, Option<Status>) {
     let stream = tonic::codegen::tokio_stream::iter(requests);
-    let mut inbound = match client(daemon).write(namespaced(stream, ns)).await {
-        Ok(response) => response.into_inner(),
-        Err(status) => return (Vec::new(), Some(status)),
-    };
-    let mut responses = Vec::new();
-    loop {
-        match inbound.message().await {
-            Ok(Some(r)) => responses.push(r),
-            Ok(None) => return (responses, None),
-            Err(status) => return (responses, Some(status)),
+    let exchange = async {
+        let mut inbound = match client(daemon).write(namespaced(stream, ns)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return (Vec::new(), Some(status)),
+        };
+        let mut responses = Vec::new();
+        loop {
+            match inbound.message().await {
+                Ok(Some(r)) => responses.push(r),
+                Ok(None) => return (responses, None),
+                Err(status) => return (responses, Some(status)),
+            }
         }
-    }
+    };
+    within(STREAM_TIMEOUT, "a Write stream", exchange).await
 }
 
 /// A lock-step Write stream: one request, then its response.
@@ -103,16 +110,20 @@ impl Session {
     ) -> (Session, WriteContentResponse) {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tx.send(first).await.unwrap();
-        let mut rx = client(daemon)
-            .write(namespaced(ReceiverStream::new(rx), ns))
-            .await
-            .expect("write stream opens")
-            .into_inner();
-        let response = rx
-            .message()
-            .await
-            .expect("first response")
-            .expect("a response");
+        let opening = async {
+            let mut rx = client(daemon)
+                .write(namespaced(ReceiverStream::new(rx), ns))
+                .await
+                .expect("write stream opens")
+                .into_inner();
+            let response = rx
+                .message()
+                .await
+                .expect("first response")
+                .expect("a response");
+            (rx, response)
+        };
+        let (rx, response) = within(STREAM_TIMEOUT, "opening a Write stream", opening).await;
         (Session { tx, rx }, response)
     }
 
@@ -121,11 +132,11 @@ impl Session {
         request: WriteContentRequest,
     ) -> Result<Option<WriteContentResponse>, Status> {
         self.tx.send(request).await.unwrap();
-        self.rx.message().await
+        self.next().await
     }
 
     async fn next(&mut self) -> Result<Option<WriteContentResponse>, Status> {
-        self.rx.message().await
+        within(STREAM_TIMEOUT, "the next Write response", self.rx.message()).await
     }
 }
 

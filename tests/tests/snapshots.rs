@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::namespaces::DeleteNamespaceRequest;
@@ -19,7 +20,7 @@ use rcontainerd_api::services::snapshots::{
     UsageRequest, ViewSnapshotRequest,
 };
 use rcontainerd_api::types::Mount;
-use rcontainerd_tests::{labels, Ctr, Daemon, DaemonOptions};
+use rcontainerd_tests::{labels, within, Ctr, Daemon, DaemonOptions};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -850,9 +851,18 @@ async fn acknowledged_concurrent_commits_and_removes_survive_kill_9() {
             })
         })
         .collect();
-    for client in clients {
-        client.await.unwrap();
-    }
+    // Eight clients committing into one namespace share WAL syncs: a lost wake-up hangs them.
+    let all_acknowledged = async {
+        for client in clients {
+            client.await.unwrap();
+        }
+    };
+    within(
+        Duration::from_secs(120),
+        "8 clients' commits and removes",
+        all_acknowledged,
+    )
+    .await;
     daemon.kill9();
     restart(&mut daemon).await;
 

@@ -4,11 +4,13 @@
 //! through the plain traits only.
 
 pub mod content;
+mod deadline;
 mod library;
 #[cfg(target_os = "linux")]
 pub mod mount;
 pub mod snapshot;
 
+pub use deadline::within;
 pub use library::{built_library, init_loaded, Roots};
 
 /// A failed check: what was expected.

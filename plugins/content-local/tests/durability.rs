@@ -7,12 +7,14 @@ use std::{
     path::Path,
     process::{Command, Stdio},
     sync::{Arc, Barrier},
+    time::{Duration, Instant},
 };
 
 use rcontainerd_plugin_api::{
     content::{Store, WriterOptions},
     host::load_library,
     snapshot::Labels,
+    testsuite::within,
     Driver, ErrorKind, InitContext,
 };
 use rcontainerd_plugin_content_local::LocalStore;
@@ -133,13 +135,26 @@ fn killed_writer_child() {
 #[test]
 fn a_killed_writer_resumes_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "killed_writer_child", "--ignored"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .env(CHILD_ROOT, dir.path())
-        .status()
+        .spawn()
         .unwrap();
+    // The child can only fail by never reaching its abort (a write that blocks): give it a deadline.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the writer child did not die within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(!status.success(), "the child was meant to die");
     let store = LocalStore::open(dir.path().to_path_buf()).unwrap();
     resume_and_commit(&store, "default/7/killed", &pattern(3_000_000), 1_800_000);
@@ -181,20 +196,26 @@ fn concurrent_commits_of_the_same_content_store_it_once() {
     let store = Arc::new(LocalStore::open(dir.path().to_path_buf()).unwrap());
     let data = Arc::new(pattern(1_500_000));
     let barrier = Arc::new(Barrier::new(4));
-    let results: Vec<_> = (0..4)
-        .map(|i| {
-            let (store, data, barrier) = (store.clone(), data.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                let mut writer = store.writer(options(&format!("ref-{i}"))).unwrap();
-                writer.write(0, &data).unwrap();
-                barrier.wait();
-                writer.commit(data.len() as i64, &digest_of(&data), Labels::new())
+    // A writer that panics before the barrier (or a commit that waits on a lock forever) would
+    // leave the others waiting: the deadline turns that into a failure.
+    let committing = (store.clone(), data.clone());
+    let results: Vec<_> = within(Duration::from_secs(60), "4 concurrent commits", move || {
+        let (store, data) = committing;
+        (0..4)
+            .map(|i| {
+                let (store, data, barrier) = (store.clone(), data.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut writer = store.writer(options(&format!("ref-{i}"))).unwrap();
+                    writer.write(0, &data).unwrap();
+                    barrier.wait();
+                    writer.commit(data.len() as i64, &digest_of(&data), Labels::new())
+                })
             })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|t| t.join().unwrap())
-        .collect();
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect()
+    });
     let committed = results.iter().filter(|r| r.is_ok()).count();
     assert!(committed >= 1, "{results:?}");
     for err in results.iter().filter_map(|r| r.as_ref().err()) {
@@ -295,21 +316,29 @@ fn concurrent_label_updates_all_succeed() {
     let mut writer = store.writer(options("a")).unwrap();
     writer.write(0, b"abc").unwrap();
     writer.commit(3, &digest, Labels::new()).unwrap();
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let (store, digest) = (store.clone(), digest.clone());
-            std::thread::spawn(move || {
-                for i in 0..50 {
-                    let mut info = store.info(&digest).unwrap();
-                    info.labels = [(format!("k{t}"), i.to_string())].into();
-                    store.update(info, &[format!("labels.k{t}")]).unwrap();
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let updating = (store.clone(), digest.clone());
+    within(
+        Duration::from_secs(60),
+        "4 threads updating labels",
+        move || {
+            let (store, digest) = updating;
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let (store, digest) = (store.clone(), digest.clone());
+                    std::thread::spawn(move || {
+                        for i in 0..50 {
+                            let mut info = store.info(&digest).unwrap();
+                            info.labels = [(format!("k{t}"), i.to_string())].into();
+                            store.update(info, &[format!("labels.k{t}")]).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+        },
+    );
     let labels = store.info(&digest).unwrap().labels;
     let want: Labels = (0..4)
         .map(|t| (format!("k{t}"), "49".to_string()))
