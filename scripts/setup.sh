@@ -4,11 +4,13 @@
 set -euo pipefail
 
 # Build: clang/libclang for the RocksDB bindings (bindgen), Debian's RocksDB to link against, protoc.
-# Tests: containerd (the reference `ctr` 1.6.20) and runc, btrfs-progs, a C toolchain.
+# Tests: containerd (the reference `ctr` 1.6.20) and runc, btrfs-progs and util-linux (a
+# loop-mounted btrfs filesystem for the btrfs tests), a C toolchain; valgrind for the plugin ABI's
+# leak check (scripts/leak-check.sh).
 PACKAGES=(
     build-essential ca-certificates curl git pkg-config
     clang libclang-dev librocksdb-dev protobuf-compiler
-    containerd runc btrfs-progs util-linux zlib1g
+    containerd runc btrfs-progs util-linux zlib1g valgrind
 )
 # Oldest Rust the workspace builds with (Cargo.toml `rust-version`).
 MIN_RUST_MINOR=88
@@ -46,10 +48,22 @@ export PATH="$HOME/.cargo/bin:$PATH"
 rust_minor() { rustc --version 2>/dev/null | sed -n 's/^rustc 1\.\([0-9]*\).*/\1/p'; }
 if [[ -z $(rust_minor) || $(rust_minor) -lt $MIN_RUST_MINOR ]]; then
     if command -v rustup >/dev/null; then
-        run_quietly rustup toolchain install stable --profile minimal
+        run_quietly rustup toolchain install stable --profile minimal --component rustfmt,clippy
         run_quietly rustup default stable
     else
         echo "setup: Rust 1.$MIN_RUST_MINOR or newer is needed (install it with rustup)" >&2
         exit 1
     fi
 fi
+# CI (.ci/run) checks formatting and lints.
+for tool in fmt clippy; do
+    if ! cargo "$tool" --version >/dev/null 2>&1; then
+        component=$([[ $tool == fmt ]] && echo rustfmt || echo clippy)
+        if command -v rustup >/dev/null; then
+            run_quietly rustup component add "$component"
+        else
+            echo "setup: cargo $tool is missing (rustup component add $component)" >&2
+            exit 1
+        fi
+    fi
+done
