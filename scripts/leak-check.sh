@@ -29,8 +29,13 @@ declare -A SUITES=(
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
-# The test binaries, located through cargo (built if they are not yet).
+# The test binaries, located through cargo (built if they are not yet), also a standalone
+# plugins/example's (env.sh).
 cargo test --workspace --locked --quiet --no-run --message-format=json >"$logs/artifacts.json"
+for dir in "${extra_workspaces[@]}"; do
+    CARGO_TARGET_DIR=$(workspace_target "$dir") cargo test --workspace --locked --quiet --no-run \
+        --message-format=json --manifest-path "$dir/Cargo.toml" >>"$logs/artifacts.json"
+done
 declare -A BINARIES=()
 while IFS= read -r line; do
     src=$(grep -o '"src_path":"[^"]*"' <<<"$line" | cut -d'"' -f4) || continue
