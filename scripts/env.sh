@@ -8,11 +8,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 # Link Debian's librocksdb-dev (also set in .cargo/config.toml, which cargo only reads
 # when run from inside the repository) instead of compiling RocksDB from C++ source.
 export ROCKSDB_LIB_DIR="${ROCKSDB_LIB_DIR:-/usr/lib/x86_64-linux-gnu}"
-# Workspaces besides the root one (and the test plugins' tests/plugins) whose tests test.sh runs
-# and .ci/run checks: plugins/example once its Cargo.toml declares its own [workspace], as a
-# plugin author's would. Each builds into workspace_target <dir>.
-extra_workspaces=()
-if grep -q '^\[workspace\]' "$repo/plugins/example/Cargo.toml"; then
-    extra_workspaces+=(plugins/example)
-fi
-workspace_target() { echo "$CARGO_TARGET_DIR/workspace-${1//\//-}"; }
+# Workspaces besides the root one (and the test plugins' tests/plugins) that .ci/run lints and
+# leak-check.sh searches for test binaries: plugins/example is a workspace of its own, as a plugin
+# author's would be. Each builds into `workspace_target <dir>` (the example where its test.sh
+# builds it, and where the integration tests load it from).
+extra_workspaces=(plugins/example)
+workspace_target() {
+    case $1 in
+    plugins/example) echo "$CARGO_TARGET_DIR/example" ;;
+    *) echo "$CARGO_TARGET_DIR/workspace-${1//\//-}" ;;
+    esac
+}
