@@ -71,6 +71,135 @@ pub enum Command {
     /// Manage content
     #[command(subcommand, arg_required_else_help = true)]
     Content(ContentCommand),
+    /// Manage images
+    #[command(visible_aliases = ["image", "i"], subcommand, arg_required_else_help = true)]
+    Images(ImagesCommand),
+    /// Manage containers
+    #[command(visible_aliases = ["c", "container"], subcommand, arg_required_else_help = true)]
+    Containers(ContainersCommand),
+    /// Manage leases
+    #[command(subcommand, arg_required_else_help = true)]
+    Leases(LeasesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// List images known to the daemon
+    #[command(visible_alias = "ls")]
+    List(FilteredList),
+    /// Remove one or more images by reference
+    #[command(visible_aliases = ["rm"])]
+    Remove(ImagesRemove),
+    /// Tag an image
+    Tag(ImagesTag),
+    /// Set and clear labels for an image; an empty value clears the label
+    Label(ImagesLabel),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesLabel {
+    /// Replace all labels
+    #[arg(short, long)]
+    pub replace_all: bool,
+    /// The image
+    pub name: Option<String>,
+    /// Labels as KEY=VALUE (a bare KEY means KEY=true, an empty value removes)
+    pub labels: Vec<String>,
+}
+
+/// A List that takes filters and `-q`.
+#[derive(Debug, Args)]
+pub struct FilteredList {
+    /// Print only the names (ids)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filters, e.g. name==docker.io/library/alpine:latest (any one may match)
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesRemove {
+    /// Synchronously remove the image and related resources
+    #[arg(long)]
+    pub sync: bool,
+    /// The images' references
+    pub refs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesTag {
+    /// Force: replace an existing target image
+    #[arg(long)]
+    pub force: bool,
+    /// The existing image
+    pub source: Option<String>,
+    /// The new names
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainersCommand {
+    /// List containers
+    #[command(visible_alias = "ls")]
+    List(FilteredList),
+    /// Get info about a container
+    Info(ContainerInfo),
+    /// Delete one or more existing containers
+    #[command(visible_aliases = ["del", "remove", "rm"])]
+    Delete(ContainersDelete),
+    /// Set and clear labels for a container; an empty value clears the label
+    Label(ObjectWithLabels),
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerInfo {
+    /// Only display the spec
+    #[arg(long)]
+    pub spec: bool,
+    /// The container
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainersDelete {
+    /// Do not clean up the container's snapshot
+    #[arg(long)]
+    pub keep_snapshot: bool,
+    /// The containers
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeasesCommand {
+    /// List all active leases
+    #[command(visible_alias = "ls")]
+    List(FilteredList),
+    /// Create a lease
+    Create(LeaseCreate),
+    /// Delete leases
+    #[command(visible_aliases = ["rm"])]
+    Delete(LeasesDelete),
+}
+
+#[derive(Debug, Args)]
+pub struct LeaseCreate {
+    /// Set the id for the lease; generated when empty
+    #[arg(short, long, default_value = "")]
+    pub id: String,
+    /// Expiration of the lease (Go duration; 0s = never)
+    #[arg(short = 'x', long, default_value = "24h", value_parser = duration::parse)]
+    pub expires: Duration,
+    /// Labels as KEY=VALUE
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LeasesDelete {
+    /// Synchronously remove leases and all unreferenced resources
+    #[arg(long)]
+    pub sync: bool,
+    /// The leases
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,9 @@ pub enum Json {
     String(String),
     Array(Vec<Json>),
     Object(Vec<(String, Json)>),
+    /// JSON text as another Go program wrote it (a stored spec); laid out
+    /// again with the surrounding indentation, its bytes otherwise kept.
+    Raw(String),
 }
 
 impl Json {
@@ -54,6 +57,7 @@ impl Json {
             Self::String(text) => quote_into(out, text),
             Self::Array(items) if items.is_empty() => out.push_str("[]"),
             Self::Object(members) if members.is_empty() => out.push_str("{}"),
+            Self::Raw(text) => indent_raw(out, text, indent, depth),
             Self::Array(items) => {
                 out.push('[');
                 for (index, item) in items.iter().enumerate() {
@@ -80,6 +84,57 @@ impl Json {
                 new_line(out, indent, depth);
                 out.push('}');
             }
+        }
+    }
+}
+
+/// Go's `json.Indent` of `text` at `depth`: a line per member and element,
+/// `": "` after keys, empty objects and arrays kept as `{}` and `[]`;
+/// strings are copied as they are.
+fn indent_raw(out: &mut String, text: &str, indent: &str, mut depth: usize) {
+    let mut chars = text.trim().chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => out.extend(chars.next()),
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                let close = if c == '{' { '}' } else { ']' };
+                while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek() == Some(&close) {
+                    out.push(close);
+                    chars.next();
+                } else {
+                    depth += 1;
+                    new_line(out, indent, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                new_line(out, indent, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                new_line(out, indent, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
         }
     }
 }
@@ -182,6 +237,35 @@ mod tests {
         );
         assert_eq!(Json::Array(Vec::new()).to_indented("  "), "[]");
         assert_eq!(Json::Object(Vec::new()).to_indented("  "), "{}");
+    }
+
+    #[test]
+    fn raw_json_is_laid_out_again_like_go_json_indent() {
+        let value = Json::Object(vec![
+            ("ID".into(), Json::string("c")),
+            (
+                "Spec".into(),
+                Json::Raw(r#"{"ociVersion":"1.0.2","process":{"args":["sh","-c","a, b: {c}"],"terminal":false,"env":[]},"n":1.5,"e":{}}"#.into()),
+            ),
+        ]);
+        let expected = r#"{
+    "ID": "c",
+    "Spec": {
+        "ociVersion": "1.0.2",
+        "process": {
+            "args": [
+                "sh",
+                "-c",
+                "a, b: {c}"
+            ],
+            "terminal": false,
+            "env": []
+        },
+        "n": 1.5,
+        "e": {}
+    }
+}"#;
+        assert_eq!(value.to_indented("    "), expected);
     }
 
     #[test]

@@ -12,6 +12,11 @@ pub fn error(message: &str, error: &dyn std::fmt::Display) {
     );
 }
 
+/// Writes a warning-level line.
+pub fn warning(message: &str) {
+    eprintln!("{}", line("warning", message, &[]));
+}
+
 /// Writes a debug-level line, for `--debug`.
 pub fn debug(message: &str) {
     eprintln!("{}", line("debug", message, &[]));

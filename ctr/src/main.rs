@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod errors;
 mod gojson;
+mod image_content;
 mod labels;
 mod log;
 mod tabwriter;
@@ -18,7 +19,10 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use rcontainerd_api::client::{self, Headers, NamespacedChannel, DEFAULT_CONNECT_TIMEOUT};
 
-use crate::cli::{Cli, Command, GlobalOptions, NamespacesCommand, PluginsCommand};
+use crate::cli::{
+    Cli, Command, ContainersCommand, GlobalOptions, ImagesCommand, LeasesCommand,
+    NamespacesCommand, PluginsCommand,
+};
 use crate::errors::RpcError;
 
 fn main() -> ExitCode {
@@ -113,6 +117,73 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 within_timeout(global, commands::snapshots::run(channel, args, &mut out)).await;
             print!("{out}");
             result
+        }
+        Command::Images(command) => {
+            let channel = dial(global).await?;
+            use commands::images;
+            match command {
+                ImagesCommand::List(args) => {
+                    print!(
+                        "{}",
+                        within_timeout(global, images::list(channel, args)).await?
+                    );
+                    Ok(())
+                }
+                ImagesCommand::Remove(args) => {
+                    within_timeout(global, images::remove(channel, args)).await
+                }
+                ImagesCommand::Tag(args) => {
+                    within_timeout(global, images::tag(channel, args)).await
+                }
+                ImagesCommand::Label(args) => {
+                    within_timeout(global, images::label(channel, args)).await
+                }
+            }
+        }
+        Command::Containers(command) => {
+            let channel = dial(global).await?;
+            use commands::containers;
+            match command {
+                ContainersCommand::List(args) => {
+                    print!(
+                        "{}",
+                        within_timeout(global, containers::list(channel, args)).await?
+                    );
+                    Ok(())
+                }
+                ContainersCommand::Info(args) => {
+                    print!(
+                        "{}",
+                        within_timeout(global, containers::info(channel, args)).await?
+                    );
+                    Ok(())
+                }
+                ContainersCommand::Delete(args) => {
+                    within_timeout(global, containers::delete(channel, args)).await
+                }
+                ContainersCommand::Label(args) => {
+                    within_timeout(global, containers::label(channel, args)).await
+                }
+            }
+        }
+        Command::Leases(command) => {
+            let channel = dial(global).await?;
+            use commands::leases;
+            match command {
+                LeasesCommand::List(args) => {
+                    print!(
+                        "{}",
+                        within_timeout(global, leases::list(channel, args)).await?
+                    );
+                    Ok(())
+                }
+                LeasesCommand::Create(args) => {
+                    within_timeout(global, leases::create(channel, args)).await
+                }
+                LeasesCommand::Delete(args) => {
+                    within_timeout(global, leases::delete(channel, args)).await
+                }
+            }
         }
         Command::Content(command) => {
             commands::content::check_before_dial(command)?;

@@ -900,3 +900,143 @@ fn ingest_waits_for_a_locked_ref_like_containerds_ctr() {
     contents.sort();
     assert_eq!(contents, ["first writer", "second"], "{blobs:?}");
 }
+
+/// An OCI layout tarball holding one single-platform image named
+/// `docker.io/library/tiny:1` (index → manifest → config and one layer), for
+/// seeding both daemons through containerd's ctr (`images import`).
+fn tiny_image_archive(dir: &Path) -> PathBuf {
+    use sha2::Digest as _;
+    let layout = dir.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("blob dir");
+    let put = |data: &[u8]| -> (String, usize) {
+        let hex = format!("{:x}", sha2::Sha256::digest(data));
+        std::fs::write(blobs.join(&hex), data).expect("write blob");
+        (format!("sha256:{hex}"), data.len())
+    };
+    let (layer, layer_size) = put(b"not unpacked: any bytes will do");
+    let (config, config_size) =
+        put(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_size}}}]}}"#
+    );
+    let (manifest, manifest_size) = put(manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest}","size":{manifest_size},"platform":{{"architecture":"amd64","os":"linux"}},"annotations":{{"org.opencontainers.image.ref.name":"docker.io/library/tiny:1"}}}}]}}"#
+    );
+    std::fs::write(layout.join("index.json"), index).expect("index");
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
+    let archive = dir.join("tiny.tar");
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar failed");
+    archive
+}
+
+#[test]
+fn image_container_and_lease_commands_match() {
+    if prerequisites_met() {
+        image_container_and_lease_commands(&DaemonPair::start());
+    }
+}
+
+/// The same, our ctr driving rcontainerd: the records live in our daemon.
+#[test]
+fn image_container_and_lease_commands_match_on_rcontainerd() {
+    if let Some(pair) = prerequisites_met()
+        .then(DaemonPair::start_with_rcontainerd)
+        .flatten()
+    {
+        image_container_and_lease_commands(&pair);
+    }
+}
+
+fn image_container_and_lease_commands(pair: &DaemonPair) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let archive = tiny_image_archive(dir.path());
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir(&rootfs).expect("rootfs dir");
+    // Seeded through containerd's ctr on both daemons (our ctr has no
+    // import yet, nor a container create that needs no image).
+    for daemon in [&pair.reference, &pair.ours] {
+        for args in [
+            &["images", "import", "--no-unpack", archive.to_str().unwrap()][..],
+            &[
+                "containers",
+                "create",
+                "--rootfs",
+                rootfs.to_str().unwrap(),
+                "c1",
+                "sh",
+            ],
+            &[
+                "containers",
+                "create",
+                "--label",
+                "team=a",
+                "--rootfs",
+                rootfs.to_str().unwrap(),
+                "c2",
+                "true",
+            ],
+        ] {
+            let seeded = run(REFERENCE_CTR, daemon, args);
+            assert_eq!(seeded.code, Some(0), "{args:?}: {seeded:?}");
+        }
+    }
+    for args in [
+        &["images", "ls"][..],
+        &["images", "ls", "-q"],
+        &["image", "list", "name==docker.io/library/tiny:1"],
+        &["images", "ls", "name==nothing"],
+        &["images", "ls", "name=="],
+        &["images", "tag", "docker.io/library/tiny:1", "t2", "t3"],
+        &["images", "tag", "docker.io/library/tiny:1", "t2"],
+        &["images", "tag", "--force", "docker.io/library/tiny:1", "t2"],
+        &["images", "tag", "missing", "t9"],
+        &["images", "tag", "t2"],
+        &["images", "tag"],
+        &["images", "label", "t2", "a=1"],
+        &["images", "label", "t2", "a="],
+        &["images", "label", "missing", "a=1"],
+        &["images", "label"],
+        &["images", "ls", "-q", "labels.a==1"],
+        &["images", "rm", "t3", "nonexistent"],
+        &["images", "ls"],
+        &["leases", "create", "--id", "l1", "--expires", "0s"],
+        &["leases", "create", "--id", "l1"],
+        &["leases", "create", "--id", "l2", "x=y"],
+        &["leases", "ls"],
+        &["leases", "ls", "-q", "id==l2"],
+        &["leases", "rm", "l1"],
+        &["leases", "rm", "l1"],
+        &["leases", "ls", "-q"],
+        &["containers", "ls"],
+        &["containers", "ls", "-q"],
+        &["c", "ls", "labels.team==a"],
+        &["containers", "info", "c1"],
+        &["containers", "info", "--spec", "c2"],
+        &["containers", "info", "missing"],
+        &["containers", "info"],
+        &["containers", "label", "c1", "x=y"],
+        &["containers", "label", "missing", "x=y"],
+        &["containers", "rm", "c1"],
+        &["containers", "rm", "c1"],
+        &["containers", "rm"],
+        &["containers", "ls"],
+        &["ns", "rm", "default"],
+    ] {
+        pair.same(args);
+    }
+    pair.assert_no_differences();
+}

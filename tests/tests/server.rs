@@ -93,15 +93,15 @@ async fn a_stale_socket_is_replaced() {
 
 #[tokio::test]
 async fn unimplemented_services_answer_unimplemented() {
-    use rcontainerd_api::services::containers::containers_client::ContainersClient;
-    use rcontainerd_api::services::containers::ListContainersRequest;
+    use rcontainerd_api::services::tasks::tasks_client::TasksClient;
+    use rcontainerd_api::services::tasks::ListTasksRequest;
     let daemon = Daemon::start_default().await;
-    let status = ContainersClient::new(daemon.channel())
+    let status = TasksClient::new(daemon.channel())
         .list(rcontainerd_api::client::namespaced(
-            ListContainersRequest::default(),
+            ListTasksRequest::default(),
             "default",
         ))
         .await
-        .expect_err("Containers.List is not implemented yet");
+        .expect_err("Tasks.List is not implemented yet");
     assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
 }

@@ -1,6 +1,9 @@
 //! One module per top-level command.
 
+pub mod containers;
 pub mod content;
+pub mod images;
+pub mod leases;
 pub mod namespaces;
 pub mod plugins;
 pub mod snapshots;

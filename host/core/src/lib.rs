@@ -11,6 +11,6 @@ pub mod gc;
 pub mod ids;
 pub mod introspection;
 pub mod metadata;
-pub mod namespaces;
+pub mod records;
 pub mod registry;
 pub mod snapshots;

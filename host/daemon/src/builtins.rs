@@ -4,7 +4,7 @@
 //! serves every gRPC plugin it finds.
 
 use rcontainerd_core::registry::Registration;
-use rcontainerd_core::{content, gc, introspection, metadata, namespaces, snapshots};
+use rcontainerd_core::{content, gc, introspection, metadata, records, snapshots};
 use rcontainerd_services as grpc;
 
 /// Every built-in plugin, in registration order (Introspection lists them
@@ -14,13 +14,19 @@ pub fn registrations() -> Vec<Registration> {
         metadata::registration(),
         gc::registration(),
         introspection::registration(),
-        namespaces::registration(),
-        snapshots::plugin::registration(),
+        records::containers(),
         content::plugin::registration(),
+        records::images(),
+        records::leases(),
+        records::namespaces(),
+        snapshots::plugin::registration(),
         grpc::introspection::registration(),
+        grpc::containers::registration(),
+        grpc::content::registration(),
+        grpc::images::registration(),
+        grpc::leases::registration(),
         grpc::namespaces::registration(),
         grpc::snapshots::registration(),
-        grpc::content::registration(),
         grpc::version::registration(),
         grpc::health::registration(),
     ]

@@ -8,9 +8,10 @@
 //! | family       | key                                      | value                     |
 //! |--------------|------------------------------------------|---------------------------|
 //! | `namespaces` | `name`                                   | labels, created, updated  |
-//! | `images`     | `namespace \0 name`                      | image record (later)      |
-//! | `containers` | `namespace \0 id`                        | container record (later)  |
-//! | `leases`     | `namespace \0 id …`                      | lease records (later)     |
+//! | `images`     | `namespace \0 name`                      | image record (`images.rs`) |
+//! | `containers` | `namespace \0 id`                        | container record (`containers.rs`) |
+//! | `leases`     | `namespace \0 id`                        | lease record (`leases.rs`) |
+//! | `lease_resources` | `namespace \0 id \0 type \0 ref`     | empty (`leases.rs`)       |
 //! | `snapshots`  | `namespace \0 snapshotter \0 name`       | snapshot record           |
 //! | `content`    | `namespace \0 digest`                    | blob record (`content.rs`)|
 //! | `ingests`    | `namespace \0 ref`                       | ingest ref (`content.rs`) |
@@ -44,21 +45,27 @@
 //! and its implicitly created namespace land in the same batch.
 //!
 //! One module per record kind, each a view borrowed from the store
-//! (`meta.namespaces()`, `meta.blobs()`, `meta.ingests()`,
-//! `meta.snapshots(snapshotter)`); images, containers and leases follow the
-//! same pattern.
+//! (`meta.namespaces()`, `meta.images()`, `meta.containers()`,
+//! `meta.leases()`, `meta.blobs()`, `meta.ingests()`,
+//! `meta.snapshots(snapshotter)`).
 
+mod containers;
 mod content;
+mod images;
 mod keys;
+mod leases;
 mod namespaces;
 mod record;
 pub mod snapshots;
 mod store;
 
+pub use containers::{AnyValue, Container, Containers, Runtime};
 pub use content::{
     blob_exists, blob_not_found, validate_blob_labels, BlobRecord, Blobs, DigestState,
     IngestRecord, Ingests,
 };
+pub use images::{image_not_found, Descriptor, Image, Images};
+pub use leases::{lease_does_not_exist, Lease, Leases, Resource};
 pub use namespaces::{Namespace, Namespaces};
 pub use snapshots::{Intent, SnapshotKind, SnapshotRecord, Snapshots};
 pub use store::{MetadataStore, NamespaceGuard, SCHEMA_VERSION};

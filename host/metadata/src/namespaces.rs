@@ -144,14 +144,20 @@ impl Namespaces<'_> {
     /// path `labels` replace every label; `labels.<key>` sets that key from
     /// `labels` (or deletes it when absent or empty there); any other path
     /// is an invalid argument. Nothing is written unless every path is valid.
+    /// A namespace that does not exist is created, as containerd's Update
+    /// does (`ctr namespaces label NEW k=v` relies on it).
     pub fn update(
         &self,
         name: &str,
         labels: BTreeMap<String, String>,
         paths: &[String],
     ) -> Result<Namespace> {
+        identifiers::validate(name)?;
         let _guard = self.store.lock_namespace(name);
-        let mut namespace = self.find(name)?.ok_or_else(|| not_found(name))?;
+        let mut namespace = match self.find(name)? {
+            Some(namespace) => namespace,
+            None => Namespace::new(name, BTreeMap::new()),
+        };
         namespace.labels = updated_labels(name, namespace.labels, labels, paths)?;
         namespace.updated_at = SystemTime::now();
         let mut batch = WriteBatch::default();
@@ -179,6 +185,8 @@ impl Namespaces<'_> {
             .delete_in(&mut batch, Cf::Namespaces, name.as_bytes());
         self.store
             .delete_prefix_in(&mut batch, Cf::Leases, &prefix)?;
+        self.store
+            .delete_prefix_in(&mut batch, Cf::LeaseResources, &prefix)?;
         self.store
             .delete_prefix_in(&mut batch, Cf::Ingests, &prefix)?;
         self.store.write(batch)
@@ -314,10 +322,6 @@ mod tests {
         for err in [
             store.namespaces().get("y").unwrap_err(),
             store.namespaces().delete("y").unwrap_err(),
-            store
-                .namespaces()
-                .update("y", BTreeMap::new(), &[])
-                .unwrap_err(),
         ] {
             assert_eq!(err.kind, Kind::NotFound);
             assert_eq!(err.wire_message(), "namespace \"y\": not found");
@@ -335,6 +339,29 @@ mod tests {
             .unwrap()
             .iter()
             .all(|n| n.name == "x"));
+    }
+
+    #[test]
+    fn update_of_a_missing_namespace_creates_it() {
+        let (_dir, store) = open_temp();
+        let mask = paths(&["labels.k"]);
+        let created = store
+            .namespaces()
+            .update("new", labels(&[("k", "v")]), &mask)
+            .unwrap();
+        assert_eq!(created.labels, labels(&[("k", "v")]));
+        assert_eq!(store.namespaces().get("new").unwrap(), created);
+        let err = store
+            .namespaces()
+            .update("Bad Name!", BTreeMap::new(), &[])
+            .unwrap_err();
+        assert_eq!(err.kind, Kind::InvalidArgument);
+        let err = store
+            .namespaces()
+            .update("other", BTreeMap::new(), &paths(&["name"]))
+            .unwrap_err();
+        assert_eq!(err.kind, Kind::InvalidArgument);
+        assert!(store.namespaces().get("other").is_err(), "nothing written");
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub enum Cf {
     Images,
     Containers,
     Leases,
+    LeaseResources,
     Snapshots,
     Content,
     Ingests,
@@ -45,11 +46,12 @@ pub enum Cf {
 }
 
 impl Cf {
-    pub const ALL: [Cf; 8] = [
+    pub const ALL: [Cf; 9] = [
         Cf::Namespaces,
         Cf::Images,
         Cf::Containers,
         Cf::Leases,
+        Cf::LeaseResources,
         Cf::Snapshots,
         Cf::Content,
         Cf::Ingests,
@@ -62,6 +64,7 @@ impl Cf {
             Cf::Images => "images",
             Cf::Containers => "containers",
             Cf::Leases => "leases",
+            Cf::LeaseResources => "lease_resources",
             Cf::Snapshots => "snapshots",
             Cf::Content => "content",
             Cf::Ingests => "ingests",

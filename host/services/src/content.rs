@@ -32,7 +32,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::blocking;
 use crate::convert::{timestamp, timestamp_from_nanos};
-use crate::namespace::Namespace;
+use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
 use rcontainerd_core::content::{ContentStore, IngestWriter};
@@ -67,16 +67,6 @@ impl ContentService {
 #[allow(clippy::result_large_err)]
 fn check_digest(digest: &str) -> Result<(), Status> {
     rcontainerd_pkg::digest::validate_request(digest).map_err(IntoStatus::into_status)
-}
-
-/// The namespace the interceptor validated.
-#[allow(clippy::result_large_err)]
-fn namespace<T>(request: &Request<T>) -> Result<String, Status> {
-    request
-        .extensions()
-        .get::<Namespace>()
-        .map(|ns| ns.0.clone())
-        .ok_or_else(|| Error::failed_precondition("namespace is required").into_status())
 }
 
 fn info_to_wire(blob: BlobRecord) -> wire::Info {
@@ -129,7 +119,7 @@ impl Fields for IngestFields<'_> {
 #[tonic::async_trait]
 impl content_server::Content for ContentService {
     async fn info(&self, request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let digest = request.into_inner().digest;
         check_digest(&digest)?;
         let store = self.store.clone();
@@ -143,7 +133,7 @@ impl content_server::Content for ContentService {
         &self,
         request: Request<UpdateRequest>,
     ) -> Result<Response<UpdateResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let request = request.into_inner();
         let info = request
             .info
@@ -162,7 +152,7 @@ impl content_server::Content for ContentService {
         &self,
         request: Request<ListContentRequest>,
     ) -> Result<Response<BoxStream<ListContentResponse>>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let filter =
             Filter::parse_all(&request.into_inner().filters).map_err(IntoStatus::into_status)?;
         let store = self.store.clone();
@@ -184,7 +174,7 @@ impl content_server::Content for ContentService {
     }
 
     async fn delete(&self, request: Request<DeleteContentRequest>) -> Result<Response<()>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let digest = request.into_inner().digest;
         check_digest(&digest)?;
         let store = self.store.clone();
@@ -196,7 +186,7 @@ impl content_server::Content for ContentService {
         &self,
         request: Request<ReadContentRequest>,
     ) -> Result<Response<BoxStream<ReadContentResponse>>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let request = request.into_inner();
         check_digest(&request.digest)?;
         let store = self.store.clone();
@@ -213,7 +203,7 @@ impl content_server::Content for ContentService {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let reference = request.into_inner().r#ref;
         let store = self.store.clone();
         let status = blocking(move || store.status(&ns, &reference)).await?;
@@ -226,7 +216,7 @@ impl content_server::Content for ContentService {
         &self,
         request: Request<ListStatusesRequest>,
     ) -> Result<Response<ListStatusesResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let filter =
             Filter::parse_all(&request.into_inner().filters).map_err(IntoStatus::into_status)?;
         let store = self.store.clone();
@@ -244,7 +234,7 @@ impl content_server::Content for ContentService {
         &self,
         request: Request<Streaming<WriteContentRequest>>,
     ) -> Result<Response<BoxStream<WriteContentResponse>>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let store = self.store.clone();
@@ -257,7 +247,7 @@ impl content_server::Content for ContentService {
     }
 
     async fn abort(&self, request: Request<AbortRequest>) -> Result<Response<()>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let reference = request.into_inner().r#ref;
         let store = self.store.clone();
         blocking(move || store.abort(&ns, &reference)).await?;

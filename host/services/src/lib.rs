@@ -6,10 +6,13 @@
 //! one interceptor ([`namespace`]); the [`server`] serves whatever gRPC
 //! plugins the registry holds, with the same limits for all.
 
+pub mod containers;
 pub mod content;
 pub mod convert;
 pub mod health;
+pub mod images;
 pub mod introspection;
+pub mod leases;
 pub mod namespace;
 pub mod namespaces;
 pub mod pending;
@@ -23,6 +26,22 @@ pub use service::{GrpcService, Limits, Routes};
 
 use rcontainerd_pkg::errdefs::Error;
 use status::IntoStatus;
+
+/// The filters of a List of metadata records (images, containers,
+/// leases). containerd's metadata store wraps the parser's error in the
+/// class once more, so its message ends in `invalid argument: invalid
+/// argument`; so does ours.
+#[allow(clippy::result_large_err)]
+pub fn record_filter(
+    filters: &[String],
+) -> Result<rcontainerd_pkg::filters::Filter, tonic::Status> {
+    rcontainerd_pkg::filters::Filter::parse_all(filters).map_err(|e| {
+        // Sent as is: the usual suffix rule would not add the class a second time.
+        Error::invalid_argument(format!("{}: invalid argument", e.wire_message()))
+            .bare()
+            .into_status()
+    })
+}
 
 /// Runs synchronous store or driver work off the async executor; its error
 /// becomes the call's status.

@@ -25,6 +25,27 @@ pub fn from_metadata(metadata: &tonic::metadata::MetadataMap) -> Result<String, 
     Ok(value.to_string())
 }
 
+/// The namespace of a request to a namespaced service: the one the
+/// interceptor validated, or (served without it) the header checked here.
+#[allow(clippy::result_large_err)]
+pub fn of<T>(request: &Request<T>) -> Result<String, Status> {
+    match request.extensions().get::<Namespace>() {
+        Some(ns) => Ok(ns.0.clone()),
+        None => from_metadata(request.metadata()).map_err(Error::into_status),
+    }
+}
+
+/// The lease named by the `containerd-lease` header, if any: what a call
+/// creates is attached to it.
+pub fn lease<T>(request: &Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get(rcontainerd_api::headers::LEASE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// tonic interceptor for namespaced services: refuses requests without a
 /// valid namespace and records it for the handler.
 #[allow(clippy::result_large_err)]

@@ -6,7 +6,7 @@
 
 use crate::blocking;
 use crate::convert::timestamp;
-use crate::namespace::Namespace;
+use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
 use rcontainerd_api::services::snapshots::{
@@ -38,16 +38,6 @@ pub struct SnapshotsService {
 impl SnapshotsService {
     pub fn new(stores: Arc<SnapshotStores>) -> Self {
         SnapshotsService { stores }
-    }
-}
-
-fn namespace<T>(request: &Request<T>) -> Result<String, Status> {
-    match request.extensions().get::<Namespace>() {
-        Some(ns) => Ok(ns.0.clone()),
-        // Served without the interceptor: read the header ourselves.
-        None => {
-            super::namespace::from_metadata(request.metadata()).map_err(IntoStatus::into_status)
-        }
     }
 }
 
@@ -149,7 +139,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         &self,
         request: Request<PrepareSnapshotRequest>,
     ) -> Result<Response<PrepareSnapshotResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let r = request.into_inner();
         let mounts = self
             .run(&r.snapshotter, move |s| {
@@ -165,7 +155,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         &self,
         request: Request<ViewSnapshotRequest>,
     ) -> Result<Response<ViewSnapshotResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let r = request.into_inner();
         let mounts = self
             .run(&r.snapshotter, move |s| {
@@ -181,7 +171,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         &self,
         request: Request<MountsRequest>,
     ) -> Result<Response<MountsResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let r = request.into_inner();
         let mounts = self.lookup(&r.snapshotter, |s| s.mounts(&ns, &r.key))?;
         Ok(Response::new(MountsResponse {
@@ -193,7 +183,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         &self,
         request: Request<CommitSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let r = request.into_inner();
         self.run(&r.snapshotter, move |s| {
             s.commit(&ns, &r.name, &r.key, sorted(r.labels))
@@ -206,7 +196,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         &self,
         request: Request<RemoveSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let r = request.into_inner();
         self.run(&r.snapshotter, move |s| s.remove(&ns, &r.key))
             .await?;
@@ -217,7 +207,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         &self,
         request: Request<StatSnapshotRequest>,
     ) -> Result<Response<StatSnapshotResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let r = request.into_inner();
         let record = self.lookup(&r.snapshotter, |s| s.stat(&ns, &r.key))?;
         Ok(Response::new(StatSnapshotResponse {
@@ -229,7 +219,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         &self,
         request: Request<UpdateSnapshotRequest>,
     ) -> Result<Response<UpdateSnapshotResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let r = request.into_inner();
         let info = r
             .info
@@ -250,7 +240,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         &self,
         request: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListStream>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let r = request.into_inner();
         let filter = Filter::parse_all(&r.filters).map_err(IntoStatus::into_status)?;
         let records = self.run(&r.snapshotter, move |s| s.list(&ns)).await?;
@@ -272,7 +262,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         &self,
         request: Request<UsageRequest>,
     ) -> Result<Response<UsageResponse>, Status> {
-        let ns = namespace(&request)?;
+        let ns = namespace::of(&request)?;
         let r = request.into_inner();
         let usage = self
             .run(&r.snapshotter, move |s| s.usage(&ns, &r.key))
@@ -284,7 +274,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
     }
 
     async fn cleanup(&self, request: Request<CleanupRequest>) -> Result<Response<()>, Status> {
-        namespace(&request)?;
+        namespace::of(&request)?;
         let r = request.into_inner();
         self.run(&r.snapshotter, |s| s.cleanup()).await?;
         Ok(Response::new(()))
