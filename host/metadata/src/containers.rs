@@ -178,19 +178,8 @@ impl Containers<'_> {
 
     /// Every container of `namespace`, ordered by id.
     pub fn list(&self, namespace: &str) -> Result<Vec<Container>> {
-        let prefix = keys::namespace_prefix(namespace);
         self.store
-            .scan_prefix(Cf::Containers, &prefix)
-            .map(|item| {
-                let (key, value) = item?;
-                let id = keys::strip_prefix(&key, &prefix)
-                    .and_then(|id| std::str::from_utf8(id).ok())
-                    .ok_or_else(|| {
-                        Error::internal(format!("metadata: container key {key:?} is not utf-8"))
-                    })?;
-                Container::decode(id, &value)
-            })
-            .collect()
+            .list_named(Cf::Containers, namespace, Container::decode)
     }
 
     /// Creates `container` (its times are set here), creating the namespace

@@ -144,19 +144,7 @@ impl Images<'_> {
 
     /// Every image of `namespace`, ordered by name.
     pub fn list(&self, namespace: &str) -> Result<Vec<Image>> {
-        let prefix = keys::namespace_prefix(namespace);
-        self.store
-            .scan_prefix(Cf::Images, &prefix)
-            .map(|item| {
-                let (key, value) = item?;
-                let name = keys::strip_prefix(&key, &prefix)
-                    .and_then(|name| std::str::from_utf8(name).ok())
-                    .ok_or_else(|| {
-                        Error::internal(format!("metadata: image key {key:?} is not utf-8"))
-                    })?;
-                Image::decode(name, &value)
-            })
-            .collect()
+        self.store.list_named(Cf::Images, namespace, Image::decode)
     }
 
     /// Creates `image` (its times are set here), creating the namespace on

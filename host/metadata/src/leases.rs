@@ -229,19 +229,7 @@ impl Leases<'_> {
 
     /// Every lease of `namespace`, ordered by id.
     pub fn list(&self, namespace: &str) -> Result<Vec<Lease>> {
-        let prefix = keys::namespace_prefix(namespace);
-        self.store
-            .scan_prefix(Cf::Leases, &prefix)
-            .map(|item| {
-                let (key, value) = item?;
-                let id = keys::strip_prefix(&key, &prefix)
-                    .and_then(|id| std::str::from_utf8(id).ok())
-                    .ok_or_else(|| {
-                        Error::internal(format!("metadata: lease key {key:?} is not utf-8"))
-                    })?;
-                Lease::decode(id, &value)
-            })
-            .collect()
+        self.store.list_named(Cf::Leases, namespace, Lease::decode)
     }
 
     /// Every lease of every namespace, as `(namespace, lease)`: the roots

@@ -322,6 +322,28 @@ impl MetadataStore {
             })
     }
 
+    /// Every record of `namespace` in family `cf` whose key is `namespace \0
+    /// name`, decoded by `decode(name, value)`, in name order.
+    pub(crate) fn list_named<T>(
+        &self,
+        cf: Cf,
+        namespace: &str,
+        decode: impl Fn(&str, &[u8]) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let prefix = keys::namespace_prefix(namespace);
+        self.scan_prefix(cf, &prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                let name = keys::strip_prefix(&key, &prefix)
+                    .and_then(|name| std::str::from_utf8(name).ok())
+                    .ok_or_else(|| {
+                        Error::internal(format!("metadata: {} key {key:?} is not utf-8", cf.name()))
+                    })?;
+                decode(name, &value)
+            })
+            .collect()
+    }
+
     /// Whether no key starts with `prefix`.
     pub(crate) fn is_prefix_empty(&self, cf: Cf, prefix: &[u8]) -> Result<bool> {
         match self.scan_prefix(cf, prefix).next() {
