@@ -10,6 +10,7 @@ pub mod content;
 pub mod gc;
 pub mod ids;
 pub mod introspection;
+pub mod leases;
 pub mod metadata;
 pub mod records;
 pub mod registry;

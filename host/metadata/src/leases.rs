@@ -60,6 +60,16 @@ impl Resource {
         }
     }
 
+    /// The blob resource `digest`.
+    pub fn content(digest: &str) -> Resource {
+        Resource::new(CONTENT, digest)
+    }
+
+    /// The ingest resource `reference` (the client's ingest ref).
+    pub fn ingest(reference: &str) -> Resource {
+        Resource::new(INGESTS, reference)
+    }
+
     /// The snapshot resource `name` of `snapshotter`.
     pub fn snapshot(snapshotter: &str, name: &str) -> Resource {
         Resource::new(format!("{SNAPSHOTS_PREFIX}{snapshotter}"), name)
@@ -323,6 +333,47 @@ impl Leases<'_> {
                 }
             })
             .collect()
+    }
+
+    /// Fails with containerd's "lease does not exist" unless the lease `id`
+    /// exists: what a call with a `containerd-lease` header checks first.
+    pub fn check(&self, namespace: &str, id: &str) -> Result<()> {
+        if self.exists(namespace, id)? {
+            Ok(())
+        } else {
+            Err(lease_does_not_exist())
+        }
+    }
+
+    /// Adds `resource` to the lease `id` for a call that named the lease in
+    /// its `containerd-lease` header (one synced write), or fails with
+    /// "lease does not exist".
+    pub fn attach(&self, namespace: &str, id: &str, resource: &Resource) -> Result<()> {
+        let guard = self.store.share_namespace(namespace);
+        let mut batch = WriteBatch::default();
+        self.attach_in(&guard, &mut batch, id, resource)?;
+        self.store.write(batch)
+    }
+
+    /// Moves the lease `id` from `from` to `to` (a committed ingest or
+    /// snapshot), in one write; nothing when the lease is gone.
+    pub fn replace(&self, namespace: &str, id: &str, from: &Resource, to: &Resource) -> Result<()> {
+        let _guard = self.store.share_namespace(namespace);
+        if !self.exists(namespace, id)? {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        self.detach_in(&mut batch, namespace, id, from);
+        self.put_resource_in(&mut batch, namespace, id, to);
+        self.store.write(batch)
+    }
+
+    /// Drops `resource` from the lease `id` (a removed snapshot, a deleted
+    /// blob, an aborted ingest); nothing when the lease is gone.
+    pub fn detach(&self, namespace: &str, id: &str, resource: &Resource) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        self.detach_in(&mut batch, namespace, id, resource);
+        self.store.write(batch)
     }
 
     /// For writers of leased records (a `containerd-lease` header): adds

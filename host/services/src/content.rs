@@ -37,9 +37,10 @@ use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
 use rcontainerd_core::content::{ContentStore, IngestWriter};
 use rcontainerd_core::ids::{CONTENT_SERVICE, SERVICE_TYPE};
+use rcontainerd_core::leases::CallLease;
 use rcontainerd_core::registry::Registration;
-use rcontainerd_metadata::BlobRecord;
-use rcontainerd_pkg::errdefs::{Error, Result};
+use rcontainerd_metadata::{BlobRecord, Resource};
+use rcontainerd_pkg::errdefs::{Error, Kind, Result};
 use rcontainerd_pkg::filters::{Fields, Filter};
 
 /// Bytes per `Read` response message (containerd's).
@@ -175,10 +176,16 @@ impl content_server::Content for ContentService {
 
     async fn delete(&self, request: Request<DeleteContentRequest>) -> Result<Response<()>, Status> {
         let ns = namespace::of(&request)?;
+        let lease = namespace::lease(&request);
         let digest = request.into_inner().digest;
         check_digest(&digest)?;
         let store = self.store.clone();
-        blocking(move || store.delete(&ns, &digest)).await?;
+        blocking(move || {
+            store.delete(&ns, &digest)?;
+            CallLease::new(store.metadata(), &ns, lease.as_deref())
+                .release(&Resource::content(&digest))
+        })
+        .await?;
         Ok(Response::new(()))
     }
 
@@ -235,11 +242,12 @@ impl content_server::Content for ContentService {
         request: Request<Streaming<WriteContentRequest>>,
     ) -> Result<Response<BoxStream<WriteContentResponse>>, Status> {
         let ns = namespace::of(&request)?;
+        let lease = namespace::lease(&request);
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let store = self.store.clone();
         tokio::spawn(async move {
-            if let Err(status) = write_stream(store, ns, inbound, &tx).await {
+            if let Err(status) = write_stream(store, ns, lease, inbound, &tx).await {
                 let _ = tx.send(Err(status)).await;
             }
         });
@@ -248,9 +256,15 @@ impl content_server::Content for ContentService {
 
     async fn abort(&self, request: Request<AbortRequest>) -> Result<Response<()>, Status> {
         let ns = namespace::of(&request)?;
+        let lease = namespace::lease(&request);
         let reference = request.into_inner().r#ref;
         let store = self.store.clone();
-        blocking(move || store.abort(&ns, &reference)).await?;
+        blocking(move || {
+            store.abort(&ns, &reference)?;
+            CallLease::new(store.metadata(), &ns, lease.as_deref())
+                .release(&Resource::ingest(&reference))
+        })
+        .await?;
         Ok(Response::new(()))
     }
 }
@@ -324,6 +338,8 @@ enum Step {
 struct WriteSession {
     store: Arc<ContentStore>,
     namespace: String,
+    /// The lease of the `containerd-lease` header: it holds the ingest, then the blob.
+    lease: Option<String>,
     writer: IngestWriter,
     total: i64,
     expected: String,
@@ -333,6 +349,25 @@ struct WriteSession {
 }
 
 impl WriteSession {
+    fn lease(&self) -> CallLease<'_> {
+        CallLease::new(
+            self.store.metadata(),
+            &self.namespace,
+            self.lease.as_deref(),
+        )
+    }
+
+    /// The lease now holds the blob `digest` instead of the ingest.
+    #[allow(clippy::result_large_err)]
+    fn lease_blob(&self, digest: &str) -> Result<(), Status> {
+        self.lease()
+            .swap(
+                &Resource::ingest(self.writer.reference()),
+                &Resource::content(digest),
+            )
+            .map_err(IntoStatus::into_status)
+    }
+
     #[allow(clippy::result_large_err)]
     fn handle(&mut self, request: WriteContentRequest) -> Result<Step, Status> {
         self.response.action = request.action;
@@ -352,6 +387,7 @@ impl WriteSession {
                     tracing::warn!(reference = %self.writer.driver_ref(), error = %e,
                         "content: aborting ingest of existing blob");
                 }
+                self.lease_blob(&self.expected.clone())?;
                 return Err(Error::already_exists(format!(
                     "blob with expected digest {} exists",
                     self.expected
@@ -407,9 +443,15 @@ impl WriteSession {
                 }
                 let step = if action == WriteAction::Commit {
                     let labels = request.labels.into_iter().collect();
-                    self.writer
-                        .commit(self.total, &self.expected, labels)
-                        .map_err(IntoStatus::into_status)?;
+                    let committed = self.writer.commit(self.total, &self.expected, labels);
+                    // A blob the namespace held already is the lease's too.
+                    if committed.is_ok()
+                        || committed.as_ref().is_err_and(|e| e.is(Kind::AlreadyExists))
+                    {
+                        let digest = self.writer.digest().map_err(IntoStatus::into_status)?;
+                        self.lease_blob(&digest)?;
+                    }
+                    committed.map_err(IntoStatus::into_status)?;
                     Step::Committed
                 } else {
                     Step::Continue
@@ -426,6 +468,7 @@ impl WriteSession {
 async fn write_stream(
     store: Arc<ContentStore>,
     namespace: String,
+    lease: Option<String>,
     mut inbound: Streaming<WriteContentRequest>,
     tx: &mpsc::Sender<Result<WriteContentResponse, Status>>,
 ) -> Result<(), Status> {
@@ -449,10 +492,19 @@ async fn write_stream(
         first.expected.clone(),
         first.total,
     );
-    let writer = blocking(move || opening.writer(&ns, &reference, &expected, total)).await?;
+    let held = lease.clone();
+    let writer = blocking(move || {
+        let lease = CallLease::new(opening.metadata(), &ns, held.as_deref());
+        lease.check()?;
+        let writer = opening.writer(&ns, &reference, &expected, total)?;
+        lease.hold(&Resource::ingest(&reference))?;
+        Ok(writer)
+    })
+    .await?;
     let mut session = Some(WriteSession {
         store,
         namespace,
+        lease,
         writer,
         total: 0,
         expected: String::new(),

@@ -18,9 +18,10 @@ use rcontainerd_api::services::snapshots::{
 };
 use rcontainerd_api::types;
 use rcontainerd_core::ids::{SERVICE_TYPE, SNAPSHOTS_SERVICE};
+use rcontainerd_core::leases::CallLease;
 use rcontainerd_core::registry::Registration;
 use rcontainerd_core::snapshots::{SnapshotStore, SnapshotStores};
-use rcontainerd_metadata::{SnapshotKind, SnapshotRecord};
+use rcontainerd_metadata::{Resource, SnapshotKind, SnapshotRecord};
 use rcontainerd_pkg::errdefs::{Error, Result};
 use rcontainerd_pkg::filters::{Fields, Filter};
 use rcontainerd_plugin_api::snapshot::Mount;
@@ -140,10 +141,15 @@ impl snapshots_server::Snapshots for SnapshotsService {
         request: Request<PrepareSnapshotRequest>,
     ) -> Result<Response<PrepareSnapshotResponse>, Status> {
         let ns = namespace::of(&request)?;
+        let lease = namespace::lease(&request);
         let r = request.into_inner();
         let mounts = self
             .run(&r.snapshotter, move |s| {
-                s.prepare(&ns, &r.key, &r.parent, sorted(r.labels))
+                let lease = CallLease::new(s.metadata(), &ns, lease.as_deref());
+                lease.check()?;
+                let mounts = s.prepare(&ns, &r.key, &r.parent, sorted(r.labels))?;
+                lease.hold(&Resource::snapshot(s.snapshotter(), &r.key))?;
+                Ok(mounts)
             })
             .await?;
         Ok(Response::new(PrepareSnapshotResponse {
@@ -156,10 +162,15 @@ impl snapshots_server::Snapshots for SnapshotsService {
         request: Request<ViewSnapshotRequest>,
     ) -> Result<Response<ViewSnapshotResponse>, Status> {
         let ns = namespace::of(&request)?;
+        let lease = namespace::lease(&request);
         let r = request.into_inner();
         let mounts = self
             .run(&r.snapshotter, move |s| {
-                s.view(&ns, &r.key, &r.parent, sorted(r.labels))
+                let lease = CallLease::new(s.metadata(), &ns, lease.as_deref());
+                lease.check()?;
+                let mounts = s.view(&ns, &r.key, &r.parent, sorted(r.labels))?;
+                lease.hold(&Resource::snapshot(s.snapshotter(), &r.key))?;
+                Ok(mounts)
             })
             .await?;
         Ok(Response::new(ViewSnapshotResponse {
@@ -184,9 +195,16 @@ impl snapshots_server::Snapshots for SnapshotsService {
         request: Request<CommitSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
         let ns = namespace::of(&request)?;
+        let lease = namespace::lease(&request);
         let r = request.into_inner();
         self.run(&r.snapshotter, move |s| {
-            s.commit(&ns, &r.name, &r.key, sorted(r.labels))
+            let lease = CallLease::new(s.metadata(), &ns, lease.as_deref());
+            lease.check()?;
+            s.commit(&ns, &r.name, &r.key, sorted(r.labels))?;
+            lease.swap(
+                &Resource::snapshot(s.snapshotter(), &r.key),
+                &Resource::snapshot(s.snapshotter(), &r.name),
+            )
         })
         .await?;
         Ok(Response::new(()))
@@ -197,9 +215,14 @@ impl snapshots_server::Snapshots for SnapshotsService {
         request: Request<RemoveSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
         let ns = namespace::of(&request)?;
+        let lease = namespace::lease(&request);
         let r = request.into_inner();
-        self.run(&r.snapshotter, move |s| s.remove(&ns, &r.key))
-            .await?;
+        self.run(&r.snapshotter, move |s| {
+            s.remove(&ns, &r.key)?;
+            CallLease::new(s.metadata(), &ns, lease.as_deref())
+                .release(&Resource::snapshot(s.snapshotter(), &r.key))
+        })
+        .await?;
         Ok(Response::new(()))
     }
 

@@ -107,6 +107,11 @@ impl SnapshotStore {
         &self.snapshotter
     }
 
+    /// The metadata store the records live in.
+    pub fn metadata(&self) -> &MetadataStore {
+        &self.meta
+    }
+
     fn next_number(&self) -> u64 {
         self.counter.fetch_add(1, Ordering::SeqCst) + 1
     }
