@@ -64,6 +64,8 @@ pub struct DaemonOptions {
     pub args: Vec<String>,
     /// `grpc.address`; default `<temp dir>/rcontainerd.sock`.
     pub address: Option<PathBuf>,
+    /// A debug crash point (`RCONTAINERD_TEST_CRASH_AT`) the daemon aborts at.
+    pub crash_at: Option<String>,
 }
 
 impl DaemonOptions {
@@ -94,6 +96,13 @@ impl DaemonOptions {
     }
 
     /// Serve on `socket` instead of the temp dir's default socket.
+    /// Makes the daemon abort at debug crash point `point` (until
+    /// [`Daemon::clear_crash_point`]).
+    pub fn crash_at(mut self, point: &str) -> Self {
+        self.crash_at = Some(point.to_string());
+        self
+    }
+
     pub fn address(mut self, socket: impl Into<PathBuf>) -> Self {
         self.address = Some(socket.into());
         self
@@ -104,6 +113,9 @@ impl DaemonOptions {
         self
     }
 }
+
+/// The environment variable naming a debug build's crash point.
+const CRASH_AT_ENV: &str = "RCONTAINERD_TEST_CRASH_AT";
 
 /// A running daemon. Dropping it stops the process (SIGTERM, then SIGKILL after 5 s), unmounts
 /// everything under its temporary directory and removes the directory — also when the test panicked.
@@ -144,6 +156,15 @@ impl Daemon {
             .map_err(|e| DaemonError::Io(daemon.config_path(), e))?;
         daemon.spawn_and_wait().await?;
         Ok(daemon)
+    }
+
+    /// Starts a daemon without garbage collection: for tests of objects no
+    /// lease or image holds, which a collection would remove (as
+    /// containerd's does); `tests/gc.rs` tests collection itself.
+    pub async fn start_without_gc() -> Daemon {
+        Self::start(DaemonOptions::new().disable(crate::uri::GC))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts a daemon with default options.
@@ -250,6 +271,26 @@ impl Daemon {
         which.run(&self.socket(), args)
     }
 
+    /// Later starts run without the crash point.
+    pub fn clear_crash_point(&mut self) {
+        self.options.crash_at = None;
+    }
+
+    /// Waits up to `limit` for the process to exit by itself (a crash point);
+    /// whether it did.
+    pub fn wait_for_exit(&mut self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if !self.is_running() {
+                self.child = None;
+                self.channel = None;
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sends SIGKILL and reaps the process: no chance to flush or clean up.
     pub fn kill9(&mut self) -> ExitStatus {
         self.channel = None;
@@ -313,6 +354,10 @@ impl Daemon {
         cmd.args(&self.options.args);
         cmd.env_remove("CONTAINERD_ADDRESS")
             .env_remove("CONTAINERD_NAMESPACE");
+        // Tests that set the crash point in their own environment keep it.
+        if let Some(point) = &self.options.crash_at {
+            cmd.env(CRASH_AT_ENV, point);
+        }
         cmd
     }
 

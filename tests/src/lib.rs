@@ -23,6 +23,7 @@ pub mod uri {
     pub const BTRFS: &str = "io.containerd.snapshotter.v1.btrfs";
     pub const CONTENT: &str = "io.containerd.content.v1.content";
     pub const EXAMPLE: &str = "io.containerd.snapshotter.v1.example";
+    pub const GC: &str = "io.containerd.gc.v1.scheduler";
 }
 
 /// A label map from `(key, value)` pairs, as the API's messages carry labels.

@@ -1,6 +1,9 @@
 //! The Content service against the real daemon and the content-local driver: containerd 1.6's Write
 //! protocol (docs/wire-facts.md#content), per-namespace visibility, freeing disk on delete, resuming after
 //! `kill -9`, and Debian's `ctr content` commands.
+//!
+//! The blobs here are held by no lease or image, so the daemons run without the garbage
+//! collector, which would take them as containerd's does (`tests/gc.rs` covers collection).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -184,7 +187,7 @@ async fn statuses(daemon: &Daemon, ns: &str) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn every_message_gets_a_response_and_the_last_comes_once_more() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let chunks: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 1000]).collect();
     let all: Vec<u8> = chunks.concat();
     let mut requests = Vec::new();
@@ -229,7 +232,7 @@ async fn every_message_gets_a_response_and_the_last_comes_once_more() {
 
 #[tokio::test]
 async fn lock_step_client_sees_one_extra_message_after_commit() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let (mut s, stat) =
         Session::open(&daemon, NS, req(WriteAction::Stat, "lockstep", 0, &[])).await;
     assert_eq!((stat.action, stat.offset), (WriteAction::Stat as i32, 0));
@@ -251,7 +254,7 @@ async fn lock_step_client_sees_one_extra_message_after_commit() {
 
 #[tokio::test]
 async fn first_message_must_carry_a_ref() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let (responses, error) = write_all(&daemon, NS, vec![req(WriteAction::Stat, "", 0, &[])]).await;
     assert!(responses.is_empty());
     let error = error.expect("refused");
@@ -261,7 +264,7 @@ async fn first_message_must_carry_a_ref() {
 
 #[tokio::test]
 async fn stat_fields_stay_on_later_responses() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let stat = WriteContentRequest {
         total: 6,
         ..req(WriteAction::Stat, "statted", 0, &[])
@@ -285,7 +288,7 @@ async fn stat_fields_stay_on_later_responses() {
 
 #[tokio::test]
 async fn offsets_must_match_and_offset_zero_truncates() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let (responses, error) = write_all(
         &daemon,
         NS,
@@ -324,7 +327,7 @@ async fn offsets_must_match_and_offset_zero_truncates() {
 
 #[tokio::test]
 async fn a_single_commit_message_can_carry_everything() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let data = b"one message";
     let message = WriteContentRequest {
         data: data.to_vec().into(),
@@ -338,7 +341,7 @@ async fn a_single_commit_message_can_carry_everything() {
 
 #[tokio::test]
 async fn failed_commits_keep_the_ingest_until_abort() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let (_, error) = write_all(
         &daemon,
         NS,
@@ -406,7 +409,7 @@ async fn failed_commits_keep_the_ingest_until_abort() {
 
 #[tokio::test]
 async fn committing_existing_content_is_already_exists() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let digest = ingest(&daemon, NS, "first", b"exists").await;
 
     // Named on the first message: refused when the writer opens.
@@ -441,7 +444,7 @@ async fn committing_existing_content_is_already_exists() {
 
 #[tokio::test]
 async fn a_second_stream_on_an_open_ref_is_unavailable() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let (mut first, _) =
         Session::open(&daemon, NS, req(WriteAction::Write, "busy", 0, b"ab")).await;
     let (responses, error) =
@@ -475,7 +478,7 @@ async fn a_second_stream_on_an_open_ref_is_unavailable() {
 
 #[tokio::test]
 async fn namespaces_see_only_what_they_committed_and_delete_frees_disk() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let data = b"shared between namespaces";
     let digest = ingest(&daemon, "a", "r", data).await;
     assert_eq!(info_code(&daemon, "b", &digest).await, Code::NotFound);
@@ -541,7 +544,7 @@ async fn namespaces_see_only_what_they_committed_and_delete_frees_disk() {
 
 #[tokio::test]
 async fn malformed_digests_are_invalid_arguments() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     for digest in [
         "sha256:abc",
         "nonsense",
@@ -579,7 +582,7 @@ async fn malformed_digests_are_invalid_arguments() {
 
 #[tokio::test]
 async fn list_filters_and_update_labels() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let small = ingest(&daemon, NS, "small", b"s").await;
     let big = ingest(&daemon, NS, "big", b"bigger").await;
     let updated = client(&daemon)
@@ -649,7 +652,7 @@ async fn list_filters_and_update_labels() {
 
 #[tokio::test]
 async fn read_streams_1mib_messages_within_offset_and_size() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let data: Vec<u8> = (0..(5 << 19)).map(|i: u32| (i % 251) as u8).collect(); // 2.5 MiB
     let digest = ingest(&daemon, NS, "big", &data).await;
     let read = |offset: i64, size: i64| {
@@ -704,7 +707,7 @@ impl ConcatData for Vec<(i64, tonic::codegen::Bytes)> {
 
 #[tokio::test]
 async fn an_ingest_resumes_after_kill_9() {
-    let mut daemon = Daemon::start_default().await;
+    let mut daemon = Daemon::start_without_gc().await;
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     let (first, rest) = data.split_at(100_000);
     let (session, _) =
@@ -785,7 +788,7 @@ fn ctr_with_stdin(
 
 #[tokio::test]
 async fn each_ctr_ingests_gets_lists_labels_and_removes_content() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     for which in Ctr::BOTH {
         // One namespace per ctr, so listings hold only what this ctr made.
         let ns = format!("ctr-{}", format!("{which:?}").to_lowercase());
@@ -877,7 +880,7 @@ async fn each_ctr_ingests_gets_lists_labels_and_removes_content() {
 
 #[tokio::test]
 async fn debian_ctr_round_trips_a_multi_chunk_blob() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let data: Vec<u8> = (0..(5 << 20) + 123u32)
         .map(|i| (i * 31 % 251) as u8)
         .collect();
@@ -911,7 +914,7 @@ async fn debian_ctr_round_trips_a_multi_chunk_blob() {
 
 #[tokio::test]
 async fn content_calls_need_a_namespace() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let err = client(&daemon)
         .info(InfoRequest {
             digest: sha256(b""),
@@ -934,9 +937,13 @@ async fn a_generation_1_content_plugin_is_hashed_by_the_daemon() {
         &["librcontainerd_plugin_content_local.so"],
         &[TestPlugin::ContentV1Pinned],
     );
-    let mut daemon = Daemon::start(DaemonOptions::new().plugin_dir(plugins.path()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut daemon = Daemon::start(
+        DaemonOptions::new()
+            .plugin_dir(plugins.path())
+            .disable(rcontainerd_tests::uri::GC),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let content = daemon
         .plugins(&[])
         .await

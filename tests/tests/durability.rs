@@ -7,7 +7,7 @@ use rcontainerd_tests::{labels, Ctr, Daemon};
 
 #[tokio::test]
 async fn a_namespace_and_the_server_uuid_survive_kill_9() {
-    let mut daemon = Daemon::start_default().await;
+    let mut daemon = Daemon::start_without_gc().await;
     let uuid = daemon.server_uuid().await;
     daemon
         .namespaces()
@@ -39,7 +39,7 @@ async fn a_namespace_and_the_server_uuid_survive_kill_9() {
 
 #[tokio::test]
 async fn namespaces_created_by_ctr_survive_kill_9_in_a_burst() {
-    let mut daemon = Daemon::start_default().await;
+    let mut daemon = Daemon::start_without_gc().await;
     let names: Vec<String> = (0..20).map(|i| format!("burst-{i}")).collect();
     for name in &names {
         daemon
@@ -57,7 +57,7 @@ async fn namespaces_created_by_ctr_survive_kill_9_in_a_burst() {
 
 #[tokio::test]
 async fn server_uuid_is_stable_across_clean_restarts() {
-    let mut daemon = Daemon::start_default().await;
+    let mut daemon = Daemon::start_without_gc().await;
     let uuid = daemon.server_uuid().await;
     let status = daemon.terminate();
     assert!(status.success(), "{status}");
@@ -65,6 +65,6 @@ async fn server_uuid_is_stable_across_clean_restarts() {
     assert_eq!(daemon.server_uuid().await, uuid);
 
     // A different root is a different server.
-    let other = Daemon::start_default().await;
+    let other = Daemon::start_without_gc().await;
     assert_ne!(other.server_uuid().await, uuid);
 }

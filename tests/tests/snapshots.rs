@@ -20,7 +20,7 @@ use rcontainerd_api::services::snapshots::{
     UsageRequest, ViewSnapshotRequest,
 };
 use rcontainerd_api::types::Mount;
-use rcontainerd_tests::{labels, within, Ctr, Daemon, DaemonOptions};
+use rcontainerd_tests::{labels, uri, within, Ctr, Daemon, DaemonOptions};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -35,16 +35,18 @@ fn env_lock() -> &'static tokio::sync::RwLock<()> {
     LOCK.get_or_init(|| tokio::sync::RwLock::new(()))
 }
 
+/// The daemons here serve snapshots no lease holds: without the collector,
+/// which would remove them (as containerd's does).
 async fn start() -> Daemon {
     let _env = env_lock().read().await;
-    Daemon::start_default().await
+    Daemon::start_without_gc().await
 }
 
 /// Starts a daemon that aborts at `crash_point`.
 async fn start_crashing_at(crash_point: &str) -> Daemon {
     let _env = env_lock().write().await;
     std::env::set_var(CRASH_AT_ENV, crash_point);
-    let daemon = Daemon::start(DaemonOptions::new()).await;
+    let daemon = Daemon::start(DaemonOptions::new().disable(uri::GC)).await;
     std::env::remove_var(CRASH_AT_ENV);
     daemon.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -490,7 +492,8 @@ async fn example_lifecycle_filters_labels_and_errors() {
     let options = DaemonOptions {
         plugin_dirs: Some(vec![rcontainerd_tests::binaries::profile_dir(), example]),
         ..DaemonOptions::default()
-    };
+    }
+    .disable(uri::GC);
     let daemon = Daemon::start(options)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -706,7 +709,7 @@ async fn a_panicking_snapshotter_fails_the_call_and_leaves_no_record() {
     let dir = rcontainerd_tests::test_plugin_dir(&[rcontainerd_tests::TestPlugin::PanicCall]);
     let daemon = {
         let _env = env_lock().read().await;
-        Daemon::start(DaemonOptions::new().plugin_dir(dir.path()))
+        Daemon::start(DaemonOptions::new().plugin_dir(dir.path()).disable(uri::GC))
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     };

@@ -7,6 +7,7 @@
 //! builds its domain object and hands it, typed, to the plugins after it.
 
 pub mod content;
+pub mod fault;
 pub mod gc;
 pub mod ids;
 pub mod introspection;

@@ -8,7 +8,10 @@ use rcontainerd_core::{content, gc, introspection, metadata, records, snapshots}
 use rcontainerd_services as grpc;
 
 /// Every built-in plugin, in registration order (Introspection lists them
-/// in init order, which follows `requires`).
+/// in init order, which follows `requires`, then this order). The gc
+/// scheduler comes before the services: the snapshots and content services
+/// attach their stores to it, and the images and leases services wait on it
+/// for `sync`; none requires it, so each still serves when it is disabled.
 pub fn registrations() -> Vec<Registration> {
     vec![
         metadata::registration(),

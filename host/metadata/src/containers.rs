@@ -304,6 +304,7 @@ impl Containers<'_> {
         let mut batch = WriteBatch::default();
         self.store
             .delete_in(&mut batch, Cf::Containers, &keys::object_key(namespace, id));
+        self.store.note_deletion();
         self.store.write(batch)?;
         Ok(container)
     }

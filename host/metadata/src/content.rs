@@ -302,6 +302,7 @@ impl Blobs<'_> {
         }
         let mut batch = WriteBatch::default();
         self.store.delete_in(&mut batch, Cf::Content, &key);
+        self.store.note_deletion();
         self.store.write(batch)
     }
 }

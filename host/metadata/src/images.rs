@@ -222,6 +222,7 @@ impl Images<'_> {
         let mut batch = WriteBatch::default();
         self.store
             .delete_in(&mut batch, Cf::Images, &keys::object_key(namespace, name));
+        self.store.note_deletion();
         self.store.write(batch)?;
         Ok(image)
     }

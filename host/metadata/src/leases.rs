@@ -279,6 +279,7 @@ impl Leases<'_> {
             Cf::LeaseResources,
             &resources_prefix(namespace, id),
         )?;
+        self.store.note_deletion();
         self.store.write(batch)
     }
 
@@ -307,6 +308,7 @@ impl Leases<'_> {
             Cf::LeaseResources,
             &resource_key(namespace, id, resource),
         );
+        self.store.note_deletion();
         self.store.write(batch)
     }
 
@@ -373,6 +375,7 @@ impl Leases<'_> {
     pub fn detach(&self, namespace: &str, id: &str, resource: &Resource) -> Result<()> {
         let mut batch = WriteBatch::default();
         self.detach_in(&mut batch, namespace, id, resource);
+        self.store.note_deletion();
         self.store.write(batch)
     }
 

@@ -51,6 +51,8 @@
 
 mod containers;
 mod content;
+mod gate;
+pub mod gc;
 mod images;
 mod keys;
 mod leases;
@@ -64,6 +66,8 @@ pub use content::{
     blob_exists, blob_not_found, validate_blob_labels, BlobRecord, Blobs, DigestState,
     IngestRecord, Ingests,
 };
+pub use gate::WriterHold;
+pub use gc::Collection;
 pub use images::{image_not_found, Descriptor, Image, Images};
 pub use leases::{lease_does_not_exist, Lease, Leases, Resource};
 pub use namespaces::{Namespace, Namespaces};

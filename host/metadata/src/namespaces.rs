@@ -189,6 +189,7 @@ impl Namespaces<'_> {
             .delete_prefix_in(&mut batch, Cf::LeaseResources, &prefix)?;
         self.store
             .delete_prefix_in(&mut batch, Cf::Ingests, &prefix)?;
+        self.store.note_deletion();
         self.store.write(batch)
     }
 

@@ -430,6 +430,7 @@ impl Snapshots<'_> {
         );
         self.store
             .delete_in(&mut batch, Cf::Meta, &intent_key(self.snapshotter, id));
+        self.store.note_deletion();
         self.store.write_unsynced(batch)
     }
 

@@ -4,6 +4,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rocksdb::{
@@ -11,6 +12,7 @@ use rocksdb::{
 };
 use serde::Serialize;
 
+use super::gate::{CollectorHold, Gate, WriterHold};
 use super::keys;
 use super::record;
 use rcontainerd_pkg::errdefs::{Error, Result};
@@ -80,6 +82,11 @@ pub struct MetadataStore {
     path: PathBuf,
     sync_write: WriteOptions,
     locks: Box<[RwLock<()>]>,
+    gate: Gate,
+    /// Synced writes and deletions so far: what the gc scheduler's
+    /// thresholds count.
+    mutations: AtomicU64,
+    deletions: AtomicU64,
 }
 
 /// Holds the lock of one namespace, shared or exclusive. Every mutation that
@@ -90,6 +97,8 @@ pub struct NamespaceGuard<'a> {
     // One of the two is held, for its Drop.
     _shared: Option<RwLockReadGuard<'a, ()>>,
     _exclusive: Option<RwLockWriteGuard<'a, ()>>,
+    // Released after the namespace lock (fields drop in order).
+    _writer: WriterHold<'a>,
 }
 
 // The gRPC services share one store through an `Arc` across threads.
@@ -131,6 +140,9 @@ impl MetadataStore {
             path,
             sync_write,
             locks: (0..LOCK_STRIPES).map(|_| RwLock::new(())).collect(),
+            gate: Gate::default(),
+            mutations: AtomicU64::new(0),
+            deletions: AtomicU64::new(0),
         };
         store.check_schema_version()?;
         Ok(store)
@@ -197,6 +209,7 @@ impl MetadataStore {
     /// Takes the lock of `namespace` exclusively: for creating, changing or
     /// deleting the namespace, and for read-modify-writes of its records.
     pub fn lock_namespace<'a>(&'a self, namespace: &'a str) -> NamespaceGuard<'a> {
+        let writer = self.gate.hold();
         // The lock guards no data, so a panic elsewhere cannot leave it inconsistent.
         let lock = self
             .stripe(namespace)
@@ -206,6 +219,7 @@ impl MetadataStore {
             namespace,
             _shared: None,
             _exclusive: Some(lock),
+            _writer: writer,
         }
     }
 
@@ -214,6 +228,7 @@ impl MetadataStore {
     /// locks) and only need the namespace to stay. Shared holders write
     /// concurrently, so their synced batches share one WAL sync.
     pub fn share_namespace<'a>(&'a self, namespace: &'a str) -> NamespaceGuard<'a> {
+        let writer = self.gate.hold();
         let lock = self
             .stripe(namespace)
             .read()
@@ -222,7 +237,21 @@ impl MetadataStore {
             namespace,
             _shared: Some(lock),
             _exclusive: None,
+            _writer: writer,
         }
+    }
+
+    /// Holds garbage collection off until dropped: for an operation whose
+    /// writes must be seen by a collection all or none (see `gate.rs`).
+    /// Namespace locks take it too; holds nest.
+    pub fn hold_off_gc(&self) -> WriterHold<'_> {
+        self.gate.hold()
+    }
+
+    /// For a collection: waits for every writer to finish and keeps new
+    /// ones out until dropped. Readers go on.
+    pub(crate) fn exclude_writers(&self) -> CollectorHold<'_> {
+        self.gate.exclude_writers()
     }
 
     fn stripe(&self, namespace: &str) -> &RwLock<()> {
@@ -265,9 +294,30 @@ impl MetadataStore {
     /// Writes a batch durably: once this returns, the batch survives a crash
     /// of the process or the machine.
     pub(crate) fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_uncounted(batch)?;
+        self.mutations.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// [`Self::write`] without counting it as a mutation (a collection's own sweep).
+    pub(crate) fn write_uncounted(&self, batch: WriteBatch) -> Result<()> {
         self.db
             .write_opt(batch, &self.sync_write)
             .map_err(|e| storage_error("write batch", e))
+    }
+
+    /// Counts a removal of a record that may have held something: the gc
+    /// scheduler collects after deletions.
+    pub(crate) fn note_deletion(&self) {
+        self.deletions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Synced writes and deletions since the store opened.
+    pub fn activity(&self) -> (u64, u64) {
+        (
+            self.mutations.load(Ordering::Relaxed),
+            self.deletions.load(Ordering::Relaxed),
+        )
     }
 
     /// Writes `batch` to the WAL without waiting for the disk. Only for
@@ -276,7 +326,9 @@ impl MetadataStore {
     pub(crate) fn write_unsynced(&self, batch: WriteBatch) -> Result<()> {
         self.db
             .write_opt(batch, &WriteOptions::default())
-            .map_err(|e| storage_error("write batch", e))
+            .map_err(|e| storage_error("write batch", e))?;
+        self.mutations.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Adds a versioned record to `batch`.

@@ -443,6 +443,9 @@ impl WriteSession {
                 }
                 let step = if action == WriteAction::Commit {
                     let labels = request.labels.into_iter().collect();
+                    // The blob and its lease reference land together for a collection.
+                    let meta = self.store.metadata().clone();
+                    let _gc = meta.hold_off_gc();
                     let committed = self.writer.commit(self.total, &self.expected, labels);
                     // A blob the namespace held already is the lease's too.
                     if committed.is_ok()
@@ -494,6 +497,8 @@ async fn write_stream(
     );
     let held = lease.clone();
     let writer = blocking(move || {
+        // The ingest and its lease reference land together for a collection.
+        let _gc = opening.metadata().hold_off_gc();
         let lease = CallLease::new(opening.metadata(), &ns, held.as_deref());
         lease.check()?;
         let writer = opening.writer(&ns, &reference, &expected, total)?;

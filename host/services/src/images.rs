@@ -10,7 +10,8 @@ use rcontainerd_api::services::images::{
     UpdateImageResponse,
 };
 use rcontainerd_api::types;
-use rcontainerd_core::ids::{IMAGES_SERVICE, SERVICE_TYPE};
+use rcontainerd_core::gc::Scheduler;
+use rcontainerd_core::ids::{GC_SCHEDULER, IMAGES_SERVICE, SERVICE_TYPE};
 use rcontainerd_core::registry::Registration;
 use rcontainerd_metadata::{Descriptor, Image, MetadataStore};
 use rcontainerd_pkg::errdefs::Error;
@@ -25,11 +26,22 @@ use crate::{blocking, record_filter};
 
 pub struct ImagesService {
     store: Arc<MetadataStore>,
+    /// Waited on by a Delete with `sync`; none when the gc plugin is disabled.
+    gc: Option<Arc<Scheduler>>,
 }
 
 impl ImagesService {
-    pub fn new(store: Arc<MetadataStore>) -> Self {
-        ImagesService { store }
+    pub fn new(store: Arc<MetadataStore>, gc: Option<Arc<Scheduler>>) -> Self {
+        ImagesService { store, gc }
+    }
+
+    /// After a Delete with `sync`: returns once a collection that started
+    /// after the deletion has finished.
+    async fn collect(&self) -> Result<(), Status> {
+        if let Some(gc) = self.gc.clone() {
+            blocking(move || gc.collect_and_wait().map(drop)).await?;
+        }
+        Ok(())
     }
 }
 
@@ -170,7 +182,11 @@ impl images_server::Images for ImagesService {
             .map(|t| t.digest)
             .filter(|digest| !digest.is_empty());
         let store = self.store.clone();
-        blocking(move || store.images().delete(&ns, &request.name, target.as_deref())).await?;
+        let name = request.name;
+        blocking(move || store.images().delete(&ns, &name, target.as_deref())).await?;
+        if request.sync {
+            self.collect().await?;
+        }
         Ok(Response::new(()))
     }
 }
@@ -182,17 +198,19 @@ pub fn registration() -> Registration {
         &[SERVICE_TYPE],
         |ctx| {
             let store = ctx.get::<Arc<MetadataStore>>(IMAGES_SERVICE)?;
-            Ok(service::provide(ImagesGrpc(store)))
+            let gc = ctx.get::<Arc<Scheduler>>(GC_SCHEDULER).ok();
+            Ok(service::provide(ImagesGrpc(store, gc)))
         },
     )
 }
 
-struct ImagesGrpc(Arc<MetadataStore>);
+struct ImagesGrpc(Arc<MetadataStore>, Option<Arc<Scheduler>>);
 
 impl GrpcService for ImagesGrpc {
     fn add_routes(&self, routes: &mut Routes) {
         routes.add_namespaced(images_server::ImagesServer::new(ImagesService::new(
             self.0.clone(),
+            self.1.clone(),
         )));
     }
 }

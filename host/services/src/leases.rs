@@ -8,7 +8,8 @@ use rcontainerd_api::services::leases::{
     self as wire, leases_server, AddResourceRequest, CreateRequest, CreateResponse, DeleteRequest,
     DeleteResourceRequest, ListRequest, ListResourcesRequest, ListResourcesResponse, ListResponse,
 };
-use rcontainerd_core::ids::{LEASES_SERVICE, SERVICE_TYPE};
+use rcontainerd_core::gc::Scheduler;
+use rcontainerd_core::ids::{GC_SCHEDULER, LEASES_SERVICE, SERVICE_TYPE};
 use rcontainerd_core::registry::Registration;
 use rcontainerd_metadata::{Lease, MetadataStore, Resource};
 use rcontainerd_pkg::errdefs::Error;
@@ -23,11 +24,22 @@ use crate::{blocking, record_filter};
 
 pub struct LeasesService {
     store: Arc<MetadataStore>,
+    /// Waited on by a Delete with `sync`; none when the gc plugin is disabled.
+    gc: Option<Arc<Scheduler>>,
 }
 
 impl LeasesService {
-    pub fn new(store: Arc<MetadataStore>) -> Self {
-        LeasesService { store }
+    pub fn new(store: Arc<MetadataStore>, gc: Option<Arc<Scheduler>>) -> Self {
+        LeasesService { store, gc }
+    }
+
+    /// After a Delete with `sync`: returns once a collection that started
+    /// after the deletion has finished.
+    async fn collect(&self) -> Result<(), Status> {
+        if let Some(gc) = self.gc.clone() {
+            blocking(move || gc.collect_and_wait().map(drop)).await?;
+        }
+        Ok(())
     }
 }
 
@@ -92,9 +104,13 @@ impl leases_server::Leases for LeasesService {
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<()>, Status> {
         let ns = namespace::of(&request)?;
-        let id = request.into_inner().id;
+        let request = request.into_inner();
         let store = self.store.clone();
+        let id = request.id;
         blocking(move || store.leases().delete(&ns, &id)).await?;
+        if request.sync {
+            self.collect().await?;
+        }
         Ok(Response::new(()))
     }
 
@@ -162,17 +178,19 @@ pub fn registration() -> Registration {
         &[SERVICE_TYPE],
         |ctx| {
             let store = ctx.get::<Arc<MetadataStore>>(LEASES_SERVICE)?;
-            Ok(service::provide(LeasesGrpc(store)))
+            let gc = ctx.get::<Arc<Scheduler>>(GC_SCHEDULER).ok();
+            Ok(service::provide(LeasesGrpc(store, gc)))
         },
     )
 }
 
-struct LeasesGrpc(Arc<MetadataStore>);
+struct LeasesGrpc(Arc<MetadataStore>, Option<Arc<Scheduler>>);
 
 impl GrpcService for LeasesGrpc {
     fn add_routes(&self, routes: &mut Routes) {
         routes.add_namespaced(leases_server::LeasesServer::new(LeasesService::new(
             self.0.clone(),
+            self.1.clone(),
         )));
     }
 }

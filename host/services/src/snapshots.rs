@@ -145,6 +145,8 @@ impl snapshots_server::Snapshots for SnapshotsService {
         let r = request.into_inner();
         let mounts = self
             .run(&r.snapshotter, move |s| {
+                // The snapshot and its lease reference land together for a collection.
+                let _gc = s.metadata().hold_off_gc();
                 let lease = CallLease::new(s.metadata(), &ns, lease.as_deref());
                 lease.check()?;
                 let mounts = s.prepare(&ns, &r.key, &r.parent, sorted(r.labels))?;
@@ -166,6 +168,8 @@ impl snapshots_server::Snapshots for SnapshotsService {
         let r = request.into_inner();
         let mounts = self
             .run(&r.snapshotter, move |s| {
+                // The snapshot and its lease reference land together for a collection.
+                let _gc = s.metadata().hold_off_gc();
                 let lease = CallLease::new(s.metadata(), &ns, lease.as_deref());
                 lease.check()?;
                 let mounts = s.view(&ns, &r.key, &r.parent, sorted(r.labels))?;
@@ -198,6 +202,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         let lease = namespace::lease(&request);
         let r = request.into_inner();
         self.run(&r.snapshotter, move |s| {
+            let _gc = s.metadata().hold_off_gc();
             let lease = CallLease::new(s.metadata(), &ns, lease.as_deref());
             lease.check()?;
             s.commit(&ns, &r.name, &r.key, sorted(r.labels))?;

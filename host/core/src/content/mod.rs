@@ -133,6 +133,32 @@ impl ContentStore {
         }
     }
 
+    /// Removes blob `digest` from the driver if no namespace holds a record
+    /// of it (garbage collection, after it removed records); whether it went.
+    pub fn sweep_blob(&self, digest: &str) -> Result<bool> {
+        let _blob = self.blob_lock(digest);
+        if self.meta.blobs().referenced(digest)? {
+            return Ok(false);
+        }
+        match self.driver.delete(digest).map_err(Error::from) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is(Kind::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every blob the driver holds that no namespace has a record of: what a
+    /// crash between a collection's record sweep and its removals left.
+    pub fn unreferenced_blobs(&self) -> Result<Vec<String>> {
+        let mut unreferenced = Vec::new();
+        for info in self.driver.list().map_err(Error::from)? {
+            if !self.meta.blobs().referenced(&info.digest)? {
+                unreferenced.push(info.digest);
+            }
+        }
+        Ok(unreferenced)
+    }
+
     /// A reader of a blob the namespace holds, with its record.
     pub fn reader(
         &self,
@@ -192,6 +218,8 @@ impl ContentStore {
 
     /// Abandons one of the namespace's ingests; refused while a writer has it open.
     pub fn abort(&self, namespace: &str, reference: &str) -> Result<()> {
+        // The gate before the ingest lock: see rcontainerd_metadata's gate.rs.
+        let _gc = self.meta.hold_off_gc();
         let ingest = self
             .meta
             .ingests()
@@ -222,6 +250,8 @@ impl ContentStore {
         expected: &str,
         total: i64,
     ) -> Result<IngestWriter> {
+        // The gate before the ingest lock: see rcontainerd_metadata's gate.rs.
+        let _gc = self.meta.hold_off_gc();
         if !expected.is_empty() {
             validate_digest(expected)?;
             if self.meta.blobs().get(namespace, expected)?.is_some() {

@@ -8,7 +8,8 @@ use rcontainerd_pkg::errdefs::Error;
 use rcontainerd_plugin_api::content::Store;
 
 use super::ContentStore;
-use crate::ids::{CONTENT_TYPE, METADATA, METADATA_TYPE, SERVICE_TYPE};
+use crate::gc::Scheduler;
+use crate::ids::{CONTENT_TYPE, GC_SCHEDULER, METADATA, METADATA_TYPE, SERVICE_TYPE};
 use crate::registry::{InitContext, InitError, Instance, Registration};
 
 pub fn registration() -> Registration {
@@ -23,5 +24,9 @@ fn init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {
             Error::not_found("no content store is loaded (io.containerd.content.v1)").into(),
         );
     };
-    Ok(Instance::of(Arc::new(ContentStore::new(meta, driver))))
+    let store = Arc::new(ContentStore::new(meta, driver));
+    if let Ok(gc) = ctx.get::<Arc<Scheduler>>(GC_SCHEDULER) {
+        gc.collector().attach_content(store.clone());
+    }
+    Ok(Instance::of(store))
 }

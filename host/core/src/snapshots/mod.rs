@@ -12,7 +12,6 @@
 //! [`SnapshotStore::open`] resolves intents left by a crash and removes
 //! driver snapshots no record refers to (`recovery.rs`).
 
-pub mod fault;
 mod guard;
 mod locks;
 pub mod plugin;
@@ -25,6 +24,7 @@ use std::time::SystemTime;
 
 use rcontainerd_plugin_api::snapshot::{self as driver, Mount, Snapshotter, Usage};
 
+use crate::fault;
 use locks::{Access, NameLocks};
 use rcontainerd_metadata::snapshots::{
     driver_key, stored_labels, updated_labels, Intent, IntentRecord, SnapshotKind, SnapshotRecord,
@@ -184,6 +184,8 @@ impl SnapshotStore {
         kind: SnapshotKind,
     ) -> Result<Vec<Mount>> {
         check_name("key", key)?;
+        // A collection must not remove the parent while its child is made.
+        let _gc = self.meta.hold_off_gc();
         let labels = stored_labels(labels)?;
         let target = labels
             .get(SNAPSHOT_REF_LABEL)
@@ -352,6 +354,8 @@ impl SnapshotStore {
         check_name("name", name)?;
         check_name("key", key)?;
         let labels = stored_labels(labels)?;
+        // The gate before any other lock: see rcontainerd_metadata's gate.rs.
+        let _gc = self.meta.hold_off_gc();
         let _locks = self.locks.lock(
             namespace,
             &[(key, Access::Exclusive), (name, Access::Exclusive)],
@@ -405,6 +409,8 @@ impl SnapshotStore {
     /// Removes a snapshot that no other snapshot has as its parent.
     pub fn remove(&self, namespace: &str, key: &str) -> Result<()> {
         check_name("key", key)?;
+        // The gate before any other lock: see rcontainerd_metadata's gate.rs.
+        let _gc = self.meta.hold_off_gc();
         let _locks = self.locks.lock(namespace, &[(key, Access::Exclusive)]);
         let record = self.existing(namespace, key)?;
         if self
@@ -473,6 +479,8 @@ impl SnapshotStore {
         if name.is_empty() {
             return Err(Error::invalid_argument("must specify snapshot name"));
         }
+        // The gate before any other lock: see rcontainerd_metadata's gate.rs.
+        let _gc = self.meta.hold_off_gc();
         let _locks = self.locks.lock(namespace, &[(name, Access::Exclusive)]);
         let mut record = self.existing(namespace, name)?;
         record.labels = updated_labels(name, record.labels, labels, paths)?;

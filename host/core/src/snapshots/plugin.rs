@@ -9,7 +9,8 @@ use rcontainerd_metadata::MetadataStore;
 use rcontainerd_plugin_api::snapshot::Snapshotter;
 
 use super::SnapshotStores;
-use crate::ids::{METADATA, METADATA_TYPE, SERVICE_TYPE, SNAPSHOTTER_TYPE};
+use crate::gc::Scheduler;
+use crate::ids::{GC_SCHEDULER, METADATA, METADATA_TYPE, SERVICE_TYPE, SNAPSHOTTER_TYPE};
 use crate::registry::{InitContext, InitError, Instance, Registration};
 
 pub fn registration() -> Registration {
@@ -19,7 +20,10 @@ pub fn registration() -> Registration {
 fn init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {
     let meta = ctx.get::<Arc<MetadataStore>>(METADATA)?;
     let drivers: BTreeMap<String, Arc<dyn Snapshotter>> = ctx.all(SNAPSHOTTER_TYPE);
-    Ok(Instance::of(Arc::new(SnapshotStores::open_all(
-        &meta, &drivers,
-    ))))
+    let stores = Arc::new(SnapshotStores::open_all(&meta, &drivers));
+    // Without the gc plugin nothing is collected; the stores serve all the same.
+    if let Ok(gc) = ctx.get::<Arc<Scheduler>>(GC_SCHEDULER) {
+        gc.collector().attach_snapshots(stores.clone());
+    }
+    Ok(Instance::of(stores))
 }

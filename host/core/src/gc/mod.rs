@@ -1,8 +1,16 @@
-//! The gc scheduler plugin: containerd 1.6's settings, read and checked now
-//! so a config written for containerd is accepted; collecting arrives with
-//! the garbage-collection issue.
+//! Garbage collection: the `io.containerd.gc.v1.scheduler` plugin, with
+//! containerd 1.6's settings and defaults, provides the [`Scheduler`]. The
+//! snapshots and content service plugins attach their stores to its
+//! [`Collector`]; services that delete with `sync` wait on it.
+
+mod collector;
+mod scheduler;
+
+pub use collector::{Collector, Stats};
+pub use scheduler::{Scheduler, Settings};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rcontainerd_metadata::MetadataStore;
 use rcontainerd_pkg::duration;
@@ -26,9 +34,35 @@ fn defaults() -> toml::Table {
 }
 
 fn init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {
-    ctx.get::<Arc<MetadataStore>>(METADATA)?;
+    let meta = ctx.get::<Arc<MetadataStore>>(METADATA)?;
     check(ctx.uri, ctx.config)?;
-    Ok(Instance::none())
+    let collector = Arc::new(Collector::new(meta));
+    let scheduler = Scheduler::start(collector, settings(ctx.config));
+    Ok(Instance::of(Arc::new(scheduler)))
+}
+
+/// The settings of a config that passed [`check`].
+fn settings(c: &toml::Table) -> Settings {
+    let defaults = Settings::default();
+    let number = |key: &str| match c.get(key) {
+        Some(toml::Value::Integer(n)) => u64::try_from(*n).ok(),
+        _ => None,
+    };
+    let delay = |key: &str, default: Duration| match c.get(key) {
+        Some(toml::Value::String(s)) => duration::parse(s).unwrap_or(default),
+        _ => default,
+    };
+    Settings {
+        pause_threshold: match c.get("pause_threshold") {
+            Some(toml::Value::Float(f)) => *f,
+            Some(toml::Value::Integer(n)) => *n as f64,
+            _ => defaults.pause_threshold,
+        },
+        deletion_threshold: number("deletion_threshold").unwrap_or(defaults.deletion_threshold),
+        mutation_threshold: number("mutation_threshold").unwrap_or(defaults.mutation_threshold),
+        schedule_delay: delay("schedule_delay", defaults.schedule_delay),
+        startup_delay: delay("startup_delay", defaults.startup_delay),
+    }
 }
 
 fn check(uri: &str, c: &toml::Table) -> Result<(), Error> {
@@ -58,6 +92,17 @@ fn check(uri: &str, c: &toml::Table) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_read_containerds_keys() {
+        assert_eq!(settings(&defaults()), Settings::default());
+        let mut c = defaults();
+        c.insert("deletion_threshold".into(), toml::Value::Integer(5));
+        c.insert("startup_delay".into(), toml::Value::String("2s".into()));
+        let s = settings(&c);
+        assert_eq!(s.deletion_threshold, 5);
+        assert_eq!(s.startup_delay, Duration::from_secs(2));
+    }
 
     #[test]
     fn containerd_defaults_pass_and_bad_values_name_the_key() {

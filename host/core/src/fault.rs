@@ -4,7 +4,9 @@
 //! of the daemon aborts the process at that point, so tests can check what a
 //! `kill -9` at the worst moment leaves behind. Points:
 //! `snapshot-after-driver-prepare`, `snapshot-after-driver-view`,
-//! `snapshot-after-driver-commit`, `snapshot-after-driver-remove`.
+//! `snapshot-after-driver-commit`, `snapshot-after-driver-remove`,
+//! `gc-after-records` (a collection removed records, nothing on disk yet),
+//! `gc-after-first-removal` (it removed one snapshot or blob from disk).
 //! Release builds compile the hook away.
 
 /// The environment variable naming the crash point.
