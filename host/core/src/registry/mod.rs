@@ -162,7 +162,7 @@ fn init_one(
         if let Some(missing) = reg
             .requires
             .iter()
-            .find(|t| *t != "*" && !present_types.contains(t))
+            .find(|t| *t != "*" && !present_types.contains(t) && !reg.optional.contains(t))
         {
             return Err(Error::not_found(format!("no plugins registered for {missing}")).into());
         }
@@ -258,4 +258,46 @@ pub fn effective_config(defaults: &toml::Table, overrides: Option<&toml::Table>)
         }
     }
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provide(_: &InitContext<'_>) -> Result<Instance, InitError> {
+        Ok(Instance::of(7u32))
+    }
+
+    fn env() -> Environment {
+        Environment {
+            root: PathBuf::from("/nonexistent/root"),
+            state: PathBuf::from("/nonexistent/state"),
+            grpc_address: String::new(),
+            ttrpc_address: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_optional_requirement_orders_but_may_be_absent() {
+        let registrations = vec![
+            Registration::builtin("t.user", "strict", &["t.absent"], provide),
+            Registration::builtin("t.user", "lenient", &[], provide).with_optional(&["t.absent"]),
+            Registration::builtin("t.user", "after", &[], provide).with_optional(&["t.dep"]),
+            Registration::builtin("t.dep", "dep", &[], provide),
+        ];
+        let registry = Registry::init_all(registrations, &BTreeMap::new(), &env()).unwrap();
+        let strict = registry.status("t.user.strict").unwrap();
+        match &strict.outcome {
+            Outcome::Failed(e) => assert_eq!(e.message, "no plugins registered for t.absent"),
+            other => panic!("{other:?}"),
+        }
+        let lenient = registry.status("t.user.lenient").unwrap();
+        assert!(matches!(lenient.outcome, Outcome::Ok));
+        assert_eq!(lenient.requires, ["t.absent"]);
+        // Present optional types still come first.
+        let order: Vec<String> = registry.statuses().iter().map(|s| s.uri()).collect();
+        let at = |uri: &str| order.iter().position(|u| u == uri).unwrap();
+        assert!(at("t.dep.dep") < at("t.user.after"), "{order:?}");
+        assert_eq!(registry.get::<u32>("t.user.after").unwrap(), 7);
+    }
 }
