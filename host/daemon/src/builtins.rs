@@ -4,13 +4,14 @@
 //! serves every gRPC plugin it finds.
 
 use rcontainerd_core::registry::Registration;
-use rcontainerd_core::{content, gc, introspection, metadata, records, snapshots};
+use rcontainerd_core::{content, events, gc, introspection, metadata, records, snapshots};
 use rcontainerd_services as grpc;
 
 /// Every built-in plugin, in registration order (Introspection lists them
 /// in init order, which follows `requires`).
 pub fn registrations() -> Vec<Registration> {
     vec![
+        events::registration(),
         metadata::registration(),
         gc::registration(),
         introspection::registration(),
@@ -23,6 +24,7 @@ pub fn registrations() -> Vec<Registration> {
         grpc::introspection::registration(),
         grpc::containers::registration(),
         grpc::content::registration(),
+        grpc::events::registration(),
         grpc::images::registration(),
         grpc::leases::registration(),
         grpc::namespaces::registration(),
