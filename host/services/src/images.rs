@@ -1,13 +1,15 @@
 //! `containerd.services.images.v1.Images` over the metadata store's image
-//! records.
+//! records. Create, Update and Delete are announced as containerd announces
+//! them: `/images/create` and `/images/update` with the stored name and
+//! labels, `/images/delete` with the name.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rcontainerd_api::services::images::{
     self as wire, images_server, CreateImageRequest, CreateImageResponse, DeleteImageRequest,
-    GetImageRequest, GetImageResponse, ListImagesRequest, ListImagesResponse, UpdateImageRequest,
-    UpdateImageResponse,
+    GetImageRequest, GetImageResponse, ImageCreate, ImageDelete, ImageUpdate, ListImagesRequest,
+    ListImagesResponse, UpdateImageRequest, UpdateImageResponse,
 };
 use rcontainerd_api::types;
 use rcontainerd_core::ids::{IMAGES_SERVICE, SERVICE_TYPE};
@@ -18,6 +20,7 @@ use rcontainerd_pkg::filters::Fields;
 use tonic::{Request, Response, Status};
 
 use crate::convert::timestamp;
+use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
@@ -25,11 +28,12 @@ use crate::{blocking, record_filter};
 
 pub struct ImagesService {
     store: Arc<MetadataStore>,
+    events: Publisher,
 }
 
 impl ImagesService {
-    pub fn new(store: Arc<MetadataStore>) -> Self {
-        ImagesService { store }
+    pub fn new(store: Arc<MetadataStore>, events: Publisher) -> Self {
+        ImagesService { store, events }
     }
 }
 
@@ -141,9 +145,18 @@ impl images_server::Images for ImagesService {
         let ns = namespace::of(&request)?;
         let image = from_wire(named(request.into_inner().image)?);
         let store = self.store.clone();
-        let created = blocking(move || store.images().create(&ns, image)).await?;
+        let event_ns = ns.clone();
+        let created = to_wire(blocking(move || store.images().create(&ns, image)).await?);
+        self.events.publish(
+            &event_ns,
+            "/images/create",
+            &ImageCreate {
+                name: created.name.clone(),
+                labels: created.labels.clone(),
+            },
+        );
         Ok(Response::new(CreateImageResponse {
-            image: Some(to_wire(created)),
+            image: Some(created),
         }))
     }
 
@@ -156,9 +169,18 @@ impl images_server::Images for ImagesService {
         let image = from_wire(named(request.image)?);
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let store = self.store.clone();
-        let updated = blocking(move || store.images().update(&ns, image, &paths)).await?;
+        let event_ns = ns.clone();
+        let updated = to_wire(blocking(move || store.images().update(&ns, image, &paths)).await?);
+        self.events.publish(
+            &event_ns,
+            "/images/update",
+            &ImageUpdate {
+                name: updated.name.clone(),
+                labels: updated.labels.clone(),
+            },
+        );
         Ok(Response::new(UpdateImageResponse {
-            image: Some(to_wire(updated)),
+            image: Some(updated),
         }))
     }
 
@@ -170,29 +192,35 @@ impl images_server::Images for ImagesService {
             .map(|t| t.digest)
             .filter(|digest| !digest.is_empty());
         let store = self.store.clone();
+        let event_ns = ns.clone();
+        let name = request.name.clone();
         blocking(move || store.images().delete(&ns, &request.name, target.as_deref())).await?;
+        self.events
+            .publish(&event_ns, "/images/delete", &ImageDelete { name });
         Ok(Response::new(()))
     }
 }
 
 /// `io.containerd.grpc.v1.images`.
 pub fn registration() -> Registration {
-    service::registration::<images_server::ImagesServer<ImagesService>>(
-        "images",
-        &[SERVICE_TYPE],
-        |ctx| {
-            let store = ctx.get::<Arc<MetadataStore>>(IMAGES_SERVICE)?;
-            Ok(service::provide(ImagesGrpc(store)))
-        },
-    )
+    events::publishing(service::registration::<
+        images_server::ImagesServer<ImagesService>,
+    >("images", &[SERVICE_TYPE], |ctx| {
+        let store = ctx.get::<Arc<MetadataStore>>(IMAGES_SERVICE)?;
+        Ok(service::provide(ImagesGrpc(
+            store,
+            Publisher::from_context(ctx),
+        )))
+    }))
 }
 
-struct ImagesGrpc(Arc<MetadataStore>);
+struct ImagesGrpc(Arc<MetadataStore>, Publisher);
 
 impl GrpcService for ImagesGrpc {
     fn add_routes(&self, routes: &mut Routes) {
         routes.add_namespaced(images_server::ImagesServer::new(ImagesService::new(
             self.0.clone(),
+            self.1.clone(),
         )));
     }
 }
