@@ -157,7 +157,11 @@ fn init_one(
         board,
     };
 
-    let mut stand_in = None;
+    // Also stands in when a required type is missing, before init runs.
+    let stand_in = match &reg.init {
+        Init::Builtin(builtin) => builtin.stand_in,
+        _ => None,
+    };
     let result: Result<Instance, InitError> = (|| {
         if let Some(missing) = reg
             .requires
@@ -168,10 +172,7 @@ fn init_one(
         }
         match reg.init {
             Init::Refused(reason) => Err(Error::unknown(reason).into()),
-            Init::Builtin(builtin) => {
-                stand_in = builtin.stand_in;
-                (builtin.init)(&ctx)
-            }
+            Init::Builtin(builtin) => (builtin.init)(&ctx),
             Init::Library(lib) => init_library(&lib, &ctx, &reg.plugin_type),
         }
     })();
@@ -280,7 +281,8 @@ mod tests {
     #[test]
     fn an_optional_requirement_orders_but_may_be_absent() {
         let registrations = vec![
-            Registration::builtin("t.user", "strict", &["t.absent"], provide),
+            Registration::builtin("t.user", "strict", &["t.absent"], provide)
+                .with_stand_in(|_| Instance::of(0u32)),
             Registration::builtin("t.user", "lenient", &[], provide).with_optional(&["t.absent"]),
             Registration::builtin("t.user", "after", &[], provide).with_optional(&["t.dep"]),
             Registration::builtin("t.dep", "dep", &[], provide),
@@ -291,6 +293,11 @@ mod tests {
             Outcome::Failed(e) => assert_eq!(e.message, "no plugins registered for t.absent"),
             other => panic!("{other:?}"),
         }
+        // Its stand-in serves in its place, as for any failed init.
+        assert_eq!(
+            registry.all_with_stand_ins::<u32>("t.user").get("strict"),
+            Some(&0)
+        );
         let lenient = registry.status("t.user.lenient").unwrap();
         assert!(matches!(lenient.outcome, Outcome::Ok));
         assert_eq!(lenient.requires, ["t.absent"]);
