@@ -13,7 +13,7 @@ use rcontainerd_api::services::{introspection, namespaces, version};
 use tonic::transport::Channel;
 
 use crate::binaries;
-use crate::ctr::{Ctr, CtrOutput};
+use crate::ctr::{Ctr, CtrOutput, RunningCtr};
 use crate::mounts;
 
 /// How long a daemon may take to answer its first Version RPC.
@@ -248,6 +248,11 @@ impl Daemon {
     /// Runs a `ctr` against this daemon's socket.
     pub fn ctr(&self, which: Ctr, args: &[&str]) -> CtrOutput {
         which.run(&self.socket(), args)
+    }
+
+    /// Starts a `ctr` against this daemon's socket and leaves it running.
+    pub fn spawn_ctr(&self, which: Ctr, args: &[&str]) -> RunningCtr {
+        which.spawn(&self.socket(), args)
     }
 
     /// Sends SIGKILL and reaps the process: no chance to flush or clean up.
