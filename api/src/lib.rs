@@ -33,6 +33,10 @@ pub mod services {
 
 pub use containerd::types;
 
+/// The events containerd publishes (`containerd.events.*`; the image events
+/// are in [`services::images`], the package containerd declares them in).
+pub use containerd::events;
+
 // The crate-wide allow above is for the generated code; what is written here is linted.
 #[warn(clippy::all, missing_docs)]
 pub mod headers;

@@ -80,6 +80,16 @@ pub enum Command {
     /// Manage leases
     #[command(subcommand, arg_required_else_help = true)]
     Leases(LeasesCommand),
+    /// Display containerd events
+    #[command(visible_alias = "event")]
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Filters on the envelopes, e.g. topic=="/namespaces/create",
+    /// namespace==default, event.name==foo (any one may match)
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

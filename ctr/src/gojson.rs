@@ -1,6 +1,6 @@
 //! JSON laid out and escaped the way Go's `encoding/json` `MarshalIndent`
-//! does it (the form containerd's ctr prints objects in), and Go's RFC 3339
-//! time text.
+//! (or, compact, `Marshal`) does it — the forms containerd's ctr prints
+//! objects in — and Go's RFC 3339 and `Time.String` texts.
 
 use std::fmt::Write as _;
 
@@ -8,6 +8,9 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Json {
     Null,
+    Bool(bool),
+    /// An integer, as Go prints any of its integer types.
+    Number(i64),
     String(String),
     Array(Vec<Json>),
     Object(Vec<(String, Json)>),
@@ -44,6 +47,43 @@ impl Json {
         Self::Object(members)
     }
 
+    /// The value on one line, as Go's `json.Marshal` writes it.
+    pub fn to_compact(&self) -> String {
+        let mut out = String::new();
+        self.write_compact(&mut out);
+        out
+    }
+
+    fn write_compact(&self, out: &mut String) {
+        match self {
+            Self::Array(items) => {
+                out.push('[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    item.write_compact(out);
+                }
+                out.push(']');
+            }
+            Self::Object(members) => {
+                out.push('{');
+                for (index, (key, value)) in members.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    quote_into(out, key);
+                    out.push(':');
+                    value.write_compact(out);
+                }
+                out.push('}');
+            }
+            // Another program's JSON, already compact as Go writes it.
+            Self::Raw(text) => out.push_str(text.trim()),
+            scalar => scalar.write(out, "", 0),
+        }
+    }
+
     /// The value indented by `indent` per level, without a final newline.
     pub fn to_indented(&self, indent: &str) -> String {
         let mut out = String::new();
@@ -54,6 +94,10 @@ impl Json {
     fn write(&self, out: &mut String, indent: &str, depth: usize) {
         match self {
             Self::Null => out.push_str("null"),
+            Self::Bool(value) => out.push_str(if *value { "true" } else { "false" }),
+            Self::Number(value) => {
+                let _ = write!(out, "{value}");
+            }
             Self::String(text) => quote_into(out, text),
             Self::Array(items) if items.is_empty() => out.push_str("[]"),
             Self::Object(members) if members.is_empty() => out.push_str("{}"),
@@ -192,6 +236,28 @@ pub fn rfc3339_nano(timestamp: Option<&prost_types::Timestamp>) -> String {
     text
 }
 
+/// Go's `Time.String()` of a protobuf timestamp read as containerd's Go
+/// client reads it (UTC): `2006-01-02 15:04:05.999999999 +0000 UTC`, the
+/// fraction without trailing zeros; missing is Go's zero time.
+pub fn go_time_string(timestamp: Option<&prost_types::Timestamp>) -> String {
+    const ZERO_TIME: &str = "0001-01-01 00:00:00 +0000 UTC";
+    let Some(timestamp) = timestamp else {
+        return ZERO_TIME.to_owned();
+    };
+    let nanos = u32::try_from(timestamp.nanos).unwrap_or(0);
+    let Some(time) = chrono::DateTime::from_timestamp(timestamp.seconds, nanos) else {
+        return ZERO_TIME.to_owned();
+    };
+    let mut text = time.format("%Y-%m-%d %H:%M:%S").to_string();
+    if nanos > 0 {
+        let fraction = format!("{nanos:09}");
+        text.push('.');
+        text.push_str(fraction.trim_end_matches('0'));
+    }
+    text.push_str(" +0000 UTC");
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +332,50 @@ mod tests {
     }
 }"#;
         assert_eq!(value.to_indented("    "), expected);
+    }
+
+    #[test]
+    fn compact_json_is_gos_marshal() {
+        let value = Json::Object(vec![
+            ("name".into(), Json::string("a<b>")),
+            (
+                "labels".into(),
+                Json::sorted_map(
+                    [
+                        ("z".to_owned(), "1".to_owned()),
+                        ("a".to_owned(), "2".to_owned()),
+                    ]
+                    .iter()
+                    .map(|(k, v)| (k, v)),
+                ),
+            ),
+            ("pid".into(), Json::Number(42)),
+            ("terminal".into(), Json::Bool(true)),
+            ("options".into(), Json::Array(vec![Json::string("ro")])),
+            ("empty".into(), Json::Object(Vec::new())),
+        ]);
+        assert_eq!(
+            value.to_compact(),
+            r#"{"name":"a\u003cb\u003e","labels":{"a":"2","z":"1"},"pid":42,"terminal":true,"options":["ro"],"empty":{}}"#
+        );
+    }
+
+    #[test]
+    fn formats_times_like_go_time_string() {
+        let at = |seconds, nanos| prost_types::Timestamp { seconds, nanos };
+        assert_eq!(
+            go_time_string(Some(&at(1_795_473_673, 846_192_938))),
+            "2026-11-23 22:41:13.846192938 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_string(Some(&at(1_795_473_673, 34_771_000))),
+            "2026-11-23 22:41:13.034771 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_string(Some(&at(1_795_473_673, 0))),
+            "2026-11-23 22:41:13 +0000 UTC"
+        );
+        assert_eq!(go_time_string(None), "0001-01-01 00:00:00 +0000 UTC");
     }
 
     #[test]

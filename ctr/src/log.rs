@@ -17,6 +17,14 @@ pub fn warning(message: &str) {
     eprintln!("{}", line("warning", message, &[]));
 }
 
+/// Writes a warning-level line with field `error`.
+pub fn warning_with_error(message: &str, error: &dyn std::fmt::Display) {
+    eprintln!(
+        "{}",
+        line("warning", message, &[("error", &error.to_string())])
+    );
+}
+
 /// Writes a debug-level line, for `--debug`.
 pub fn debug(message: &str) {
     eprintln!("{}", line("debug", message, &[]));

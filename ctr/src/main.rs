@@ -185,6 +185,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Events(args) => {
+            let channel = dial(global).await?;
+            let events = commands::events::run(channel, &args.filters);
+            if global.timeout.is_zero() {
+                return events.await;
+            }
+            // The stream ends at the deadline, in grpc-go's words.
+            match tokio::time::timeout(global.timeout, events).await {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!(
+                    "rpc error: code = DeadlineExceeded desc = context deadline exceeded"
+                )),
+            }
+        }
         Command::Content(command) => {
             commands::content::check_before_dial(command)?;
             let channel = dial(global).await?;

@@ -1040,3 +1040,251 @@ fn image_container_and_lease_commands(pair: &DaemonPair) {
     }
     pair.assert_no_differences();
 }
+
+/// A `ctr events` left running against a daemon, its output collected as
+/// it comes; killed when dropped.
+struct Watcher {
+    child: Child,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Watcher {
+    fn start(ctr: &str, daemon: &Containerd) -> Self {
+        let mut child = Command::new(ctr)
+            .env_remove("CONTAINERD_ADDRESS")
+            .env_remove("CONTAINERD_NAMESPACE")
+            .arg("--address")
+            .arg(daemon.socket())
+            .arg("events")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ctr events");
+        let collect = |mut source: Box<dyn std::io::Read + Send>| {
+            use std::io::Read as _;
+            let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let into = text.clone();
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = source.read(&mut buffer) {
+                    if n == 0 {
+                        break;
+                    }
+                    let chunk = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                    into.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_str(&chunk);
+                }
+            });
+            text
+        };
+        let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
+        let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until a line contains `text`.
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + CTR_TIMEOUT;
+        while !self.stdout().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "ctr events printed no {text:?}:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ctr events` of each of `ctrs` against `daemon`, changes things
+/// there with containerd's ctr, and returns each one's lines (stdout and
+/// stderr; the readiness markers left out).
+fn watch_events(daemon: &Containerd, ctrs: &[&str]) -> Vec<(Vec<String>, String)> {
+    let reference = |args: &[&str]| {
+        let out = run(REFERENCE_CTR, daemon, args);
+        assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+        out
+    };
+    let watchers: Vec<Watcher> = ctrs.iter().map(|ctr| Watcher::start(ctr, daemon)).collect();
+    // Subscribed once they print a change made after they started.
+    reference(&["namespaces", "create", "ready"]);
+    let mut marker = 0;
+    while !watchers
+        .iter()
+        .all(|w| w.stdout().contains(r#"{"name":"ready""#))
+    {
+        marker += 1;
+        assert!(marker < 500, "ctr events never subscribed");
+        reference(&["namespaces", "label", "ready", &format!("n={marker}")]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let archive = tiny_image_archive(dir.path());
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir(&rootfs).expect("rootfs dir");
+    let ns = |args: &[&str]| {
+        let mut full = vec!["-n", "evns"];
+        full.extend_from_slice(args);
+        reference(&full)
+    };
+    // One label per command: containerd's ctr sends one Update per label, in
+    // Go's random map order.
+    reference(&["namespaces", "create", "evns", "a=1", "b=<&>"]);
+    reference(&["namespaces", "label", "evns", "a=3"]);
+    reference(&["namespaces", "label", "evns", "b="]);
+    ns(&["snapshots", "prepare", "k1"]);
+    ns(&["snapshots", "commit", "n1", "k1"]);
+    ns(&["snapshots", "prepare", "k2", "n1"]);
+    ns(&["snapshots", "view", "v1", "n1"]);
+    ns(&["snapshots", "rm", "k2", "v1", "n1"]);
+    // Announces nothing; containerd's garbage collector then takes the blob
+    // (rcontainerd has none yet), so it is not removed by hand below.
+    let ingested = run_with(
+        REFERENCE_CTR,
+        daemon,
+        &["-n", "evns", "content", "ingest", "r1"],
+        &Input::Pipe(b"some bytes"),
+    );
+    assert_eq!(ingested.code, Some(0), "{ingested:?}");
+    ns(&["images", "import", "--no-unpack", archive.to_str().unwrap()]);
+    ns(&["images", "label", "docker.io/library/tiny:1", "a=1"]);
+    ns(&["images", "tag", "docker.io/library/tiny:1", "t2"]);
+    // A blob the image still holds, so that both daemons have it to remove.
+    ns(&["content", "rm", &tiny_layer_digest()]);
+    ns(&["images", "rm", "t2", "docker.io/library/tiny:1"]);
+    ns(&[
+        "containers",
+        "create",
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "c1",
+        "sh",
+    ]);
+    ns(&["containers", "label", "c1", "x=y"]);
+    ns(&["containers", "rm", "c1"]);
+    reference(&["namespaces", "create", "gone"]);
+    reference(&["namespaces", "rm", "gone"]);
+    reference(&["namespaces", "create", "done"]);
+
+    watchers
+        .iter()
+        .map(|watcher| {
+            watcher.wait_for(r#"{"name":"done"}"#);
+            let lines = watcher
+                .stdout()
+                .lines()
+                .filter(|line| !line.contains(r#"{"name":"ready""#))
+                .map(str::to_owned)
+                .collect();
+            let stderr = watcher
+                .stderr()
+                .lines()
+                .map(|line| match line.strip_prefix("time=\"") {
+                    Some(rest) => rest.split_once("\" ").map_or(line, |(_, tail)| tail),
+                    None => line,
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            (lines, stderr)
+        })
+        .collect()
+}
+
+/// The digest of the layer in [`tiny_image_archive`].
+fn tiny_layer_digest() -> String {
+    use sha2::Digest as _;
+    let hex = format!(
+        "{:x}",
+        sha2::Sha256::digest(b"not unpacked: any bytes will do")
+    );
+    format!("sha256:{hex}")
+}
+
+/// Each line with its timestamp (the first four words) replaced by `<time>`.
+fn without_event_times(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|line| {
+            let words: Vec<&str> = line.splitn(5, ' ').collect();
+            assert_eq!(words.len(), 5, "not an event line: {line:?}");
+            format!("<time> {}", words[4])
+        })
+        .collect()
+}
+
+/// Both ctrs watching one containerd print the same bytes for the same
+/// changes.
+#[test]
+fn events_match() {
+    if !prerequisites_met() {
+        return;
+    }
+    let daemon = Containerd::start();
+    let seen = watch_events(&daemon, &[REFERENCE_CTR, OUR_CTR]);
+    let (reference, ours) = (&seen[0], &seen[1]);
+    let lines = without_event_times(&reference.0);
+    assert!(
+        [
+            " /containers/create ",
+            " /snapshot/commit ",
+            " /content/delete "
+        ]
+        .iter()
+        .all(|topic| lines.iter().any(|l| l.contains(topic))),
+        "containerd announced too little:\n{}",
+        reference.0.join("\n")
+    );
+    assert_eq!(ours, reference);
+}
+
+/// containerd's ctr watching rcontainerd prints what it prints watching
+/// containerd, for the same changes (times aside); ours prints the same bytes
+/// as containerd's there too.
+#[test]
+fn events_match_on_rcontainerd() {
+    let Some(pair) = prerequisites_met()
+        .then(DaemonPair::start_with_rcontainerd)
+        .flatten()
+    else {
+        return;
+    };
+    let expected = watch_events(&pair.reference, &[REFERENCE_CTR]);
+    let seen = watch_events(&pair.ours, &[REFERENCE_CTR, OUR_CTR]);
+    assert_eq!(seen[1], seen[0], "our ctr and containerd's on rcontainerd");
+    assert_eq!(
+        without_event_times(&seen[0].0),
+        without_event_times(&expected[0].0),
+        "containerd's ctr on rcontainerd (left) and on containerd (right)"
+    );
+    assert_eq!(seen[0].1, expected[0].1);
+}

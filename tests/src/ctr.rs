@@ -2,9 +2,10 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::binaries;
 
@@ -93,6 +94,159 @@ impl Ctr {
             status,
             stdout,
             stderr,
+        }
+    }
+}
+
+impl Ctr {
+    /// Starts `ctr --address <socket> <args>` and leaves it running (`ctr
+    /// events`), collecting what it prints as it prints it.
+    pub fn spawn(self, socket: &Path, args: &[&str]) -> RunningCtr {
+        let mut full = vec!["--address", socket.to_str().expect("socket path is UTF-8")];
+        full.extend_from_slice(args);
+        let mut child = Command::new(self.path())
+            .args(&full)
+            .env_remove("CONTAINERD_ADDRESS")
+            .env_remove("CONTAINERD_NAMESPACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {:?} ctr: {e}", self));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
+        ];
+        RunningCtr {
+            which: self,
+            args: full.iter().map(|s| s.to_string()).collect(),
+            child: Some(child),
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+}
+
+/// Appends what `source` yields to `into` until it closes.
+fn collect(mut source: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = source.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
+            into.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_str(&text);
+        }
+    })
+}
+
+/// A ctr left running; killed when dropped.
+pub struct RunningCtr {
+    which: Ctr,
+    args: Vec<String>,
+    child: Option<Child>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl RunningCtr {
+    /// What it printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// What it printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until its stdout satisfies `done`; panics with both streams
+    /// after `limit`.
+    pub fn wait_for_stdout(&self, limit: Duration, what: &str, done: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done(&self.stdout()) {
+            assert!(
+                Instant::now() < deadline,
+                "{:?} ctr {:?}: no {what} after {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                self.which,
+                self.args,
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills it (SIGKILL) and returns everything it printed.
+    pub fn kill(mut self) -> CtrOutput {
+        let mut child = self.child.take().expect("ctr is running");
+        let _ = child.kill();
+        let status = child.wait().expect("reaping ctr");
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        CtrOutput {
+            which: self.which,
+            args: self.args.clone(),
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+
+    /// Waits for it to exit on its own (within `limit`, else it is killed
+    /// and the test fails) and returns everything it printed.
+    pub fn wait(mut self, limit: Duration) -> CtrOutput {
+        let deadline = Instant::now() + limit;
+        let mut child = self.child.take().expect("ctr is running");
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for ctr") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{:?} ctr {:?} did not exit within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.which,
+                    self.args,
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        CtrOutput {
+            which: self.which,
+            args: self.args.clone(),
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for RunningCtr {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

@@ -13,7 +13,7 @@ use rcontainerd_api::services::{introspection, namespaces, version};
 use tonic::transport::Channel;
 
 use crate::binaries;
-use crate::ctr::{Ctr, CtrOutput};
+use crate::ctr::{Ctr, CtrOutput, RunningCtr};
 use crate::mounts;
 
 /// How long a daemon may take to answer its first Version RPC.
@@ -289,6 +289,11 @@ impl Daemon {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         false
+    }
+
+    /// Starts a `ctr` against this daemon's socket and leaves it running.
+    pub fn spawn_ctr(&self, which: Ctr, args: &[&str]) -> RunningCtr {
+        which.spawn(&self.socket(), args)
     }
 
     /// Sends SIGKILL and reaps the process: no chance to flush or clean up.

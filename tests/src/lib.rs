@@ -60,7 +60,7 @@ pub fn find_plugin<'a>(
     plugins.iter().find(|p| plugin_uri(p) == uri)
 }
 
-pub use ctr::{Ctr, CtrOutput, PluginRow};
+pub use ctr::{Ctr, CtrOutput, PluginRow, RunningCtr};
 pub use daemon::{Daemon, DaemonError, DaemonOptions};
 pub use test_plugins::{
     test_plugin_dir, test_plugin_dir_without, write_non_plugin_so, write_truncated_so, TestPlugin,

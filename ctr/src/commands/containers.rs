@@ -59,7 +59,7 @@ pub async fn list(channel: NamespacedChannel, args: &FilteredList) -> anyhow::Re
 }
 
 /// A protobuf `Any` as Go prints containerd's `types.Any`.
-fn any_json(any: &prost_types::Any) -> Json {
+pub(crate) fn any_json(any: &prost_types::Any) -> Json {
     let mut members = Vec::new();
     if !any.type_url.is_empty() {
         members.push(("type_url".into(), Json::string(any.type_url.as_str())));

@@ -2,6 +2,7 @@
 
 pub mod containers;
 pub mod content;
+pub mod events;
 pub mod images;
 pub mod leases;
 pub mod namespaces;

@@ -5,6 +5,8 @@ pub const CONTENT_TYPE: &str = "io.containerd.content.v1";
 pub const SNAPSHOTTER_TYPE: &str = "io.containerd.snapshotter.v1";
 pub const METADATA_TYPE: &str = "io.containerd.metadata.v1";
 pub const GC_TYPE: &str = "io.containerd.gc.v1";
+/// The event exchange: what services publish to and Subscribe reads from.
+pub const EVENT_TYPE: &str = "io.containerd.event.v1";
 /// Domain services: build the objects the gRPC plugins serve.
 pub const SERVICE_TYPE: &str = "io.containerd.service.v1";
 /// gRPC services: each provides one (or more) API services at the edge.
@@ -12,6 +14,7 @@ pub const GRPC_TYPE: &str = "io.containerd.grpc.v1";
 
 pub const METADATA: &str = "io.containerd.metadata.v1.bolt";
 pub const GC_SCHEDULER: &str = "io.containerd.gc.v1.scheduler";
+pub const EXCHANGE: &str = "io.containerd.event.v1.exchange";
 pub const INTROSPECTION_SERVICE: &str = "io.containerd.service.v1.introspection-service";
 pub const NAMESPACES_SERVICE: &str = "io.containerd.service.v1.namespaces-service";
 pub const IMAGES_SERVICE: &str = "io.containerd.service.v1.images-service";

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rcontainerd_metadata::MetadataStore;
 
-use crate::ids::{METADATA, METADATA_TYPE, SERVICE_TYPE};
+use crate::ids::{GC_TYPE, METADATA, METADATA_TYPE, SERVICE_TYPE};
 use crate::registry::{InitContext, InitError, Instance, Registration};
 
 /// `io.containerd.service.v1.namespaces-service`.
@@ -32,7 +32,8 @@ pub fn leases() -> Registration {
 }
 
 fn record_service(id: &str) -> Registration {
-    Registration::builtin(SERVICE_TYPE, id, &[METADATA_TYPE], init)
+    // After the gc scheduler when there is one: Delete{sync} waits on it.
+    Registration::builtin(SERVICE_TYPE, id, &[METADATA_TYPE], init).with_optional(&[GC_TYPE])
 }
 
 fn init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {

@@ -4,7 +4,7 @@
 //! serves every gRPC plugin it finds.
 
 use rcontainerd_core::registry::Registration;
-use rcontainerd_core::{content, gc, introspection, metadata, records, snapshots};
+use rcontainerd_core::{content, events, gc, introspection, metadata, records, snapshots};
 use rcontainerd_services as grpc;
 
 /// Every built-in plugin, in registration order (Introspection lists them
@@ -14,6 +14,7 @@ use rcontainerd_services as grpc;
 /// for `sync`; none requires it, so each still serves when it is disabled.
 pub fn registrations() -> Vec<Registration> {
     vec![
+        events::registration(),
         metadata::registration(),
         gc::registration(),
         introspection::registration(),
@@ -26,6 +27,7 @@ pub fn registrations() -> Vec<Registration> {
         grpc::introspection::registration(),
         grpc::containers::registration(),
         grpc::content::registration(),
+        grpc::events::registration(),
         grpc::images::registration(),
         grpc::leases::registration(),
         grpc::namespaces::registration(),

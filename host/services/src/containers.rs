@@ -1,8 +1,14 @@
 //! `containerd.services.containers.v1.Containers` over the metadata store's
-//! container records.
+//! container records. Create, Update and Delete are announced as containerd
+//! announces them: `/containers/create` with id, image and runtime,
+//! `/containers/update` with id, image, labels and snapshot key as stored,
+//! `/containers/delete` with the id.
 
 use std::sync::Arc;
 
+use rcontainerd_api::events::{
+    container_create, ContainerCreate, ContainerDelete, ContainerUpdate,
+};
 use rcontainerd_api::services::containers::{
     self as wire, containers_server, CreateContainerRequest, CreateContainerResponse,
     DeleteContainerRequest, GetContainerRequest, GetContainerResponse, ListContainerMessage,
@@ -17,6 +23,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::convert::timestamp;
+use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
@@ -24,11 +31,12 @@ use crate::{blocking, record_filter};
 
 pub struct ContainersService {
     store: Arc<MetadataStore>,
+    events: Publisher,
 }
 
 impl ContainersService {
-    pub fn new(store: Arc<MetadataStore>) -> Self {
-        ContainersService { store }
+    pub fn new(store: Arc<MetadataStore>, events: Publisher) -> Self {
+        ContainersService { store, events }
     }
 }
 
@@ -175,9 +183,23 @@ impl containers_server::Containers for ContainersService {
         let ns = namespace::of(&request)?;
         let container = from_wire(request.into_inner().container.unwrap_or_default());
         let store = self.store.clone();
-        let created = blocking(move || store.containers().create(&ns, container)).await?;
+        let event_ns = ns.clone();
+        let created = to_wire(blocking(move || store.containers().create(&ns, container)).await?);
+        let runtime = created.runtime.clone().unwrap_or_default();
+        self.events.publish(
+            &event_ns,
+            "/containers/create",
+            &ContainerCreate {
+                id: created.id.clone(),
+                image: created.image.clone(),
+                runtime: Some(container_create::Runtime {
+                    name: runtime.name,
+                    options: runtime.options,
+                }),
+            },
+        );
         Ok(Response::new(CreateContainerResponse {
-            container: Some(to_wire(created)),
+            container: Some(created),
         }))
     }
 
@@ -198,9 +220,21 @@ impl containers_server::Containers for ContainersService {
         };
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let store = self.store.clone();
-        let updated = blocking(move || store.containers().update(&ns, container, &paths)).await?;
+        let event_ns = ns.clone();
+        let updated =
+            to_wire(blocking(move || store.containers().update(&ns, container, &paths)).await?);
+        self.events.publish(
+            &event_ns,
+            "/containers/update",
+            &ContainerUpdate {
+                id: updated.id.clone(),
+                image: updated.image.clone(),
+                labels: updated.labels.clone(),
+                snapshot_key: updated.snapshot_key.clone(),
+            },
+        );
         Ok(Response::new(UpdateContainerResponse {
-            container: Some(to_wire(updated)),
+            container: Some(updated),
         }))
     }
 
@@ -211,29 +245,34 @@ impl containers_server::Containers for ContainersService {
         let ns = namespace::of(&request)?;
         let id = request.into_inner().id;
         let store = self.store.clone();
-        blocking(move || store.containers().delete(&ns, &id)).await?;
+        let event_ns = ns.clone();
+        let deleted = id.clone();
+        blocking(move || store.containers().delete(&ns, &deleted)).await?;
+        self.events
+            .publish(&event_ns, "/containers/delete", &ContainerDelete { id });
         Ok(Response::new(()))
     }
 }
 
 /// `io.containerd.grpc.v1.containers`.
 pub fn registration() -> Registration {
-    service::registration::<containers_server::ContainersServer<ContainersService>>(
-        "containers",
-        &[SERVICE_TYPE],
-        |ctx| {
-            let store = ctx.get::<Arc<MetadataStore>>(CONTAINERS_SERVICE)?;
-            Ok(service::provide(ContainersGrpc(store)))
-        },
-    )
+    events::publishing(service::registration::<
+        containers_server::ContainersServer<ContainersService>,
+    >("containers", &[SERVICE_TYPE], |ctx| {
+        let store = ctx.get::<Arc<MetadataStore>>(CONTAINERS_SERVICE)?;
+        Ok(service::provide(ContainersGrpc(
+            store,
+            Publisher::from_context(ctx),
+        )))
+    }))
 }
 
-struct ContainersGrpc(Arc<MetadataStore>);
+struct ContainersGrpc(Arc<MetadataStore>, Publisher);
 
 impl GrpcService for ContainersGrpc {
     fn add_routes(&self, routes: &mut Routes) {
         routes.add_namespaced(containers_server::ContainersServer::new(
-            ContainersService::new(self.0.clone()),
+            ContainersService::new(self.0.clone(), self.1.clone()),
         ));
     }
 }

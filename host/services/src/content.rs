@@ -5,7 +5,9 @@
 //! last response is sent once more when the stream ends (after COMMIT or
 //! when the client half-closes); `total`, `started_at` and `updated_at`
 //! set by a STAT stay on later responses. Data passes through chunk by
-//! chunk; `Read` streams 1 MiB messages.
+//! chunk; `Read` streams 1 MiB messages. Delete is announced on
+//! `/content/delete`, as containerd does; commits are not (containerd 1.6
+//! announces none either).
 //!
 //! Where we answer differently from containerd 1.6, on purpose:
 //! - a malformed `expected` digest on Write is `InvalidArgument`
@@ -18,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use rcontainerd_api::events::ContentDelete;
 use rcontainerd_api::services::content::{
     self as wire, content_server, AbortRequest, DeleteContentRequest, InfoRequest, InfoResponse,
     ListContentRequest, ListContentResponse, ListStatusesRequest, ListStatusesResponse,
@@ -32,6 +35,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::blocking;
 use crate::convert::{timestamp, timestamp_from_nanos};
+use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
@@ -55,11 +59,12 @@ const WRITE_PREFETCH: usize = 2;
 
 pub struct ContentService {
     store: Arc<ContentStore>,
+    events: Publisher,
 }
 
 impl ContentService {
-    pub fn new(store: Arc<ContentStore>) -> Self {
-        ContentService { store }
+    pub fn new(store: Arc<ContentStore>, events: Publisher) -> Self {
+        ContentService { store, events }
     }
 }
 
@@ -180,12 +185,17 @@ impl content_server::Content for ContentService {
         let digest = request.into_inner().digest;
         check_digest(&digest)?;
         let store = self.store.clone();
+        let event = ContentDelete {
+            digest: digest.clone(),
+        };
+        let event_ns = ns.clone();
         blocking(move || {
             store.delete(&ns, &digest)?;
             CallLease::new(store.metadata(), &ns, lease.as_deref())
                 .release(&Resource::content(&digest))
         })
         .await?;
+        self.events.publish(&event_ns, "/content/delete", &event);
         Ok(Response::new(()))
     }
 
@@ -576,22 +586,24 @@ async fn write_stream(
 
 /// `io.containerd.grpc.v1.content`: serves the content service plugin's store.
 pub fn registration() -> Registration {
-    service::registration::<content_server::ContentServer<ContentService>>(
-        "content",
-        &[SERVICE_TYPE],
-        |ctx| {
-            let store = ctx.get::<Arc<ContentStore>>(CONTENT_SERVICE)?;
-            Ok(service::provide(ContentGrpc(store)))
-        },
-    )
+    events::publishing(service::registration::<
+        content_server::ContentServer<ContentService>,
+    >("content", &[SERVICE_TYPE], |ctx| {
+        let store = ctx.get::<Arc<ContentStore>>(CONTENT_SERVICE)?;
+        Ok(service::provide(ContentGrpc(
+            store,
+            Publisher::from_context(ctx),
+        )))
+    }))
 }
 
-struct ContentGrpc(Arc<ContentStore>);
+struct ContentGrpc(Arc<ContentStore>, Publisher);
 
 impl GrpcService for ContentGrpc {
     fn add_routes(&self, routes: &mut Routes) {
         routes.add_namespaced(content_server::ContentServer::new(ContentService::new(
             self.0.clone(),
+            self.1.clone(),
         )));
     }
 }

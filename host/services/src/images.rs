@@ -1,13 +1,15 @@
 //! `containerd.services.images.v1.Images` over the metadata store's image
-//! records.
+//! records. Create, Update and Delete are announced as containerd announces
+//! them: `/images/create` and `/images/update` with the stored name and
+//! labels, `/images/delete` with the name.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rcontainerd_api::services::images::{
     self as wire, images_server, CreateImageRequest, CreateImageResponse, DeleteImageRequest,
-    GetImageRequest, GetImageResponse, ListImagesRequest, ListImagesResponse, UpdateImageRequest,
-    UpdateImageResponse,
+    GetImageRequest, GetImageResponse, ImageCreate, ImageDelete, ImageUpdate, ListImagesRequest,
+    ListImagesResponse, UpdateImageRequest, UpdateImageResponse,
 };
 use rcontainerd_api::types;
 use rcontainerd_core::gc::Scheduler;
@@ -19,6 +21,7 @@ use rcontainerd_pkg::filters::Fields;
 use tonic::{Request, Response, Status};
 
 use crate::convert::timestamp;
+use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
@@ -28,11 +31,12 @@ pub struct ImagesService {
     store: Arc<MetadataStore>,
     /// Waited on by a Delete with `sync`; none when the gc plugin is disabled.
     gc: Option<Arc<Scheduler>>,
+    events: Publisher,
 }
 
 impl ImagesService {
-    pub fn new(store: Arc<MetadataStore>, gc: Option<Arc<Scheduler>>) -> Self {
-        ImagesService { store, gc }
+    pub fn new(store: Arc<MetadataStore>, gc: Option<Arc<Scheduler>>, events: Publisher) -> Self {
+        ImagesService { store, gc, events }
     }
 
     /// After a Delete with `sync`: returns once a collection that started
@@ -153,9 +157,18 @@ impl images_server::Images for ImagesService {
         let ns = namespace::of(&request)?;
         let image = from_wire(named(request.into_inner().image)?);
         let store = self.store.clone();
-        let created = blocking(move || store.images().create(&ns, image)).await?;
+        let event_ns = ns.clone();
+        let created = to_wire(blocking(move || store.images().create(&ns, image)).await?);
+        self.events.publish(
+            &event_ns,
+            "/images/create",
+            &ImageCreate {
+                name: created.name.clone(),
+                labels: created.labels.clone(),
+            },
+        );
         Ok(Response::new(CreateImageResponse {
-            image: Some(to_wire(created)),
+            image: Some(created),
         }))
     }
 
@@ -168,9 +181,18 @@ impl images_server::Images for ImagesService {
         let image = from_wire(named(request.image)?);
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let store = self.store.clone();
-        let updated = blocking(move || store.images().update(&ns, image, &paths)).await?;
+        let event_ns = ns.clone();
+        let updated = to_wire(blocking(move || store.images().update(&ns, image, &paths)).await?);
+        self.events.publish(
+            &event_ns,
+            "/images/update",
+            &ImageUpdate {
+                name: updated.name.clone(),
+                labels: updated.labels.clone(),
+            },
+        );
         Ok(Response::new(UpdateImageResponse {
-            image: Some(to_wire(updated)),
+            image: Some(updated),
         }))
     }
 
@@ -182,9 +204,13 @@ impl images_server::Images for ImagesService {
             .map(|t| t.digest)
             .filter(|digest| !digest.is_empty());
         let store = self.store.clone();
-        let name = request.name;
-        blocking(move || store.images().delete(&ns, &name, target.as_deref())).await?;
-        if request.sync {
+        let event_ns = ns.clone();
+        let name = request.name.clone();
+        let sync = request.sync;
+        blocking(move || store.images().delete(&ns, &request.name, target.as_deref())).await?;
+        self.events
+            .publish(&event_ns, "/images/delete", &ImageDelete { name });
+        if sync {
             self.collect().await?;
         }
         Ok(Response::new(()))
@@ -193,24 +219,27 @@ impl images_server::Images for ImagesService {
 
 /// `io.containerd.grpc.v1.images`.
 pub fn registration() -> Registration {
-    service::registration::<images_server::ImagesServer<ImagesService>>(
-        "images",
-        &[SERVICE_TYPE],
-        |ctx| {
-            let store = ctx.get::<Arc<MetadataStore>>(IMAGES_SERVICE)?;
-            let gc = ctx.get::<Arc<Scheduler>>(GC_SCHEDULER).ok();
-            Ok(service::provide(ImagesGrpc(store, gc)))
-        },
-    )
+    events::publishing(service::registration::<
+        images_server::ImagesServer<ImagesService>,
+    >("images", &[SERVICE_TYPE], |ctx| {
+        let store = ctx.get::<Arc<MetadataStore>>(IMAGES_SERVICE)?;
+        let gc = ctx.get::<Arc<Scheduler>>(GC_SCHEDULER).ok();
+        Ok(service::provide(ImagesGrpc(
+            store,
+            gc,
+            Publisher::from_context(ctx),
+        )))
+    }))
 }
 
-struct ImagesGrpc(Arc<MetadataStore>, Option<Arc<Scheduler>>);
+struct ImagesGrpc(Arc<MetadataStore>, Option<Arc<Scheduler>>, Publisher);
 
 impl GrpcService for ImagesGrpc {
     fn add_routes(&self, routes: &mut Routes) {
         routes.add_namespaced(images_server::ImagesServer::new(ImagesService::new(
             self.0.clone(),
             self.1.clone(),
+            self.2.clone(),
         )));
     }
 }

@@ -1,8 +1,17 @@
 //! `containerd.services.namespaces.v1.Namespaces` over the metadata store.
+//!
+//! Each change is announced as containerd announces it: `/namespaces/create`
+//! and `/namespaces/update` with the request's name and labels, in the
+//! caller's namespace (the header; a caller without one, which containerd
+//! answers with an error after making the change, gets the change and the
+//! event in the namespace it named), `/namespaces/delete` in the deleted one.
 
 use crate::blocking;
+use crate::events::{self, Publisher};
+use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
+use rcontainerd_api::events::{NamespaceCreate, NamespaceDelete, NamespaceUpdate};
 use rcontainerd_api::services::namespaces::{
     self as wire, namespaces_server, CreateNamespaceRequest, CreateNamespaceResponse,
     DeleteNamespaceRequest, GetNamespaceRequest, GetNamespaceResponse, ListNamespacesRequest,
@@ -19,12 +28,19 @@ use tonic::{Request, Response, Status};
 
 pub struct NamespacesService {
     store: Arc<MetadataStore>,
+    events: Publisher,
 }
 
 impl NamespacesService {
-    pub fn new(store: Arc<MetadataStore>) -> Self {
-        NamespacesService { store }
+    pub fn new(store: Arc<MetadataStore>, events: Publisher) -> Self {
+        NamespacesService { store, events }
     }
+}
+
+/// The caller's namespace, which an event about a namespace is published
+/// in; a caller that named none gets it in the namespace it changed.
+fn caller<T>(request: &Request<T>) -> Option<String> {
+    namespace::from_metadata(request.metadata()).ok()
 }
 
 fn to_wire(ns: Namespace) -> wire::Namespace {
@@ -86,10 +102,17 @@ impl namespaces_server::Namespaces for NamespacesService {
         &self,
         request: Request<CreateNamespaceRequest>,
     ) -> Result<Response<CreateNamespaceResponse>, Status> {
+        let caller = caller(&request);
         let ns = required(request.into_inner().namespace)?;
+        let event_ns = caller.unwrap_or_else(|| ns.name.clone());
+        let event = NamespaceCreate {
+            name: ns.name.clone(),
+            labels: ns.labels.clone(),
+        };
         let labels: BTreeMap<String, String> = ns.labels.into_iter().collect();
         let store = self.store.clone();
         let created = blocking(move || store.namespaces().create(&ns.name, labels)).await?;
+        self.events.publish(&event_ns, "/namespaces/create", &event);
         Ok(Response::new(CreateNamespaceResponse {
             namespace: Some(to_wire(created)),
         }))
@@ -99,12 +122,20 @@ impl namespaces_server::Namespaces for NamespacesService {
         &self,
         request: Request<UpdateNamespaceRequest>,
     ) -> Result<Response<UpdateNamespaceResponse>, Status> {
+        let caller = caller(&request);
         let request = request.into_inner();
         let ns = required(request.namespace)?;
+        let event_ns = caller.unwrap_or_else(|| ns.name.clone());
+        // containerd announces the request's labels, not the stored set.
+        let event = NamespaceUpdate {
+            name: ns.name.clone(),
+            labels: ns.labels.clone(),
+        };
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let labels: BTreeMap<String, String> = ns.labels.into_iter().collect();
         let store = self.store.clone();
         let updated = blocking(move || store.namespaces().update(&ns.name, labels, &paths)).await?;
+        self.events.publish(&event_ns, "/namespaces/update", &event);
         Ok(Response::new(UpdateNamespaceResponse {
             namespace: Some(to_wire(updated)),
         }))
@@ -116,29 +147,37 @@ impl namespaces_server::Namespaces for NamespacesService {
     ) -> Result<Response<()>, Status> {
         let name = request.into_inner().name;
         let store = self.store.clone();
-        blocking(move || store.namespaces().delete(&name)).await?;
+        let deleted = name.clone();
+        blocking(move || store.namespaces().delete(&deleted)).await?;
+        // In the deleted namespace itself, as containerd does.
+        self.events.publish(
+            &name,
+            "/namespaces/delete",
+            &NamespaceDelete { name: name.clone() },
+        );
         Ok(Response::new(()))
     }
 }
 
 /// `io.containerd.grpc.v1.namespaces`.
 pub fn registration() -> Registration {
-    service::registration::<namespaces_server::NamespacesServer<NamespacesService>>(
-        "namespaces",
-        &[SERVICE_TYPE],
-        |ctx| {
-            let store = ctx.get::<Arc<MetadataStore>>(NAMESPACES_SERVICE)?;
-            Ok(service::provide(NamespacesGrpc(store)))
-        },
-    )
+    events::publishing(service::registration::<
+        namespaces_server::NamespacesServer<NamespacesService>,
+    >("namespaces", &[SERVICE_TYPE], |ctx| {
+        let store = ctx.get::<Arc<MetadataStore>>(NAMESPACES_SERVICE)?;
+        Ok(service::provide(NamespacesGrpc(
+            store,
+            Publisher::from_context(ctx),
+        )))
+    }))
 }
 
-struct NamespacesGrpc(Arc<MetadataStore>);
+struct NamespacesGrpc(Arc<MetadataStore>, Publisher);
 
 impl GrpcService for NamespacesGrpc {
     fn add_routes(&self, routes: &mut Routes) {
         routes.add(namespaces_server::NamespacesServer::new(
-            NamespacesService::new(self.0.clone()),
+            NamespacesService::new(self.0.clone(), self.1.clone()),
         ));
     }
 }

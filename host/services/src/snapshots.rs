@@ -2,13 +2,18 @@
 //!
 //! The namespace comes from the `containerd-namespace` header (checked by the
 //! interceptor); the request's `snapshotter` field picks the store. Driver
-//! and store calls run on the blocking pool.
+//! and store calls run on the blocking pool. Prepare, Commit and Remove are
+//! announced as containerd 1.6 announces them (`/snapshot/prepare`,
+//! `/snapshot/commit`, `/snapshot/remove`, naming key, parent and name but
+//! not the snapshotter); View and Update are not announced.
 
 use crate::blocking;
 use crate::convert::timestamp;
+use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
+use rcontainerd_api::events::{SnapshotCommit, SnapshotPrepare, SnapshotRemove};
 use rcontainerd_api::services::snapshots::{
     self as wire, snapshots_server, CleanupRequest, CommitSnapshotRequest, ListSnapshotsRequest,
     ListSnapshotsResponse, MountsRequest, MountsResponse, PrepareSnapshotRequest,
@@ -34,11 +39,12 @@ const LIST_BATCH: usize = 100;
 
 pub struct SnapshotsService {
     stores: Arc<SnapshotStores>,
+    events: Publisher,
 }
 
 impl SnapshotsService {
-    pub fn new(stores: Arc<SnapshotStores>) -> Self {
-        SnapshotsService { stores }
+    pub fn new(stores: Arc<SnapshotStores>, events: Publisher) -> Self {
+        SnapshotsService { stores, events }
     }
 }
 
@@ -143,6 +149,12 @@ impl snapshots_server::Snapshots for SnapshotsService {
         let ns = namespace::of(&request)?;
         let lease = namespace::lease(&request);
         let r = request.into_inner();
+        let event = SnapshotPrepare {
+            key: r.key.clone(),
+            parent: r.parent.clone(),
+            snapshotter: String::new(),
+        };
+        let event_ns = ns.clone();
         let mounts = self
             .run(&r.snapshotter, move |s| {
                 // The snapshot and its lease reference land together for a collection.
@@ -154,6 +166,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
                 Ok(mounts)
             })
             .await?;
+        self.events.publish(&event_ns, "/snapshot/prepare", &event);
         Ok(Response::new(PrepareSnapshotResponse {
             mounts: wire_mounts(mounts),
         }))
@@ -201,6 +214,12 @@ impl snapshots_server::Snapshots for SnapshotsService {
         let ns = namespace::of(&request)?;
         let lease = namespace::lease(&request);
         let r = request.into_inner();
+        let event = SnapshotCommit {
+            key: r.key.clone(),
+            name: r.name.clone(),
+            snapshotter: String::new(),
+        };
+        let event_ns = ns.clone();
         self.run(&r.snapshotter, move |s| {
             let _gc = s.metadata().hold_off_gc();
             let lease = CallLease::new(s.metadata(), &ns, lease.as_deref());
@@ -212,6 +231,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
             )
         })
         .await?;
+        self.events.publish(&event_ns, "/snapshot/commit", &event);
         Ok(Response::new(()))
     }
 
@@ -222,12 +242,18 @@ impl snapshots_server::Snapshots for SnapshotsService {
         let ns = namespace::of(&request)?;
         let lease = namespace::lease(&request);
         let r = request.into_inner();
+        let event = SnapshotRemove {
+            key: r.key.clone(),
+            snapshotter: String::new(),
+        };
+        let event_ns = ns.clone();
         self.run(&r.snapshotter, move |s| {
             s.remove(&ns, &r.key)?;
             CallLease::new(s.metadata(), &ns, lease.as_deref())
                 .release(&Resource::snapshot(s.snapshotter(), &r.key))
         })
         .await?;
+        self.events.publish(&event_ns, "/snapshot/remove", &event);
         Ok(Response::new(()))
     }
 
@@ -312,22 +338,23 @@ impl snapshots_server::Snapshots for SnapshotsService {
 /// `io.containerd.grpc.v1.snapshots`: serves the stores the snapshots
 /// service plugin opened (and recovered) at start-up.
 pub fn registration() -> Registration {
-    service::registration::<snapshots_server::SnapshotsServer<SnapshotsService>>(
-        "snapshots",
-        &[SERVICE_TYPE],
-        |ctx| {
-            let stores = ctx.get::<Arc<SnapshotStores>>(SNAPSHOTS_SERVICE)?;
-            Ok(service::provide(SnapshotsGrpc(stores)))
-        },
-    )
+    events::publishing(service::registration::<
+        snapshots_server::SnapshotsServer<SnapshotsService>,
+    >("snapshots", &[SERVICE_TYPE], |ctx| {
+        let stores = ctx.get::<Arc<SnapshotStores>>(SNAPSHOTS_SERVICE)?;
+        Ok(service::provide(SnapshotsGrpc(
+            stores,
+            Publisher::from_context(ctx),
+        )))
+    }))
 }
 
-struct SnapshotsGrpc(Arc<SnapshotStores>);
+struct SnapshotsGrpc(Arc<SnapshotStores>, Publisher);
 
 impl GrpcService for SnapshotsGrpc {
     fn add_routes(&self, routes: &mut Routes) {
         routes.add_namespaced(snapshots_server::SnapshotsServer::new(
-            SnapshotsService::new(self.0.clone()),
+            SnapshotsService::new(self.0.clone(), self.1.clone()),
         ));
     }
 }

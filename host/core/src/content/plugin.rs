@@ -9,11 +9,13 @@ use rcontainerd_plugin_api::content::Store;
 
 use super::ContentStore;
 use crate::gc::Scheduler;
-use crate::ids::{CONTENT_TYPE, GC_SCHEDULER, METADATA, METADATA_TYPE, SERVICE_TYPE};
+use crate::ids::{CONTENT_TYPE, GC_SCHEDULER, GC_TYPE, METADATA, METADATA_TYPE, SERVICE_TYPE};
 use crate::registry::{InitContext, InitError, Instance, Registration};
 
 pub fn registration() -> Registration {
+    // After the gc scheduler when there is one: the store attaches to it.
     Registration::builtin(SERVICE_TYPE, "content-service", &[METADATA_TYPE], init)
+        .with_optional(&[GC_TYPE])
 }
 
 fn init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {

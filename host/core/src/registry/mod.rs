@@ -157,21 +157,22 @@ fn init_one(
         board,
     };
 
-    let mut stand_in = None;
+    // Also stands in when a required type is missing, before init runs.
+    let stand_in = match &reg.init {
+        Init::Builtin(builtin) => builtin.stand_in,
+        _ => None,
+    };
     let result: Result<Instance, InitError> = (|| {
         if let Some(missing) = reg
             .requires
             .iter()
-            .find(|t| *t != "*" && !present_types.contains(t))
+            .find(|t| *t != "*" && !present_types.contains(t) && !reg.optional.contains(t))
         {
             return Err(Error::not_found(format!("no plugins registered for {missing}")).into());
         }
         match reg.init {
             Init::Refused(reason) => Err(Error::unknown(reason).into()),
-            Init::Builtin(builtin) => {
-                stand_in = builtin.stand_in;
-                (builtin.init)(&ctx)
-            }
+            Init::Builtin(builtin) => (builtin.init)(&ctx),
             Init::Library(lib) => init_library(&lib, &ctx, &reg.plugin_type),
         }
     })();
@@ -258,4 +259,52 @@ pub fn effective_config(defaults: &toml::Table, overrides: Option<&toml::Table>)
         }
     }
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provide(_: &InitContext<'_>) -> Result<Instance, InitError> {
+        Ok(Instance::of(7u32))
+    }
+
+    fn env() -> Environment {
+        Environment {
+            root: PathBuf::from("/nonexistent/root"),
+            state: PathBuf::from("/nonexistent/state"),
+            grpc_address: String::new(),
+            ttrpc_address: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_optional_requirement_orders_but_may_be_absent() {
+        let registrations = vec![
+            Registration::builtin("t.user", "strict", &["t.absent"], provide)
+                .with_stand_in(|_| Instance::of(0u32)),
+            Registration::builtin("t.user", "lenient", &[], provide).with_optional(&["t.absent"]),
+            Registration::builtin("t.user", "after", &[], provide).with_optional(&["t.dep"]),
+            Registration::builtin("t.dep", "dep", &[], provide),
+        ];
+        let registry = Registry::init_all(registrations, &BTreeMap::new(), &env()).unwrap();
+        let strict = registry.status("t.user.strict").unwrap();
+        match &strict.outcome {
+            Outcome::Failed(e) => assert_eq!(e.message, "no plugins registered for t.absent"),
+            other => panic!("{other:?}"),
+        }
+        // Its stand-in serves in its place, as for any failed init.
+        assert_eq!(
+            registry.all_with_stand_ins::<u32>("t.user").get("strict"),
+            Some(&0)
+        );
+        let lenient = registry.status("t.user.lenient").unwrap();
+        assert!(matches!(lenient.outcome, Outcome::Ok));
+        assert_eq!(lenient.requires, ["t.absent"]);
+        // Present optional types still come first.
+        let order: Vec<String> = registry.statuses().iter().map(|s| s.uri()).collect();
+        let at = |uri: &str| order.iter().position(|u| u == uri).unwrap();
+        assert!(at("t.dep.dep") < at("t.user.after"), "{order:?}");
+        assert_eq!(registry.get::<u32>("t.user.after").unwrap(), 7);
+    }
 }

@@ -17,6 +17,10 @@ pub struct Registration {
     pub id: String,
     /// Plugin types (or `*`) that must be initialised first.
     pub requires: Vec<String>,
+    /// The types in `requires` the plugin also works without: ordered after
+    /// when present, but not an init error when nobody registers them (all
+    /// their plugins disabled, say).
+    pub optional: Vec<String>,
     pub capabilities: Vec<String>,
     /// The table of keys the plugin accepts, with default values.
     pub default_config: toml::Table,
@@ -32,6 +36,7 @@ impl Registration {
             plugin_type: plugin_type.to_string(),
             id: id.to_string(),
             requires: requires.iter().map(|s| s.to_string()).collect(),
+            optional: Vec::new(),
             capabilities: Vec::new(),
             default_config: toml::Table::new(),
             library: None,
@@ -40,6 +45,17 @@ impl Registration {
                 stand_in: None,
             }),
         }
+    }
+
+    /// Also requires `types`, but works without them: initialised after
+    /// their plugins when there are any, and initialised anyway when there
+    /// are none.
+    pub fn with_optional(mut self, types: &[&str]) -> Self {
+        for t in types {
+            self.requires.push(t.to_string());
+            self.optional.push(t.to_string());
+        }
+        self
     }
 
     /// The keys the operator may set in `[plugins."<uri>"]`, with defaults.

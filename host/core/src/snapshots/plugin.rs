@@ -10,11 +10,13 @@ use rcontainerd_plugin_api::snapshot::Snapshotter;
 
 use super::SnapshotStores;
 use crate::gc::Scheduler;
-use crate::ids::{GC_SCHEDULER, METADATA, METADATA_TYPE, SERVICE_TYPE, SNAPSHOTTER_TYPE};
+use crate::ids::{GC_SCHEDULER, GC_TYPE, METADATA, METADATA_TYPE, SERVICE_TYPE, SNAPSHOTTER_TYPE};
 use crate::registry::{InitContext, InitError, Instance, Registration};
 
 pub fn registration() -> Registration {
+    // After the gc scheduler when there is one: the stores attach to it.
     Registration::builtin(SERVICE_TYPE, "snapshots-service", &[METADATA_TYPE], init)
+        .with_optional(&[GC_TYPE])
 }
 
 fn init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {
