@@ -1001,3 +1001,95 @@ async fn a_generation_1_content_plugin_is_hashed_by_the_daemon() {
     let path = blob_path(&daemon, &sha256(&data));
     assert!(std::fs::read(&path).unwrap() == data, "committed blob");
 }
+
+/// Opens a Write stream in `ns` whose first message names `digest` and `total` and carries
+/// no data; the status it ends with.
+async fn announce(daemon: &Daemon, ns: &str, digest: &str, total: i64) -> Option<Status> {
+    let first = WriteContentRequest {
+        action: WriteAction::Stat as i32,
+        r#ref: format!("announce-{ns}"),
+        total,
+        expected: digest.to_owned(),
+        ..Default::default()
+    };
+    write_all(daemon, ns, vec![first]).await.1
+}
+
+/// containerd's default `content_sharing_policy = "shared"`: a writer that announces a blob
+/// another namespace holds gets it linked into its namespace, AlreadyExists, without sending
+/// bytes — unless the size it announces differs.
+#[tokio::test]
+async fn shared_content_is_linked_without_its_bytes() {
+    let daemon = Daemon::start_without_gc().await;
+    let data = b"held by namespace a";
+    let digest = ingest(&daemon, "a", "r", data).await;
+    let wrong_size = announce(&daemon, "b", &digest, data.len() as i64 + 1).await;
+    assert!(
+        wrong_size.is_none(),
+        "a mismatched size is written normally: {wrong_size:?}"
+    );
+    assert_eq!(info_code(&daemon, "b", &digest).await, Code::NotFound);
+
+    let status = announce(&daemon, "c", &digest, data.len() as i64)
+        .await
+        .expect("the stream ends with AlreadyExists");
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    assert_eq!(
+        status.message(),
+        format!("content {digest}: already exists")
+    );
+    assert_eq!(info_code(&daemon, "c", &digest).await, Code::Ok);
+    // containerd's ctr takes that as success: nothing on stdin is needed.
+    let out = daemon.ctr(
+        Ctr::Debian,
+        &[
+            "-n",
+            "d",
+            "content",
+            "ingest",
+            "--expected-digest",
+            &digest,
+            "--expected-size",
+            &data.len().to_string(),
+            "ref",
+        ],
+    );
+    out.ok();
+    assert_eq!(info_code(&daemon, "d", &digest).await, Code::Ok);
+}
+
+/// `content_sharing_policy = "isolated"`: a namespace must send the bytes itself, unless the
+/// holder is labelled `containerd.io/namespace.shareable=true`.
+#[tokio::test]
+async fn isolated_content_must_be_sent_unless_the_holder_shares() {
+    let daemon = Daemon::start(
+        DaemonOptions::new()
+            .disable(rcontainerd_tests::uri::GC)
+            .extra_toml(
+                "\n[plugins.\"io.containerd.metadata.v1.bolt\"]\ncontent_sharing_policy = \"isolated\"\n",
+            ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let data = b"isolated bytes";
+    let digest = ingest(&daemon, "a", "r", data).await;
+    assert!(announce(&daemon, "b", &digest, data.len() as i64)
+        .await
+        .is_none());
+    assert_eq!(info_code(&daemon, "b", &digest).await, Code::NotFound);
+
+    daemon
+        .ctr(
+            Ctr::Debian,
+            &[
+                "namespaces",
+                "label",
+                "a",
+                "containerd.io/namespace.shareable=true",
+            ],
+        )
+        .ok();
+    let status = announce(&daemon, "b", &digest, data.len() as i64).await;
+    assert_eq!(status.map(|s| s.code()), Some(Code::AlreadyExists));
+    assert_eq!(info_code(&daemon, "b", &digest).await, Code::Ok);
+}

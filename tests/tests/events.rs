@@ -3,6 +3,9 @@
 //! containerd's codes and messages; a subscriber that falls behind cut off with the count it
 //! missed while publishers carry on; a daemon without the exchange still serving; and `ctr events`
 //! of both ctrs printing the same lines for the same mutations.
+//!
+//! The daemons run without the garbage collector: the blobs and snapshots here are held by
+//! nothing, and a collection between a write and its deletion would change which events occur.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -158,7 +161,7 @@ fn pack<M: Message + Name>(message: &M) -> prost_types::Any {
 
 #[tokio::test]
 async fn every_mutation_is_announced_with_containerds_topic_namespace_and_payload() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let mut all = subscribe(&daemon, &[]).await;
     let mut namespaces = daemon.namespaces();
 
@@ -402,7 +405,7 @@ async fn every_mutation_is_announced_with_containerds_topic_namespace_and_payloa
 /// What a subscriber with `filters` (plus the end marker) got for a fixed sequence of publishes.
 #[tokio::test]
 async fn subscribers_get_what_their_filters_select() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     const END: &str = r#"topic=="/test/end""#;
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (
@@ -470,7 +473,7 @@ async fn subscribers_get_what_their_filters_select() {
 
 #[tokio::test]
 async fn publish_forward_and_subscribe_refuse_bad_input_like_containerd() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let mut client = events(&daemon);
     let publish = |topic: &str| PublishRequest {
         topic: topic.into(),
@@ -611,7 +614,7 @@ async fn a_subscriber_that_falls_behind_is_cut_off_and_publishers_carry_on() {
     const FLOOD: usize = 3000;
     // Large events, so the connection's flow-control window holds few of them.
     let payload = vec![7u8; 16 * 1024];
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     // On a connection of its own, whose windows the unread stream fills alone.
     let own = rcontainerd_api::client::connect(daemon.socket(), STEP)
         .await
@@ -759,7 +762,7 @@ fn neutral(stdout: &str) -> Vec<String> {
 /// what ctr cannot create) changes things: the same lines, and the lines containerd prints.
 #[tokio::test]
 async fn both_ctrs_print_the_same_events() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     let watchers: Vec<_> = Ctr::BOTH
         .iter()
         .map(|&which| daemon.spawn_ctr(which, &["events"]))
@@ -913,7 +916,7 @@ async fn both_ctrs_print_the_same_events() {
 /// Errors end `ctr events` the same way in both ctrs: unclassified, exit 1.
 #[tokio::test]
 async fn both_ctrs_report_a_bad_filter_and_a_timeout_alike() {
-    let daemon = Daemon::start_default().await;
+    let daemon = Daemon::start_without_gc().await;
     for which in Ctr::BOTH {
         let out = daemon.ctr(which, &["events", "topic==/a/b"]);
         assert_eq!(

@@ -35,6 +35,9 @@ const BLOB_VERSION: u8 = 1;
 const INGEST_KIND: &str = "ingest";
 const INGEST_VERSION: u8 = 1;
 
+/// A namespace label that shares its blobs even when content is isolated.
+const SHAREABLE_LABEL: &str = "containerd.io/namespace.shareable";
+
 /// Key in [`Cf::Meta`] of the last ingest number handed out.
 const INGEST_SEQUENCE_KEY: &[u8] = b"content.ingest_sequence";
 
@@ -222,6 +225,28 @@ impl Blobs<'_> {
                 BlobRecord::decode(key_text(BLOB_KIND, &key, &prefix)?, &value)
             })
             .collect()
+    }
+
+    /// Whether a namespace other than `namespace` holds `digest` and lets
+    /// others take it: any holder when content is shared, else one labelled
+    /// `containerd.io/namespace.shareable=true`.
+    pub fn shareable(&self, namespace: &str, digest: &str) -> Result<bool> {
+        let shared = self.store.shares_content();
+        for holder in self.store.namespaces().list()? {
+            if holder.name == namespace
+                || !(shared
+                    || holder.labels.get(SHAREABLE_LABEL).map(String::as_str) == Some("true"))
+            {
+                continue;
+            }
+            if self
+                .store
+                .contains(Cf::Content, &keys::object_key(&holder.name, digest))?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether any namespace still holds a record of `digest`.

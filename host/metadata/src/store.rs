@@ -4,7 +4,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rocksdb::{
@@ -87,6 +87,8 @@ pub struct MetadataStore {
     /// thresholds count.
     mutations: AtomicU64,
     deletions: AtomicU64,
+    /// The metadata plugin's `content_sharing_policy` is "shared".
+    content_sharing: AtomicBool,
 }
 
 /// Holds the lock of one namespace, shared or exclusive. Every mutation that
@@ -143,6 +145,7 @@ impl MetadataStore {
             gate: Gate::default(),
             mutations: AtomicU64::new(0),
             deletions: AtomicU64::new(0),
+            content_sharing: AtomicBool::new(true),
         };
         store.check_schema_version()?;
         Ok(store)
@@ -310,6 +313,18 @@ impl MetadataStore {
     /// scheduler collects after deletions.
     pub(crate) fn note_deletion(&self) {
         self.deletions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets containerd's `content_sharing_policy`: shared (`true`, the
+    /// default) or isolated.
+    pub fn set_content_sharing(&self, shared: bool) {
+        self.content_sharing.store(shared, Ordering::Relaxed);
+    }
+
+    /// Whether a namespace may take a blob another namespace holds without
+    /// sending its bytes (see the content store's writer).
+    pub fn shares_content(&self) -> bool {
+        self.content_sharing.load(Ordering::Relaxed)
     }
 
     /// Synced writes and deletions since the store opened.

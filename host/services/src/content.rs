@@ -511,7 +511,14 @@ async fn write_stream(
         let _gc = opening.metadata().hold_off_gc();
         let lease = CallLease::new(opening.metadata(), &ns, held.as_deref());
         lease.check()?;
-        let writer = opening.writer(&ns, &reference, &expected, total)?;
+        let writer = match opening.writer(&ns, &reference, &expected, total) {
+            // A blob the namespace holds (or just took from another) is the lease's too.
+            Err(e) if e.is(Kind::AlreadyExists) && !expected.is_empty() => {
+                lease.hold(&Resource::content(&expected))?;
+                return Err(e);
+            }
+            other => other?,
+        };
         lease.hold(&Resource::ingest(&reference))?;
         Ok(writer)
     })

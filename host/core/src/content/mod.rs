@@ -133,6 +133,32 @@ impl ContentStore {
         }
     }
 
+    /// Content sharing: when another namespace holds `digest` and shares
+    /// it (the metadata plugin's policy), the blob becomes this namespace's
+    /// too without its bytes being sent again — if `total` (when given)
+    /// matches. Whether it was taken.
+    fn take_shared(&self, namespace: &str, digest: &str, total: i64) -> Result<bool> {
+        if !self.meta.blobs().shareable(namespace, digest)? {
+            return Ok(false);
+        }
+        let guard = self.meta.lock_namespace(namespace);
+        let _blob = self.blob_lock(digest);
+        let size = match self.driver.info(digest).map_err(Error::from) {
+            Ok(info) => info.size,
+            Err(e) if e.is(Kind::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if total > 0 && total != size {
+            return Ok(false);
+        }
+        let record = BlobRecord::new(digest, size, BTreeMap::new());
+        match self.meta.blobs().commit(&guard, &record, None) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is(Kind::AlreadyExists) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes blob `digest` from the driver if no namespace holds a record
     /// of it (garbage collection, after it removed records); whether it went.
     pub fn sweep_blob(&self, digest: &str) -> Result<bool> {
@@ -254,7 +280,9 @@ impl ContentStore {
         let _gc = self.meta.hold_off_gc();
         if !expected.is_empty() {
             validate_digest(expected)?;
-            if self.meta.blobs().get(namespace, expected)?.is_some() {
+            if self.meta.blobs().get(namespace, expected)?.is_some()
+                || self.take_shared(namespace, expected, total)?
+            {
                 return Err(rcontainerd_metadata::blob_exists(expected));
             }
         }

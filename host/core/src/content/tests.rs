@@ -418,8 +418,13 @@ fn expecting_a_blob_the_namespace_holds_is_already_exists() {
     let err = f.store.writer("a", "s", &digest, 0).err().unwrap();
     assert_eq!(err.kind, Kind::AlreadyExists);
     assert_eq!(err.message, format!("content {digest}: already exists"));
-    // Another namespace must still write it.
-    let writer = f.store.writer("b", "s", &digest, 0).unwrap();
+    // Content is shared by default: another namespace takes it without its bytes.
+    let err = f.store.writer("b", "s", &digest, 0).err().unwrap();
+    assert_eq!(err.kind, Kind::AlreadyExists);
+    assert!(f.store.info("b", &digest).is_ok());
+    // Isolated, a third namespace must write it itself.
+    f.store.metadata().set_content_sharing(false);
+    let writer = f.store.writer("c", "s", &digest, 0).unwrap();
     assert_eq!(writer.offset(), 0);
 }
 

@@ -7,7 +7,7 @@
 //!   the tick is skipped.
 //! - The interval between ticks keeps collections to `pause_threshold` of
 //!   the time: the average collection time ÷ `pause_threshold`, less that
-//!   average (one second until the first collection).
+//!   average, and at least a second (see [`MIN_INTERVAL`]).
 //! - `deletion_threshold` deletions (if not 0) trigger a collection
 //!   `schedule_delay` later, without waiting for the tick; so does a caller
 //!   that asks for one and waits for it (`Delete{sync}`).
@@ -47,6 +47,14 @@ const THRESHOLD_POLL: Duration = Duration::from_millis(20);
 
 /// Interval before the first collection has been timed.
 const FIRST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest interval between scheduled collections. Ours take well
+/// under a millisecond on a small store, and the pause-threshold formula
+/// would then collect a few milliseconds after every deletion; containerd's
+/// take long enough that its ticks come about a second apart, and clients
+/// written against it (an ingest whose blob is labelled just after its
+/// lease went) rely on that grace. Thresholds and `sync` are not delayed.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 type Waiter = mpsc::Sender<Result<Stats>>;
 
@@ -179,7 +187,8 @@ fn run(weak: Weak<Inner>, settings: Settings) {
                     let average = total_time.as_secs_f64() / f64::from(collections);
                     interval = Duration::from_secs_f64(
                         (average / settings.pause_threshold - average).max(0.0),
-                    );
+                    )
+                    .max(MIN_INTERVAL);
                 }
             }
             Err(e) => tracing::error!(error = %e, "garbage collection failed"),
