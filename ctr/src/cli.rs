@@ -97,6 +97,8 @@ pub enum ImagesCommand {
     /// List images known to the daemon
     #[command(visible_alias = "ls")]
     List(FilteredList),
+    /// Check existing images to ensure all content is available locally
+    Check(ImagesCheck),
     /// Remove one or more images by reference
     #[command(visible_aliases = ["rm"])]
     Remove(ImagesRemove),
@@ -124,6 +126,18 @@ pub struct FilteredList {
     #[arg(short, long)]
     pub quiet: bool,
     /// Filters, e.g. name==docker.io/library/alpine:latest (any one may match)
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesCheck {
+    /// Print only the ready image refs (fully downloaded and unpacked)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Snapshotter name; empty means the default (overlayfs)
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER")]
+    pub snapshotter: Option<String>,
+    /// Filters, as for `images ls`
     pub filters: Vec<String>,
 }
 

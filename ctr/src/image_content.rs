@@ -28,7 +28,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn from_oci(d: &Descriptor) -> Target {
+    pub fn from_oci(d: &Descriptor) -> Target {
         Target {
             media_type: d.media_type().to_string(),
             digest: d.digest().to_string(),
@@ -68,6 +68,23 @@ pub fn host_platform() -> String {
     format!("{}/{arch}", std::env::consts::OS)
 }
 
+/// A blob the namespace does not have (containerd's "content digest …: not found").
+#[derive(Debug)]
+pub struct Missing(pub String);
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "content digest {}: not found", self.0)
+    }
+}
+
+impl std::error::Error for Missing {}
+
+/// Whether `err` says a blob (or a manifest for the platform) is not there.
+pub fn is_missing(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<Missing>().is_some() || err.to_string().ends_with(": not found")
+}
+
 /// Reads blobs of one namespace through the Content service.
 pub struct ContentReader {
     client: ContentClient<NamespacedChannel>,
@@ -89,9 +106,9 @@ impl ContentReader {
                 digest: target.digest.clone(),
             })
             .await
-            .map_err(|status| {
+            .map_err(|status| -> anyhow::Error {
                 if status.code() == tonic::Code::NotFound {
-                    anyhow::anyhow!("content digest {}: not found", target.digest)
+                    Missing(target.digest.clone()).into()
                 } else {
                     RpcError::from(status).into()
                 }
@@ -170,6 +187,82 @@ impl ContentReader {
         (size, None)
     }
 
+    /// Whether the namespace holds blob `target`.
+    pub async fn has(&mut self, target: &Target) -> anyhow::Result<bool> {
+        match self
+            .client
+            .info(InfoRequest {
+                digest: target.digest.clone(),
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
+            Err(status) => Err(RpcError::from(status).into()),
+        }
+    }
+
+    /// The manifest of the image for `platform`, as containerd's client
+    /// finds it: through an index, the first platform-specific manifest that
+    /// matches (else one without a platform), a manifest without a platform
+    /// matched by its config. A missing blob or no match is [`is_missing`].
+    pub async fn manifest(
+        &mut self,
+        top: &Target,
+        platform: &str,
+    ) -> anyhow::Result<ImageManifest> {
+        let mut pending = vec![top.clone()];
+        let mut was_index = false;
+        while let Some(next) = pending.pop() {
+            if is_manifest(&next.media_type) {
+                let manifest = ImageManifest::from_reader(&self.read(&next).await?[..])?;
+                if next.digest != top.digest {
+                    match &next.platform {
+                        Some(p) if p != platform => continue,
+                        Some(_) => {}
+                        None => {
+                            let config = Target::from_oci(manifest.config());
+                            let config =
+                                ImageConfiguration::from_reader(&self.read(&config).await?[..])?;
+                            if format!("{}/{}", config.os(), config.architecture()) != platform {
+                                continue;
+                            }
+                        }
+                    }
+                }
+                return Ok(manifest);
+            } else if is_index(&next.media_type) {
+                was_index = true;
+                let mut children = self.children(&next).await?;
+                children.retain(|c| c.platform.as_deref().is_none_or(|p| p == platform));
+                children.sort_by_key(|c| c.platform.is_none());
+                children.truncate(1);
+                pending.extend(children.into_iter().rev());
+            } else {
+                anyhow::bail!(
+                    "unexpected media type {} for {}: not found",
+                    next.media_type,
+                    next.digest
+                );
+            }
+        }
+        if was_index {
+            anyhow::bail!(
+                "no match for platform in manifest {}: not found",
+                top.digest
+            )
+        }
+        anyhow::bail!("manifest {}: not found", top.digest)
+    }
+
+    /// The diff IDs of the image's layers for `platform` (its config's rootfs).
+    pub async fn diff_ids(&mut self, top: &Target, platform: &str) -> anyhow::Result<Vec<String>> {
+        let manifest = self.manifest(top, platform).await?;
+        let config = Target::from_oci(manifest.config());
+        let config = ImageConfiguration::from_reader(&self.read(&config).await?[..])?;
+        Ok(config.rootfs().diff_ids().to_vec())
+    }
+
     /// The platforms the image offers: those its index names, or the one
     /// its config describes.
     pub async fn platforms(&mut self, target: &Target) -> anyhow::Result<Vec<String>> {
@@ -193,4 +286,21 @@ impl ContentReader {
         platforms.dedup();
         Ok(platforms)
     }
+}
+
+/// The chain ID of layers with these diff IDs: the name an unpacked image's
+/// top snapshot has (`sha256` of "<parent chain> <diff id>", layer by layer).
+pub fn chain_id(diff_ids: &[String]) -> Option<String> {
+    use sha2::Digest as _;
+    let mut chain: Option<String> = None;
+    for diff in diff_ids {
+        chain = Some(match chain {
+            None => diff.clone(),
+            Some(parent) => format!(
+                "sha256:{:x}",
+                sha2::Sha256::digest(format!("{parent} {diff}").as_bytes())
+            ),
+        });
+    }
+    chain
 }

@@ -129,6 +129,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                     Ok(())
                 }
+                ImagesCommand::Check(args) => {
+                    let mut out = String::new();
+                    let result =
+                        within_timeout(global, images::check(channel, args, &mut out)).await;
+                    print!("{out}");
+                    result
+                }
                 ImagesCommand::Remove(args) => {
                     within_timeout(global, images::remove(channel, args)).await
                 }

@@ -915,8 +915,10 @@ fn tiny_image_archive(dir: &Path) -> PathBuf {
         (format!("sha256:{hex}"), data.len())
     };
     let (layer, layer_size) = put(b"not unpacked: any bytes will do");
-    let (config, config_size) =
-        put(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+    );
+    let (config, config_size) = put(config.as_bytes());
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_size}}}]}}"#
     );
@@ -1011,6 +1013,9 @@ fn image_container_and_lease_commands(pair: &DaemonPair) {
         &["images", "label", "missing", "a=1"],
         &["images", "label"],
         &["images", "ls", "-q", "labels.a==1"],
+        &["images", "check"],
+        &["images", "check", "-q"],
+        &["images", "check", "--snapshotter", "native", "name==t2"],
         &["images", "rm", "t3", "nonexistent"],
         &["images", "ls"],
         &["leases", "create", "--id", "l1", "--expires", "0s"],

@@ -9,12 +9,17 @@ use rcontainerd_api::services::images::{
     CreateImageRequest, DeleteImageRequest, GetImageRequest, Image, ListImagesRequest,
     UpdateImageRequest,
 };
+use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
+use rcontainerd_api::services::snapshots::StatSnapshotRequest;
 use tonic::Code;
 
-use crate::cli::{FilteredList, ImagesLabel, ImagesRemove, ImagesTag};
+/// The snapshotter `images check` looks in when none is named (containerd's default).
+const DEFAULT_SNAPSHOTTER: &str = "overlayfs";
+
+use crate::cli::{FilteredList, ImagesCheck, ImagesLabel, ImagesRemove, ImagesTag};
 use crate::commands::leases::TemporaryLease;
 use crate::errors::RpcError;
-use crate::image_content::{host_platform, ContentReader, Target};
+use crate::image_content::{chain_id, host_platform, is_missing, ContentReader, Target};
 use crate::labels::{joined, parse_labels};
 use crate::log;
 use crate::tabwriter::TabWriter;
@@ -86,6 +91,157 @@ pub async fn list(channel: NamespacedChannel, args: &FilteredList) -> anyhow::Re
         ));
     }
     Ok(writer.finish())
+}
+
+/// `REF TYPE DIGEST STATUS SIZE UNPACKED` for each image: whether the
+/// manifest for this platform, its config and layers are in the content
+/// store, and whether its layers are unpacked in the snapshotter (a snapshot
+/// named by their chain ID). With `-q`, the names of complete images only.
+/// A failed check is logged; the first one decides the exit status.
+pub async fn check(
+    channel: NamespacedChannel,
+    args: &ImagesCheck,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let images = Client::new(channel.clone())
+        .list(ListImagesRequest {
+            filters: args.filters.clone(),
+        })
+        .await
+        .map_err(|status| anyhow!("failed listing images: {}", RpcError::from(status)))?
+        .into_inner()
+        .images;
+    if images.is_empty() {
+        return Ok(());
+    }
+    let snapshotter = args
+        .snapshotter
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_SNAPSHOTTER.to_string());
+    let mut content = ContentReader::new(channel.clone());
+    let mut snapshots = SnapshotsClient::new(channel);
+    let platform = host_platform();
+    let mut first_failure: Option<anyhow::Error> = None;
+    let mut writer = TabWriter::new(1, 8, 1, ' ');
+    if !args.quiet {
+        writer.write_str("REF\tTYPE\tDIGEST\tSTATUS\tSIZE\tUNPACKED\t\n");
+    }
+    for image in &images {
+        let target = target(image);
+        let (status, size, complete) = match content.manifest(&target, &platform).await {
+            Ok(manifest) => {
+                let mut required = vec![Target::from_oci(manifest.config())];
+                required.extend(manifest.layers().iter().map(Target::from_oci));
+                let (mut present, mut present_size, mut required_size) = (0, 0, 0);
+                let mut failed = None;
+                for blob in &required {
+                    required_size += blob.size;
+                    match content.has(blob).await {
+                        Ok(true) => {
+                            present += 1;
+                            present_size += blob.size;
+                        }
+                        Ok(false) => {}
+                        Err(err) => failed = Some(err),
+                    }
+                }
+                match failed {
+                    Some(err) => {
+                        log::error(&format!("unable to check {}", image.name), &err);
+                        first_failure.get_or_insert_with(|| {
+                            anyhow!("unable to check {}: {err}", image.name)
+                        });
+                        ("error".to_string(), "-".to_string(), false)
+                    }
+                    None => {
+                        let complete = present == required.len();
+                        let word = if complete { "complete" } else { "incomplete" };
+                        (
+                            format!("{word} ({present}/{})", required.len()),
+                            format!(
+                                "{}/{}",
+                                human_bytes(present_size),
+                                human_bytes(required_size)
+                            ),
+                            complete,
+                        )
+                    }
+                }
+            }
+            Err(err) if is_missing(&err) => (
+                "unavailable (0/?)".to_string(),
+                format!("{}/?", human_bytes(0)),
+                false,
+            ),
+            Err(err) => {
+                log::error(&format!("unable to check {}", image.name), &err);
+                first_failure
+                    .get_or_insert_with(|| anyhow!("unable to check {}: {err}", image.name));
+                ("error".to_string(), "-".to_string(), false)
+            }
+        };
+        let unpacked = match unpacked(
+            &mut content,
+            &mut snapshots,
+            &target,
+            &platform,
+            &snapshotter,
+        )
+        .await
+        {
+            Ok(unpacked) => unpacked,
+            Err(err) => {
+                log::error(&format!("unable to check unpack for {}", image.name), &err);
+                first_failure.get_or_insert_with(|| {
+                    anyhow!("unable to check unpack for {}: {err}", image.name)
+                });
+                false
+            }
+        };
+        if args.quiet {
+            if complete {
+                out.push_str(&format!("{}\n", image.name));
+            }
+        } else {
+            writer.write_str(&format!(
+                "{}\t{}\t{}\t{status}\t{size}\t{unpacked}\n",
+                image.name, target.media_type, target.digest
+            ));
+        }
+    }
+    if !args.quiet {
+        out.push_str(&writer.finish());
+    }
+    match first_failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Whether the image's layers for `platform` are unpacked in `snapshotter`.
+async fn unpacked(
+    content: &mut ContentReader,
+    snapshots: &mut SnapshotsClient<NamespacedChannel>,
+    target: &Target,
+    platform: &str,
+    snapshotter: &str,
+) -> anyhow::Result<bool> {
+    let diff_ids = content.diff_ids(target, platform).await?;
+    let Some(chain) = chain_id(&diff_ids) else {
+        return Ok(false);
+    };
+    match snapshots
+        .stat(StatSnapshotRequest {
+            snapshotter: snapshotter.to_string(),
+            key: chain,
+        })
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(status) if status.code() == Code::NotFound => Ok(false),
+        Err(status) => Err(RpcError::from(status).into()),
+    }
 }
 
 /// Deletes each image, printing its name; a missing one is a warning, other
