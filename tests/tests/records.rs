@@ -656,3 +656,263 @@ async fn acknowledged_records_survive_kill_9() {
         .resources;
     assert_eq!(resources.len(), 1);
 }
+
+#[tokio::test]
+async fn bad_input_on_every_new_rpc_is_refused_and_changes_nothing() {
+    let daemon = Daemon::start_default().await;
+    let big = "v".repeat(5000);
+    // No namespace header: FailedPrecondition before any handler runs.
+    let err = ImagesClient::new(daemon.channel())
+        .list(ListImagesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = LeasesClient::new(daemon.channel())
+        .create(CreateRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    // Oversized labels, each kind.
+    let err = create_image(
+        &daemon,
+        Image {
+            labels: labels(&[("k", &big)]),
+            ..image("big")
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .starts_with("image.Labels: label key and value greater than maximum size"),
+        "{err:?}"
+    );
+    let mut c = container("big");
+    c.labels = labels(&[("k", &big)]);
+    let err = containers(&daemon)
+        .create(in_ns(CreateContainerRequest { container: Some(c) }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = leases(&daemon)
+        .create(in_ns(CreateRequest {
+            id: "big".into(),
+            labels: labels(&[("k", &big)]),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // Invalid container ids; unknown mask paths; malformed lease resources.
+    for id in ["", "Bad Id!", "-x", "a..b"] {
+        let err = containers(&daemon)
+            .create(in_ns(CreateContainerRequest {
+                container: Some(container(id)),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{id:?}");
+    }
+    create_image(&daemon, image("ok")).await.unwrap();
+    let err = images(&daemon)
+        .update(in_ns(UpdateImageRequest {
+            image: Some(image("ok")),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["created_at".into()],
+            }),
+            source_date_epoch: None,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (
+            Code::InvalidArgument,
+            "cannot update \"created_at\" field on image \"ok\": invalid argument"
+        )
+    );
+    leases(&daemon)
+        .create(in_ns(CreateRequest {
+            id: "l".into(),
+            labels: HashMap::new(),
+        }))
+        .await
+        .unwrap();
+    let err = leases(&daemon)
+        .add_resource(in_ns(AddResourceRequest {
+            id: "l".into(),
+            resource: Some(Resource {
+                id: "not-a-digest".into(),
+                r#type: "content".into(),
+            }),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // A Write stream under a lease that does not exist: NotFound, no ingest left behind.
+    let write = WriteContentRequest {
+        action: WriteAction::Write as i32,
+        r#ref: "orphan".into(),
+        data: b"x".to_vec().into(),
+        ..Default::default()
+    };
+    let mut stream = ContentClient::new(daemon.channel())
+        .write(leased(tokio_stream::iter([write]), "no-such-lease"))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::NotFound, "lease does not exist: not found")
+    );
+    let active = daemon.ctr(Ctr::Debian, &["-n", NS, "content", "active"]);
+    assert!(!active.ok().contains("orphan"), "{}", active.ok());
+
+    // Nothing but the valid records was written.
+    let names: Vec<String> = images(&daemon)
+        .list(in_ns(ListImagesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .images
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["ok"]);
+    assert!(containers(&daemon)
+        .list(in_ns(ListContainersRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .containers
+        .is_empty());
+}
+
+/// Every kind of acknowledged change — create, update, delete — of each record kind is there after
+/// `kill -9`.
+#[tokio::test]
+async fn acknowledged_updates_and_deletions_survive_kill_9() {
+    let mut daemon = Daemon::start_default().await;
+    create_image(&daemon, image("updated")).await.unwrap();
+    create_image(&daemon, image("deleted")).await.unwrap();
+    images(&daemon)
+        .update(in_ns(UpdateImageRequest {
+            image: Some(Image {
+                name: "updated".into(),
+                labels: labels(&[("new", "1")]),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["labels".into()],
+            }),
+            source_date_epoch: None,
+        }))
+        .await
+        .unwrap();
+    images(&daemon)
+        .delete(in_ns(DeleteImageRequest {
+            name: "deleted".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    for id in ["kept", "gone"] {
+        containers(&daemon)
+            .create(in_ns(CreateContainerRequest {
+                container: Some(container(id)),
+            }))
+            .await
+            .unwrap();
+    }
+    containers(&daemon)
+        .update(in_ns(UpdateContainerRequest {
+            container: Some(Container {
+                labels: labels(&[("x", "y")]),
+                ..container("kept")
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["labels.x".into()],
+            }),
+        }))
+        .await
+        .unwrap();
+    containers(&daemon)
+        .delete(in_ns(DeleteContainerRequest { id: "gone".into() }))
+        .await
+        .unwrap();
+    for id in ["kept", "gone"] {
+        leases(&daemon)
+            .create(in_ns(CreateRequest {
+                id: id.into(),
+                labels: HashMap::new(),
+            }))
+            .await
+            .unwrap();
+    }
+    leases(&daemon)
+        .delete(in_ns(DeleteRequest {
+            id: "gone".into(),
+            sync: false,
+        }))
+        .await
+        .unwrap();
+    daemon.kill9();
+    daemon.restart().await.unwrap();
+
+    let image = images(&daemon)
+        .get(in_ns(GetImageRequest {
+            name: "updated".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .image
+        .unwrap();
+    assert_eq!(image.labels, labels(&[("new", "1")]));
+    assert_eq!(
+        images(&daemon)
+            .get(in_ns(GetImageRequest {
+                name: "deleted".into()
+            }))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let kept = containers(&daemon)
+        .get(in_ns(GetContainerRequest { id: "kept".into() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .container
+        .unwrap();
+    assert_eq!(kept.labels.get("x").map(String::as_str), Some("y"));
+    assert_eq!(
+        containers(&daemon)
+            .get(in_ns(GetContainerRequest { id: "gone".into() }))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let ids: Vec<String> = leases(&daemon)
+        .list(in_ns(ListRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .leases
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(ids, ["kept"]);
+}
