@@ -285,6 +285,18 @@ pub fn namespaced<T>(message: T, namespace: &str) -> Request<T> {
         .request(message)
 }
 
+/// A request for `message` in `namespace` under lease `lease` (what it
+/// creates is held by the lease); values that cannot be headers are left out,
+/// as [`namespaced`] does.
+pub fn leased<T>(message: T, namespace: &str, lease: &str) -> Request<T> {
+    let headers = Headers::new().namespace(namespace).unwrap_or_default();
+    let headers = match headers.clone().lease(lease) {
+        Ok(with_lease) => with_lease,
+        Err(_) => headers,
+    };
+    headers.request(message)
+}
+
 fn header_value(header: &'static str, value: &str) -> Result<AsciiMetadataValue, InvalidHeader> {
     AsciiMetadataValue::try_from(value).map_err(|_| InvalidHeader {
         header,

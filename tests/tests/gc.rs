@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rcontainerd_api::client::{namespaced, Headers};
+use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::containers::containers_client::ContainersClient;
 use rcontainerd_api::services::containers::{container, Container, CreateContainerRequest};
 use rcontainerd_api::services::content::content_client::ContentClient;
@@ -36,12 +36,7 @@ fn in_ns<T>(message: T) -> Request<T> {
 }
 
 fn leased<T>(message: T, lease: &str) -> Request<T> {
-    Headers::new()
-        .namespace(NS)
-        .unwrap()
-        .lease(lease)
-        .unwrap()
-        .request(message)
+    rcontainerd_api::client::leased(message, NS, lease)
 }
 
 struct World<'d> {

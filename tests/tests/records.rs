@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rcontainerd_api::client::{namespaced, Headers};
+use rcontainerd_api::client::namespaced;
 use rcontainerd_api::services::containers::containers_client::ContainersClient;
 use rcontainerd_api::services::containers::{
     container, Container, CreateContainerRequest, DeleteContainerRequest, GetContainerRequest,
@@ -76,12 +76,7 @@ fn in_ns<T>(message: T) -> Request<T> {
 }
 
 fn leased<T>(message: T, lease: &str) -> Request<T> {
-    Headers::new()
-        .namespace(NS)
-        .unwrap()
-        .lease(lease)
-        .unwrap()
-        .request(message)
+    rcontainerd_api::client::leased(message, NS, lease)
 }
 
 fn images(daemon: &Daemon) -> ImagesClient<Channel> {
