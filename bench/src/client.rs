@@ -1,15 +1,17 @@
 //! The bench's side of the wire: its async runtime, its connections, and the request headers each
-//! daemon needs — a namespace always, and for containerd a lease that keeps its GC off the objects we create.
+//! daemon needs — a namespace always, and a lease that keeps the daemon's GC off the objects we create.
 
 use anyhow::Context;
 use rcontainerd_api::client::{Dialer, Headers};
 use rcontainerd_api::services::leases::{leases_client::LeasesClient, CreateRequest};
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 use tonic::transport::Channel;
 
-/// containerd's GC keeps a lease until this time; far enough out that no run outlives it.
-const LEASE_EXPIRY: &str = "2099-01-01T00:00:00Z";
+/// A daemon's GC keeps a lease until its `containerd.io/gc.expire` time: this long after it is created,
+/// longer than any measurement made under it.
+const LEASE_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The clients' async runtime: single-threaded, so that a call's latency is the daemon's rather
 /// than hand-offs between the client's own threads.
@@ -33,7 +35,7 @@ pub async fn connect(socket: &Path) -> anyhow::Result<Channel> {
 }
 
 /// The headers of one measurement in `namespace`; with `use_lease`, a lease is created there first
-/// (containerd) and sent on every call too.
+/// and sent on every call too.
 pub async fn headers(
     channel: Channel,
     namespace: &str,
@@ -52,7 +54,7 @@ pub async fn headers(
 async fn create_lease(channel: Channel, headers: &Headers) -> anyhow::Result<String> {
     let labels = HashMap::from([(
         "containerd.io/gc.expire".to_string(),
-        LEASE_EXPIRY.to_string(),
+        rcontainerd_pkg::time::format_rfc3339(SystemTime::now() + LEASE_LIFETIME),
     )]);
     let reply = LeasesClient::new(channel)
         .create(headers.request(CreateRequest {

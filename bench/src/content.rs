@@ -390,8 +390,8 @@ pub fn render(plan: &Plan, results: &Results) -> String {
          `dd if=/dev/zero of=<fresh dir>/f bs=1M count={} conv=fdatasync`, and: writes a {} MiB blob of pseudo-random bytes \
          in {} MiB WRITE messages on one stream (COMMIT with total and digest last, replies read as they \
          come; timed to the COMMIT reply, after a sync(2)), reads it back in one Read call (page cache warm), \
-         then writes {} blobs of {} bytes, one stream each (WRITE, COMMIT). MB = 10^6 bytes. containerd's \
-         calls carry a lease.\n\n",
+         then writes {} blobs of {} bytes, one stream each (WRITE, COMMIT). MB = 10^6 bytes. Every call, to \
+         either daemon, carries a lease.\n\n",
         plan.rounds,
         crate::rounds::describe(&names),
         plan.large_mib,

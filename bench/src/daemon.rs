@@ -52,9 +52,12 @@ impl fmt::Display for Subject {
 }
 
 impl Subject {
-    /// Whether calls must carry a lease (containerd's GC would otherwise collect what we create).
+    /// Whether calls must carry a lease: both daemons' garbage collectors would otherwise collect what
+    /// a benchmark creates (rcontainerd's since it has one), so every subject gets the same treatment.
     pub fn needs_lease(&self) -> bool {
-        matches!(self, Subject::Containerd { .. })
+        match self {
+            Subject::Rcontainerd { .. } | Subject::Containerd { .. } => true,
+        }
     }
 
     pub fn binary(&self) -> &Path {

@@ -9,6 +9,7 @@ mod content;
 mod daemon;
 mod probe;
 mod procfs;
+mod records;
 mod report;
 mod rounds;
 mod session;
@@ -38,6 +39,8 @@ enum Command {
     Snapshots(SnapshotsArgs),
     /// Content service: large blob write/read MB/s (vs dd conv=fdatasync) and small blobs/s.
     Content(ContentArgs),
+    /// Images and Containers services: Create, Get, List and Delete calls/s (1 and N clients).
+    Records(RecordsArgs),
 }
 
 /// What every throughput benchmark shares: the two daemons, rounds, where they run.
@@ -119,6 +122,25 @@ struct ContentArgs {
     /// Size of each small blob.
     #[arg(long, default_value_t = 4096)]
     small_bytes: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct RecordsArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// Calls of each kind but List (image and container Create, Get, Delete) made by the single client.
+    #[arg(long, default_value_t = 1000)]
+    ops: u32,
+    /// Concurrent clients (one connection each) in the second measurement.
+    #[arg(long, default_value_t = 8)]
+    clients: u32,
+    /// Calls of each kind but List made by each of the concurrent clients.
+    #[arg(long, default_value_t = 125)]
+    ops_each: u32,
+    /// List calls in each measurement (shared out between its clients), with every record it
+    /// created present.
+    #[arg(long, default_value_t = 200)]
+    list_calls: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -204,6 +226,21 @@ fn main() -> anyhow::Result<()> {
             };
             let results = content::run(&plan)?;
             print!("{}", content::render(&plan, &results));
+            Ok(())
+        }
+        Command::Records(args) => {
+            let plan = records::Plan {
+                subjects: args.compare.subjects(),
+                rounds: args.compare.rounds,
+                ops_one: args.ops,
+                clients: args.clients,
+                ops_each: args.ops_each,
+                list_calls: args.list_calls,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                tmp_dir: args.compare.tmp_dir,
+            };
+            let results = records::run(&plan)?;
+            print!("{}", records::render(&plan, &results));
             Ok(())
         }
     }

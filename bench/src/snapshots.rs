@@ -229,7 +229,7 @@ pub fn render(plan: &Plan, results: &Results) -> String {
         "{} rounds; each round starts each daemon once in a fresh directory ({}), and per snapshotter: \
          {} Prepare+Commit pairs from 1 client, {} × {} pairs from {} concurrent clients (one connection \
          each), then a chain of {} layers (each prepared on the previous commit, then committed) and {} \
-         Mounts calls on an active key on top of it. containerd's calls carry a lease.\n\n",
+         Mounts calls on an active key on top of it. Every call, to either daemon, carries a lease.\n\n",
         plan.rounds,
         crate::rounds::describe(&names),
         plan.pairs_one,
