@@ -7,6 +7,7 @@ mod boot;
 mod client;
 mod content;
 mod daemon;
+mod gc;
 mod probe;
 mod procfs;
 mod records;
@@ -39,6 +40,8 @@ enum Command {
     Snapshots(SnapshotsArgs),
     /// Content service: large blob write/read MB/s (vs dd conv=fdatasync) and small blobs/s.
     Content(ContentArgs),
+    /// Garbage collection: time to collect many snapshots and blobs, and unrelated calls' p99 meanwhile.
+    Gc(GcArgs),
     /// Images and Containers services: Create, Get, List and Delete calls/s (1 and N clients).
     Records(RecordsArgs),
 }
@@ -122,6 +125,18 @@ struct ContentArgs {
     /// Size of each small blob.
     #[arg(long, default_value_t = 4096)]
     small_bytes: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct GcArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// Active snapshots to collect.
+    #[arg(long, default_value_t = 10_000)]
+    snapshots: usize,
+    /// Small blobs to collect.
+    #[arg(long, default_value_t = 10_000)]
+    blobs: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -226,6 +241,19 @@ fn main() -> anyhow::Result<()> {
             };
             let results = content::run(&plan)?;
             print!("{}", content::render(&plan, &results));
+            Ok(())
+        }
+        Command::Gc(args) => {
+            let plan = gc::Plan {
+                subjects: args.compare.subjects(),
+                rounds: args.compare.rounds,
+                snapshots: args.snapshots,
+                blobs: args.blobs,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                tmp_dir: args.compare.tmp_dir,
+            };
+            let results = gc::run(&plan)?;
+            print!("{}", gc::render(&plan, &results));
             Ok(())
         }
         Command::Records(args) => {
