@@ -25,7 +25,7 @@ use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
-use crate::{blocking, record_filter};
+use crate::{blocking, collect_after_sync_delete, record_filter};
 
 pub struct ImagesService {
     store: Arc<MetadataStore>,
@@ -37,15 +37,6 @@ pub struct ImagesService {
 impl ImagesService {
     pub fn new(store: Arc<MetadataStore>, gc: Option<Arc<Scheduler>>, events: Publisher) -> Self {
         ImagesService { store, gc, events }
-    }
-
-    /// After a Delete with `sync`: returns once a collection that started
-    /// after the deletion has finished.
-    async fn collect(&self) -> Result<(), Status> {
-        if let Some(gc) = self.gc.clone() {
-            blocking(move || gc.collect_and_wait().map(drop)).await?;
-        }
-        Ok(())
     }
 }
 
@@ -211,7 +202,7 @@ impl images_server::Images for ImagesService {
         self.events
             .publish(&event_ns, "/images/delete", &ImageDelete { name });
         if sync {
-            self.collect().await?;
+            collect_after_sync_delete(self.gc.clone()).await?;
         }
         Ok(Response::new(()))
     }

@@ -20,7 +20,7 @@ use crate::convert::timestamp;
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
-use crate::{blocking, record_filter};
+use crate::{blocking, collect_after_sync_delete, record_filter};
 
 pub struct LeasesService {
     store: Arc<MetadataStore>,
@@ -31,15 +31,6 @@ pub struct LeasesService {
 impl LeasesService {
     pub fn new(store: Arc<MetadataStore>, gc: Option<Arc<Scheduler>>) -> Self {
         LeasesService { store, gc }
-    }
-
-    /// After a Delete with `sync`: returns once a collection that started
-    /// after the deletion has finished.
-    async fn collect(&self) -> Result<(), Status> {
-        if let Some(gc) = self.gc.clone() {
-            blocking(move || gc.collect_and_wait().map(drop)).await?;
-        }
-        Ok(())
     }
 }
 
@@ -109,7 +100,7 @@ impl leases_server::Leases for LeasesService {
         let id = request.id;
         blocking(move || store.leases().delete(&ns, &id)).await?;
         if request.sync {
-            self.collect().await?;
+            collect_after_sync_delete(self.gc.clone()).await?;
         }
         Ok(Response::new(()))
     }

@@ -44,6 +44,17 @@ pub fn record_filter(
     })
 }
 
+/// After a Delete with `sync` (images, leases): returns once a collection
+/// that started after the deletion has finished; at once without the gc plugin.
+pub async fn collect_after_sync_delete(
+    gc: Option<std::sync::Arc<rcontainerd_core::gc::Scheduler>>,
+) -> Result<(), tonic::Status> {
+    if let Some(gc) = gc {
+        blocking(move || gc.collect_and_wait().map(drop)).await?;
+    }
+    Ok(())
+}
+
 /// Runs synchronous store or driver work off the async executor; its error
 /// becomes the call's status.
 pub async fn blocking<T, F>(f: F) -> Result<T, tonic::Status>
