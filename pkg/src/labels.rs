@@ -46,6 +46,19 @@ pub fn stored(mut requested: BTreeMap<String, String>) -> Result<BTreeMap<String
     Ok(requested)
 }
 
+/// `map[key] = value` for a masked update of one key, where an absent or empty
+/// value removes the key (an empty label is no label).
+pub fn set_or_remove(map: &mut BTreeMap<String, String>, key: &str, value: Option<&String>) {
+    match value {
+        Some(value) if !value.is_empty() => {
+            map.insert(key.to_string(), value.clone());
+        }
+        _ => {
+            map.remove(key);
+        }
+    }
+}
+
 /// The labels after an Update, with containerd's field-mask rules for every
 /// labelled record: no paths or `labels` replace every label; `labels.<key>`
 /// sets that key from `requested` (an absent or empty value deletes it); any
@@ -68,13 +81,9 @@ pub fn apply_update(
         }
         match path.strip_prefix("labels.") {
             Some(key) if !key.is_empty() => {
-                let value = requested.get(key).cloned().unwrap_or_default();
-                validate(key, &value).map_err(&label_error)?;
-                if value.is_empty() {
-                    current.remove(key);
-                } else {
-                    current.insert(key.to_string(), value);
-                }
+                let value = requested.get(key);
+                validate(key, value.map_or("", String::as_str)).map_err(&label_error)?;
+                set_or_remove(&mut current, key, value);
             }
             _ => {
                 return Err(Error::invalid_argument(format!(

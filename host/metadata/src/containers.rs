@@ -248,14 +248,7 @@ impl Containers<'_> {
         let mut updated = current.clone();
         for path in paths {
             if let Some(key) = path.strip_prefix("labels.") {
-                match requested.labels.get(key) {
-                    Some(value) if !value.is_empty() => {
-                        updated.labels.insert(key.to_string(), value.clone());
-                    }
-                    _ => {
-                        updated.labels.remove(key);
-                    }
-                }
+                labels::set_or_remove(&mut updated.labels, key, requested.labels.get(key));
                 continue;
             }
             if let Some(key) = path.strip_prefix("extensions.") {

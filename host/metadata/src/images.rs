@@ -16,6 +16,7 @@ use super::keys;
 use super::record;
 use super::store::{Cf, MetadataStore};
 use rcontainerd_pkg::errdefs::{Error, Result};
+use rcontainerd_pkg::labels::set_or_remove;
 use rcontainerd_pkg::{digest, labels};
 
 const KIND: &str = "image";
@@ -257,19 +258,6 @@ fn apply_mask(mut updated: Image, requested: Image, paths: &[String]) -> Result<
         }
     }
     Ok(updated)
-}
-
-/// `map[key] = value`, where an absent or empty value removes the key (an
-/// empty label is no label).
-fn set_or_remove(map: &mut BTreeMap<String, String>, key: &str, value: Option<&String>) {
-    match value {
-        Some(value) if !value.is_empty() => {
-            map.insert(key.to_string(), value.clone());
-        }
-        _ => {
-            map.remove(key);
-        }
-    }
 }
 
 #[cfg(test)]
