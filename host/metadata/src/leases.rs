@@ -242,28 +242,6 @@ impl Leases<'_> {
         self.store.list_named(Cf::Leases, namespace, Lease::decode)
     }
 
-    /// Every lease of every namespace, as `(namespace, lease)`: the roots
-    /// garbage collection starts from.
-    pub fn list_all(&self) -> Result<Vec<(String, Lease)>> {
-        self.store
-            .scan_prefix(Cf::Leases, b"")
-            .map(|item| {
-                let (key, value) = item?;
-                let (namespace, id) = match keys::split_first(&key) {
-                    (namespace, Some(id)) => (namespace, id),
-                    _ => return Err(Error::internal(format!("metadata: lease key {key:?}"))),
-                };
-                let text = |bytes: &[u8]| {
-                    std::str::from_utf8(bytes).map(str::to_string).map_err(|_| {
-                        Error::internal(format!("metadata: lease key {key:?} is not utf-8"))
-                    })
-                };
-                let id = text(id)?;
-                Ok((text(namespace)?, Lease::decode(&id, &value)?))
-            })
-            .collect()
-    }
-
     /// Deletes the lease and what it holds (the resources themselves stay,
     /// for garbage collection to judge).
     pub fn delete(&self, namespace: &str, id: &str) -> Result<()> {
@@ -429,29 +407,6 @@ impl Leases<'_> {
             [],
         );
     }
-
-    /// Every resource held by any lease of `namespace`, with its lease id.
-    pub fn all_resources(&self, namespace: &str) -> Result<Vec<(String, Resource)>> {
-        let prefix = keys::namespace_prefix(namespace);
-        self.store
-            .scan_prefix(Cf::LeaseResources, &prefix)
-            .map(|item| {
-                let (key, _) = item?;
-                let rest = keys::strip_prefix(&key, &prefix).unwrap_or_default();
-                let (lease, rest) = keys::split_first(rest);
-                let (kind, id) = keys::split_first(rest.unwrap_or_default());
-                match id {
-                    Some(id) => Ok((
-                        String::from_utf8_lossy(lease).into_owned(),
-                        Resource::new(String::from_utf8_lossy(kind), String::from_utf8_lossy(id)),
-                    )),
-                    None => Err(Error::internal(format!(
-                        "metadata: lease resource key {key:?}"
-                    ))),
-                }
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -485,7 +440,7 @@ mod tests {
             .map(|l| l.id)
             .collect();
         assert_eq!(ids, [mount_path, "a"]);
-        assert_eq!(leases.list_all().unwrap().len(), 3);
+        assert_eq!(leases.list("ns1").unwrap().len(), 1);
         assert_eq!(
             leases
                 .create("ns", "a", BTreeMap::new())
@@ -526,13 +481,15 @@ mod tests {
         leases.delete_resource("ns", "l", &ingest).unwrap();
         leases.delete_resource("ns", "l", &ingest).unwrap();
         assert_eq!(leases.resources("ns", "l").unwrap(), [content, snapshot]);
-        assert_eq!(leases.all_resources("ns").unwrap().len(), 3);
         leases.delete("ns", "l").unwrap();
-        assert_eq!(leases.all_resources("ns").unwrap(), [("l2".into(), ingest)]);
+        assert_eq!(leases.resources("ns", "l2").unwrap(), [ingest]);
         assert_eq!(
             leases.resources("ns", "l").unwrap_err().wire_message(),
             "lease \"l\": not found"
         );
+        // Its resources went with it: a new lease of the same id holds nothing.
+        leases.create("ns", "l", BTreeMap::new()).unwrap();
+        assert!(leases.resources("ns", "l").unwrap().is_empty());
     }
 
     #[test]
