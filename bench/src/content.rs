@@ -74,34 +74,20 @@ pub struct Results {
 }
 
 pub fn run(plan: &Plan) -> anyhow::Result<Results> {
-    for subject in &plan.subjects {
-        crate::boot::check_binary(subject.binary())?;
-    }
     eprintln!("generating {} MiB of test data", plan.large_mib);
     let data = Data::generate(plan);
     let mut dd_rates = vec![Vec::new(); plan.subjects.len()];
-    let mut rounds = vec![Vec::new(); plan.subjects.len()];
-    // Removed after the last round, as in the snapshots benchmark (about 11 GiB for 5 rounds).
-    let mut spent = Vec::new();
-    for round in 1..=plan.rounds {
-        for s in crate::rounds::order(round, plan.subjects.len()) {
-            let subject = &plan.subjects[s];
-            // Each daemon is compared with dd run just before it, on the disk as it is then.
-            let rate = dd(plan).with_context(|| format!("round {round} of dd"))?;
-            eprintln!(
-                "round {round:>2}  {:<27} write {rate:.1} MB/s",
-                "dd conv=fdatasync"
-            );
-            dd_rates[s].push(rate);
-            let result = measure(plan, &data, subject, &mut spent)
-                .with_context(|| format!("round {round} of {subject}"))?;
-            eprintln!("round {round:>2}  {subject:<27} {result:.1?}");
-            rounds[s].push(result);
-        }
-    }
-    for dir in spent {
-        dir.remove()?;
-    }
+    // Run directories are removed after the last round (about 11 GiB for 5 rounds).
+    let rounds = crate::rounds::alternate(&plan.subjects, plan.rounds, 1, |round, s, spent| {
+        // Each daemon is compared with dd run just before it, on the disk as it is then.
+        let rate = dd(plan).with_context(|| format!("round {round} of dd"))?;
+        eprintln!(
+            "round {round:>2}  {:<27} write {rate:.1} MB/s",
+            "dd conv=fdatasync"
+        );
+        dd_rates[s].push(rate);
+        measure(plan, &data, &plan.subjects[s], spent)
+    })?;
     Ok(Results {
         dd: dd_rates,
         rounds,

@@ -66,27 +66,16 @@ pub struct Results {
 }
 
 pub fn run(plan: &Plan) -> anyhow::Result<Results> {
-    for subject in &plan.subjects {
-        crate::boot::check_binary(subject.binary())?;
-    }
-    let mut rounds = vec![Vec::new(); plan.subjects.len()];
-    let mut spent = Vec::new();
-    for round in 1..=plan.rounds {
-        for s in crate::rounds::order(round, plan.subjects.len()) {
-            let subject = &plan.subjects[s];
-            let session = Session::start(subject, plan.tmp_dir.as_deref(), plan.boot_timeout)?;
-            let runtime = client::runtime()?;
-            let result = runtime
-                .block_on(measure(plan, &session))
-                .with_context(|| format!("round {round} of {subject}"))?;
-            spent.push(session.stop()?);
-            eprintln!("round {round:>2}  {subject:<27} {result:.3?}");
-            rounds[s].push(result);
-        }
-    }
-    for dir in spent {
-        dir.remove()?;
-    }
+    let rounds = crate::rounds::alternate(&plan.subjects, plan.rounds, 3, |_, s, spent| {
+        let session = Session::start(
+            &plan.subjects[s],
+            plan.tmp_dir.as_deref(),
+            plan.boot_timeout,
+        )?;
+        let result = client::runtime()?.block_on(measure(plan, &session))?;
+        spent.push(session.stop()?);
+        Ok(result)
+    })?;
     Ok(Results { rounds })
 }
 

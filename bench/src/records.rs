@@ -71,25 +71,9 @@ pub struct Results {
 }
 
 pub fn run(plan: &Plan) -> anyhow::Result<Results> {
-    for subject in &plan.subjects {
-        crate::boot::check_binary(subject.binary())?;
-    }
-    let mut rounds = vec![Vec::new(); plan.subjects.len()];
-    // As in the snapshots benchmark: run directories go after the last round, so that removing one
-    // cannot slow the next daemon down.
-    let mut spent = Vec::new();
-    for round in 1..=plan.rounds {
-        for s in crate::rounds::order(round, plan.subjects.len()) {
-            let subject = &plan.subjects[s];
-            let result = measure(plan, subject, &mut spent)
-                .with_context(|| format!("round {round} of {subject}"))?;
-            eprintln!("round {round:>2}  {subject:<27} {result:.1?}");
-            rounds[s].push(result);
-        }
-    }
-    for dir in spent {
-        dir.remove()?;
-    }
+    let rounds = crate::rounds::alternate(&plan.subjects, plan.rounds, 1, |_, s, spent| {
+        measure(plan, &plan.subjects[s], spent)
+    })?;
     Ok(Results { rounds })
 }
 

@@ -46,26 +46,9 @@ pub struct Results {
 }
 
 pub fn run(plan: &Plan) -> anyhow::Result<Results> {
-    for subject in &plan.subjects {
-        crate::boot::check_binary(subject.binary())?;
-    }
-    let mut rounds = vec![Vec::new(); plan.subjects.len()];
-    // Run directories are removed after the last round: deleting one daemon's tens of thousands of
-    // directories while the next one runs would slow every mkdir of the latter (ext4 without a journal
-    // skips recently deleted inodes when it allocates one) — the benchmark's cost, not a daemon's.
-    let mut spent = Vec::new();
-    for round in 1..=plan.rounds {
-        for s in crate::rounds::order(round, plan.subjects.len()) {
-            let subject = &plan.subjects[s];
-            let result = measure(plan, subject, &mut spent)
-                .with_context(|| format!("round {round} of {subject}"))?;
-            eprintln!("round {round:>2}  {subject:<27} {result:.1?}");
-            rounds[s].push(result);
-        }
-    }
-    for dir in spent {
-        dir.remove()?;
-    }
+    let rounds = crate::rounds::alternate(&plan.subjects, plan.rounds, 1, |_, s, spent| {
+        measure(plan, &plan.subjects[s], spent)
+    })?;
     Ok(Results { rounds })
 }
 
