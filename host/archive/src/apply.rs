@@ -1,0 +1,1 @@
+//! Applying an OCI layer (a tar stream) to a directory.

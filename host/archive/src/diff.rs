@@ -1,0 +1,1 @@
+//! Writing the changes between two directory trees as an OCI layer (a tar stream).
