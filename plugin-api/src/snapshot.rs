@@ -35,16 +35,9 @@ pub struct Info {
     pub updated: i64,
 }
 
-/// One mount a client performs to use a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// e.g. `bind` or `overlay`.
-    pub mount_type: String,
-    pub source: String,
-    /// Where to mount, relative to the client's target; usually empty.
-    pub target: String,
-    pub options: Vec<String>,
-}
+/// One mount a client performs to use a snapshot (the mount helper's own type, so what a
+/// driver returns can be mounted as it is).
+pub use rcontainerd_mount::Mount;
 
 /// Disk usage of a snapshot (what its own layer adds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -6,8 +6,6 @@
 pub mod content;
 mod deadline;
 mod library;
-#[cfg(target_os = "linux")]
-pub mod mount;
 pub mod snapshot;
 
 pub use deadline::within;

@@ -15,7 +15,9 @@ use std::{
     },
 };
 
-use super::{ensure, mount::MountGuard, Check, CheckResult};
+use rcontainerd_mount::MountGuard;
+
+use super::{ensure, Check, CheckResult};
 use crate::{
     snapshot::{Kind, Labels, Snapshotter},
     ErrorKind, PluginError, Result,
@@ -430,7 +432,7 @@ pub fn mounted_files_persist_through_commit(s: &dyn Snapshotter) -> CheckResult 
     fs::create_dir(rw.join("dir")).map_err(|err| format!("mkdir: {err}"))?;
     write(&rw.join("dir/nested"), b"deep")?;
     symlink("hello", rw.join("link")).map_err(|err| format!("symlink: {err}"))?;
-    guard.unmount()?;
+    guard.unmount().map_err(|e| e.to_string())?;
     step("commit", s.commit("base", "base-active", Labels::new()))?;
 
     let ro = scratch.point("ro")?;
@@ -449,7 +451,7 @@ pub fn mounted_files_persist_through_commit(s: &dyn Snapshotter) -> CheckResult 
         fs::write(ro.join("new"), b"x").is_err(),
         "a view accepted a write"
     );
-    guard.unmount()?;
+    guard.unmount().map_err(|e| e.to_string())?;
 
     let child = scratch.point("child")?;
     let mounts = step(
@@ -464,7 +466,7 @@ pub fn mounted_files_persist_through_commit(s: &dyn Snapshotter) -> CheckResult 
     write(&child.join("hello"), b"changed")?;
     write(&child.join("second"), b"2")?;
     fs::remove_file(child.join("dir/nested")).map_err(|err| format!("remove nested: {err}"))?;
-    guard.unmount()?;
+    guard.unmount().map_err(|e| e.to_string())?;
     step("commit top", s.commit("top", "top-active", Labels::new()))?;
 
     let top = scratch.point("top")?;
@@ -479,7 +481,7 @@ pub fn mounted_files_persist_through_commit(s: &dyn Snapshotter) -> CheckResult 
         !top.join("dir/nested").exists(),
         "a file removed in top is still visible"
     );
-    guard.unmount()?;
+    guard.unmount().map_err(|e| e.to_string())?;
 
     let again = scratch.point("base-again")?;
     let mounts = step("mounts of the base view", s.mounts("base-view"))?;
@@ -492,7 +494,7 @@ pub fn mounted_files_persist_through_commit(s: &dyn Snapshotter) -> CheckResult 
         again.join("dir/nested").exists(),
         "a child's removal leaked into its parent"
     );
-    guard.unmount()
+    guard.unmount().map_err(|e| e.to_string())
 }
 
 pub fn usage_counts_written_data(s: &dyn Snapshotter) -> CheckResult {
@@ -508,7 +510,7 @@ pub fn usage_counts_written_data(s: &dyn Snapshotter) -> CheckResult {
     let data: Vec<u8> = (0..SIZE).map(|i| (i * 7919 % 251) as u8).collect();
     write(&rw.join("blob"), &data)?;
     write(&rw.join("small"), b"s")?;
-    guard.unmount()?;
+    guard.unmount().map_err(|e| e.to_string())?;
     let after = step("usage after writing", s.usage("u"))?;
     ensure!(
         after.size >= before.size + SIZE as i64,
@@ -543,7 +545,7 @@ pub fn a_long_chain_mounts(s: &dyn Snapshotter) -> CheckResult {
             &rw.join(format!("file-{layer}")),
             layer.to_string().as_bytes(),
         )?;
-        guard.unmount()?;
+        guard.unmount().map_err(|e| e.to_string())?;
         let name = format!("layer-{layer}");
         step(
             &format!("commit {name}"),
@@ -568,5 +570,5 @@ pub fn a_long_chain_mounts(s: &dyn Snapshotter) -> CheckResult {
         .map_err(|err| format!("list the top view: {err}"))?
         .count();
     ensure!(count == CHAIN_DEPTH, "the top view holds {count} entries");
-    guard.unmount()
+    guard.unmount().map_err(|e| e.to_string())
 }

@@ -15,11 +15,12 @@ use super::{
             FfiCreateTask, FfiExit, FfiRuntime, FfiRuntimeBox, FfiRuntime_TO, FfiTaskState,
             FfiTaskStatus,
         },
-        snapshot::FfiMount,
     },
-    guard, into_result, CatchDrop,
+    guard, into_result,
+    snapshot::{mount_from_ffi, mount_to_ffi},
+    CatchDrop,
 };
-use crate::{runtime, snapshot, Driver, Result};
+use crate::{runtime, Driver, Result};
 
 /// A plugin's runtime as the FFI object its generation's `init` returns.
 pub(crate) fn to_ffi(inner: Arc<dyn runtime::Runtime>, uri: Arc<str>) -> FfiRuntimeBox {
@@ -148,7 +149,7 @@ impl From<runtime::CreateTask> for FfiCreateTask {
             namespace: r.namespace.into(),
             id: r.id.into(),
             bundle: r.bundle.into(),
-            rootfs: r.rootfs.into_iter().map(FfiMount::from).collect(),
+            rootfs: r.rootfs.into_iter().map(mount_to_ffi).collect(),
             stdin: r.stdin.into(),
             stdout: r.stdout.into(),
             stderr: r.stderr.into(),
@@ -164,7 +165,7 @@ impl From<FfiCreateTask> for runtime::CreateTask {
             namespace: r.namespace.into(),
             id: r.id.into(),
             bundle: r.bundle.into(),
-            rootfs: r.rootfs.into_iter().map(snapshot::Mount::from).collect(),
+            rootfs: r.rootfs.into_iter().map(mount_from_ffi).collect(),
             stdin: r.stdin.into(),
             stdout: r.stdout.into(),
             stderr: r.stderr.into(),

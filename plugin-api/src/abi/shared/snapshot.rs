@@ -46,7 +46,7 @@ struct SnapshotterExport {
 }
 
 fn mounts_to_ffi(mounts: Vec<snapshot::Mount>) -> RVec<FfiMount> {
-    mounts.into_iter().map(FfiMount::from).collect()
+    mounts.into_iter().map(mount_to_ffi).collect()
 }
 
 impl FfiSnapshotter for SnapshotterExport {
@@ -137,7 +137,10 @@ struct ForeignSnapshotter {
 }
 
 fn mounts_from_ffi(result: RResult<RVec<FfiMount>, FfiError>) -> Result<Vec<snapshot::Mount>> {
-    Ok(into_result(result)?.into_iter().map(Into::into).collect())
+    Ok(into_result(result)?
+        .into_iter()
+        .map(mount_from_ffi)
+        .collect())
 }
 
 impl snapshot::Snapshotter for ForeignSnapshotter {
@@ -230,26 +233,23 @@ impl From<FfiSnapshotInfo> for snapshot::Info {
     }
 }
 
-// Mounts also cross the boundary inside a runtime's create request.
-impl From<snapshot::Mount> for FfiMount {
-    fn from(m: snapshot::Mount) -> Self {
-        FfiMount {
-            mount_type: m.mount_type.into(),
-            source: m.source.into(),
-            target: m.target.into(),
-            options: strings_to_ffi(&m.options),
-        }
+// Mounts also cross the boundary inside a runtime's create request. Functions, not `From`:
+// both types belong to other crates (the mount helper's and the frozen ABI's).
+pub(crate) fn mount_to_ffi(m: snapshot::Mount) -> FfiMount {
+    FfiMount {
+        mount_type: m.mount_type.into(),
+        source: m.source.into(),
+        target: m.target.into(),
+        options: strings_to_ffi(&m.options),
     }
 }
 
-impl From<FfiMount> for snapshot::Mount {
-    fn from(m: FfiMount) -> Self {
-        snapshot::Mount {
-            mount_type: m.mount_type.into(),
-            source: m.source.into(),
-            target: m.target.into(),
-            options: strings_from_ffi(m.options),
-        }
+pub(crate) fn mount_from_ffi(m: FfiMount) -> snapshot::Mount {
+    snapshot::Mount {
+        mount_type: m.mount_type.into(),
+        source: m.source.into(),
+        target: m.target.into(),
+        options: strings_from_ffi(m.options),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Performs the [`Mount`]s a snapshotter returns, the way a container runtime's mount helper
-//! does, so the conformance suite can prove they really mount (needs root).
+//! does (needs root): the differ mounts snapshots to apply layers into them, the conformance
+//! suites prove a driver's mounts really mount, and ctr mounts images.
 //!
 //! Options that are mount flags (`ro`, `rbind`, `nosuid`, …) become flags; the rest is the
 //! filesystem's data string. The kernel takes at most one page of data, and an overlay over a
@@ -19,20 +20,36 @@ use nix::{
     unistd::{chdir, sysconf, SysconfVar},
 };
 
-use crate::snapshot::Mount;
+/// One mount a client performs to use a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// e.g. `bind` or `overlay`.
+    pub mount_type: String,
+    pub source: String,
+    /// Where to mount, relative to the client's target; usually empty.
+    pub target: String,
+    pub options: Vec<String>,
+}
+
+/// A mount or unmount that failed, with what was asked and the system's reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MountError(String);
+
+type Result<T> = std::result::Result<T, MountError>;
 
 /// Mounts every mount of `mounts` on `target`, in order.
-pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), String> {
+pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
     for m in mounts {
-        mount_one(m, target)?;
+        mount_one(m, target).map_err(MountError)?;
     }
     Ok(())
 }
 
 /// Detaches whatever is mounted on `target`.
-pub fn unmount(target: &Path) -> Result<(), String> {
+pub fn unmount(target: &Path) -> Result<()> {
     umount2(target, MntFlags::MNT_DETACH)
-        .map_err(|errno| format!("unmount {}: {}", target.display(), errno.desc()))
+        .map_err(|errno| MountError(format!("unmount {}: {}", target.display(), errno.desc())))
 }
 
 /// Mounts on creation, unmounts when dropped (also while a failing check unwinds).
@@ -43,13 +60,13 @@ pub struct MountGuard {
 }
 
 impl MountGuard {
-    pub fn new(mounts: &[Mount], target: &Path) -> Result<MountGuard, String> {
+    pub fn new(mounts: &[Mount], target: &Path) -> Result<MountGuard> {
         let mut guard = MountGuard {
             target: target.to_path_buf(),
             layers: 0,
         };
         for m in mounts {
-            mount_one(m, target)?;
+            mount_one(m, target).map_err(MountError)?;
             guard.layers += 1;
         }
         Ok(guard)
@@ -60,7 +77,7 @@ impl MountGuard {
     }
 
     /// Unmounts now and reports a failure.
-    pub fn unmount(mut self) -> Result<(), String> {
+    pub fn unmount(mut self) -> Result<()> {
         while self.layers > 0 {
             self.layers -= 1;
             unmount(&self.target)?;
@@ -121,7 +138,8 @@ fn page_size() -> usize {
     }
 }
 
-fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
+// Errors are plain text here; the public functions wrap them.
+fn mount_one(m: &Mount, target: &Path) -> std::result::Result<(), String> {
     let (flags, mut data) = parse_options(&m.options);
     let fail = |errno: nix::Error| {
         format!(
@@ -145,7 +163,7 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
         if flags.contains(MsFlags::MS_RDONLY) {
             let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
             if let Err(errno) = mount(None::<&str>, target, None::<&str>, remount, None::<&str>) {
-                let _ = unmount(target);
+                let _ = umount2(target, MntFlags::MNT_DETACH);
                 return Err(fail(errno));
             }
         }
@@ -183,7 +201,7 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), String> {
     let mount_type = m.mount_type.clone();
     let target = std::path::absolute(target)
         .map_err(|err| format!("resolve {}: {err}", target.display()))?;
-    std::thread::spawn(move || -> Result<(), String> {
+    std::thread::spawn(move || -> std::result::Result<(), String> {
         // A private working directory for this thread only.
         unshare(CloneFlags::CLONE_FS).map_err(|errno| format!("unshare: {}", errno.desc()))?;
         chdir(&dir).map_err(|errno| format!("chdir {}: {}", dir.display(), errno.desc()))?;
@@ -222,7 +240,7 @@ fn compact_lowerdir(data: &mut [String]) -> Option<PathBuf> {
             d.strip_prefix(&common)
                 .map(|r| r.to_string_lossy().into_owned())
         })
-        .collect::<Result<_, _>>()
+        .collect::<std::result::Result<_, _>>()
         .ok()?;
     if relative.iter().any(String::is_empty) {
         return None;
