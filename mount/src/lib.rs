@@ -9,6 +9,10 @@
 //! directory is that parent (the thread unshares its filesystem context first, so the rest of
 //! the process keeps its working directory).
 
+pub mod mountinfo;
+
+pub use mountinfo::{mounts_under, unmount_all_under};
+
 use std::{
     ffi::OsStr,
     path::{Component, Path, PathBuf},
