@@ -21,7 +21,8 @@
 //!   in `upper`), so the layer extracts on its own.
 //! - Hard links: the first entry of an inode with more than one link is written in full, later
 //!   ones as hard links to it. An unchanged path that shares its inode with a written one is
-//!   written as a hard link too, so the link survives the layer.
+//!   written as a hard link too, so the link survives the layer. Inodes are told apart by
+//!   (device, inode number), where containerd uses the inode number alone.
 //! - Sockets are skipped.
 //!
 //! Headers are USTAR when the entry fits, PAX otherwise (long or non-ASCII names and link
@@ -29,7 +30,10 @@
 //! `archive/tar` with `FormatPAX`. Mtimes are truncated to seconds, atime and ctime are not
 //! written, user and group names are empty. One deliberate difference: containerd stamps
 //! whiteouts with the time of the diff; here they carry the Unix epoch, so the same two trees
-//! always give the same bytes (and the same diffID).
+//! always give the same bytes (and the same diffID). Apart from whiteout times the output has
+//! been checked byte for byte against containerd 1.6.20's `ctr snapshots diff` (overlayfs and
+//! native snapshots; `examples/write_diff.rs` writes a layer from two directories for such
+//! comparisons).
 
 mod changes;
 mod digest;

@@ -309,6 +309,55 @@ fn headers_are_ustar_unless_pax_is_needed() {
 }
 
 #[test]
+fn what_ustar_cannot_hold_goes_in_pax_records() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let (lower, upper) = (tmp.path().join("lower"), tmp.path().join("upper"));
+    dir(&lower);
+    dir(&upper);
+    file(&upper.join("big-ids"), "");
+    lchown(upper.join("big-ids"), Some(3_000_000), Some(4_000_000)).unwrap();
+    let target = "t".repeat(150);
+    symlink(&target, upper.join("long-target")).unwrap();
+    file(&upper.join("é"), "");
+
+    let (layer, _) = diff(&lower, &upper, DiffCompression::None);
+    let mut archive = tar::Archive::new(layer.as_slice());
+    let mut seen = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut records: Vec<String> = entry
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|r| r.unwrap().key().unwrap().to_string())
+            .collect();
+        records.sort();
+        let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+        match name.as_str() {
+            "big-ids" => {
+                assert_eq!(entry.header().uid().unwrap(), 3_000_000);
+                assert_eq!(entry.header().gid().unwrap(), 4_000_000);
+            }
+            "long-target" => {
+                let link = entry.link_name_bytes().unwrap().into_owned();
+                assert_eq!(link, target.as_bytes());
+            }
+            _ => {}
+        }
+        seen.push(format!("{name} {records:?}"));
+    }
+    assert_eq!(
+        seen,
+        [
+            r#"big-ids ["gid", "uid"]"#,
+            r#"long-target ["linkpath"]"#,
+            r#"é ["path"]"#,
+        ]
+    );
+}
+
+#[test]
 fn identical_trees_give_the_empty_layer() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
