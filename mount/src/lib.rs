@@ -10,8 +10,10 @@
 //! the process keeps its working directory).
 
 pub mod mountinfo;
+mod temporary;
 
 pub use mountinfo::{mounts_under, unmount_all_under};
+pub use temporary::{read_only, TempMount};
 
 use std::{
     ffi::OsStr,
@@ -39,6 +41,12 @@ pub struct Mount {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct MountError(String);
+
+impl MountError {
+    pub(crate) fn new(message: String) -> Self {
+        MountError(message)
+    }
+}
 
 type Result<T> = std::result::Result<T, MountError>;
 

@@ -22,3 +22,5 @@ pub const CONTAINERS_SERVICE: &str = "io.containerd.service.v1.containers-servic
 pub const LEASES_SERVICE: &str = "io.containerd.service.v1.leases-service";
 pub const SNAPSHOTS_SERVICE: &str = "io.containerd.service.v1.snapshots-service";
 pub const CONTENT_SERVICE: &str = "io.containerd.service.v1.content-service";
+pub const DIFFER_TYPE: &str = "io.containerd.differ.v1";
+pub const DIFF_SERVICE: &str = "io.containerd.service.v1.diff-service";

@@ -1,6 +1,6 @@
 //! The daemon's core: the plugin registry and the domain behind the gRPC
 //! edge — snapshots over snapshotter drivers, content over the content
-//! driver, namespaces, the event exchange, the gc settings and the server's
+//! driver, the differ, namespaces, the event exchange, the gc settings and the server's
 //! identity. No tonic here: the edge (`rcontainerd-services`) maps these
 //! types to the wire.
 //!
@@ -8,6 +8,7 @@
 //! builds its domain object and hands it, typed, to the plugins after it.
 
 pub mod content;
+pub mod differ;
 pub mod events;
 pub mod fault;
 pub mod gc;

@@ -4,7 +4,7 @@
 //! serves every gRPC plugin it finds.
 
 use rcontainerd_core::registry::Registration;
-use rcontainerd_core::{content, events, gc, introspection, metadata, records, snapshots};
+use rcontainerd_core::{content, differ, events, gc, introspection, metadata, records, snapshots};
 use rcontainerd_services as grpc;
 
 /// Every built-in plugin, in registration order (Introspection lists them
@@ -20,6 +20,8 @@ pub fn registrations() -> Vec<Registration> {
         introspection::registration(),
         records::containers(),
         content::plugin::registration(),
+        differ::plugin::walking(),
+        differ::plugin::service(),
         records::images(),
         records::leases(),
         records::namespaces(),
@@ -27,6 +29,7 @@ pub fn registrations() -> Vec<Registration> {
         grpc::introspection::registration(),
         grpc::containers::registration(),
         grpc::content::registration(),
+        grpc::diff::registration(),
         grpc::events::registration(),
         grpc::images::registration(),
         grpc::leases::registration(),

@@ -20,7 +20,7 @@ use rcontainerd_pkg::errdefs::Error;
 use rcontainerd_pkg::filters::Fields;
 use tonic::{Request, Response, Status};
 
-use crate::convert::timestamp;
+use crate::convert::{descriptor_from_wire, descriptor_to_wire, timestamp};
 use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
@@ -37,25 +37,6 @@ pub struct ImagesService {
 impl ImagesService {
     pub fn new(store: Arc<MetadataStore>, gc: Option<Arc<Scheduler>>, events: Publisher) -> Self {
         ImagesService { store, gc, events }
-    }
-}
-
-fn descriptor_to_wire(d: Descriptor) -> types::Descriptor {
-    types::Descriptor {
-        media_type: d.media_type,
-        digest: d.digest,
-        size: d.size,
-        annotations: d.annotations.into_iter().collect(),
-    }
-}
-
-fn descriptor_from_wire(d: Option<types::Descriptor>) -> Descriptor {
-    let d = d.unwrap_or_default();
-    Descriptor {
-        media_type: d.media_type,
-        digest: d.digest,
-        size: d.size,
-        annotations: d.annotations.into_iter().collect(),
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod containers;
 pub mod content;
 pub mod convert;
+pub mod diff;
 pub mod events;
 pub mod health;
 pub mod images;

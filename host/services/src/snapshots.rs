@@ -8,7 +8,7 @@
 //! not the snapshotter); View and Update are not announced.
 
 use crate::blocking;
-use crate::convert::timestamp;
+use crate::convert::{mounts_to_wire, timestamp};
 use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
@@ -73,18 +73,6 @@ fn to_wire(record: SnapshotRecord) -> wire::Info {
         updated_at: Some(timestamp(record.updated_at)),
         labels: record.labels.into_iter().collect(),
     }
-}
-
-fn wire_mounts(mounts: Vec<Mount>) -> Vec<types::Mount> {
-    mounts
-        .into_iter()
-        .map(|m| types::Mount {
-            r#type: m.mount_type,
-            source: m.source,
-            target: m.target,
-            options: m.options,
-        })
-        .collect()
 }
 
 fn sorted(labels: HashMap<String, String>) -> BTreeMap<String, String> {
@@ -168,7 +156,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
             .await?;
         self.events.publish(&event_ns, "/snapshot/prepare", &event);
         Ok(Response::new(PrepareSnapshotResponse {
-            mounts: wire_mounts(mounts),
+            mounts: mounts_to_wire(mounts),
         }))
     }
 
@@ -191,7 +179,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
             })
             .await?;
         Ok(Response::new(ViewSnapshotResponse {
-            mounts: wire_mounts(mounts),
+            mounts: mounts_to_wire(mounts),
         }))
     }
 
@@ -203,7 +191,7 @@ impl snapshots_server::Snapshots for SnapshotsService {
         let r = request.into_inner();
         let mounts = self.lookup(&r.snapshotter, |s| s.mounts(&ns, &r.key))?;
         Ok(Response::new(MountsResponse {
-            mounts: wire_mounts(mounts),
+            mounts: mounts_to_wire(mounts),
         }))
     }
 
