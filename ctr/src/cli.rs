@@ -298,6 +298,8 @@ pub struct SnapshotsArgs {
 pub enum SnapshotsCommand {
     /// Commit an active snapshot into the provided name
     Commit(SnapshotCommit),
+    /// Get the diff of two snapshots. the default second snapshot is the first snapshot's parent.
+    Diff(SnapshotDiff),
     /// Get info about a snapshot
     Info(SnapshotKey),
     /// List snapshots
@@ -326,6 +328,26 @@ pub enum SnapshotsCommand {
 pub struct IgnoredArgs {
     #[arg(hide = true)]
     pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotDiff {
+    /// Media type to use for creating diff
+    #[arg(long, default_value = "application/vnd.oci.image.layer.v1.tar+gzip")]
+    pub media_type: String,
+    /// Content upload reference to use
+    #[arg(long = "ref", default_value = "")]
+    pub reference: String,
+    /// Keep diff content. up to creator to delete it.
+    #[arg(long)]
+    pub keep: bool,
+    /// Labels to attach to the image
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// The snapshot to diff (against its parent when no second one is given)
+    pub id_a: Option<String>,
+    /// The second snapshot
+    pub id_b: Option<String>,
 }
 
 #[derive(Debug, Args)]

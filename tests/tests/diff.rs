@@ -674,12 +674,8 @@ async fn read_blob(daemon: &Daemon, digest: &str) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn containerd_ctr_snapshots_diff_reads_our_layer() {
+async fn both_ctrs_print_the_diff_of_two_snapshots() {
     if !require_root() {
-        return;
-    }
-    if !Ctr::Debian.path().exists() {
-        rcontainerd_pkg::prereq::missing("Debian's containerd ctr at /usr/bin/ctr");
         return;
     }
     let daemon = Daemon::start_default().await;
@@ -692,22 +688,40 @@ async fn containerd_ctr_snapshots_diff_reads_our_layer() {
     {
         let mounted = Mounted::new(&upper, daemon.dir(), "work");
         std::fs::write(mounted.path.join("added"), b"added").unwrap();
+        std::fs::remove_file(mounted.path.join("keep")).unwrap();
     }
-    let out = daemon.ctr(
-        Ctr::Debian,
-        &[
-            "-n",
-            NS,
-            "snapshots",
-            "--snapshotter",
-            "overlayfs",
-            "diff",
-            "--media-type",
-            TAR,
-            "base",
-            "work",
-        ],
-    );
-    let tar = out.ok().as_bytes().to_vec();
-    assert_eq!(tar_names(&tar), ["added"]);
+    client.commit("changed", "work").await;
+    for ctr in Ctr::BOTH {
+        let diff = |args: &[&str]| {
+            let mut all = vec!["-n", NS, "snapshots", "--snapshotter", "overlayfs", "diff"];
+            all.extend_from_slice(args);
+            daemon.ctr(ctr, &all)
+        };
+        // Two snapshots, plain tar.
+        let out = diff(&["--media-type", TAR, "base", "changed"]);
+        assert_eq!(tar_names(out.ok().as_bytes()), [".wh.keep", "added"], "{ctr:?}");
+        // One snapshot against its parent, gzip by default.
+        let out = std::process::Command::new(ctr.path())
+            .args(["--address"])
+            .arg(daemon.socket())
+            .args(["-n", NS, "snapshots", "--snapshotter", "overlayfs", "diff", "changed"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{ctr:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(tar_names(&gunzip(&out.stdout)), [".wh.keep", "added"], "{ctr:?}");
+        let failed = diff(&[]);
+        assert!(failed.failed().contains("snapshot id must be provided"), "{ctr:?}");
+    }
+    // The views the ctrs made are gone again; the layers went with their leases' deletion
+    // (kept only with --keep).
+    let out = daemon.ctr(Ctr::Ours, &["-n", NS, "snapshots", "--snapshotter", "overlayfs", "ls"]);
+    let mut listed: Vec<&str> = out
+        .ok()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["base", "changed"]);
+    assert_nothing_mounted_by_the_differ(&daemon);
 }

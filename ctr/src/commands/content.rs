@@ -309,7 +309,7 @@ async fn get(client: &mut Client, args: &ContentGet) -> anyhow::Result<()> {
 /// A failed write to stdout. When the reader went away (`ctr content get …
 /// | head`), ctr ends by SIGPIPE, silently, as containerd's does; other
 /// failures are reported.
-fn stdout_failure(err: &io::Error) -> anyhow::Error {
+pub fn stdout_failure(err: &io::Error) -> anyhow::Error {
     if err.kind() == io::ErrorKind::BrokenPipe {
         use nix::sys::signal::{raise, signal, SigHandler, Signal};
         // SAFETY: the default disposition runs no handler code in this

@@ -7,5 +7,6 @@ pub mod images;
 pub mod leases;
 pub mod namespaces;
 pub mod plugins;
+pub mod snapshot_diff;
 pub mod snapshots;
 pub mod version;

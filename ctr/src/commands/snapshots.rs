@@ -1,4 +1,4 @@
-//! `ctr snapshots prepare|view|commit|mounts|info|ls|tree|usage|label|rm`.
+//! `ctr snapshots prepare|view|commit|diff|mounts|info|ls|tree|usage|label|rm`.
 //!
 //! Output goes to a buffer the caller prints even when the command fails
 //! half-way, since containerd's ctr prints some lines before it fails.
@@ -66,8 +66,11 @@ pub async fn run(
     out: &mut String,
 ) -> anyhow::Result<()> {
     let snapshotter = snapshotter_name(args.snapshotter.as_deref());
-    let mut client = SnapshotsClient::new(channel);
+    let mut client = SnapshotsClient::new(channel.clone());
     match &args.command {
+        SnapshotsCommand::Diff(diff_args) => {
+            super::snapshot_diff::run(channel, snapshotter, diff_args).await
+        }
         SnapshotsCommand::Prepare(create) => prepare(&mut client, snapshotter, create, out).await,
         SnapshotsCommand::View(create) => view(&mut client, snapshotter, create, out).await,
         SnapshotsCommand::Commit(commit_args) => {
