@@ -359,7 +359,10 @@ async fn layers_apply_into_overlayfs_through_the_upper_directory() {
     assert_eq!(whiteout.rdev(), 0);
     let opaque = xattr_of(&upper.join("opq"), "trusted.overlay.opaque");
     assert_eq!(opaque.as_deref(), Some(&b"y"[..]));
-    assert!(!upper.join("etc/b").exists(), "only the layer's own files are in the upper");
+    assert!(
+        !upper.join("etc/b").exists(),
+        "only the layer's own files are in the upper"
+    );
     client.commit("top", key).await;
 
     let view = client.view("top-view", "top").await;
@@ -380,9 +383,7 @@ async fn layers_apply_into_native_snapshots_through_a_temporary_mount() {
         snapshotter: "native",
     };
     client.layer("base", "", TAR, &base_layer()).await;
-    let applied = client
-        .layer("top", "base", DOCKER_GZIP, &top_layer())
-        .await;
+    let applied = client.layer("top", "base", DOCKER_GZIP, &top_layer()).await;
     assert_eq!(applied.digest, digest_of(&top_layer()));
     let view = client.view("top-view", "top").await;
     let mounted = Mounted::new(&view, daemon.dir(), "view");
@@ -410,7 +411,11 @@ fn assert_nothing_mounted_by_the_differ(daemon: &Daemon) {
     let entries: Vec<_> = std::fs::read_dir(&tmpmounts)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    assert!(entries.is_empty(), "left in {}: {entries:?}", tmpmounts.display());
+    assert!(
+        entries.is_empty(),
+        "left in {}: {entries:?}",
+        tmpmounts.display()
+    );
 }
 
 #[tokio::test]
@@ -447,7 +452,10 @@ async fn hostile_layers_never_write_outside_the_snapshot() {
         assert!(!outside.path().join("written").exists(), "{snapshotter}");
         assert!(!Path::new("/escape-parent").exists(), "{snapshotter}");
         assert!(!Path::new("/escape-up").exists(), "{snapshotter}");
-        assert!(!daemon.dir().join("escape-parent").exists(), "{snapshotter}");
+        assert!(
+            !daemon.dir().join("escape-parent").exists(),
+            "{snapshotter}"
+        );
     }
     assert_nothing_mounted_by_the_differ(&daemon);
 }
@@ -464,7 +472,12 @@ async fn bad_applies_answer_as_containerd_does_and_change_nothing() {
     let mounts = client.prepare("target", "").await;
 
     let err = client
-        .apply("application/vnd.example.layer", &digest, tar.len(), mounts.clone())
+        .apply(
+            "application/vnd.example.layer",
+            &digest,
+            tar.len(),
+            mounts.clone(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unknown, "{err:?}");
@@ -502,7 +515,10 @@ async fn bad_applies_answer_as_containerd_does_and_change_nothing() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 
     let mounted = Mounted::new(&client.mounts("target").await, daemon.dir(), "target");
-    let entries: Vec<_> = std::fs::read_dir(&mounted.path).unwrap().flatten().collect();
+    let entries: Vec<_> = std::fs::read_dir(&mounted.path)
+        .unwrap()
+        .flatten()
+        .collect();
     assert!(entries.is_empty(), "{entries:?}");
     drop(mounted);
     assert_nothing_mounted_by_the_differ(&daemon);
@@ -529,14 +545,20 @@ async fn a_client_that_goes_away_mid_layer_leaves_nothing_mounted() {
     let mounts = client.prepare("big", "").await;
     let call = client.apply(TAR_GZIP, &digest, big.len(), mounts);
     let finished = tokio::time::timeout(Duration::from_millis(30), call).await;
-    assert!(finished.is_err(), "the apply finished before the client went away");
+    assert!(
+        finished.is_err(),
+        "the apply finished before the client went away"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let left = rcontainerd_mount::mounts_under(&daemon.state()).unwrap();
         if left.is_empty() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "still mounted: {left:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still mounted: {left:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -699,22 +721,48 @@ async fn both_ctrs_print_the_diff_of_two_snapshots() {
         };
         // Two snapshots, plain tar.
         let out = diff(&["--media-type", TAR, "base", "changed"]);
-        assert_eq!(tar_names(out.ok().as_bytes()), [".wh.keep", "added"], "{ctr:?}");
+        assert_eq!(
+            tar_names(out.ok().as_bytes()),
+            [".wh.keep", "added"],
+            "{ctr:?}"
+        );
         // One snapshot against its parent, gzip by default.
         let out = std::process::Command::new(ctr.path())
             .args(["--address"])
             .arg(daemon.socket())
-            .args(["-n", NS, "snapshots", "--snapshotter", "overlayfs", "diff", "changed"])
+            .args([
+                "-n",
+                NS,
+                "snapshots",
+                "--snapshotter",
+                "overlayfs",
+                "diff",
+                "changed",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{ctr:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(tar_names(&gunzip(&out.stdout)), [".wh.keep", "added"], "{ctr:?}");
+        assert!(
+            out.status.success(),
+            "{ctr:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            tar_names(&gunzip(&out.stdout)),
+            [".wh.keep", "added"],
+            "{ctr:?}"
+        );
         let failed = diff(&[]);
-        assert!(failed.failed().contains("snapshot id must be provided"), "{ctr:?}");
+        assert!(
+            failed.failed().contains("snapshot id must be provided"),
+            "{ctr:?}"
+        );
     }
     // The views the ctrs made are gone again; the layers went with their leases' deletion
     // (kept only with --keep).
-    let out = daemon.ctr(Ctr::Ours, &["-n", NS, "snapshots", "--snapshotter", "overlayfs", "ls"]);
+    let out = daemon.ctr(
+        Ctr::Ours,
+        &["-n", NS, "snapshots", "--snapshotter", "overlayfs", "ls"],
+    );
     let mut listed: Vec<&str> = out
         .ok()
         .lines()

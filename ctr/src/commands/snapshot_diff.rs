@@ -141,7 +141,14 @@ async fn side(
             .mounts;
         return Ok(Side { mounts, view: None });
     }
-    view(client, lease, snapshotter, &format!("{id}-view-{suffix}"), id).await
+    view(
+        client,
+        lease,
+        snapshotter,
+        &format!("{id}-view-{suffix}"),
+        id,
+    )
+    .await
 }
 
 async fn view(

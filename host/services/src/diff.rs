@@ -61,8 +61,7 @@ impl diff_server::Diff for DiffService {
         let mounts = mounts_from_wire(request.mounts);
         let differs = self.differs.clone();
         let (guard, cancelled) = CancelOnDrop::new();
-        let applied =
-            blocking(move || differs.apply(&ns, &cancelled, &layer, &mounts)).await;
+        let applied = blocking(move || differs.apply(&ns, &cancelled, &layer, &mounts)).await;
         guard.disarm();
         Ok(Response::new(ApplyResponse {
             applied: Some(descriptor_to_wire(applied?)),

@@ -11,11 +11,10 @@ use rcontainerd_api::services::images::{
     GetImageRequest, GetImageResponse, ImageCreate, ImageDelete, ImageUpdate, ListImagesRequest,
     ListImagesResponse, UpdateImageRequest, UpdateImageResponse,
 };
-use rcontainerd_api::types;
 use rcontainerd_core::gc::Scheduler;
 use rcontainerd_core::ids::{GC_SCHEDULER, IMAGES_SERVICE, SERVICE_TYPE};
 use rcontainerd_core::registry::Registration;
-use rcontainerd_metadata::{Descriptor, Image, MetadataStore};
+use rcontainerd_metadata::{Image, MetadataStore};
 use rcontainerd_pkg::errdefs::Error;
 use rcontainerd_pkg::filters::Fields;
 use tonic::{Request, Response, Status};

@@ -103,6 +103,7 @@ use rcontainerd_api::services as api;
 limited!(
     api::containers::containers_server::ContainersServer<T>,
     api::content::content_server::ContentServer<T>,
+    api::diff::diff_server::DiffServer<T>,
     api::events::events_server::EventsServer<T>,
     api::images::images_server::ImagesServer<T>,
     api::introspection::introspection_server::IntrospectionServer<T>,

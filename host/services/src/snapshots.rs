@@ -21,7 +21,6 @@ use rcontainerd_api::services::snapshots::{
     UpdateSnapshotRequest, UpdateSnapshotResponse, UsageRequest, UsageResponse,
     ViewSnapshotRequest, ViewSnapshotResponse,
 };
-use rcontainerd_api::types;
 use rcontainerd_core::ids::{SERVICE_TYPE, SNAPSHOTS_SERVICE};
 use rcontainerd_core::leases::CallLease;
 use rcontainerd_core::registry::Registration;
@@ -29,7 +28,6 @@ use rcontainerd_core::snapshots::{SnapshotStore, SnapshotStores};
 use rcontainerd_metadata::{Resource, SnapshotKind, SnapshotRecord};
 use rcontainerd_pkg::errdefs::{Error, Result};
 use rcontainerd_pkg::filters::{Fields, Filter};
-use rcontainerd_plugin_api::snapshot::Mount;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

@@ -48,8 +48,12 @@ pub struct DiffOptions {
 pub trait Differ: Send + Sync {
     /// Applies the layer `layer` (a blob of the namespace) to the mounted `mounts`; returns the
     /// uncompressed layer's descriptor (its digest is the diff ID).
-    fn apply(&self, cx: &DiffContext<'_>, layer: &Descriptor, mounts: &[Mount])
-        -> Result<Descriptor>;
+    fn apply(
+        &self,
+        cx: &DiffContext<'_>,
+        layer: &Descriptor,
+        mounts: &[Mount],
+    ) -> Result<Descriptor>;
     /// Writes the changes from `lower` to `upper` as a layer into the content store.
     fn diff(
         &self,

@@ -36,9 +36,9 @@ fn service_init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {
         Some(toml::Value::Array(names)) => names
             .iter()
             .map(|n| {
-                n.as_str().map(str::to_string).ok_or_else(|| {
-                    Error::invalid_argument("default: differ names must be strings")
-                })
+                n.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::invalid_argument("default: differ names must be strings"))
             })
             .collect::<Result<_, _>>()?,
         None => Vec::new(),

@@ -183,13 +183,9 @@ impl Differ for Walking {
                     cancelled: cx.cancelled,
                 },
             );
-            let written = tree_diff::write_diff(
-                lower_root.path(),
-                upper_root.path(),
-                &mut sink,
-                compression,
-            )
-            .map_err(|e| cancelled_or(cx, format!("failed to write diff: {e}")))?;
+            let written =
+                tree_diff::write_diff(lower_root.path(), upper_root.path(), &mut sink, compression)
+                    .map_err(|e| cancelled_or(cx, format!("failed to write diff: {e}")))?;
             sink.into_inner()
                 .map_err(|e| cancelled_or(cx, format!("failed to write diff: {}", e.error())))?;
             Ok::<_, Error>(written)
