@@ -8,6 +8,7 @@ mod client;
 mod content;
 mod daemon;
 mod gc;
+mod import;
 mod probe;
 mod procfs;
 mod records;
@@ -44,6 +45,29 @@ enum Command {
     Gc(GcArgs),
     /// Images and Containers services: Create, Get, List and Delete calls/s (1 and N clients).
     Records(RecordsArgs),
+    /// `ctr images import` (Debian's ctr) of one OCI tarball with a large gzip layer of real files.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ImportArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// The ctr that imports (containerd's, as the issue asks).
+    #[arg(long, default_value = "/usr/bin/ctr")]
+    ctr: PathBuf,
+    /// The OCI tarball; made (and kept) when missing.
+    #[arg(long, default_value = "/var/tmp/rcontainerd-bench-import.tar")]
+    tarball: PathBuf,
+    /// Where the layer's files come from when the tarball is made.
+    #[arg(long, default_value = "/usr/lib")]
+    source: PathBuf,
+    /// File data in the layer when the tarball is made.
+    #[arg(long, default_value_t = 600)]
+    layer_mib: u64,
+    /// Run the daemons on a tmpfs mounted for the run (else in --tmp-dir, or the temp dir).
+    #[arg(long)]
+    tmpfs: bool,
 }
 
 /// What every throughput benchmark shares: the two daemons, rounds, where they run.
@@ -254,6 +278,33 @@ fn main() -> anyhow::Result<()> {
             };
             let results = gc::run(&plan)?;
             print!("{}", gc::render(&plan, &results));
+            Ok(())
+        }
+        Command::Import(args) => {
+            let subjects = args.compare.subjects();
+            let tmpfs = if args.tmpfs {
+                Some(import::Tmpfs::mount(args.compare.tmp_dir.as_deref())?)
+            } else {
+                None
+            };
+            let tmp_dir = match &tmpfs {
+                Some(t) => Some(t.path().to_path_buf()),
+                None => args.compare.tmp_dir.clone(),
+            };
+            let plan = import::Plan {
+                contestants: import::contestants(subjects[0].clone(), subjects[1].clone()),
+                rounds: args.compare.rounds,
+                ctr: args.ctr,
+                tarball: args.tarball,
+                source: args.source,
+                layer_mib: args.layer_mib,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                filesystem: import::filesystem_of(tmp_dir.as_deref()),
+                tmp_dir,
+            };
+            let results = import::run(&plan)?;
+            print!("{}", import::render(&plan, &results));
+            drop(tmpfs);
             Ok(())
         }
         Command::Records(args) => {
