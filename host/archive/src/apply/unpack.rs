@@ -22,7 +22,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 use tar::EntryType;
 
-use super::meta::{Meta, Times};
+use super::meta::{self, Meta, Times};
 use super::name::{self, Kind};
 use super::overlay::{self, Lowers};
 use super::root::{self, Root};
@@ -384,9 +384,14 @@ impl Unpacker {
         let (file_type, dev) = match kind {
             EntryType::Fifo => (FileType::Fifo, 0),
             _ => {
-                let header = entry.header();
-                let major = header.device_major().map_err(ApplyError::Tar)?.unwrap_or(0);
-                let minor = header.device_minor().map_err(ApplyError::Tar)?.unwrap_or(0);
+                // devmajor and devminor sit at the same offsets in USTAR and GNU headers.
+                let raw = entry.header().as_bytes();
+                let major = meta::numeric(&raw[329..337]).map_err(ApplyError::Tar)?;
+                let minor = meta::numeric(&raw[337..345]).map_err(ApplyError::Tar)?;
+                let (major, minor) = match (u32::try_from(major), u32::try_from(minor)) {
+                    (Ok(major), Ok(minor)) => (major, minor),
+                    _ => return Err(invalid(path, "device number out of range")),
+                };
                 let t = if kind == EntryType::Char {
                     FileType::CharacterDevice
                 } else {

@@ -391,3 +391,22 @@ fn media_types() {
         "unsupported diff media type: application/vnd.oci.image.layer.v1.tar+bzip2"
     );
 }
+
+#[test]
+fn empty_numeric_fields_read_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layer = Layer::new();
+    layer.push(
+        Layer::header(EntryType::Regular, "f", "", 0o640),
+        b"x",
+        |h| {
+            let old = h.as_old_mut();
+            old.uid = [0; 8];
+            old.gid = [b' '; 8];
+            old.mtime = [0; 12];
+        },
+    );
+    apply_plain(&layer.bytes(), dir.path()).unwrap();
+    let f = dir.path().join("f");
+    assert_eq!((mode(&f), owner(&f), mtime(&f)), (0o640, (0, 0), (0, 0)));
+}
