@@ -32,6 +32,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -152,7 +153,8 @@ pub enum ApplyError {
 /// Returns once the whole stream is read; the digest covers everything the decompressor
 /// yields. On error, returns the first failure (a decompression error before the tar error it
 /// causes) after the decompression thread has stopped: when the writing side fails, the
-/// producer stops at its next chunk, after at most one more read of `layer`.
+/// producer stops before its next read of `layer` (a read already blocked in `layer` is waited
+/// for).
 pub fn apply<R: Read + Send>(
     layer: R,
     compression: Compression,
@@ -170,17 +172,20 @@ pub fn apply<R: Read + Send>(
     };
     let (tx, rx) = mpsc::sync_channel(decompress::CHANNEL_DEPTH);
     let (pool_tx, pool_rx) = mpsc::channel();
+    let stop = AtomicBool::new(false);
     thread::scope(|scope| {
+        let stop = &stop;
         let producer = thread::Builder::new()
             .name("layer-decompress".into())
             .spawn_scoped(scope, move || {
-                decompress::produce(layer, compression, tx, pool_rx)
+                decompress::produce(layer, compression, tx, pool_rx, stop)
             })
             .map_err(|e| ApplyError::Decompress(io::Error::other(e)))?;
         let reader = ChunkReader::new(rx, pool_tx);
         let result = unpack_all(reader, unpacker);
-        // `unpack_all` has dropped the reader, so a producer still running sees the channel
-        // closed at its next send and returns.
+        // On success the producer is done already. On failure it stops before its next read
+        // of the layer (or its next send: `unpack_all` has dropped the receiving end).
+        stop.store(true, Ordering::Relaxed);
         let compressed_size = producer.join().map_err(|_| ApplyError::ThreadPanicked);
         let (diff_id, uncompressed_size, entries) = result?;
         Ok(Applied {

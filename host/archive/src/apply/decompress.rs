@@ -5,6 +5,7 @@
 //! with a handful of 1 MiB allocations whatever its size.
 
 use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::{ApplyError, Compression};
@@ -109,12 +110,13 @@ impl<R: Read> Decoder<R> {
 }
 
 /// Body of the producer thread. Returns the number of compressed bytes read. Stops early,
-/// without error, when the consumer has gone away (it reports its own error).
+/// without error, once `stop` is set or the consumer has gone away (it reports its own error).
 pub(super) fn produce<R: Read>(
     input: R,
     compression: Compression,
     tx: SyncSender<Msg>,
     pool: Receiver<Box<[u8]>>,
+    stop: &AtomicBool,
 ) -> u64 {
     let mut decoder = match Decoder::new(input, compression) {
         Ok(d) => d,
@@ -131,6 +133,9 @@ pub(super) fn produce<R: Read>(
         let mut eof = false;
         // Fill the chunk: decoders hand out small pieces, the consumer wants big ones.
         while chunk.len < chunk.buf.len() {
+            if stop.load(Ordering::Relaxed) {
+                return decoder.counting().count;
+            }
             match decoder.read(&mut chunk.buf[chunk.len..]) {
                 Ok(0) => {
                     eof = true;

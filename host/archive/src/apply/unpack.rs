@@ -324,7 +324,7 @@ impl Unpacker {
                     source: e,
                 })?;
         }
-        self.fd_meta(file.as_fd(), path)
+        self.fd_meta(file.as_fd(), path, false)
     }
 
     fn directory(
@@ -347,13 +347,13 @@ impl Unpacker {
             Err(e) => return Err(fail("creating", path)(e)),
         }
         let fd = root::open_subdir(parent, name).map_err(fail("opening", path))?;
-        self.fd_meta(fd.as_fd(), path)
+        self.fd_meta(fd.as_fd(), path, true)
     }
 
     /// Metadata of the target's root directory (a `./` member).
     fn root_dir(&mut self) -> Result<(), ApplyError> {
         let fd = root::open_dir_rdonly(self.root.fd()).map_err(fail("opening", b""))?;
-        self.fd_meta(fd.as_fd(), b"")
+        self.fd_meta(fd.as_fd(), b"", true)
     }
 
     fn symlink<R: Read>(
@@ -602,7 +602,7 @@ impl Unpacker {
     }
 
     /// Owner, xattrs, mode and times (deferred for directories) through an open descriptor.
-    fn fd_meta(&mut self, fd: BorrowedFd<'_>, path: &[u8]) -> Result<(), ApplyError> {
+    fn fd_meta(&mut self, fd: BorrowedFd<'_>, path: &[u8], is_dir: bool) -> Result<(), ApplyError> {
         let meta = &self.meta;
         fchown(
             fd,
@@ -618,9 +618,6 @@ impl Unpacker {
             }
         }
         fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(fail("changing the mode of", path))?;
-        let is_dir = rustix::fs::fstat(fd)
-            .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-            .map_err(fail("inspecting", path))?;
         if is_dir {
             self.dir_times.push((path.to_vec(), meta.times));
         } else {
