@@ -17,7 +17,21 @@
 //! Hard-link targets are cleaned and resolved the same way, so they can only name objects
 //! inside the root. Whiteouts resolve like members: they can only delete inside the root.
 //! Symlinks are created with their target as is, pointing anywhere: nothing is written
-//! through them.
+//! through them. What the kernel cannot resolve inside the root is refused with an error: a
+//! parent that is a symlink leading nowhere inside the root, a hard link to a missing target.
+//!
+//! # Members
+//!
+//! Regular files (also GNU sparse ones, written dense), directories, symlinks, hard links,
+//! character and block devices, fifos; other types (sockets...) are an error, PAX global
+//! headers are skipped. An existing object of another type is replaced (a directory with its
+//! tree); a directory over a directory is merged. Owner, xattrs (PAX `SCHILY.xattr.*`), mode
+//! with setuid/setgid/sticky, and access and modification times to the nanosecond are kept,
+//! in that order (chown drops setuid and file capabilities); directories get their times once
+//! everything is written. A hard link shares its target's inode and so its metadata. Xattrs
+//! the file system refuses as unsupported, or `security.*`/`user.*` ones refused as not
+//! permitted, are dropped as containerd does. Xattrs on symlinks and devices are set through
+//! `/proc/self/fd` (see `root::proc_path`), so they need /proc.
 //!
 //! # Whiteouts
 //!

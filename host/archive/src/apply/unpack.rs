@@ -407,6 +407,7 @@ impl Unpacker {
         self.at_meta(parent, name, path, true)
     }
 
+    /// A hard link member: its metadata is the target's (one inode), so none is applied.
     fn hard_link<R: Read>(
         &mut self,
         parent: BorrowedFd<'_>,
