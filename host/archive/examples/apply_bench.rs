@@ -7,7 +7,7 @@
 //!
 //! The layer mixes many small files (like a distribution's /usr) with a few large ones; the
 //! data compresses about 3:1. Prints the time and MB/s of the uncompressed and compressed
-//! streams. Run as root (it keeps ownership). `APPLY_BENCH_SAVE=<file>` also saves the layer,
+//! streams (`APPLY_BENCH_COMPRESSION=none|zstd` for the other formats). Run as root (it keeps ownership). `APPLY_BENCH_SAVE=<file>` also saves the layer,
 //! to time other tools on it.
 
 use std::io::Write;
@@ -22,11 +22,22 @@ fn main() {
 
     let started = Instant::now();
     let tar = generate(megabytes << 20);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    gz.write_all(&tar).unwrap();
-    let gz = gz.finish().unwrap();
+    let compression = match std::env::var("APPLY_BENCH_COMPRESSION").as_deref() {
+        Ok("none") => Compression::None,
+        Ok("zstd") => Compression::Zstd,
+        _ => Compression::Gzip,
+    };
+    let gz = match compression {
+        Compression::None => tar.clone(),
+        Compression::Zstd => zstd::stream::encode_all(&tar[..], 3).unwrap(),
+        Compression::Gzip => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            gz.write_all(&tar).unwrap();
+            gz.finish().unwrap()
+        }
+    };
     eprintln!(
-        "generated {:.1} MB tar, {:.1} MB gzip in {:.1?}",
+        "generated {:.1} MB tar, {:.1} MB {compression:?} in {:.1?}",
         mb(tar.len()),
         mb(gz.len()),
         started.elapsed()
@@ -42,7 +53,7 @@ fn main() {
             None => tempfile::tempdir().unwrap(),
         };
         let started = Instant::now();
-        let applied = apply(&gz[..], Compression::Gzip, Target::Plain(dir.path())).unwrap();
+        let applied = apply(&gz[..], compression, Target::Plain(dir.path())).unwrap();
         let secs = started.elapsed().as_secs_f64();
         println!(
             "round {round}: {} entries, {:.1} MB uncompressed in {secs:.2} s: {:.0} MB/s uncompressed, {:.0} MB/s compressed",
