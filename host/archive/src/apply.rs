@@ -2,9 +2,10 @@
 //! differ's `Diff.Apply`.
 //!
 //! [`apply`] runs a two-thread pipeline: a producer thread reads the layer and decompresses it
-//! into 1 MiB chunks sent over a bounded channel; the calling thread hashes every chunk (the
-//! diff ID is the sha256 of the whole uncompressed stream, bytes after the tar's end included)
-//! and writes the tar members into the target. Whichever side fails first stops the other:
+//! into 1 MiB chunks sent over a bounded channel; the calling thread writes the tar members
+//! into the target. One of them, the less busy one for the compression at hand, hashes every
+//! chunk: the diff ID is the sha256 of the whole uncompressed stream, bytes after the tar's end
+//! included. Whichever side fails first stops the other:
 //! the consumer drops its end of the channel, the producer reports its error in the channel.
 //!
 //! # Confinement
@@ -195,7 +196,8 @@ pub fn apply<R: Read + Send>(
                 decompress::produce(layer, compression, tx, pool_rx, stop)
             })
             .map_err(|e| ApplyError::Decompress(io::Error::other(e)))?;
-        let reader = ChunkReader::new(rx, pool_tx);
+        let hash = !decompress::hashes_in_producer(compression);
+        let reader = ChunkReader::new(rx, pool_tx, hash);
         let result = unpack_all(reader, unpacker);
         // On success the producer is done already. On failure it stops before its next read
         // of the layer (or its next send: `unpack_all` has dropped the receiving end).

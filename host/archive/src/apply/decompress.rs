@@ -8,6 +8,8 @@ use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
+use sha2::{Digest, Sha256};
+
 use super::{ApplyError, Compression};
 
 /// Size of one chunk of decompressed bytes, and of the read buffer on the compressed input.
@@ -25,10 +27,18 @@ pub(super) struct Chunk {
 /// What the producer sends.
 pub(super) enum Msg {
     Data(Chunk),
-    /// The whole layer was read and decompressed; nothing follows.
-    End,
+    /// The whole layer was read and decompressed; nothing follows. Carries the sha256 of the
+    /// decompressed bytes when the producer hashed them (see [`hashes_in_producer`]).
+    End(Option<[u8; 32]>),
     /// Reading or decompressing failed; nothing follows.
     Failed(ApplyError),
+}
+
+/// Whether the producer hashes the decompressed bytes, rather than the consumer. The
+/// slower side should not hash: inflating gzip is slower than writing the files, so then the
+/// consumer hashes; reading a plain tar or decoding zstd is faster, so then the producer does.
+pub(super) fn hashes_in_producer(compression: Compression) -> bool {
+    compression != Compression::Gzip
 }
 
 /// Counts the compressed bytes and keeps the input's own error, so that a failing reader is
@@ -118,6 +128,7 @@ pub(super) fn produce<R: Read>(
     pool: Receiver<Box<[u8]>>,
     stop: &AtomicBool,
 ) -> u64 {
+    let mut hasher = hashes_in_producer(compression).then(Sha256::new);
     let mut decoder = match Decoder::new(input, compression) {
         Ok(d) => d,
         Err(e) => {
@@ -151,11 +162,15 @@ pub(super) fn produce<R: Read>(
                 }
             }
         }
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&chunk.buf[..chunk.len]);
+        }
         if chunk.len > 0 && tx.send(Msg::Data(chunk)).is_err() {
             return decoder.counting().count;
         }
         if eof {
-            let _ = tx.send(Msg::End);
+            let digest = hasher.take().map(|h| h.finalize().into());
+            let _ = tx.send(Msg::End(digest));
             return decoder.counting().count;
         }
     }
