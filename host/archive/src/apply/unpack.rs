@@ -258,7 +258,7 @@ impl Unpacker {
     ) -> Result<(), Errno> {
         mkdirat(parent, name, Mode::from_raw_mode(0o700))?;
         let found = match &self.layout {
-            Layout::Overlay { lowers } => lowers.find(rel)?,
+            Layout::Overlay { lowers } => lowers.find(&self.root, rel)?,
             Layout::Plain { .. } => None,
         };
         let dir = root::open_subdir(parent, name)?;
@@ -495,12 +495,13 @@ impl Unpacker {
         target_parent: &[u8],
         target_name: &[u8],
     ) -> Result<Rc<OwnedFd>, Errno> {
-        let parent = self.dir_fd(target_parent, true)?;
         let Layout::Overlay { lowers } = &self.layout else {
             return Err(Errno::NOENT);
         };
-        let found = lowers.find(target)?.ok_or(Errno::NOENT)?;
-        overlay::copy_up(&found, target, parent.as_fd(), target_name)?;
+        // Found first, so that a missing target leaves no parent directories behind.
+        let found = lowers.find(&self.root, target)?.ok_or(Errno::NOENT)?;
+        let parent = self.dir_fd(target_parent, true)?;
+        overlay::copy_up(found, parent.as_fd(), target_name)?;
         Ok(parent)
     }
 
