@@ -2,9 +2,10 @@
 //! differ's `Diff.Apply`.
 //!
 //! [`apply`] runs a two-thread pipeline: a producer thread reads the layer and decompresses it
-//! into 1 MiB chunks sent over a bounded channel; the calling thread hashes every chunk (the
-//! diff ID is the sha256 of the whole uncompressed stream, bytes after the tar's end included)
-//! and writes the tar members into the target. Whichever side fails first stops the other:
+//! into 1 MiB chunks sent over a bounded channel; the calling thread writes the tar members
+//! into the target. One of them, the less busy one for the compression at hand, hashes every
+//! chunk: the diff ID is the sha256 of the whole uncompressed stream, bytes after the tar's end
+//! included. Whichever side fails first stops the other:
 //! the consumer drops its end of the channel, the producer reports its error in the channel.
 //!
 //! # Confinement
@@ -17,7 +18,21 @@
 //! Hard-link targets are cleaned and resolved the same way, so they can only name objects
 //! inside the root. Whiteouts resolve like members: they can only delete inside the root.
 //! Symlinks are created with their target as is, pointing anywhere: nothing is written
-//! through them.
+//! through them. What the kernel cannot resolve inside the root is refused with an error: a
+//! parent that is a symlink leading nowhere inside the root, a hard link to a missing target.
+//!
+//! # Members
+//!
+//! Regular files (also GNU sparse ones, written dense), directories, symlinks, hard links,
+//! character and block devices, fifos; other types (sockets...) are an error, PAX global
+//! headers are skipped. An existing object of another type is replaced (a directory with its
+//! tree); a directory over a directory is merged. Owner, xattrs (PAX `SCHILY.xattr.*`), mode
+//! with setuid/setgid/sticky, and access and modification times to the nanosecond are kept,
+//! in that order (chown drops setuid and file capabilities); directories get their times once
+//! everything is written. A hard link shares its target's inode and so its metadata. Xattrs
+//! the file system refuses as unsupported, or `security.*`/`user.*` ones refused as not
+//! permitted, are dropped as containerd does. Xattrs on symlinks and devices are set through
+//! `/proc/self/fd` (see `root::proc_path`), so they need /proc.
 //!
 //! # Whiteouts
 //!
@@ -32,6 +47,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -152,7 +168,8 @@ pub enum ApplyError {
 /// Returns once the whole stream is read; the digest covers everything the decompressor
 /// yields. On error, returns the first failure (a decompression error before the tar error it
 /// causes) after the decompression thread has stopped: when the writing side fails, the
-/// producer stops at its next chunk, after at most one more read of `layer`.
+/// producer stops before its next read of `layer` (a read already blocked in `layer` is waited
+/// for).
 pub fn apply<R: Read + Send>(
     layer: R,
     compression: Compression,
@@ -170,17 +187,21 @@ pub fn apply<R: Read + Send>(
     };
     let (tx, rx) = mpsc::sync_channel(decompress::CHANNEL_DEPTH);
     let (pool_tx, pool_rx) = mpsc::channel();
+    let stop = AtomicBool::new(false);
     thread::scope(|scope| {
+        let stop = &stop;
         let producer = thread::Builder::new()
             .name("layer-decompress".into())
             .spawn_scoped(scope, move || {
-                decompress::produce(layer, compression, tx, pool_rx)
+                decompress::produce(layer, compression, tx, pool_rx, stop)
             })
             .map_err(|e| ApplyError::Decompress(io::Error::other(e)))?;
-        let reader = ChunkReader::new(rx, pool_tx);
+        let hash = !decompress::hashes_in_producer(compression);
+        let reader = ChunkReader::new(rx, pool_tx, hash);
         let result = unpack_all(reader, unpacker);
-        // `unpack_all` has dropped the reader, so a producer still running sees the channel
-        // closed at its next send and returns.
+        // On success the producer is done already. On failure it stops before its next read
+        // of the layer (or its next send: `unpack_all` has dropped the receiving end).
+        stop.store(true, Ordering::Relaxed);
         let compressed_size = producer.join().map_err(|_| ApplyError::ThreadPanicked);
         let (diff_id, uncompressed_size, entries) = result?;
         Ok(Applied {
