@@ -125,7 +125,14 @@ fn import_once(plan: &Plan, contestant: &Contestant) -> anyhow::Result<f64> {
     let out = Command::new(&plan.ctr)
         .arg("--address")
         .arg(&launch.socket)
-        .args(["-n", NAMESPACE, "images", "import", "--snapshotter", "overlayfs"])
+        .args([
+            "-n",
+            NAMESPACE,
+            "images",
+            "import",
+            "--snapshotter",
+            "overlayfs",
+        ])
         .arg(&plan.tarball)
         .env_remove("CONTAINERD_ADDRESS")
         .env_remove("CONTAINERD_NAMESPACE")
@@ -143,7 +150,14 @@ fn import_once(plan: &Plan, contestant: &Contestant) -> anyhow::Result<f64> {
     let check = Command::new(&plan.ctr)
         .arg("--address")
         .arg(&launch.socket)
-        .args(["-n", NAMESPACE, "snapshots", "--snapshotter", "overlayfs", "ls"])
+        .args([
+            "-n",
+            NAMESPACE,
+            "snapshots",
+            "--snapshotter",
+            "overlayfs",
+            "ls",
+        ])
         .output()
         .context("running ctr snapshots ls")?;
     let listed = String::from_utf8_lossy(&check.stdout);
@@ -228,7 +242,10 @@ fn ensure_tarball(path: &Path, source: &Path, layer_mib: u64) -> anyhow::Result<
     )?;
     out.into_inner()?.flush()?;
     std::fs::rename(&partial, path)?;
-    std::fs::write(&sizes, format!("{layer_bytes} {compressed_bytes} {files}\n"))?;
+    std::fs::write(
+        &sizes,
+        format!("{layer_bytes} {compressed_bytes} {files}\n"),
+    )?;
     Ok(Made {
         layer_bytes,
         compressed_bytes,
@@ -343,7 +360,9 @@ pub fn render(plan: &Plan, results: &Results) -> String {
     let ours = &results.seconds[0];
     for (c, contestant) in plan.contestants.iter().enumerate() {
         let times = &results.seconds[c];
-        let median = crate::stats::Spread::of(times).map(|s| s.median).unwrap_or(0.0);
+        let median = crate::stats::Spread::of(times)
+            .map(|s| s.median)
+            .unwrap_or(0.0);
         let speedup = if c == 0 {
             "–".to_string()
         } else {

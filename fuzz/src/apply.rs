@@ -18,8 +18,24 @@ use rcontainerd_archive::apply::{apply, Compression, Target};
 
 /// Path components layers are made of: frequent collisions, escapes and whiteouts.
 const COMPONENTS: &[&str] = &[
-    "a", "b", "c", "..", ".", "etc", "outside", "victim", "d", "f", ".wh.a", ".wh.b",
-    ".wh.victim", ".wh..wh..opq", ".wh.d", "link", "up", "",
+    "a",
+    "b",
+    "c",
+    "..",
+    ".",
+    "etc",
+    "outside",
+    "victim",
+    "d",
+    "f",
+    ".wh.a",
+    ".wh.b",
+    ".wh.victim",
+    ".wh..wh..opq",
+    ".wh.d",
+    "link",
+    "up",
+    "",
 ];
 
 #[derive(Debug, Arbitrary)]
@@ -189,7 +205,13 @@ fn sandbox() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let root = base.path().join("root");
     let outside = base.path().join("outside");
     let lower = base.path().join("lower");
-    for dir in [&root, &outside, &lower, &outside.join("d"), &lower.join("a")] {
+    for dir in [
+        &root,
+        &outside,
+        &lower,
+        &outside.join("d"),
+        &lower.join("a"),
+    ] {
         std::fs::create_dir_all(dir).expect("sandbox directory");
     }
     std::fs::write(outside.join("victim"), b"keep").expect("sandbox file");
@@ -223,7 +245,11 @@ pub fn case(bytes: &[u8]) {
     };
     let _ = apply(Cursor::new(stream), compression, target);
 
-    assert_eq!(snapshot(&outside), before_outside, "outside changed: {layer:?}");
+    assert_eq!(
+        snapshot(&outside),
+        before_outside,
+        "outside changed: {layer:?}"
+    );
     assert_eq!(snapshot(&lower), before_lower, "lower changed: {layer:?}");
     let mut names: Vec<String> = std::fs::read_dir(base.path())
         .expect("sandbox")

@@ -161,6 +161,9 @@ pub enum ApplyError {
     UnsupportedEntry { path: String, kind: u8 },
     #[error("the layer's decompression thread panicked")]
     ThreadPanicked,
+    /// The caller's cancel flag was raised (its client went away); the layer is half applied.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Applies the layer read from `layer`, compressed as `compression`, to `target`.
@@ -174,6 +177,18 @@ pub fn apply<R: Read + Send>(
     layer: R,
     compression: Compression,
     target: Target<'_>,
+) -> Result<Applied, ApplyError> {
+    apply_cancellable(layer, compression, target, &AtomicBool::new(false))
+}
+
+/// [`apply`], stopping with [`ApplyError::Cancelled`] before the next member once `cancelled`
+/// is raised: a small layer is read whole long before its files are written, so the reader
+/// alone could not stop it.
+pub fn apply_cancellable<R: Read + Send>(
+    layer: R,
+    compression: Compression,
+    target: Target<'_>,
+    cancelled: &AtomicBool,
 ) -> Result<Applied, ApplyError> {
     let unpacker = match &target {
         Target::Plain(dir) => Unpacker::plain(open_root(dir)?),
@@ -198,7 +213,7 @@ pub fn apply<R: Read + Send>(
             .map_err(|e| ApplyError::Decompress(io::Error::other(e)))?;
         let hash = !decompress::hashes_in_producer(compression);
         let reader = ChunkReader::new(rx, pool_tx, hash);
-        let result = unpack_all(reader, unpacker);
+        let result = unpack_all(reader, unpacker, cancelled);
         // On success the producer is done already. On failure it stops before its next read
         // of the layer (or its next send: `unpack_all` has dropped the receiving end).
         stop.store(true, Ordering::Relaxed);
@@ -225,10 +240,11 @@ fn open_root(path: &Path) -> Result<Root, ApplyError> {
 fn unpack_all(
     reader: ChunkReader,
     mut unpacker: Unpacker,
+    cancelled: &AtomicBool,
 ) -> Result<(String, u64, u64), ApplyError> {
     let mut archive = tar::Archive::new(reader);
     let mut entries = 0;
-    let result = unpack_entries(&mut archive, &mut unpacker, &mut entries);
+    let result = unpack_entries(&mut archive, &mut unpacker, &mut entries, cancelled);
     let mut reader = archive.into_inner();
     // The producer's error comes first: the tar error it caused is only a consequence.
     if let Some(e) = reader.take_failure() {
@@ -245,8 +261,12 @@ fn unpack_entries(
     archive: &mut tar::Archive<ChunkReader>,
     unpacker: &mut Unpacker,
     count: &mut u64,
+    cancelled: &AtomicBool,
 ) -> Result<(), ApplyError> {
     for entry in archive.entries().map_err(ApplyError::Tar)? {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(ApplyError::Cancelled);
+        }
         let mut entry = entry.map_err(ApplyError::Tar)?;
         *count += 1;
         unpacker.entry(&mut entry)?;
