@@ -1,0 +1,704 @@
+//! `ctr containers create`: a container record from an image (or a root
+//! filesystem path, or a spec file), made the way containerd 1.6's client
+//! makes it for its ctr — under a temporary lease: the image's snapshot
+//! prepared for the container, the spec generated (`crate::spec`), the
+//! record created.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _};
+use rcontainerd_api::client::NamespacedChannel;
+use rcontainerd_api::services::containers::container::Runtime;
+use rcontainerd_api::services::containers::containers_client::ContainersClient;
+use rcontainerd_api::services::containers::{Container, CreateContainerRequest};
+use rcontainerd_api::services::images::images_client::ImagesClient;
+use rcontainerd_api::services::images::GetImageRequest;
+use rcontainerd_api::services::namespaces::namespaces_client::NamespacesClient;
+use rcontainerd_api::services::namespaces::GetNamespaceRequest;
+use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
+use rcontainerd_api::services::snapshots::{
+    MountsRequest, PrepareSnapshotRequest, StatSnapshotRequest,
+};
+use rcontainerd_api::types::Mount;
+use tonic::Code;
+
+use crate::cli::ContainerCreate;
+use crate::commands::leases::TemporaryLease;
+use crate::errors::RpcError;
+use crate::image_content::{chain_id, host_platform, is_config, ContentReader, Target};
+use crate::labels::parse_labels;
+use crate::spec::{self, ImageProcess, Namespace, Spec, UserDatabase};
+
+/// The snapshotter containerd's client uses when neither the flag nor the
+/// namespace names one.
+const DEFAULT_SNAPSHOTTER: &str = "overlayfs";
+/// The namespace label naming a namespace's default snapshotter.
+const NAMESPACE_SNAPSHOTTER_LABEL: &str = "containerd.io/defaults/snapshotter";
+/// The container label holding the image's stop signal.
+const STOP_SIGNAL_LABEL: &str = "io.containerd.image.config.stop-signal";
+/// The runtime whose options are runc's (`containerd.runc.v1.Options`).
+const RUNC_V2: &str = "io.containerd.runc.v2";
+const RUNC_OPTIONS_URL: &str = "containerd.runc.v1.Options";
+const RUNTIME_OPTIONS_URL: &str = "runtimeoptions.v1.Options";
+/// containerd's limit on a label's key and value together.
+const MAX_LABEL_SIZE: usize = 4096;
+
+/// The checks containerd's ctr makes before it dials: the image (unless
+/// `--config`) and the container id must be given.
+pub fn check_arguments(args: &ContainerCreate) -> anyhow::Result<()> {
+    if args.config.is_some() {
+        if args.args.len() > 1 {
+            bail!("with spec config file, only container id should be provided: invalid argument");
+        }
+    } else if args.args.first().is_none_or(|r| r.is_empty()) {
+        bail!("image ref must be provided: invalid argument");
+    }
+    if container_id(args).is_empty() {
+        bail!("container id must be provided: invalid argument");
+    }
+    Ok(())
+}
+
+fn container_id(args: &ContainerCreate) -> &str {
+    let at = if args.config.is_some() { 0 } else { 1 };
+    args.args.get(at).map(String::as_str).unwrap_or("")
+}
+
+/// What the image tells the container.
+struct ImageFacts {
+    name: String,
+    labels: HashMap<String, String>,
+    chain_id: String,
+    config: oci_spec::image::Config,
+    snapshotter: String,
+}
+
+pub async fn create(
+    channel: NamespacedChannel,
+    namespace: &str,
+    args: &ContainerCreate,
+) -> anyhow::Result<()> {
+    let id = container_id(args).to_string();
+    if let Some(path) = &args.config {
+        let text = std::fs::read(path)
+            .map_err(|err| anyhow!("cannot load spec config file: {}", go_io_error(path, &err)))?;
+        let labels = parse_labels(&args.label);
+        let spec_bytes = spec_file_with_annotations(&text, &labels)?;
+        return create_record(
+            channel,
+            Container {
+                id,
+                labels: labels.into_iter().collect(),
+                runtime: Some(runtime(args)?),
+                spec: Some(spec_any(spec_bytes)),
+                ..Default::default()
+            },
+            None,
+        )
+        .await;
+    }
+    let reference = args.args[0].clone();
+    let command: Vec<String> = args.args.iter().skip(2).cloned().collect();
+
+    let image = if args.rootfs {
+        None
+    } else {
+        Some(image_facts(channel.clone(), namespace, args, &reference).await?)
+    };
+    let annotations = annotation_args(&args.annotation)?;
+    check_flags(args)?;
+    let runtime = runtime(args)?;
+
+    let lease = TemporaryLease::create(channel.clone()).await?;
+    let result = create_under(
+        &lease,
+        args,
+        &id,
+        namespace,
+        &reference,
+        &command,
+        image,
+        annotations,
+        runtime,
+    )
+    .await;
+    lease.release().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create_under(
+    lease: &TemporaryLease,
+    args: &ContainerCreate,
+    id: &str,
+    namespace: &str,
+    reference: &str,
+    command: &[String],
+    image: Option<ImageFacts>,
+    annotations: BTreeMap<String, String>,
+    runtime: Runtime,
+) -> anyhow::Result<()> {
+    let cmd_labels = parse_labels(&args.label);
+    let mut container = Container {
+        id: id.to_string(),
+        runtime: Some(runtime),
+        ..Default::default()
+    };
+    let mut spec = Spec::default_unix(namespace, id);
+    spec.with_default_unix_devices();
+    if let Some(path) = &args.env_file {
+        spec.with_env(&env_file(path)?);
+    }
+    spec.with_env(&args.env);
+    let mounts = args
+        .mount
+        .iter()
+        .map(|m| spec::parse_mount_flag(m))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    spec.with_mounts(mounts);
+
+    match &image {
+        None => {
+            let rootfs = absolute(reference)?;
+            spec.with_rootfs_path(&rootfs);
+            container.labels = cmd_labels.clone().into_iter().collect();
+        }
+        Some(image) => {
+            // Labels: the config's, the image record's (valid ones), the
+            // command line's, the stop signal.
+            let mut labels: HashMap<String, String> =
+                image.config.labels().clone().unwrap_or_default();
+            for (k, v) in &image.labels {
+                if k.len() + v.len() <= MAX_LABEL_SIZE && !k.is_empty() {
+                    labels.insert(k.clone(), v.clone());
+                }
+            }
+            labels.extend(cmd_labels.clone());
+            let stop_signal = image
+                .config
+                .stop_signal()
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "SIGTERM".to_string());
+            labels.insert(STOP_SIGNAL_LABEL.to_string(), stop_signal);
+            container.labels = labels;
+            container.image = image.name.clone();
+            container.snapshotter = image.snapshotter.clone();
+
+            SnapshotsClient::new(lease.channel())
+                .prepare(lease.request(PrepareSnapshotRequest {
+                    snapshotter: image.snapshotter.clone(),
+                    key: id.to_string(),
+                    parent: image.chain_id.clone(),
+                    labels: parse_labels(&args.snapshotter_label).into_iter().collect(),
+                }))
+                .await
+                .map_err(RpcError::from)?;
+            container.snapshot_key = id.to_string();
+
+            let config = &image.config;
+            spec.with_image_process(&ImageProcess {
+                env: config.env().clone().unwrap_or_default(),
+                entrypoint: config.entrypoint().clone().unwrap_or_default(),
+                cmd: config.cmd().clone().unwrap_or_default(),
+                working_dir: config.working_dir().clone().unwrap_or_default(),
+                user: String::new(),
+            });
+            let user = config.user().clone().unwrap_or_default();
+            let db = user_database(lease, &image.snapshotter, id).await?;
+            spec.with_image_user(&user, &db)?;
+        }
+    }
+
+    if args.read_only {
+        spec.with_rootfs_readonly();
+    }
+    if !command.is_empty() {
+        spec.with_process_args(command);
+    }
+    if let Some(cwd) = args.cwd.as_deref().filter(|c| !c.is_empty()) {
+        spec.with_process_cwd(cwd);
+    }
+    if args.tty {
+        spec.with_tty();
+    }
+    if args.net_host {
+        // Go's os.Hostname reads the kernel's name so on Linux.
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_err(|err| anyhow!("get hostname: {err}"))?
+            .trim_end_matches('\n')
+            .to_string();
+        spec.with_host_namespace("network");
+        spec.with_host_files();
+        spec.with_env(&[format!("HOSTNAME={hostname}")]);
+    }
+    if !annotations.is_empty() {
+        spec.with_annotations(&annotations);
+    }
+    if !args.cap_add.is_empty() {
+        spec.with_added_capabilities(&args.cap_add);
+    }
+    if !args.cap_drop.is_empty() {
+        spec.with_dropped_capabilities(&args.cap_drop);
+    }
+    if args.cpu_quota != -1 || args.cpu_period != 0 {
+        spec.with_cpu_cfs(args.cpu_quota, args.cpu_period);
+    }
+    for joined in &args.with_ns {
+        let (kind, path) = joined.split_once(':').unwrap_or_default();
+        spec.with_linux_namespace(Namespace {
+            kind: kind.to_string(),
+            path: path.to_string(),
+        });
+    }
+    if args.allow_new_privs {
+        spec.with_new_privileges();
+    }
+    if args.memory_limit != 0 {
+        spec.with_memory_limit(args.memory_limit);
+    }
+    if let Some(propagation) = args.rootfs_propagation.as_deref().filter(|p| !p.is_empty()) {
+        spec.with_rootfs_propagation(propagation);
+    }
+    spec.with_annotations(&cmd_labels);
+    container.spec = Some(spec_any(spec.to_bytes()));
+    create_record(lease.channel(), container, Some(lease)).await
+}
+
+async fn create_record(
+    channel: NamespacedChannel,
+    container: Container,
+    lease: Option<&TemporaryLease>,
+) -> anyhow::Result<()> {
+    let request = CreateContainerRequest {
+        container: Some(container),
+    };
+    let request = match lease {
+        Some(lease) => lease.request(request),
+        None => tonic::Request::new(request),
+    };
+    ContainersClient::new(channel)
+        .create(request)
+        .await
+        .map_err(RpcError::from)?;
+    Ok(())
+}
+
+fn spec_any(value: Vec<u8>) -> prost_types::Any {
+    prost_types::Any {
+        type_url: spec::SPEC_TYPE_URL.to_string(),
+        value,
+    }
+}
+
+/// The runtime and its options as containerd's ctr sets them: runc's
+/// (empty) options for runc v2, the config path for another runtime.
+fn runtime(args: &ContainerCreate) -> anyhow::Result<Runtime> {
+    let options = if args.runtime == RUNC_V2 {
+        Some(prost_types::Any {
+            type_url: RUNC_OPTIONS_URL.to_string(),
+            value: Vec::new(),
+        })
+    } else {
+        args.runtime_config_path
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(|path| prost_types::Any {
+                type_url: RUNTIME_OPTIONS_URL.to_string(),
+                value: runtime_options_bytes(path),
+            })
+    };
+    Ok(Runtime {
+        name: args.runtime.clone(),
+        options,
+    })
+}
+
+/// `runtimeoptions.v1.Options{config_path}` in protobuf (field 2, a string).
+fn runtime_options_bytes(config_path: &str) -> Vec<u8> {
+    let mut out = vec![0x12];
+    let mut len = config_path.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(config_path.as_bytes());
+    out
+}
+
+/// The flag checks containerd's ctr makes once it has the image and
+/// before it creates anything, and the flags not supported here yet.
+fn check_flags(args: &ContainerCreate) -> anyhow::Result<()> {
+    let unsupported = [
+        ("privileged", args.privileged),
+        ("gpus", !args.gpus.is_empty()),
+        ("device", !args.device.is_empty()),
+        (
+            "rdt-class",
+            args.rdt_class.as_deref().is_some_and(|c| !c.is_empty()),
+        ),
+    ];
+    for caps in [&args.cap_add, &args.cap_drop] {
+        if caps.iter().any(|cap| !cap.starts_with("CAP_")) {
+            bail!("capabilities must be specified with 'CAP_' prefix");
+        }
+    }
+    let profile = args.seccomp_profile.as_deref().unwrap_or("");
+    if !args.seccomp && !profile.is_empty() {
+        bail!("seccomp must be set to true, if using a custom seccomp-profile");
+    }
+    if args.seccomp {
+        bail!("--seccomp is not supported by this ctr yet: not implemented");
+    }
+    let default_profile = args.apparmor_default_profile.as_deref().unwrap_or("");
+    let profile = args.apparmor_profile.as_deref().unwrap_or("");
+    if !default_profile.is_empty() || !profile.is_empty() {
+        if !default_profile.is_empty() && !profile.is_empty() {
+            bail!("apparmor-profile conflicts with apparmor-default-profile");
+        }
+        bail!("AppArmor profiles are not supported by this ctr yet: not implemented");
+    }
+    for joined in &args.with_ns {
+        let parts: Vec<&str> = joined.split(':').collect();
+        if parts.len() != 2 {
+            bail!("joining a Linux namespace using --with-ns requires the format 'nstype:path'");
+        }
+        if !spec::NAMESPACE_TYPES.contains(&parts[0]) {
+            bail!(
+                "the Linux namespace type specified in --with-ns is not valid: {}",
+                parts[0]
+            );
+        }
+    }
+    if let Some((flag, _)) = unsupported.iter().find(|(_, set)| *set) {
+        bail!("--{flag} is not supported by this ctr yet: not implemented");
+    }
+    Ok(())
+}
+
+/// `--annotation` values, which must be `key=value`.
+fn annotation_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    values
+        .iter()
+        .map(|v| match v.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => Err(anyhow!("invalid key=value format annotation: {v}")),
+        })
+        .collect()
+}
+
+/// The lines of an `--env-file`, each a variable as written.
+fn env_file(path: &str) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|err| anyhow!(go_io_error(path, &err)))?;
+    // bufio.Scanner's lines: split at \n, a trailing \r dropped, no empty
+    // last line.
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+/// Go's text for a failed open: `open PATH: no such file or directory`.
+fn go_io_error(path: &str, err: &std::io::Error) -> String {
+    let reason = match err.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_lowercase(),
+        None => err.to_string(),
+    };
+    format!("open {path}: {reason}")
+}
+
+/// `filepath.Abs`.
+fn absolute(path: &str) -> anyhow::Result<String> {
+    let path = Path::new(path);
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    Ok(spec::clean_path(&joined.to_string_lossy()))
+}
+
+/// The image record, its config and whether it is unpacked in the
+/// snapshotter, as containerd's ctr checks before it creates anything.
+async fn image_facts(
+    channel: NamespacedChannel,
+    namespace: &str,
+    args: &ContainerCreate,
+    reference: &str,
+) -> anyhow::Result<ImageFacts> {
+    let image = ImagesClient::new(channel.clone())
+        .get(GetImageRequest {
+            name: reference.to_string(),
+        })
+        .await
+        .map_err(RpcError::from)?
+        .into_inner()
+        .image
+        .ok_or_else(|| anyhow!("image {reference:?}: not found"))?;
+    let snapshotter =
+        resolve_snapshotter(channel.clone(), namespace, args.snapshotter.as_deref()).await?;
+    let d = image.target.clone().unwrap_or_default();
+    let target = Target {
+        media_type: d.media_type,
+        digest: d.digest,
+        size: d.size,
+        platform: None,
+    };
+    let platform = host_platform();
+    let mut content = ContentReader::new(channel.clone());
+    let (config_desc, bytes) = content.config(&target, &platform).await?;
+    if !is_config(&config_desc.media_type) {
+        bail!("unknown image config media type {}", config_desc.media_type);
+    }
+    let config = oci_spec::image::ImageConfiguration::from_reader(&bytes[..])
+        .context("decoding the image config")?;
+    let diff_ids = config.rootfs().diff_ids().to_vec();
+    let chain = chain_id(&diff_ids).unwrap_or_default();
+    let unpacked = SnapshotsClient::new(channel)
+        .stat(StatSnapshotRequest {
+            snapshotter: snapshotter.clone(),
+            key: chain.clone(),
+        })
+        .await;
+    match unpacked {
+        Ok(_) => {}
+        Err(status) if status.code() == Code::NotFound => {
+            // containerd's ctr unpacks the image here through the Diff
+            // service; this ctr does not unpack yet.
+            bail!(
+                "image {reference:?} is not unpacked in snapshotter {snapshotter:?} and this ctr \
+                 cannot unpack it yet (unpack it first): not implemented"
+            );
+        }
+        Err(status) => return Err(RpcError::from(status).into()),
+    }
+    Ok(ImageFacts {
+        name: image.name,
+        labels: image.labels,
+        chain_id: chain,
+        config: config.config().clone().unwrap_or_default(),
+        snapshotter,
+    })
+}
+
+/// The snapshotter to use: the flag's, else the namespace's default
+/// (label `containerd.io/defaults/snapshotter`), else overlayfs.
+async fn resolve_snapshotter(
+    channel: NamespacedChannel,
+    namespace: &str,
+    flag: Option<&str>,
+) -> anyhow::Result<String> {
+    if let Some(name) = flag.filter(|n| !n.is_empty()) {
+        return Ok(name.to_string());
+    }
+    let namespace = NamespacesClient::new(channel)
+        .get(GetNamespaceRequest {
+            name: namespace.to_string(),
+        })
+        .await
+        .map_err(RpcError::from)?
+        .into_inner()
+        .namespace
+        .unwrap_or_default();
+    Ok(namespace
+        .labels
+        .get(NAMESPACE_SNAPSHOTTER_LABEL)
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_SNAPSHOTTER.to_string()))
+}
+
+/// `/etc/passwd` and `/etc/group` of the container's snapshot, read with the
+/// snapshot mounted on a temporary directory (read-only where it is one
+/// overlay, as containerd's client mounts it).
+async fn user_database(
+    lease: &TemporaryLease,
+    snapshotter: &str,
+    key: &str,
+) -> anyhow::Result<UserDatabase> {
+    let mut mounts = SnapshotsClient::new(lease.channel())
+        .mounts(lease.request(MountsRequest {
+            snapshotter: snapshotter.to_string(),
+            key: key.to_string(),
+        }))
+        .await
+        .map_err(RpcError::from)?
+        .into_inner()
+        .mounts;
+    if mounts.len() == 1 && mounts[0].r#type == "overlay" {
+        mounts[0].options.push("ro".into());
+    }
+    let mounted = TempMount::mount(&mounts)?;
+    let read = |name: &str| std::fs::read_to_string(mounted.path().join(name)).ok();
+    Ok(UserDatabase {
+        passwd: read("etc/passwd"),
+        group: read("etc/group"),
+    })
+}
+
+/// Mounts on a temporary directory, unmounted and removed when dropped.
+struct TempMount {
+    dir: PathBuf,
+    mounted: usize,
+}
+
+impl TempMount {
+    fn mount(mounts: &[Mount]) -> anyhow::Result<TempMount> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let dir =
+            std::env::temp_dir().join(format!("containerd-mount{}{nanos}", std::process::id()));
+        std::fs::create_dir(&dir)
+            .with_context(|| format!("creating temp mount location {}", dir.display()))?;
+        let mut guard = TempMount { dir, mounted: 0 };
+        for m in mounts {
+            mount_one(m, &guard.dir)?;
+            guard.mounted += 1;
+        }
+        Ok(guard)
+    }
+
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for TempMount {
+    fn drop(&mut self) {
+        for _ in 0..self.mounted {
+            let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// One mount as containerd's `mount.Mount.Mount` does it on Linux: the
+/// flag options become flags, the rest the data string.
+fn mount_one(m: &Mount, target: &Path) -> anyhow::Result<()> {
+    use nix::mount::MsFlags;
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for option in &m.options {
+        let (set, clear) = match option.as_str() {
+            "ro" => (MsFlags::MS_RDONLY, false),
+            "rw" => (MsFlags::MS_RDONLY, true),
+            "bind" => (MsFlags::MS_BIND, false),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, false),
+            "nosuid" => (MsFlags::MS_NOSUID, false),
+            "nodev" => (MsFlags::MS_NODEV, false),
+            "noexec" => (MsFlags::MS_NOEXEC, false),
+            "noatime" => (MsFlags::MS_NOATIME, false),
+            "relatime" => (MsFlags::MS_RELATIME, false),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, false),
+            _ => {
+                data.push(option.as_str());
+                continue;
+            }
+        };
+        if clear {
+            flags.remove(set);
+        } else {
+            flags.insert(set);
+        }
+    }
+    let data = data.join(",");
+    let fstype =
+        (!m.r#type.is_empty() && !flags.contains(MsFlags::MS_BIND)).then_some(m.r#type.as_str());
+    nix::mount::mount(
+        Some(m.source.as_str()),
+        target,
+        fstype,
+        flags,
+        (!data.is_empty()).then_some(data.as_str()),
+    )
+    .map_err(|err| anyhow!("failed to mount {}: {err}", target.display()))
+}
+
+/// A spec file as containerd's client stores it: decoded and encoded
+/// again (compact, members in the file's order), with the labels added
+/// to its annotations.
+fn spec_file_with_annotations(
+    text: &[u8],
+    labels: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<u8>> {
+    let mut json = crate::gojson::parse(text).map_err(|err| {
+        anyhow!(
+            "decoding spec config file failed, current supported OCI runtime-spec : v{}: {err}",
+            spec::VERSION
+        )
+    })?;
+    let crate::gojson::Json::Object(members) = &mut json else {
+        bail!(
+            "decoding spec config file failed, current supported OCI runtime-spec : v{}: \
+             json: cannot unmarshal non-object into Go value of type specs.Spec",
+            spec::VERSION
+        );
+    };
+    let mut annotations: BTreeMap<String, String> = BTreeMap::new();
+    let mut at = None;
+    for (i, (key, value)) in members.iter().enumerate() {
+        if key == "annotations" {
+            at = Some(i);
+            if let crate::gojson::Json::Object(entries) = value {
+                for (k, v) in entries {
+                    if let crate::gojson::Json::String(v) = v {
+                        annotations.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+    annotations.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let value = crate::gojson::Json::sorted_map(&annotations);
+    match (at, annotations.is_empty()) {
+        (Some(i), true) => {
+            members.remove(i);
+        }
+        (Some(i), false) => members[i].1 = value,
+        (None, true) => {}
+        (None, false) => {
+            // Annotations follow hooks, mounts, hostname, root and process
+            // in Go's struct; before linux and the other platforms.
+            let before = members
+                .iter()
+                .position(|(k, _)| matches!(k.as_str(), "linux" | "solaris" | "windows" | "vm"))
+                .unwrap_or(members.len());
+            members.insert(before, ("annotations".into(), value));
+        }
+    }
+    Ok(json.to_compact().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_options_encode_the_config_path_as_field_two() {
+        assert_eq!(runtime_options_bytes("/a"), b"\x12\x02/a");
+        let long = "x".repeat(200);
+        let bytes = runtime_options_bytes(&long);
+        assert_eq!(&bytes[..3], &[0x12, 0xc8, 0x01]);
+    }
+
+    #[test]
+    fn spec_files_get_the_labels_as_sorted_annotations() {
+        let file = br#"{"ociVersion":"1.0.2-dev","root":{"path":"rootfs"},"linux":{}}"#;
+        let labels: BTreeMap<String, String> =
+            [("b".to_string(), "2".to_string()), ("a".into(), "1".into())].into();
+        let out = spec_file_with_annotations(file, &labels).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"ociVersion":"1.0.2-dev","root":{"path":"rootfs"},"annotations":{"a":"1","b":"2"},"linux":{}}"#
+        );
+        let none =
+            spec_file_with_annotations(br#"{"annotations":{},"x":1}"#, &BTreeMap::new()).unwrap();
+        assert_eq!(none, br#"{"x":1}"#);
+        assert!(spec_file_with_annotations(b"{", &BTreeMap::new()).is_err());
+    }
+}
