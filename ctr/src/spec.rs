@@ -92,6 +92,7 @@ pub struct Linux {
     pub resources: Option<Resources>,
     pub cgroups_path: String,
     pub namespaces: Vec<Namespace>,
+    pub devices: Vec<Device>,
     pub rootfs_propagation: String,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
@@ -111,6 +112,18 @@ pub struct DeviceCgroup {
     pub major: Option<i64>,
     pub minor: Option<i64>,
     pub access: String,
+}
+
+/// A device node made in the container (`linux.devices`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Device {
+    pub path: String,
+    pub kind: String,
+    pub major: i64,
+    pub minor: i64,
+    pub file_mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -433,6 +446,62 @@ impl Spec {
             allowed(5, Some(2)),
         ];
         self.resources().devices.extend(devices);
+    }
+
+    /// `oci.WithAllDevicesAllowed`: one rule allowing every device.
+    pub fn with_all_devices_allowed(&mut self) {
+        self.resources().devices = vec![DeviceCgroup {
+            allow: true,
+            access: RWM.into(),
+            ..Default::default()
+        }];
+    }
+
+    /// `oci.WithHostDevices` with the host's devices given: appended to
+    /// the devices made in the container.
+    pub fn with_host_devices(&mut self, devices: Vec<Device>) {
+        self.linux().devices.extend(devices);
+    }
+
+    /// `oci.WithDevices`: each device made in the container and allowed
+    /// with `permissions`.
+    pub fn with_devices(&mut self, devices: Vec<Device>, permissions: &str) {
+        for device in devices {
+            self.resources().devices.push(DeviceCgroup {
+                allow: true,
+                kind: device.kind.clone(),
+                major: Some(device.major),
+                minor: Some(device.minor),
+                access: permissions.into(),
+            });
+            self.linux().devices.push(device);
+        }
+    }
+
+    /// `oci.WithPrivileged` with the caller's effective capabilities given:
+    /// those capabilities, no masked or read-only paths, writable sysfs and
+    /// cgroup mounts, no SELinux label or AppArmor profile (nor seccomp,
+    /// which these specs never have).
+    pub fn with_privileged(&mut self, current_capabilities: &[String]) {
+        let caps = self.capabilities();
+        caps.bounding = current_capabilities.to_vec();
+        caps.effective = current_capabilities.to_vec();
+        caps.permitted = current_capabilities.to_vec();
+        let linux = self.linux();
+        linux.masked_paths.clear();
+        linux.readonly_paths.clear();
+        for m in &mut self.mounts {
+            if m.kind == "sysfs" || m.kind == "cgroup" {
+                for option in &mut m.options {
+                    if option == "ro" {
+                        *option = "rw".into();
+                    }
+                }
+            }
+        }
+        let process = self.process();
+        process.selinux_label.clear();
+        process.apparmor_profile.clear();
     }
 
     /// `oci.WithEnv`: sets or unsets variables (nothing for an empty list).
@@ -930,6 +999,12 @@ impl Linux {
                 ),
             ));
         }
+        if !self.devices.is_empty() {
+            members.push((
+                "devices".into(),
+                Json::Array(self.devices.iter().map(Device::to_json).collect()),
+            ));
+        }
         if !self.rootfs_propagation.is_empty() {
             members.push((
                 "rootfsPropagation".into(),
@@ -970,6 +1045,27 @@ impl Resources {
                 c.push(("period".into(), unsigned(period)));
             }
             members.push(("cpu".into(), Json::Object(c)));
+        }
+        Json::Object(members)
+    }
+}
+
+impl Device {
+    fn to_json(&self) -> Json {
+        let mut members = vec![
+            ("path".to_string(), Json::string(self.path.as_str())),
+            ("type".into(), Json::string(self.kind.as_str())),
+            ("major".into(), Json::Number(self.major)),
+            ("minor".into(), Json::Number(self.minor)),
+        ];
+        for (key, value) in [
+            ("fileMode", self.file_mode),
+            ("uid", self.uid),
+            ("gid", self.gid),
+        ] {
+            if let Some(value) = value {
+                members.push((key.into(), unsigned(value.into())));
+            }
         }
         Json::Object(members)
     }

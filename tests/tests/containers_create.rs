@@ -497,7 +497,7 @@ async fn an_image_container_gets_containerds_record_spec_and_snapshot() {
         assert!(info.contains(expected), "{expected} not in\n{info}");
     }
 
-    // Flags: environment (file and flags, a bare name unsets), labels (also annotations),
+    // Flags: environment (file and flags, a bare name), labels (also annotations),
     // annotations, mounts, a read-only root, a command, cwd, tty, host network, a joined
     // namespace, capabilities, privileges, memory and CPU limits, rootfs propagation, snapshot
     // labels, the snapshotter named.
@@ -584,13 +584,30 @@ async fn an_image_container_gets_containerds_record_spec_and_snapshot() {
         "{info}"
     );
 
+    // Privileged: this process's capabilities, every device allowed, the host's devices (read
+    // from /dev by each ctr, moments apart), and one more device.
+    let info = assert_same_everywhere(
+        &daemons,
+        "privileged",
+        &["--privileged", "--device", "/dev/null"],
+        &[IMAGE],
+    );
+    for expected in [
+        "\"CAP_SYS_ADMIN\"",
+        "\"path\": \"/dev/null\"",
+        "\"allow\": true,\n                        \"access\": \"rwm\"",
+    ] {
+        assert!(info.contains(expected), "{expected} not in\n{info}");
+    }
+    assert!(!info.contains("maskedPaths"), "{info}");
+
     for daemon in &daemons {
         assert_only_image_lease(daemon);
         // Both ctrs list the same containers.
         let ours = daemon.ctr(Ctr::Ours, &["containers", "ls"]);
         let debian = daemon.ctr(Ctr::Debian, &["containers", "ls"]);
         assert_eq!(ours.ok(), debian.ok());
-        assert_eq!(ours.stdout.lines().count(), 7, "{}", ours.stdout);
+        assert_eq!(ours.stdout.lines().count(), 9, "{}", ours.stdout);
     }
 }
 

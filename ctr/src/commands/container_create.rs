@@ -28,7 +28,7 @@ use crate::commands::leases::TemporaryLease;
 use crate::errors::RpcError;
 use crate::image_content::{chain_id, host_platform, is_config, ContentReader, Target};
 use crate::labels::parse_labels;
-use crate::spec::{self, ImageProcess, Namespace, Spec, UserDatabase};
+use crate::spec::{self, Device, ImageProcess, Namespace, Spec, UserDatabase};
 
 /// The snapshotter containerd's client uses when neither the flag nor the
 /// namespace names one.
@@ -223,6 +223,11 @@ async fn create_under(
     if args.tty {
         spec.with_tty();
     }
+    if args.privileged {
+        spec.with_privileged(&current_capabilities()?);
+        spec.with_all_devices_allowed();
+        spec.with_host_devices(devices_under(Path::new("/dev"), None)?);
+    }
     if args.net_host {
         // Go's os.Hostname reads the kernel's name so on Linux.
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -257,6 +262,9 @@ async fn create_under(
     }
     if args.memory_limit != 0 {
         spec.with_memory_limit(args.memory_limit);
+    }
+    for device in &args.device {
+        spec.with_devices(devices_under(Path::new(device), None)?, "rwm");
     }
     if let Some(propagation) = args.rootfs_propagation.as_deref().filter(|p| !p.is_empty()) {
         spec.with_rootfs_propagation(propagation);
@@ -315,6 +323,145 @@ fn runtime(args: &ContainerCreate) -> anyhow::Result<Runtime> {
     })
 }
 
+/// Linux's capabilities by number (containerd's list for kernel 5.9).
+const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The names of this process's effective capabilities, by number
+/// (`CapEff` of `/proc/self/status`; numbers without a name are left out).
+fn current_capabilities() -> anyhow::Result<Vec<String>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let bits = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16))
+        .transpose()
+        .map_err(|err| anyhow!("failed to parse CapEff: {err}"))?
+        .unwrap_or(0);
+    Ok(CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bits >> bit & 1 == 1)
+        .map(|(_, name)| name.to_string())
+        .collect())
+}
+
+/// The device nodes at `path`, or under it when it is a directory (sorted
+/// by name, recursively, leaving out pts, shm, fd, mqueue and the lxc/udev
+/// directories, `console`, FIFOs and what is not a device), as containerd's
+/// `oci.HostDevices` and `oci.WithDevices` list them.
+fn devices_under(path: &Path, container_path: Option<&Path>) -> anyhow::Result<Vec<Device>> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let stat = std::fs::metadata(path).map_err(|err| {
+        anyhow!(
+            "error stating device path: {}",
+            go_io_error(&path.to_string_lossy(), &err).replacen("open", "stat", 1)
+        )
+    })?;
+    let device_at = |path: &Path| -> anyhow::Result<Option<Device>> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let kind = if meta.file_type().is_block_device() {
+            "b"
+        } else if meta.file_type().is_char_device() {
+            "c"
+        } else {
+            return Ok(None);
+        };
+        let rdev = meta.rdev();
+        let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+        let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+        Ok(Some(Device {
+            path: path.to_string_lossy().into_owned(),
+            kind: kind.into(),
+            major: major as i64,
+            minor: minor as i64,
+            file_mode: Some(meta.mode() & 0o7777),
+            uid: Some(meta.uid()),
+            gid: Some(meta.gid()),
+        }))
+    };
+    if !stat.is_dir() {
+        let mut device = device_at(path)?.ok_or_else(|| anyhow!("not a device node"))?;
+        if let Some(container_path) = container_path {
+            device.path = container_path.to_string_lossy().into_owned();
+        }
+        return Ok(vec![device]);
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    let mut out = Vec::new();
+    for entry in entries {
+        let name = entry.file_name();
+        let name_text = name.to_string_lossy();
+        let child_container = container_path.map(|c| c.join(&name));
+        if entry.file_type()?.is_dir() {
+            if matches!(
+                name_text.as_ref(),
+                "pts" | "shm" | "fd" | "mqueue" | ".lxc" | ".lxd-mounts" | ".udev"
+            ) {
+                continue;
+            }
+            out.extend(devices_under(
+                &path.join(&name),
+                child_container.as_deref(),
+            )?);
+        } else if name_text == "console" {
+            continue;
+        } else if let Some(mut device) = device_at(&path.join(&name))? {
+            if let Some(container_path) = child_container {
+                device.path = container_path.to_string_lossy().into_owned();
+            }
+            out.push(device);
+        }
+    }
+    Ok(out)
+}
+
 /// `runtimeoptions.v1.Options{config_path}` in protobuf (field 2, a string).
 fn runtime_options_bytes(config_path: &str) -> Vec<u8> {
     let mut out = vec![0x12];
@@ -336,9 +483,7 @@ fn runtime_options_bytes(config_path: &str) -> Vec<u8> {
 /// before it creates anything, and the flags not supported here yet.
 fn check_flags(args: &ContainerCreate) -> anyhow::Result<()> {
     let unsupported = [
-        ("privileged", args.privileged),
         ("gpus", !args.gpus.is_empty()),
-        ("device", !args.device.is_empty()),
         (
             "rdt-class",
             args.rdt_class.as_deref().is_some_and(|c| !c.is_empty()),
