@@ -12,6 +12,7 @@ mod log;
 mod spec;
 mod tabwriter;
 mod units;
+mod unpack;
 
 use std::future::Future;
 use std::io::Write;

@@ -602,7 +602,7 @@ async fn image_facts(
         .context("decoding the image config")?;
     let diff_ids = config.rootfs().diff_ids().to_vec();
     let chain = chain_id(&diff_ids).unwrap_or_default();
-    let unpacked = SnapshotsClient::new(channel)
+    let unpacked = SnapshotsClient::new(channel.clone())
         .stat(StatSnapshotRequest {
             snapshotter: snapshotter.clone(),
             key: chain.clone(),
@@ -611,12 +611,7 @@ async fn image_facts(
     match unpacked {
         Ok(_) => {}
         Err(status) if status.code() == Code::NotFound => {
-            // containerd's ctr unpacks the image here through the Diff
-            // service; this ctr does not unpack yet.
-            bail!(
-                "image {reference:?} is not unpacked in snapshotter {snapshotter:?} and this ctr \
-                 cannot unpack it yet (unpack it first): not implemented"
-            );
+            crate::unpack::unpack(channel, &target, &platform, &snapshotter).await?;
         }
         Err(status) => return Err(RpcError::from(status).into()),
     }
