@@ -212,7 +212,7 @@ pub struct ContainerCreate {
     /// Enable host networking for the container
     #[arg(long = "net-host")]
     pub net_host: bool,
-    /// Run privileged container (not supported yet)
+    /// Run privileged container
     #[arg(long)]
     pub privileged: bool,
     /// Set the container's filesystem as readonly
@@ -242,7 +242,7 @@ pub struct ContainerCreate {
     /// Memory limit (in bytes) for the container
     #[arg(long = "memory-limit", default_value_t = 0)]
     pub memory_limit: u64,
-    /// Device to add to the container (not supported yet)
+    /// File path to a device to add to the container; or a directory tree of devices
     #[arg(long)]
     pub device: Vec<String>,
     /// Add Linux capabilities (with the 'CAP_' prefix)
@@ -260,10 +260,10 @@ pub struct ContainerCreate {
     /// Enable AppArmor with the default profile of this name (not supported yet)
     #[arg(long = "apparmor-default-profile")]
     pub apparmor_default_profile: Option<String>,
-    /// Enable AppArmor with an existing custom profile (not supported yet)
+    /// Enable AppArmor with an existing custom profile
     #[arg(long = "apparmor-profile")]
     pub apparmor_profile: Option<String>,
-    /// Name of the RDT class to associate the container with (not supported yet)
+    /// Name of the RDT class to associate the container with
     #[arg(long = "rdt-class")]
     pub rdt_class: Option<String>,
     /// Use custom rootfs that is not managed by the snapshotter

@@ -96,6 +96,8 @@ pub struct Linux {
     pub rootfs_propagation: String,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// `intelRdt.closID`; the section is written when this is set.
+    pub intel_rdt_clos_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -776,6 +778,16 @@ impl Spec {
         cpu.period = Some(period);
     }
 
+    /// `apparmor.WithProfile`: the process runs under AppArmor profile `profile`.
+    pub fn with_apparmor_profile(&mut self, profile: &str) {
+        self.process().apparmor_profile = profile.into();
+    }
+
+    /// `oci.WithRdt(class, "", "")`: the Intel RDT class of service.
+    pub fn with_rdt_class(&mut self, class: &str) {
+        self.linux().intel_rdt_clos_id = Some(class.into());
+    }
+
     /// Sets `linux.rootfsPropagation`.
     pub fn with_rootfs_propagation(&mut self, propagation: &str) {
         self.linux().rootfs_propagation = propagation.into();
@@ -1013,6 +1025,13 @@ impl Linux {
         }
         push_strings(&mut members, "maskedPaths", &self.masked_paths);
         push_strings(&mut members, "readonlyPaths", &self.readonly_paths);
+        if let Some(class) = &self.intel_rdt_clos_id {
+            let mut rdt = Vec::new();
+            if !class.is_empty() {
+                rdt.push(("closID".to_string(), Json::string(class.as_str())));
+            }
+            members.push(("intelRdt".into(), Json::Object(rdt)));
+        }
         Json::Object(members)
     }
 }

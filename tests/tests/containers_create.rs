@@ -546,6 +546,10 @@ async fn an_image_container_gets_containerds_record_spec_and_snapshot() {
         "100000",
         "--rootfs-propagation",
         "rslave",
+        "--apparmor-profile",
+        "unconfined",
+        "--rdt-class",
+        "gold",
     ];
     let info = assert_same_everywhere(&daemons, "flags", &flags, &[IMAGE, "/bin/other", "arg"]);
     for expected in [
@@ -560,6 +564,8 @@ async fn an_image_container_gets_containerds_record_spec_and_snapshot() {
         "\"limit\": 268435456",
         "\"destination\": \"/etc/resolv.conf\"",
         "\"path\": \"/proc/1/ns/pid\"",
+        "\"apparmorProfile\": \"unconfined\"",
+        "\"closID\": \"gold\"",
     ] {
         assert!(info.contains(expected), "{expected} not in\n{info}");
     }

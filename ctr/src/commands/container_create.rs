@@ -247,6 +247,9 @@ async fn create_under(
     if !args.cap_drop.is_empty() {
         spec.with_dropped_capabilities(&args.cap_drop);
     }
+    if let Some(profile) = args.apparmor_profile.as_deref().filter(|p| !p.is_empty()) {
+        spec.with_apparmor_profile(profile);
+    }
     if args.cpu_quota != -1 || args.cpu_period != 0 {
         spec.with_cpu_cfs(args.cpu_quota, args.cpu_period);
     }
@@ -268,6 +271,9 @@ async fn create_under(
     }
     if let Some(propagation) = args.rootfs_propagation.as_deref().filter(|p| !p.is_empty()) {
         spec.with_rootfs_propagation(propagation);
+    }
+    if let Some(class) = args.rdt_class.as_deref().filter(|c| !c.is_empty()) {
+        spec.with_rdt_class(class);
     }
     spec.with_annotations(&cmd_labels);
     container.spec = Some(spec_any(spec.to_bytes()));
@@ -482,13 +488,6 @@ fn runtime_options_bytes(config_path: &str) -> Vec<u8> {
 /// The flag checks containerd's ctr makes once it has the image and
 /// before it creates anything, and the flags not supported here yet.
 fn check_flags(args: &ContainerCreate) -> anyhow::Result<()> {
-    let unsupported = [
-        ("gpus", !args.gpus.is_empty()),
-        (
-            "rdt-class",
-            args.rdt_class.as_deref().is_some_and(|c| !c.is_empty()),
-        ),
-    ];
     for caps in [&args.cap_add, &args.cap_drop] {
         if caps.iter().any(|cap| !cap.starts_with("CAP_")) {
             bail!("capabilities must be specified with 'CAP_' prefix");
@@ -503,11 +502,11 @@ fn check_flags(args: &ContainerCreate) -> anyhow::Result<()> {
     }
     let default_profile = args.apparmor_default_profile.as_deref().unwrap_or("");
     let profile = args.apparmor_profile.as_deref().unwrap_or("");
-    if !default_profile.is_empty() || !profile.is_empty() {
-        if !default_profile.is_empty() && !profile.is_empty() {
-            bail!("apparmor-profile conflicts with apparmor-default-profile");
-        }
-        bail!("AppArmor profiles are not supported by this ctr yet: not implemented");
+    if !profile.is_empty() && !default_profile.is_empty() {
+        bail!("apparmor-profile conflicts with apparmor-default-profile");
+    }
+    if !default_profile.is_empty() {
+        bail!("--apparmor-default-profile is not supported by this ctr yet: not implemented");
     }
     for joined in &args.with_ns {
         let parts: Vec<&str> = joined.split(':').collect();
@@ -521,8 +520,8 @@ fn check_flags(args: &ContainerCreate) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some((flag, _)) = unsupported.iter().find(|(_, set)| *set) {
-        bail!("--{flag} is not supported by this ctr yet: not implemented");
+    if !args.gpus.is_empty() {
+        bail!("--gpus is not supported by this ctr yet: not implemented");
     }
     Ok(())
 }
