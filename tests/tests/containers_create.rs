@@ -784,6 +784,35 @@ async fn an_image_that_is_not_unpacked_is_unpacked_through_the_diff_service() {
                 outcome += &neutral(&listed.stdout, "packed");
                 outcome += &listed.stderr;
             }
+            // The namespace's default snapshotter (label containerd.io/defaults/snapshotter)
+            // applies when --snapshotter is not given: the image is unpacked into it.
+            daemon
+                .ctr(
+                    Ctr::Debian,
+                    &[
+                        "ns",
+                        "label",
+                        NS,
+                        "containerd.io/defaults/snapshotter=native",
+                    ],
+                )
+                .ok();
+            let out = daemon.ctr(which, &["c", "create", IMAGE, "in-native"]);
+            outcome += &format!(
+                "== {} (native): exit {:?}\n{}",
+                daemon.name(),
+                out.status.code(),
+                neutral_log(&out.stderr)
+            );
+            for args in [
+                &["containers", "info", "in-native"][..],
+                &["snapshots", "--snapshotter", "native", "ls"],
+                &["leases", "ls", "-q"],
+            ] {
+                let listed = daemon.ctr(Ctr::Debian, args);
+                outcome += &neutral(&listed.stdout, "in-native");
+                outcome += &listed.stderr;
+            }
             let content = daemon.ctr(Ctr::Debian, &["content", "ls"]);
             outcome += &content_without_ages(content.ok());
             outcome.push('\n');
@@ -804,4 +833,13 @@ async fn an_image_that_is_not_unpacked_is_unpacked_through_the_diff_service() {
         "{ours}"
     );
     assert!(ours.contains("== rcontainerd: exit Some(1)"), "{ours}");
+    assert!(
+        ours.contains("== containerd (native): exit Some(0)"),
+        "{ours}"
+    );
+    assert!(ours.contains("\"Snapshotter\": \"native\""), "{ours}");
+    assert!(
+        ours.contains("containerd.io/gc.ref.snapshot.native=sha256:"),
+        "{ours}"
+    );
 }

@@ -816,6 +816,88 @@ fn spec_file_with_annotations(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
+
+    fn create_args(args: &[&str]) -> ContainerCreate {
+        let mut full = vec!["ctr", "containers", "create"];
+        full.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(full).unwrap().command {
+            crate::cli::Command::Containers(crate::cli::ContainersCommand::Create(args)) => *args,
+            other => panic!("not containers create: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn arguments_are_checked_as_containerds_ctr_checks_them() {
+        let message = |args: &[&str]| {
+            check_arguments(&create_args(args))
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(
+            message(&[]).as_deref(),
+            Some("image ref must be provided: invalid argument")
+        );
+        assert_eq!(
+            message(&["img"]).as_deref(),
+            Some("container id must be provided: invalid argument")
+        );
+        assert_eq!(
+            message(&["-c", "/s.json", "id", "more"]).as_deref(),
+            Some("with spec config file, only container id should be provided: invalid argument")
+        );
+        assert_eq!(message(&["img", "id", "sh", "x"]), None);
+        assert_eq!(message(&["--config", "/s.json", "id"]), None);
+        // Options may follow the positional arguments, as urfave/cli reorders them.
+        let args = create_args(&["img", "id", "--env", "A=1", "--cpu-quota", "-1", "-t"]);
+        assert_eq!(args.env, ["A=1"]);
+        assert!(args.tty);
+        assert_eq!(container_id(&args), "id");
+        assert_eq!(args.runtime, "io.containerd.runc.v2");
+    }
+
+    #[test]
+    fn flag_checks_word_failures_like_containerds_ctr() {
+        let failure = |args: &[&str]| check_flags(&create_args(args)).err().map(|e| e.to_string());
+        assert_eq!(
+            failure(&["--cap-add", "SYS_ADMIN", "i", "c"]).as_deref(),
+            Some("capabilities must be specified with 'CAP_' prefix")
+        );
+        assert_eq!(
+            failure(&["--with-ns", "pid", "i", "c"]).as_deref(),
+            Some("joining a Linux namespace using --with-ns requires the format 'nstype:path'")
+        );
+        assert_eq!(
+            failure(&["--with-ns", "time:/x", "i", "c"]).as_deref(),
+            Some("the Linux namespace type specified in --with-ns is not valid: time")
+        );
+        assert_eq!(
+            failure(&[
+                "--apparmor-profile",
+                "a",
+                "--apparmor-default-profile",
+                "b",
+                "i",
+                "c"
+            ])
+            .as_deref(),
+            Some("apparmor-profile conflicts with apparmor-default-profile")
+        );
+        assert_eq!(
+            failure(&[
+                "--with-ns",
+                "network:/x",
+                "--cap-drop",
+                "CAP_KILL",
+                "i",
+                "c"
+            ]),
+            None
+        );
+        assert!(failure(&["--gpus", "0", "i", "c"])
+            .unwrap()
+            .ends_with("not implemented"));
+    }
 
     #[test]
     fn runtime_options_encode_the_config_path_as_field_two() {
