@@ -145,25 +145,11 @@ async fn create_under(
         runtime: Some(runtime),
         ..Default::default()
     };
-    let mut spec = Spec::default_unix(namespace, id);
-    spec.with_default_unix_devices();
-    if let Some(path) = &args.env_file {
-        spec.with_env(&env_file(path)?);
-    }
-    spec.with_env(&args.env);
-    let mounts = args
-        .mount
-        .iter()
-        .map(|m| spec::parse_mount_flag(m))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    spec.with_mounts(mounts);
-
+    // The record's options first (labels, image, the snapshot), then the
+    // spec's, in containerd's order: a failure in the spec's options comes
+    // after the snapshot is prepared (and the lease then lets it go).
     match &image {
-        None => {
-            let rootfs = absolute(reference)?;
-            spec.with_rootfs_path(&rootfs);
-            container.labels = cmd_labels.clone().into_iter().collect();
-        }
+        None => container.labels = cmd_labels.clone().into_iter().collect(),
         Some(image) => {
             // Labels: the config's, the image record's (valid ones), the
             // command line's, the stop signal.
@@ -185,7 +171,6 @@ async fn create_under(
             container.labels = labels;
             container.image = image.name.clone();
             container.snapshotter = image.snapshotter.clone();
-
             SnapshotsClient::new(lease.channel())
                 .prepare(lease.request(PrepareSnapshotRequest {
                     snapshotter: image.snapshotter.clone(),
@@ -196,7 +181,24 @@ async fn create_under(
                 .await
                 .map_err(RpcError::from)?;
             container.snapshot_key = id.to_string();
+        }
+    }
 
+    let mut spec = Spec::default_unix(namespace, id);
+    spec.with_default_unix_devices();
+    if let Some(path) = &args.env_file {
+        spec.with_env(&env_file(path)?);
+    }
+    spec.with_env(&args.env);
+    let mounts = args
+        .mount
+        .iter()
+        .map(|m| spec::parse_mount_flag(m))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    spec.with_mounts(mounts);
+    match &image {
+        None => spec.with_rootfs_path(&absolute(reference)?),
+        Some(image) => {
             let config = &image.config;
             spec.with_image_process(&ImageProcess {
                 env: config.env().clone().unwrap_or_default(),
