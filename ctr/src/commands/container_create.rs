@@ -81,22 +81,10 @@ pub async fn create(
 ) -> anyhow::Result<()> {
     let id = container_id(args).to_string();
     if let Some(path) = &args.config {
-        let text = std::fs::read(path)
-            .map_err(|err| anyhow!("cannot load spec config file: {}", go_io_error(path, &err)))?;
-        let labels = parse_labels(&args.label);
-        let spec_bytes = spec_file_with_annotations(&text, &labels)?;
-        return create_record(
-            channel,
-            Container {
-                id,
-                labels: labels.into_iter().collect(),
-                runtime: Some(runtime(args)?),
-                spec: Some(spec_any(spec_bytes)),
-                ..Default::default()
-            },
-            None,
-        )
-        .await;
+        let lease = TemporaryLease::create(channel.clone()).await?;
+        let result = create_from_spec_file(&lease, args, &id, path).await;
+        lease.release().await;
+        return result;
     }
     let reference = args.args[0].clone();
     let command: Vec<String> = args.args.iter().skip(2).cloned().collect();
@@ -108,7 +96,7 @@ pub async fn create(
     };
     let annotations = annotation_args(&args.annotation)?;
     check_flags(args)?;
-    let runtime = runtime(args)?;
+    let runtime = runtime(args);
 
     let lease = TemporaryLease::create(channel.clone()).await?;
     let result = create_under(
@@ -125,6 +113,28 @@ pub async fn create(
     .await;
     lease.release().await;
     result
+}
+
+/// `--config`: the record with the spec file's spec, the labels also as
+/// annotations; no image, no snapshot.
+async fn create_from_spec_file(
+    lease: &TemporaryLease,
+    args: &ContainerCreate,
+    id: &str,
+    path: &str,
+) -> anyhow::Result<()> {
+    let text = std::fs::read(path)
+        .map_err(|err| anyhow!("cannot load spec config file: {}", go_io_error(path, &err)))?;
+    let labels = parse_labels(&args.label);
+    let spec_bytes = spec_file_with_annotations(&text, &labels)?;
+    let container = Container {
+        id: id.to_string(),
+        labels: labels.into_iter().collect(),
+        runtime: Some(runtime(args)),
+        spec: Some(spec_any(spec_bytes)),
+        ..Default::default()
+    };
+    create_record(lease, container).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -279,23 +289,14 @@ async fn create_under(
     }
     spec.with_annotations(&cmd_labels);
     container.spec = Some(spec_any(spec.to_bytes()));
-    create_record(lease.channel(), container, Some(lease)).await
+    create_record(lease, container).await
 }
 
-async fn create_record(
-    channel: NamespacedChannel,
-    container: Container,
-    lease: Option<&TemporaryLease>,
-) -> anyhow::Result<()> {
-    let request = CreateContainerRequest {
-        container: Some(container),
-    };
-    let request = match lease {
-        Some(lease) => lease.request(request),
-        None => tonic::Request::new(request),
-    };
-    ContainersClient::new(channel)
-        .create(request)
+async fn create_record(lease: &TemporaryLease, container: Container) -> anyhow::Result<()> {
+    ContainersClient::new(lease.channel())
+        .create(lease.request(CreateContainerRequest {
+            container: Some(container),
+        }))
         .await
         .map_err(RpcError::from)?;
     Ok(())
@@ -310,7 +311,7 @@ fn spec_any(value: Vec<u8>) -> prost_types::Any {
 
 /// The runtime and its options as containerd's ctr sets them: runc's
 /// (empty) options for runc v2, the config path for another runtime.
-fn runtime(args: &ContainerCreate) -> anyhow::Result<Runtime> {
+fn runtime(args: &ContainerCreate) -> Runtime {
     let options = if args.runtime == RUNC_V2 {
         Some(prost_types::Any {
             type_url: RUNC_OPTIONS_URL.to_string(),
@@ -325,10 +326,10 @@ fn runtime(args: &ContainerCreate) -> anyhow::Result<Runtime> {
                 value: runtime_options_bytes(path),
             })
     };
-    Ok(Runtime {
+    Runtime {
         name: args.runtime.clone(),
         options,
-    })
+    }
 }
 
 /// Linux's capabilities by number (containerd's list for kernel 5.9).
