@@ -854,3 +854,63 @@ async fn an_image_that_is_not_unpacked_is_unpacked_through_the_diff_service() {
         "{ours}"
     );
 }
+
+/// The events a create published, one `<topic> <payload>` per line, times and namespaces dropped,
+/// `id` neutral.
+fn event_lines(printed: &str, id: &str) -> Vec<String> {
+    printed
+        .lines()
+        .filter_map(|line| {
+            // `<Go time> <namespace> <topic> <json>`: the topic is the first word with a slash.
+            let at = line.find(" /")?;
+            let (topic, payload) = line[at + 1..]
+                .split_once(' ')
+                .unwrap_or((&line[at + 1..], ""));
+            Some(format!("{topic} {}", neutral(payload, id)))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_publishes_the_events_containerds_does() {
+    if !prerequisites_met() {
+        return;
+    }
+    let daemons = both_daemons().await;
+    let mut seen: Option<Vec<String>> = None;
+    for daemon in &daemons {
+        let events = Ctr::Debian.spawn(&daemon.socket(), &["events"]);
+        let mut segments = Vec::new();
+        let mut printed_before = 0;
+        for which in Ctr::BOTH {
+            let id = format!("ev-{}", format!("{which:?}").to_lowercase());
+            daemon
+                .ctr(which, &["c", "create", "--label", "x=y", IMAGE, &id])
+                .ok();
+            events.wait_for_stdout(Duration::from_secs(20), "the create's events", |out| {
+                out.contains(&format!("/containers/create {{\"id\":\"{id}\""))
+            });
+            let printed = events.stdout();
+            segments.push(event_lines(&printed[printed_before..], &id));
+            printed_before = printed.len();
+        }
+        events.kill();
+        assert_eq!(
+            segments[0],
+            segments[1],
+            "events of our create vs containerd's ctr's on {}",
+            daemon.name()
+        );
+        assert!(
+            segments[0]
+                .iter()
+                .any(|e| e.starts_with("/snapshot/prepare {\"key\":\"<id>\"")),
+            "{:?}",
+            segments[0]
+        );
+        match &seen {
+            None => seen = Some(segments[0].clone()),
+            Some(first) => assert_eq!(first, &segments[0], "rcontainerd vs containerd"),
+        }
+    }
+}
