@@ -5,7 +5,7 @@
 //! record created.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _};
 use rcontainerd_api::client::NamespacedChannel;
@@ -20,7 +20,6 @@ use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::{
     MountsRequest, PrepareSnapshotRequest, StatSnapshotRequest,
 };
-use rcontainerd_api::types::Mount;
 use tonic::Code;
 
 use crate::cli::ContainerCreate;
@@ -661,7 +660,7 @@ async fn user_database(
     snapshotter: &str,
     key: &str,
 ) -> anyhow::Result<UserDatabase> {
-    let mut mounts = SnapshotsClient::new(lease.channel())
+    let mounts = SnapshotsClient::new(lease.channel())
         .mounts(lease.request(MountsRequest {
             snapshotter: snapshotter.to_string(),
             key: key.to_string(),
@@ -670,95 +669,26 @@ async fn user_database(
         .map_err(RpcError::from)?
         .into_inner()
         .mounts;
-    if mounts.len() == 1 && mounts[0].r#type == "overlay" {
+    let mut mounts: Vec<rcontainerd_mount::Mount> = mounts
+        .into_iter()
+        .map(|m| rcontainerd_mount::Mount {
+            mount_type: m.r#type,
+            source: m.source,
+            target: m.target,
+            options: m.options,
+        })
+        .collect();
+    // containerd's client adds `ro` to a lone overlay for these reads.
+    if mounts.len() == 1 && mounts[0].mount_type == "overlay" {
         mounts[0].options.push("ro".into());
     }
-    let mounted = TempMount::mount(&mounts)?;
+    let mounted = rcontainerd_mount::TempMount::new(&std::env::temp_dir(), &mounts)
+        .map_err(|err| anyhow!("{err}"))?;
     let read = |name: &str| std::fs::read_to_string(mounted.path().join(name)).ok();
     Ok(UserDatabase {
         passwd: read("etc/passwd"),
         group: read("etc/group"),
     })
-}
-
-/// Mounts on a temporary directory, unmounted and removed when dropped.
-struct TempMount {
-    dir: PathBuf,
-    mounted: usize,
-}
-
-impl TempMount {
-    fn mount(mounts: &[Mount]) -> anyhow::Result<TempMount> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        let dir =
-            std::env::temp_dir().join(format!("containerd-mount{}{nanos}", std::process::id()));
-        std::fs::create_dir(&dir)
-            .with_context(|| format!("creating temp mount location {}", dir.display()))?;
-        let mut guard = TempMount { dir, mounted: 0 };
-        for m in mounts {
-            mount_one(m, &guard.dir)?;
-            guard.mounted += 1;
-        }
-        Ok(guard)
-    }
-
-    fn path(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for TempMount {
-    fn drop(&mut self) {
-        for _ in 0..self.mounted {
-            let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
-/// One mount as containerd's `mount.Mount.Mount` does it on Linux: the
-/// flag options become flags, the rest the data string.
-fn mount_one(m: &Mount, target: &Path) -> anyhow::Result<()> {
-    use nix::mount::MsFlags;
-    let mut flags = MsFlags::empty();
-    let mut data = Vec::new();
-    for option in &m.options {
-        let (set, clear) = match option.as_str() {
-            "ro" => (MsFlags::MS_RDONLY, false),
-            "rw" => (MsFlags::MS_RDONLY, true),
-            "bind" => (MsFlags::MS_BIND, false),
-            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, false),
-            "nosuid" => (MsFlags::MS_NOSUID, false),
-            "nodev" => (MsFlags::MS_NODEV, false),
-            "noexec" => (MsFlags::MS_NOEXEC, false),
-            "noatime" => (MsFlags::MS_NOATIME, false),
-            "relatime" => (MsFlags::MS_RELATIME, false),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, false),
-            _ => {
-                data.push(option.as_str());
-                continue;
-            }
-        };
-        if clear {
-            flags.remove(set);
-        } else {
-            flags.insert(set);
-        }
-    }
-    let data = data.join(",");
-    let fstype =
-        (!m.r#type.is_empty() && !flags.contains(MsFlags::MS_BIND)).then_some(m.r#type.as_str());
-    nix::mount::mount(
-        Some(m.source.as_str()),
-        target,
-        fstype,
-        flags,
-        (!data.is_empty()).then_some(data.as_str()),
-    )
-    .map_err(|err| anyhow!("failed to mount {}: {err}", target.display()))
 }
 
 /// A spec file as containerd's client stores it: decoded and encoded
