@@ -787,6 +787,10 @@ mod tests {
         assert!(args.tty);
         assert_eq!(container_id(&args), "id");
         assert_eq!(args.runtime, "io.containerd.runc.v2");
+        // After `--`, the command's own options are the command's.
+        let args = create_args(&["img", "id", "--", "sh", "-c", "echo hi"]);
+        assert_eq!(args.args, ["img", "id", "sh", "-c", "echo hi"]);
+        assert_eq!(args.config, None);
     }
 
     #[test]
