@@ -684,11 +684,63 @@ async fn user_database(
     }
     let mounted = rcontainerd_mount::TempMount::new(&std::env::temp_dir(), &mounts)
         .map_err(|err| anyhow!("{err}"))?;
-    let read = |name: &str| std::fs::read_to_string(mounted.path().join(name)).ok();
+    let read = |name: &str| {
+        in_root(mounted.path(), name).and_then(|path| std::fs::read_to_string(path).ok())
+    };
     Ok(UserDatabase {
-        passwd: read("etc/passwd"),
-        group: read("etc/group"),
+        passwd: read("/etc/passwd"),
+        group: read("/etc/group"),
     })
+}
+
+/// `path` inside the root filesystem at `root`, its symbolic links resolved
+/// as if `root` were `/` (containerd's `fs.RootPath`): an image's
+/// `/etc/passwd` linking to `/x` means `<root>/x`, never the host's `/x`.
+/// `None` past 255 links.
+fn in_root(root: &Path, path: &str) -> Option<std::path::PathBuf> {
+    let mut pending: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(str::to_string)
+        .collect();
+    let mut resolved: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = resolved
+            .iter()
+            .chain(std::iter::once(&part))
+            .fold(root.to_path_buf(), |p, c| p.join(c));
+        match std::fs::read_link(&candidate) {
+            Ok(target) => {
+                links += 1;
+                if links > 255 {
+                    return None;
+                }
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    resolved.clear();
+                }
+                pending.extend(
+                    target
+                        .split('/')
+                        .filter(|c| !c.is_empty())
+                        .rev()
+                        .map(str::to_string),
+                );
+            }
+            Err(_) => resolved.push(part),
+        }
+    }
+    Some(resolved.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
 }
 
 /// A spec file as containerd's client stores it: decoded and encoded
@@ -834,6 +886,26 @@ mod tests {
         assert!(failure(&["--gpus", "0", "i", "c"])
             .unwrap()
             .ends_with("not implemented"));
+    }
+
+    #[test]
+    fn paths_resolve_inside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let etc = root.path().join("etc");
+        std::fs::create_dir_all(etc.join("real")).unwrap();
+        std::fs::write(etc.join("real/passwd"), "inside\n").unwrap();
+        std::os::unix::fs::symlink("/etc/real/passwd", etc.join("passwd")).unwrap();
+        std::os::unix::fs::symlink("../../../../real/group", etc.join("group")).unwrap();
+        std::os::unix::fs::symlink("loop", etc.join("loop")).unwrap();
+        assert_eq!(
+            in_root(root.path(), "/etc/passwd").unwrap(),
+            etc.join("real/passwd")
+        );
+        assert_eq!(
+            in_root(root.path(), "/etc/group").unwrap(),
+            root.path().join("real/group")
+        );
+        assert_eq!(in_root(root.path(), "/etc/loop"), None);
     }
 
     #[test]
