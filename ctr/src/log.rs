@@ -12,6 +12,17 @@ pub fn error(message: &str, error: &dyn std::fmt::Display) {
     );
 }
 
+/// Writes an info-level line with `fields` (in the order given: logrus
+/// sorts them, so give them sorted).
+pub fn info_with_fields(message: &str, fields: &[(&str, &str)]) {
+    eprintln!("{}", line("info", message, fields));
+}
+
+/// Writes a warning-level line with `fields`.
+pub fn warning_with_fields(message: &str, fields: &[(&str, &str)]) {
+    eprintln!("{}", line("warning", message, fields));
+}
+
 /// Writes a warning-level line.
 pub fn warning(message: &str) {
     eprintln!("{}", line("warning", message, &[]));
