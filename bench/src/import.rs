@@ -427,3 +427,29 @@ pub fn filesystem_of(dir: Option<&Path>) -> String {
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "an unknown filesystem".into())
 }
+
+/// The layer of the import tarball (made when missing) as its plain tar.
+pub fn plain_layer(tarball: &Path, source: &Path, layer_mib: u64) -> anyhow::Result<Vec<u8>> {
+    ensure_tarball(tarball, source, layer_mib)?;
+    let mut archive = tar::Archive::new(File::open(tarball)?);
+    let mut largest: Option<Vec<u8>> = None;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !entry.path()?.starts_with("blobs") {
+            continue;
+        }
+        if largest
+            .as_ref()
+            .is_some_and(|l| l.len() as u64 >= entry.size())
+        {
+            continue;
+        }
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut data)?;
+        largest = Some(data);
+    }
+    let gzip = largest.context("no blob in the import tarball")?;
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&gzip[..]).read_to_end(&mut tar)?;
+    Ok(tar)
+}

@@ -3,6 +3,7 @@
 //! A bench binary rather than a test: it reports numbers, it does not assert them.
 //! Results and the commands that produced them live in `docs/benchmarks.md`.
 
+mod apply;
 mod boot;
 mod client;
 mod content;
@@ -47,6 +48,26 @@ enum Command {
     Records(RecordsArgs),
     /// `ctr images import` (Debian's ctr) of one OCI tarball with a large gzip layer of real files.
     Import(ImportArgs),
+    /// Diff.Apply MB/s of the import benchmark's layer as plain tar, gzip and zstd.
+    Apply(ApplyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ApplyArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// The import benchmark's tarball, whose layer is applied; made (and kept) when missing.
+    #[arg(long, default_value = "/var/tmp/rcontainerd-bench-import.tar")]
+    tarball: PathBuf,
+    /// Where the layer's files come from when the tarball is made.
+    #[arg(long, default_value = "/usr/lib")]
+    source: PathBuf,
+    /// File data in the layer when the tarball is made.
+    #[arg(long, default_value_t = 600)]
+    layer_mib: u64,
+    /// Run the daemons on a tmpfs mounted for the run.
+    #[arg(long)]
+    tmpfs: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -304,6 +325,36 @@ fn main() -> anyhow::Result<()> {
             };
             let results = import::run(&plan)?;
             print!("{}", import::render(&plan, &results));
+            drop(tmpfs);
+            Ok(())
+        }
+        Command::Apply(args) => {
+            let tmpfs = if args.tmpfs {
+                Some(import::Tmpfs::mount(args.compare.tmp_dir.as_deref())?)
+            } else {
+                None
+            };
+            let tmp_dir = match &tmpfs {
+                Some(t) => Some(t.path().to_path_buf()),
+                None => args.compare.tmp_dir.clone(),
+            };
+            let layers = apply::layers(&args.tarball, &args.source, args.layer_mib)?;
+            let plan = apply::Plan {
+                subjects: args.compare.subjects(),
+                rounds: args.compare.rounds,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                source: format!(
+                    "{} on {}",
+                    args.tarball.display(),
+                    import::filesystem_of(tmp_dir.as_deref())
+                ),
+                tmp_dir,
+                formats: layers.formats,
+                diff_id: layers.diff_id,
+                tar_bytes: layers.tar_bytes,
+            };
+            let results = apply::run(&plan)?;
+            print!("{}", apply::render(&plan, &results));
             drop(tmpfs);
             Ok(())
         }
