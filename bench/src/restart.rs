@@ -16,7 +16,7 @@ use crate::client;
 use crate::daemon::{Launch, Subject};
 use crate::procfs;
 use crate::stats::Spread;
-use crate::throughput_report::{spread, table, Aim, Row};
+use crate::throughput_report::{spread, table_paired, Aim, Row};
 use crate::workdir::WorkDir;
 use anyhow::{ensure, Context};
 use rcontainerd_api::client::Headers;
@@ -554,7 +554,7 @@ pub fn render(plan: &Plan, results: &Results) -> String {
             Some(Aim::AtMost(AIM)),
         ),
         (
-            "exec → Stat + Images.Get answered (first answered data request)",
+            "exec → first answered data request (Stat + Images.Get)",
             "ms",
             |r| r.data_ms,
             Some(Aim::AtMost(AIM)),
@@ -594,7 +594,12 @@ pub fn render(plan: &Plan, results: &Results) -> String {
             });
         }
     }
-    out.push_str(&table(&names[0], &names[1], &rows));
+    out.push_str(&table_paired(
+        &names[0],
+        &names[1],
+        &rows,
+        "restart by restart",
+    ));
     let populate: Vec<String> = names
         .iter()
         .zip(&results.rounds)

@@ -40,9 +40,14 @@ impl Aim {
 }
 
 pub fn table(ours_name: &str, theirs_name: &str, rows: &[Row]) -> String {
+    table_paired(ours_name, theirs_name, rows, "round by round")
+}
+
+/// [`table`], saying how the values of a row were paired into ratios (`pairing`).
+pub fn table_paired(ours_name: &str, theirs_name: &str, rows: &[Row], pairing: &str) -> String {
     let mut out = format!(
         "| figure | unit | {ours_name} min / median / max | {theirs_name} min / median / max \
-         | ratio min / median / max (round by round) | aim | met (median) |\n\
+         | ratio min / median / max ({pairing}) | aim | met (median) |\n\
          |---|---|---:|---:|---:|---:|---|\n"
     );
     for row in rows {
