@@ -205,14 +205,7 @@ pub fn boot(
     // otherwise stay open (its task never polled again) and hold up a daemon that drains clients on SIGTERM.
     let runtime = client::runtime()?;
     let start = Instant::now();
-    let mut daemon = Daemon {
-        child: Some(
-            launch
-                .command
-                .spawn()
-                .with_context(|| format!("starting {}", subject.binary().display()))?,
-        ),
-    };
+    let mut daemon = Daemon::spawn(subject, launch)?;
     let answered = runtime.block_on(probe::wait_for_version(
         &launch.socket,
         daemon.child(),
@@ -224,9 +217,14 @@ pub fn boot(
         Ok(version) => Ok((daemon, elapsed, version)),
         Err(e) => {
             drop(daemon);
-            Err(e.context(format!("daemon log ends with:\n{}", log_tail(&launch.log))))
+            Err(with_log_tail(e, launch))
         }
     }
+}
+
+/// `error` with the end of the daemon's log, for a daemon that failed to start or answer.
+pub fn with_log_tail(error: anyhow::Error, launch: &Launch) -> anyhow::Error {
+    error.context(format!("daemon log ends with:\n{}", log_tail(&launch.log)))
 }
 
 /// A started daemon; killed if dropped before it was stopped.
@@ -235,6 +233,15 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Execs the daemon `launch` prepared (a launch can be spawned again once the last one exited).
+    pub fn spawn(subject: &Subject, launch: &mut Launch) -> anyhow::Result<Self> {
+        let child = launch
+            .command
+            .spawn()
+            .with_context(|| format!("starting {}", subject.binary().display()))?;
+        Ok(Daemon { child: Some(child) })
+    }
+
     pub fn child(&mut self) -> &mut Child {
         self.child.as_mut().expect("daemon not yet stopped")
     }

@@ -369,7 +369,7 @@ const AIM_DISK: f64 = 0.9;
 const AIM_CONTAINERD: f64 = 1.0;
 
 pub fn render(plan: &Plan, results: &Results) -> String {
-    use crate::throughput_report::{spread, table, Row};
+    use crate::throughput_report::{spread, table, Aim, Row};
     let names: Vec<String> = plan.subjects.iter().map(|s| s.to_string()).collect();
     let mut out = format!(
         "{} rounds; each round starts each daemon once in a fresh directory ({}), each right after \
@@ -395,14 +395,14 @@ pub fn render(plan: &Plan, results: &Results) -> String {
             unit: "MB/s",
             ours: column(0, |r| r.write),
             theirs: column(1, |r| r.write),
-            aim: Some(AIM_CONTAINERD),
+            aim: Some(Aim::AtLeast(AIM_CONTAINERD)),
         },
         Row {
             label: format!("read {} MiB blob", plan.large_mib),
             unit: "MB/s",
             ours: column(0, |r| r.read),
             theirs: column(1, |r| r.read),
-            aim: Some(AIM_CONTAINERD),
+            aim: Some(Aim::AtLeast(AIM_CONTAINERD)),
         },
         Row {
             label: format!(
@@ -412,7 +412,7 @@ pub fn render(plan: &Plan, results: &Results) -> String {
             unit: "blobs/s",
             ours: column(0, |r| r.small),
             theirs: column(1, |r| r.small),
-            aim: Some(AIM_CONTAINERD),
+            aim: Some(Aim::AtLeast(AIM_CONTAINERD)),
         },
     ];
     out.push_str(&table(&names[0], &names[1], &rows));
@@ -432,7 +432,7 @@ pub fn render(plan: &Plan, results: &Results) -> String {
             unit: "MB/s",
             ours: column(s, |r| r.write),
             theirs: results.dd[s].clone(),
-            aim: Some(AIM_DISK),
+            aim: Some(Aim::AtLeast(AIM_DISK)),
         })
         .collect();
     out.push_str(&table("daemon", "dd", &disk_rows));

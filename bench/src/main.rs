@@ -14,6 +14,7 @@ mod probe;
 mod procfs;
 mod records;
 mod report;
+mod restart;
 mod rounds;
 mod session;
 mod snapshots;
@@ -50,6 +51,8 @@ enum Command {
     Import(ImportArgs),
     /// Diff.Apply MB/s of the import benchmark's layer as plain tar, gzip and zstd.
     Apply(ApplyArgs),
+    /// Restart on a large store: exec → first answered Version and data calls (warm and cold cache).
+    Restart(RestartArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -201,6 +204,39 @@ struct RecordsArgs {
     /// created present.
     #[arg(long, default_value_t = 200)]
     list_calls: u32,
+}
+
+#[derive(clap::Args, Debug)]
+struct RestartArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// Timed restarts per daemon and round, page cache warm.
+    #[arg(long, default_value_t = 5)]
+    restarts: u32,
+    /// Also time cold restarts: `sync; echo 3 > /proc/sys/vm/drop_caches` before each (root).
+    #[arg(long)]
+    cold: bool,
+    /// Cold restarts per daemon and round, with --cold.
+    #[arg(long, default_value_t = 2)]
+    cold_restarts: u32,
+    /// Snapshot chains in the store.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    chains: u64,
+    /// Committed layers in each chain.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    chain_len: u64,
+    /// Small blobs in the store (at least as many as images).
+    #[arg(long, default_value_t = 20_000)]
+    blobs: usize,
+    /// Images in the store, each targeting its own blob.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    images: u64,
+    /// Concurrent clients filling the store (one connection each).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    clients: u64,
+    /// Leave each daemon's filled run directory in place and print where (to profile by hand).
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -371,6 +407,30 @@ fn main() -> anyhow::Result<()> {
             };
             let results = records::run(&plan)?;
             print!("{}", records::render(&plan, &results));
+            Ok(())
+        }
+        Command::Restart(args) => {
+            let images = usize::try_from(args.images)?;
+            anyhow::ensure!(
+                args.blobs >= images,
+                "--blobs must be at least --images: each image targets its own blob"
+            );
+            let plan = restart::Plan {
+                subjects: args.compare.subjects(),
+                rounds: args.compare.rounds,
+                restarts: args.restarts,
+                cold_restarts: if args.cold { args.cold_restarts } else { 0 },
+                chains: usize::try_from(args.chains)?,
+                chain_len: usize::try_from(args.chain_len)?,
+                blobs: args.blobs,
+                images,
+                clients: usize::try_from(args.clients)?,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                tmp_dir: args.compare.tmp_dir,
+                keep: args.keep,
+            };
+            let results = restart::run(&plan)?;
+            print!("{}", restart::render(&plan, &results));
             Ok(())
         }
     }

@@ -353,7 +353,7 @@ pub fn render(plan: &Plan, results: &Results) -> String {
                 unit: "calls/s",
                 ours: column(0, many, pick),
                 theirs: column(1, many, pick),
-                aim: Some(AIM),
+                aim: Some(crate::throughput_report::Aim::AtLeast(AIM)),
             });
         }
     }

@@ -259,7 +259,7 @@ pub fn render(plan: &Plan, results: &Results) -> String {
                 unit,
                 ours: column(0, pick, k),
                 theirs: column(1, pick, k),
-                aim,
+                aim: aim.map(crate::throughput_report::Aim::AtLeast),
             });
         }
     }

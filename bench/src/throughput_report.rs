@@ -1,4 +1,5 @@
-//! Markdown tables comparing rcontainerd with containerd figure by figure, where higher is better.
+//! Markdown tables comparing rcontainerd with containerd figure by figure, each against the ratio
+//! the issue aims at (higher is better for throughputs, lower for times).
 
 use crate::stats::{ratios, Spread};
 use std::fmt::Write;
@@ -10,22 +11,49 @@ pub struct Row {
     pub ours: Vec<f64>,
     pub theirs: Vec<f64>,
     /// The ratio ours / containerd the issue asks for, if any.
-    pub aim: Option<f64>,
+    pub aim: Option<Aim>,
+}
+
+/// The ratio ours / containerd a figure should reach.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Aim {
+    /// At least this (throughputs).
+    AtLeast(f64),
+    /// At most this (times, memory).
+    AtMost(f64),
+}
+
+impl Aim {
+    fn text(self) -> String {
+        match self {
+            Aim::AtLeast(aim) => format!("≥ {aim}×"),
+            Aim::AtMost(aim) => format!("≤ {aim}×"),
+        }
+    }
+
+    fn met(self, ratio: f64) -> bool {
+        match self {
+            Aim::AtLeast(aim) => ratio >= aim,
+            Aim::AtMost(aim) => ratio <= aim,
+        }
+    }
 }
 
 pub fn table(ours_name: &str, theirs_name: &str, rows: &[Row]) -> String {
+    table_paired(ours_name, theirs_name, rows, "round by round")
+}
+
+/// [`table`], saying how the values of a row were paired into ratios (`pairing`).
+pub fn table_paired(ours_name: &str, theirs_name: &str, rows: &[Row], pairing: &str) -> String {
     let mut out = format!(
         "| figure | unit | {ours_name} min / median / max | {theirs_name} min / median / max \
-         | ratio min / median / max (round by round) | aim | met (median) |\n\
+         | ratio min / median / max ({pairing}) | aim | met (median) |\n\
          |---|---|---:|---:|---:|---:|---|\n"
     );
     for row in rows {
         let ratio = Spread::of(&ratios(&row.ours, &row.theirs));
         let (aim, met) = match (row.aim, ratio) {
-            (Some(aim), Some(r)) => (
-                format!("≥ {aim}×"),
-                if r.median >= aim { "yes" } else { "no" },
-            ),
+            (Some(aim), Some(r)) => (aim.text(), if aim.met(r.median) { "yes" } else { "no" }),
             _ => ("–".to_string(), "–"),
         };
         let _ = writeln!(
@@ -69,11 +97,27 @@ mod tests {
             unit: "ops/s",
             ours: vec![10.0, 30.0, 20.0],
             theirs: vec![10.0, 10.0, 10.0],
-            aim: Some(2.0),
+            aim: Some(Aim::AtLeast(2.0)),
         }];
         let text = table("a", "b", &rows);
         assert!(
             text.contains("| x | ops/s | 10.0 / 20.0 / 30.0 | 10.0 / 10.0 / 10.0 | 1.00 / 2.00 / 3.00 | ≥ 2× | yes |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lower_is_better_aims_are_met_at_or_below_the_ratio() {
+        let rows = [Row {
+            label: "t".into(),
+            unit: "ms",
+            ours: vec![3.0, 2.0],
+            theirs: vec![10.0, 10.0],
+            aim: Some(Aim::AtMost(0.3)),
+        }];
+        let text = table("a", "b", &rows);
+        assert!(
+            text.contains("| t | ms | 2.0 / 2.5 / 3.0 | 10.0 / 10.0 / 10.0 | 0.20 / 0.25 / 0.30 | ≤ 0.3× | yes |"),
             "{text}"
         );
     }

@@ -37,6 +37,12 @@ impl WorkDir {
             .path()
     }
 
+    /// Leaves the directory (and whatever is mounted in it) in place; returns its path.
+    pub fn keep(mut self) -> PathBuf {
+        let dir = self.dir.take().expect("run directory not yet removed");
+        dir.keep()
+    }
+
     /// Detaches every mount left below the directory, then removes it. Returns the mount points it detached.
     pub fn remove(mut self) -> anyhow::Result<Vec<PathBuf>> {
         self.clean()
