@@ -30,6 +30,18 @@ pub fn debug(message: &str) {
     eprintln!("{}", line("debug", message, &[]));
 }
 
+/// Writes an info-level line with fields `error` and `key`.
+pub fn info_with_key(message: &str, error: &dyn std::fmt::Display, key: &str) {
+    eprintln!(
+        "{}",
+        line(
+            "info",
+            message,
+            &[("error", &error.to_string()), ("key", key)]
+        )
+    );
+}
+
 fn line(level: &str, message: &str, fields: &[(&str, &str)]) -> String {
     let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut text = format!("time={} level={level} msg={}", quote(&time), quote(message));

@@ -9,8 +9,10 @@ mod gojson;
 mod image_content;
 mod labels;
 mod log;
+mod oci;
 mod tabwriter;
 mod units;
+mod unpack;
 
 use std::future::Future;
 use std::io::Write;
@@ -144,6 +146,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 ImagesCommand::Label(args) => {
                     within_timeout(global, images::label(channel, args)).await
+                }
+                ImagesCommand::Import(args) => {
+                    within_timeout(
+                        global,
+                        commands::image_import::run(channel, &global.namespace, args),
+                    )
+                    .await
+                }
+                ImagesCommand::Export(args) => {
+                    within_timeout(global, commands::image_export::run(channel, args)).await
+                }
+                ImagesCommand::Mount(args) => {
+                    within_timeout(
+                        global,
+                        commands::image_mount::mount(channel, &global.namespace, args),
+                    )
+                    .await
+                }
+                ImagesCommand::Unmount(args) => {
+                    within_timeout(global, commands::image_mount::unmount(channel, args)).await
                 }
             }
         }

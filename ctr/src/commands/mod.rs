@@ -3,6 +3,9 @@
 pub mod containers;
 pub mod content;
 pub mod events;
+pub mod image_export;
+pub mod image_import;
+pub mod image_mount;
 pub mod images;
 pub mod leases;
 pub mod namespaces;
