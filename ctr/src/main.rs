@@ -165,7 +165,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .await
                 }
                 ImagesCommand::Unmount(args) => {
-                    within_timeout(global, commands::image_mount::unmount(channel, args)).await
+                    within_timeout(
+                        global,
+                        commands::image_mount::unmount(channel, &global.namespace, args),
+                    )
+                    .await
                 }
             }
         }

@@ -227,14 +227,22 @@ fn unmount_all(target: &str) -> anyhow::Result<()> {
     }
 }
 
-pub async fn unmount(channel: NamespacedChannel, args: &ImagesUnmount) -> anyhow::Result<()> {
+pub async fn unmount(
+    channel: NamespacedChannel,
+    namespace: &str,
+    args: &ImagesUnmount,
+) -> anyhow::Result<()> {
     let target = args.target.clone().unwrap_or_default();
     if target.is_empty() {
         anyhow::bail!("please provide a target path to unmount from");
     }
     unmount_all(&target)?;
     if args.rm {
-        let snapshotter = snapshotter_of(args.snapshotter.as_deref());
+        // An unnamed snapshotter is the namespace's default, as containerd's client resolves it.
+        let snapshotter =
+            unpack::resolve_snapshotter(&channel, namespace, args.snapshotter.as_deref())
+                .await
+                .unwrap_or_else(|_| DEFAULT_SNAPSHOTTER.to_string());
         match LeasesClient::new(channel.clone())
             .delete(DeleteRequest {
                 id: target.clone(),

@@ -1,0 +1,756 @@
+//! `ctr images import|export|mount|unmount` with both ctrs against the real daemon: an OCI
+//! layout and a `docker save` archive of the same two-layer image (the second layer whites
+//! out a file of the first) are imported, unpacked into snapshots named by chain IDs and
+//! labelled for the collector exactly as containerd's ctr does it; images mount with the
+//! whiteout respected and unmount without leftovers; exports are byte for byte containerd's
+//! and import again; `--no-unpack` makes no snapshots; bad archives fail as containerd's do.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rcontainerd_api::client::namespaced;
+use rcontainerd_api::services::content::content_client::ContentClient;
+use rcontainerd_api::services::content::ListContentRequest;
+use rcontainerd_api::services::leases::leases_client::LeasesClient;
+use rcontainerd_api::services::leases::ListRequest;
+use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
+use rcontainerd_api::services::snapshots::{ListSnapshotsRequest, StatSnapshotRequest};
+use rcontainerd_tests::{Ctr, Daemon};
+use sha2::Digest as _;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const SNAPSHOTTER: &str = "overlayfs";
+
+fn digest_of(data: &[u8]) -> String {
+    format!("sha256:{:x}", sha2::Sha256::digest(data))
+}
+
+fn hex(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap()
+}
+
+/// Root (mounting snapshots) and containerd's ctr (the reference) are needed.
+fn prerequisites() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        rcontainerd_pkg::prereq::missing("root (unpacking and mounting snapshots needs it)");
+        return false;
+    }
+    if !Path::new(rcontainerd_tests::binaries::DEBIAN_CTR).is_file() {
+        rcontainerd_pkg::prereq::missing("containerd's ctr at /usr/bin/ctr");
+        return false;
+    }
+    true
+}
+
+/// A tar of directories (`None`) and files, as a layer or an archive holds them.
+fn tar_of(members: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(1_700_000_000);
+        header.set_uid(0);
+        header.set_gid(0);
+        match data {
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder.append_data(&mut header, name, &[][..]).unwrap();
+            }
+            Some(data) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(data.len() as u64);
+                builder.append_data(&mut header, name, *data).unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+fn symlink_member(builder: &mut tar::Builder<Vec<u8>>, name: &str, target: &str) {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_mode(0o777);
+    header.set_size(0);
+    header.set_mtime(1_700_000_000);
+    builder
+        .append_link(&mut header, name, target)
+        .expect("symlink member");
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The test image, as an OCI layout and as a Docker archive.
+struct TestImage {
+    oci: Vec<u8>,
+    docker: Vec<u8>,
+    /// The OCI layout's index.json, which no image holds (it goes with the next collection).
+    oci_index: String,
+    config: String,
+    manifest: String,
+    gzip_layers: [String; 2],
+    diff_ids: [String; 2],
+    /// The chain IDs of the first layer and of both.
+    chain: [String; 2],
+}
+
+fn test_image() -> TestImage {
+    let layer1 = tar_of(&[
+        ("etc", None),
+        ("etc/hello", Some(b"hello\n")),
+        ("etc/gone", Some(b"bye\n")),
+    ]);
+    let layer2 = tar_of(&[
+        ("etc", None),
+        ("etc/.wh.gone", Some(b"")),
+        ("etc/new", Some(b"new\n")),
+    ]);
+    let (gz1, gz2) = (gzip(&layer1), gzip(&layer2));
+    let diff_ids = [digest_of(&layer1), digest_of(&layer2)];
+    let chain2 = digest_of(format!("{} {}", diff_ids[0], diff_ids[1]).as_bytes());
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": digest_of(&config), "size": config.len()},
+        "layers": [
+            {"mediaType": OCI_GZIP, "digest": digest_of(&gz1), "size": gz1.len()},
+            {"mediaType": OCI_GZIP, "digest": digest_of(&gz2), "size": gz2.len()},
+        ],
+    })
+    .to_string()
+    .into_bytes();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": digest_of(&manifest),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "latest"},
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+    })
+    .to_string()
+    .into_bytes();
+    let blob = |data: &[u8]| format!("blobs/sha256/{}", hex(&digest_of(data)));
+    let (b_config, b_manifest, b_gz1, b_gz2) =
+        (blob(&config), blob(&manifest), blob(&gz1), blob(&gz2));
+    let oci = tar_of(&[
+        ("oci-layout", Some(br#"{"imageLayoutVersion":"1.0.0"}"#)),
+        ("index.json", Some(&index)),
+        ("blobs", None),
+        ("blobs/sha256", None),
+        (&b_config, Some(&config)),
+        (&b_manifest, Some(&manifest)),
+        (&b_gz1, Some(&gz1)),
+        (&b_gz2, Some(&gz2)),
+    ]);
+
+    // `docker save`: plain layer tars, the config as <id>.json, manifest.json naming them; the
+    // second layer through a symlink, as docker writes a layer it already wrote.
+    let config_name = format!("{}.json", hex(&digest_of(&config)));
+    let docker_manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": ["example.com/test/image:v1"],
+        "Layers": ["a/layer.tar", "c/layer.tar"],
+    }])
+    .to_string()
+    .into_bytes();
+    let plain = tar_of(&[
+        ("a", None),
+        ("a/layer.tar", Some(&layer1)),
+        ("b", None),
+        ("b/layer.tar", Some(&layer2)),
+        (&config_name, Some(&config)),
+        ("repositories", Some(b"{}")),
+    ]);
+    let mut builder = tar::Builder::new(Vec::new());
+    {
+        let mut archive = tar::Archive::new(&plain[..]);
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let header = entry.header().clone();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            builder.append(&header, &data[..]).unwrap();
+        }
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_size(0);
+    builder.append_data(&mut header, "c", &[][..]).unwrap();
+    symlink_member(&mut builder, "c/layer.tar", "../b/layer.tar");
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o644);
+    header.set_size(docker_manifest.len() as u64);
+    builder
+        .append_data(&mut header, "manifest.json", &docker_manifest[..])
+        .unwrap();
+    let docker = builder.into_inner().unwrap();
+
+    TestImage {
+        oci,
+        docker,
+        oci_index: digest_of(&index),
+        config: digest_of(&config),
+        manifest: digest_of(&manifest),
+        gzip_layers: [digest_of(&gz1), digest_of(&gz2)],
+        chain: [diff_ids[0].clone(), chain2],
+        diff_ids,
+    }
+}
+
+fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+/// Labelled blobs of a namespace and their labels (unlabelled ones are left to the collector,
+/// which may not have run yet).
+async fn content_labels(
+    daemon: &Daemon,
+    ns: &str,
+    except: &str,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut stream = ContentClient::new(daemon.channel())
+        .list(namespaced(ListContentRequest { filters: vec![] }, ns))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = BTreeMap::new();
+    while let Some(response) = stream.message().await.unwrap() {
+        for info in response.info {
+            if !info.labels.is_empty() && info.digest != except {
+                out.insert(info.digest, info.labels.into_iter().collect());
+            }
+        }
+    }
+    out
+}
+
+/// `(key, parent, kind, labels)` of every snapshot of a namespace.
+async fn snapshots(
+    daemon: &Daemon,
+    ns: &str,
+) -> Vec<(String, String, i32, BTreeMap<String, String>)> {
+    let mut stream = SnapshotsClient::new(daemon.channel())
+        .list(namespaced(
+            ListSnapshotsRequest {
+                snapshotter: SNAPSHOTTER.into(),
+                filters: vec![],
+            },
+            ns,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(response) = stream.message().await.unwrap() {
+        for info in response.info {
+            out.push((
+                info.name,
+                info.parent,
+                info.kind,
+                info.labels.into_iter().collect(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn lease_ids(daemon: &Daemon, ns: &str) -> Vec<String> {
+    LeasesClient::new(daemon.channel())
+        .list(namespaced(ListRequest { filters: vec![] }, ns))
+        .await
+        .unwrap()
+        .into_inner()
+        .leases
+        .into_iter()
+        .map(|l| l.id)
+        .collect()
+}
+
+/// What an import left behind, to compare between the ctrs.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    stdout: String,
+    images_ls: String,
+    check: String,
+    content: BTreeMap<String, BTreeMap<String, String>>,
+    snapshots: Vec<(String, String, i32, BTreeMap<String, String>)>,
+    leases: Vec<String>,
+}
+
+async fn import(daemon: &Daemon, ctr: Ctr, ns: &str, args: &[&str], except: &str) -> Outcome {
+    let mut all = vec!["-n", ns, "images", "import"];
+    all.extend_from_slice(args);
+    let stdout = daemon.ctr(ctr, &all).ok().to_string();
+    Outcome {
+        stdout,
+        images_ls: daemon
+            .ctr(ctr, &["-n", ns, "images", "ls"])
+            .ok()
+            .to_string(),
+        check: daemon
+            .ctr(ctr, &["-n", ns, "images", "check"])
+            .ok()
+            .to_string(),
+        content: content_labels(daemon, ns, except).await,
+        snapshots: snapshots(daemon, ns).await,
+        leases: lease_ids(daemon, ns).await,
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn both_ctrs_import_an_oci_layout_and_a_docker_archive_alike() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let mut outcomes = Vec::new();
+    for ctr in Ctr::BOTH {
+        // Each ctr gets a daemon of its own: what one unpacked must not help the other.
+        let daemon = Daemon::start_default().await;
+        let oci = write_file(daemon.dir(), "oci.tar", &image.oci);
+        let docker = write_file(daemon.dir(), "docker.tar", &image.docker);
+        let from_oci = import(
+            &daemon,
+            ctr,
+            "oci",
+            &["--base-name", "example.com/oci", oci.to_str().unwrap()],
+            &image.oci_index,
+        )
+        .await;
+        let from_docker = import(
+            &daemon,
+            ctr,
+            "docker",
+            &[
+                "--digests",
+                "--index-name",
+                "example.com/index:1",
+                docker.to_str().unwrap(),
+            ],
+            "",
+        )
+        .await;
+        outcomes.push((ctr, from_oci, from_docker));
+    }
+    let (_, ours_oci, ours_docker) = &outcomes[0];
+    let (_, theirs_oci, theirs_docker) = &outcomes[1];
+    assert_eq!(ours_oci, theirs_oci, "OCI layout: ours, then containerd's");
+    assert_eq!(
+        ours_docker, theirs_docker,
+        "Docker archive: ours, then containerd's"
+    );
+
+    // What both did, spelled out.
+    assert_eq!(
+        ours_oci.stdout,
+        format!(
+            "unpacking example.com/oci:latest ({})...done\n",
+            image.manifest
+        )
+    );
+    assert!(
+        ours_oci
+            .images_ls
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.starts_with("example.com/oci:latest ")
+                && row.contains(&image.manifest)
+                && row.contains("linux/amd64")),
+        "{}",
+        ours_oci.images_ls
+    );
+    let check_row = ours_oci
+        .check
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        check_row.contains("complete (3/3)") && check_row.trim_end().ends_with("true"),
+        "{}",
+        ours_oci.check
+    );
+    let [gz1, gz2] = &image.gzip_layers;
+    let expected = BTreeMap::from([
+        (
+            image.manifest.clone(),
+            labels(&[
+                ("containerd.io/gc.ref.content.config", &image.config),
+                ("containerd.io/gc.ref.content.l.0", gz1),
+                ("containerd.io/gc.ref.content.l.1", gz2),
+            ]),
+        ),
+        (
+            image.config.clone(),
+            labels(&[("containerd.io/gc.ref.snapshot.overlayfs", &image.chain[1])]),
+        ),
+        (
+            gz1.clone(),
+            labels(&[("containerd.io/uncompressed", &image.diff_ids[0])]),
+        ),
+        (
+            gz2.clone(),
+            labels(&[("containerd.io/uncompressed", &image.diff_ids[1])]),
+        ),
+    ]);
+    assert_eq!(ours_oci.content, expected);
+    let committed = rcontainerd_api::services::snapshots::Kind::Committed as i32;
+    assert_eq!(
+        ours_oci.snapshots,
+        vec![
+            (
+                image.chain[0].clone(),
+                String::new(),
+                committed,
+                BTreeMap::new()
+            ),
+            (
+                image.chain[1].clone(),
+                image.chain[0].clone(),
+                committed,
+                BTreeMap::new()
+            ),
+        ]
+    );
+    assert!(ours_oci.leases.is_empty(), "{:?}", ours_oci.leases);
+
+    // The Docker archive: a Docker manifest made from it, named by the tag, by digest, and
+    // the index by --index-name; its layers are the plain tars (uncompressed = themselves).
+    let lines: Vec<&str> = ours_docker.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", ours_docker.stdout);
+    assert!(lines[0].starts_with("unpacking example.com/index:1 (sha256:"));
+    assert!(lines[1].starts_with("unpacking example.com/test/image:v1 (sha256:"));
+    assert!(lines[2].starts_with("unpacking import-"), "{}", lines[2]);
+    assert!(lines.iter().all(|l| l.ends_with(")...done")));
+    let index_labels = ours_docker
+        .content
+        .values()
+        .filter(|l| l.contains_key("containerd.io/gc.ref.content.m.0"))
+        .count();
+    assert_eq!(index_labels, 1, "{:?}", ours_docker.content);
+    for (i, diff_id) in image.diff_ids.iter().enumerate() {
+        assert_eq!(
+            ours_docker.content[diff_id]["containerd.io/uncompressed"], *diff_id,
+            "layer {i}"
+        );
+    }
+    assert_eq!(
+        ours_docker
+            .snapshots
+            .iter()
+            .map(|s| &s.0)
+            .collect::<Vec<_>>(),
+        [&image.chain[0], &image.chain[1]]
+    );
+}
+
+#[tokio::test]
+async fn an_image_mounts_with_its_whiteouts_and_unmounts_without_leftovers() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let oci = write_file(daemon.dir(), "oci.tar", &image.oci);
+    for ctr in Ctr::BOTH {
+        let ns = format!("mount-{ctr:?}").to_lowercase();
+        let ns = ns.as_str();
+        daemon
+            .ctr(
+                ctr,
+                &[
+                    "-n",
+                    ns,
+                    "images",
+                    "import",
+                    "--no-unpack",
+                    "--base-name",
+                    "example.com/m",
+                    oci.to_str().unwrap(),
+                ],
+            )
+            .ok();
+        for rw in [false, true] {
+            let target = daemon.dir().join(format!("{ns}-rw-{rw}"));
+            std::fs::create_dir_all(&target).unwrap();
+            let target_text = target.to_str().unwrap();
+            let mut args = vec!["-n", ns, "images", "mount"];
+            if rw {
+                args.push("--rw");
+            }
+            args.extend(["example.com/m:latest", target_text]);
+            let out = daemon.ctr(ctr, &args);
+            assert_eq!(
+                out.ok(),
+                format!("{}\n{target_text}\n", image.chain[1]),
+                "{ctr:?}"
+            );
+            // The lease named after the target holds the snapshot keyed by it.
+            let leases = lease_ids(&daemon, ns).await;
+            assert_eq!(leases, [target_text], "{ctr:?}");
+            let stat = SnapshotsClient::new(daemon.channel())
+                .stat(namespaced(
+                    StatSnapshotRequest {
+                        snapshotter: SNAPSHOTTER.into(),
+                        key: target_text.into(),
+                    },
+                    ns,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .info
+                .unwrap();
+            assert_eq!(stat.parent, image.chain[1]);
+            // Both layers, the second's whiteout applied.
+            assert_eq!(
+                std::fs::read_to_string(target.join("etc/hello")).unwrap(),
+                "hello\n"
+            );
+            assert_eq!(
+                std::fs::read_to_string(target.join("etc/new")).unwrap(),
+                "new\n"
+            );
+            assert!(
+                !target.join("etc/gone").exists(),
+                "{ctr:?}: the whiteout was not respected"
+            );
+            let wrote = std::fs::write(target.join("etc/written"), b"x");
+            assert_eq!(wrote.is_ok(), rw, "{ctr:?} rw={rw}: {wrote:?}");
+
+            let out = daemon.ctr(ctr, &["-n", ns, "images", "unmount", "--rm", target_text]);
+            assert_eq!(out.ok(), format!("{target_text}\n"), "{ctr:?}");
+            let mounted = rcontainerd_mount::mounts_under(&target).unwrap();
+            assert!(mounted.is_empty(), "{ctr:?}: still mounted: {mounted:?}");
+            assert!(!target.join("etc").exists());
+            assert!(lease_ids(&daemon, ns).await.is_empty(), "{ctr:?}");
+            let keys: Vec<String> = snapshots(&daemon, ns)
+                .await
+                .into_iter()
+                .map(|s| s.0)
+                .collect();
+            assert_eq!(keys, image.chain.to_vec(), "{ctr:?}: the view is removed");
+        }
+        // Unmounting what is not mounted succeeds; without arguments is an error.
+        let target = daemon.dir().join(format!("{ns}-rw-false"));
+        let out = daemon.ctr(
+            ctr,
+            &["-n", ns, "images", "unmount", target.to_str().unwrap()],
+        );
+        out.ok();
+        let out = daemon.ctr(ctr, &["-n", ns, "images", "unmount"]);
+        assert!(
+            out.failed()
+                .contains("please provide a target path to unmount from"),
+            "{ctr:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exports_are_containerds_bytes_and_import_again() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let oci = write_file(daemon.dir(), "oci.tar", &image.oci);
+    let docker = write_file(daemon.dir(), "docker.tar", &image.docker);
+    for (ns, archive, extra) in [
+        ("src-oci", &oci, vec!["--base-name", "example.com/oci"]),
+        (
+            "src-docker",
+            &docker,
+            vec!["--index-name", "example.com/idx"],
+        ),
+    ] {
+        let mut args = vec!["-n", ns, "images", "import", "--no-unpack"];
+        args.extend(extra);
+        args.push(archive.to_str().unwrap());
+        daemon.ctr(Ctr::Ours, &args).ok();
+    }
+    for (ns, names) in [
+        ("src-oci", vec!["example.com/oci:latest"]),
+        (
+            "src-docker",
+            vec!["example.com/idx", "example.com/test/image:v1"],
+        ),
+    ] {
+        let mut exported = Vec::new();
+        for ctr in Ctr::BOTH {
+            let out = daemon.dir().join(format!("{ns}-{ctr:?}.tar"));
+            let mut args = vec!["-n", ns, "images", "export", out.to_str().unwrap()];
+            args.extend(names.iter().copied());
+            daemon.ctr(ctr, &args).ok();
+            exported.push(std::fs::read(&out).unwrap());
+        }
+        assert!(
+            exported[0] == exported[1],
+            "{ns}: our export differs from containerd's"
+        );
+        let members: Vec<String> = tar::Archive::new(&exported[0][..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(members.contains(&"index.json".to_string()), "{members:?}");
+        assert!(members.contains(&"manifest.json".to_string()));
+        assert!(members.contains(&format!("blobs/sha256/{}", hex(&image.config))));
+
+        // Into a fresh namespace with each ctr: the same images, with the same digests.
+        let original = daemon
+            .ctr(Ctr::Ours, &["-n", ns, "images", "ls"])
+            .ok()
+            .to_string();
+        let archive = daemon.dir().join(format!("{ns}-Ours.tar"));
+        for ctr in Ctr::BOTH {
+            let fresh = format!("{ns}-again-{ctr:?}").to_lowercase();
+            daemon
+                .ctr(
+                    ctr,
+                    &["-n", &fresh, "images", "import", archive.to_str().unwrap()],
+                )
+                .ok();
+            let again = daemon
+                .ctr(Ctr::Ours, &["-n", &fresh, "images", "ls"])
+                .ok()
+                .to_string();
+            assert_eq!(again, original, "{ns} re-imported by {ctr:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_unpack_makes_no_snapshots() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let oci = write_file(daemon.dir(), "oci.tar", &image.oci);
+    let mut outcomes = Vec::new();
+    for ctr in Ctr::BOTH {
+        let ns = format!("nounpack-{ctr:?}").to_lowercase();
+        let outcome = import(
+            &daemon,
+            ctr,
+            &ns,
+            &[
+                "--no-unpack",
+                "--base-name",
+                "example.com/n",
+                oci.to_str().unwrap(),
+            ],
+            &image.oci_index,
+        )
+        .await;
+        assert_eq!(outcome.stdout, "", "{ctr:?}");
+        assert!(
+            outcome.snapshots.is_empty(),
+            "{ctr:?}: {:?}",
+            outcome.snapshots
+        );
+        assert!(
+            outcome
+                .check
+                .lines()
+                .nth(1)
+                .unwrap_or_default()
+                .trim_end()
+                .ends_with("false"),
+            "{ctr:?}: {}",
+            outcome.check
+        );
+        assert_eq!(
+            outcome.content.keys().collect::<Vec<_>>(),
+            [&image.manifest],
+            "{ctr:?}: only the manifest is labelled (with its children)"
+        );
+        outcomes.push(outcome);
+    }
+    assert_eq!(outcomes[0], outcomes[1], "ours, then containerd's");
+}
+
+#[tokio::test]
+async fn bad_archives_fail_as_with_containerds_ctr() {
+    if !prerequisites() {
+        return;
+    }
+    let daemon = Daemon::start_default().await;
+    let missing = daemon.dir().join("missing.tar");
+    let garbage = write_file(
+        daemon.dir(),
+        "garbage.tar",
+        &b"this is not a tar archive\n".repeat(40),
+    );
+    let empty = write_file(daemon.dir(), "empty.tar", b"");
+    let cases = [
+        (
+            missing.to_str().unwrap().to_string(),
+            format!(
+                "ctr: open {}: no such file or directory\n",
+                missing.display()
+            ),
+        ),
+        (
+            garbage.to_str().unwrap().to_string(),
+            "ctr: archive/tar: invalid tar header\n".to_string(),
+        ),
+        (
+            empty.to_str().unwrap().to_string(),
+            "ctr: unrecognized image format\n".to_string(),
+        ),
+    ];
+    for (path, message) in &cases {
+        for ctr in Ctr::BOTH {
+            let out = daemon.ctr(ctr, &["-n", "bad", "images", "import", path]);
+            assert_eq!(out.failed(), message, "{ctr:?} importing {path}");
+            assert_eq!(out.status.code(), Some(1), "{ctr:?}");
+            assert_eq!(out.stdout, "", "{ctr:?}");
+        }
+    }
+    assert!(lease_ids(&daemon, "bad").await.is_empty());
+    for ctr in Ctr::BOTH {
+        let out = daemon.ctr(ctr, &["images", "export", "x.tar"]);
+        assert_eq!(
+            out.failed(),
+            "ctr: please provide both an output filename and an image reference to export\n",
+            "{ctr:?}"
+        );
+        let out = daemon.ctr(ctr, &["images", "mount", "nosuch:latest"]);
+        assert_eq!(
+            out.failed(),
+            "ctr: please provide a target path to mount to\n",
+            "{ctr:?}"
+        );
+    }
+}
