@@ -754,3 +754,92 @@ async fn bad_archives_fail_as_with_containerds_ctr() {
         );
     }
 }
+
+/// `ctr --address <socket> <args>` with stdin read from `input`.
+fn ctr_with_stdin(daemon: &Daemon, ctr: Ctr, args: &[&str], input: &Path) -> std::process::Output {
+    std::process::Command::new(ctr.path())
+        .arg("--address")
+        .arg(daemon.socket())
+        .args(args)
+        .env_remove("CONTAINERD_ADDRESS")
+        .env_remove("CONTAINERD_NAMESPACE")
+        .env_remove("CONTAINERD_SNAPSHOTTER")
+        .stdin(std::fs::File::open(input).unwrap())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_archive_on_stdin_imports_and_compress_blobs_gzips_docker_layers() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let docker = write_file(daemon.dir(), "docker.tar", &image.docker);
+    let mut listed = Vec::new();
+    for ctr in Ctr::BOTH {
+        let ns = format!("stdin-{ctr:?}").to_lowercase();
+        let out = ctr_with_stdin(
+            &daemon,
+            ctr,
+            &["-n", &ns, "images", "import", "--no-unpack", "-"],
+            &docker,
+        );
+        assert!(
+            out.status.success(),
+            "{ctr:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        listed.push(
+            daemon
+                .ctr(ctr, &["-n", &ns, "images", "ls"])
+                .ok()
+                .to_string(),
+        );
+
+        // --compress-blobs: gzip layers (Go's and flate2's gzip bytes differ, so the digests
+        // are not compared), each labelled with the plain layer it holds.
+        let ns = format!("compress-{ctr:?}").to_lowercase();
+        daemon
+            .ctr(
+                ctr,
+                &[
+                    "-n",
+                    &ns,
+                    "images",
+                    "import",
+                    "--compress-blobs",
+                    docker.to_str().unwrap(),
+                ],
+            )
+            .ok();
+        let content = content_labels(&daemon, &ns, "").await;
+        let manifest_labels = content
+            .values()
+            .find(|l| l.contains_key("containerd.io/gc.ref.content.l.0"))
+            .unwrap_or_else(|| panic!("{ctr:?}: no manifest labels in {content:?}"));
+        for (i, diff_id) in image.diff_ids.iter().enumerate() {
+            let layer = &manifest_labels[&format!("containerd.io/gc.ref.content.l.{i}")];
+            assert_ne!(layer, diff_id, "{ctr:?}: layer {i} is not compressed");
+            assert_eq!(
+                content[layer]["containerd.io/uncompressed"], *diff_id,
+                "{ctr:?}: layer {i}"
+            );
+        }
+        let check = daemon
+            .ctr(ctr, &["-n", &ns, "images", "check"])
+            .ok()
+            .to_string();
+        assert!(
+            check.contains("complete (3/3)") && check.trim_end().ends_with("true"),
+            "{ctr:?}: {check}"
+        );
+    }
+    assert_eq!(listed[0], listed[1], "ours, then containerd's");
+    assert!(
+        listed[0].contains("example.com/test/image:v1"),
+        "{}",
+        listed[0]
+    );
+}

@@ -143,7 +143,7 @@ async fn import_under(
     prefix: &str,
     matcher: &PlatformMatcher,
 ) -> anyhow::Result<Vec<Image>> {
-    let index = import_index(channel, lease, reader).await?;
+    let index = import_index(channel, lease, reader, args.compress_blobs).await?;
     let translate =
         |name: &str| -> String { ref_translator(prefix, !args.base_name.is_empty(), name) };
 
@@ -322,6 +322,7 @@ async fn import_index(
     channel: &NamespacedChannel,
     lease: &TemporaryLease,
     reader: Box<dyn Read>,
+    compress: bool,
 ) -> anyhow::Result<Descriptor> {
     let mut archive = tar::Archive::new(reader);
     let mut layout: Option<Layout> = None;
@@ -390,9 +391,15 @@ async fn import_index(
             bail!("image config {:?} not found", entry.config);
         };
         let config_desc = oci::descriptor(oci::DOCKER_CONFIG, &config.digest, config.size)?;
-        let layers = resolve_layers(channel, entry.layers.as_deref().unwrap_or_default(), &blobs)
-            .await
-            .map_err(|err| anyhow!("failed to resolve layers: {err}"))?;
+        let layers = resolve_layers(
+            channel,
+            lease,
+            entry.layers.as_deref().unwrap_or_default(),
+            &blobs,
+            compress,
+        )
+        .await
+        .map_err(|err| anyhow!("failed to resolve layers: {err}"))?;
         let manifest = Json::Object(vec![
             ("schemaVersion".to_string(), Json::Number(2)),
             ("mediaType".to_string(), Json::string(oci::DOCKER_MANIFEST)),
@@ -549,8 +556,10 @@ fn compressed(head: &[u8]) -> bool {
 /// whether the layer is compressed (containerd's `resolveLayers`).
 async fn resolve_layers(
     channel: &NamespacedChannel,
+    lease: &TemporaryLease,
     files: &[String],
     blobs: &HashMap<String, Blob>,
+    compress: bool,
 ) -> anyhow::Result<Vec<Descriptor>> {
     let mut layers: Vec<(Blob, Option<String>)> = Vec::new();
     let mut filters = Vec::new();
@@ -607,19 +616,52 @@ async fn resolve_layers(
             }
         }
     }
-    layers
-        .into_iter()
-        .map(|(blob, media_type)| {
-            let media_type = media_type.unwrap_or_else(|| {
-                if compressed(&blob.head) {
-                    oci::DOCKER_LAYER_GZIP.to_string()
-                } else {
-                    oci::DOCKER_LAYER.to_string()
-                }
-            });
-            oci::descriptor(&media_type, &blob.digest, blob.size)
-        })
-        .collect()
+    let mut resolved = Vec::new();
+    for (blob, media_type) in layers {
+        let (blob, media_type) = match media_type {
+            Some(media_type) => (blob, media_type),
+            None if compressed(&blob.head) => (blob, oci::DOCKER_LAYER_GZIP.to_string()),
+            None if compress => (
+                compress_blob(channel, lease, &blob).await?,
+                oci::DOCKER_LAYER_GZIP.to_string(),
+            ),
+            None => (blob, oci::DOCKER_LAYER.to_string()),
+        };
+        resolved.push(oci::descriptor(&media_type, &blob.digest, blob.size)?);
+    }
+    Ok(resolved)
+}
+
+/// `--compress-blobs`: a plain layer gzipped into a blob of its own (ref
+/// `compress-blob-<alg>-<hex>`), labelled `containerd.io/uncompressed=<plain digest>`.
+async fn compress_blob(
+    channel: &NamespacedChannel,
+    lease: &TemporaryLease,
+    plain: &Blob,
+) -> anyhow::Result<Blob> {
+    let data = oci::read_blob(channel, &plain.digest)
+        .await
+        .map_err(|err| anyhow!("failed to open {:?}: {err}", plain.digest))?;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&data)?;
+    let gzipped = encoder.finish()?;
+    let digest = oci::sha256_digest(&gzipped);
+    let reference = format!("compress-blob-{}", plain.digest.replacen(':', "-", 1));
+    oci::write_blob(channel, lease, &reference, &gzipped, &digest)
+        .await
+        .map_err(|err| anyhow!("failed to commit: {err}"))?;
+    oci::set_content_labels(
+        channel,
+        lease,
+        &digest,
+        BTreeMap::from([(oci::UNCOMPRESSED_LABEL.to_string(), plain.digest.clone())]),
+    )
+    .await?;
+    Ok(Blob {
+        head: gzipped.iter().take(10).copied().collect(),
+        digest,
+        size: gzipped.len() as i64,
+    })
 }
 
 async fn read_head(channel: &NamespacedChannel, digest: &str) -> Result<Vec<u8>, RpcError> {
