@@ -103,6 +103,11 @@ struct TestImage {
 }
 
 fn test_image() -> TestImage {
+    test_image_with(false)
+}
+
+/// The test image; with `swapped`, its config names the layers' diff IDs in the wrong order.
+fn test_image_with(swapped: bool) -> TestImage {
     let layer1 = tar_of(&[
         ("etc", None),
         ("etc/hello", Some(b"hello\n")),
@@ -120,7 +125,10 @@ fn test_image() -> TestImage {
         "architecture": "amd64",
         "os": "linux",
         "config": {"Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": if swapped { [diff_ids[1].clone(), diff_ids[0].clone()] } else { diff_ids.clone() },
+        },
     })
     .to_string()
     .into_bytes();
@@ -739,6 +747,49 @@ async fn bad_archives_fail_as_with_containerds_ctr() {
         }
     }
     assert!(lease_ids(&daemon, "bad").await.is_empty());
+
+    // A layer whose content is not the diff ID its config names: the import stands, the
+    // unpack fails and removes its extraction snapshot.
+    let swapped = test_image_with(true);
+    let archive = write_file(daemon.dir(), "swapped.tar", &swapped.oci);
+    for ctr in Ctr::BOTH {
+        let ns = format!("swapped-{ctr:?}").to_lowercase();
+        let out = daemon.ctr(
+            ctr,
+            &[
+                "-n",
+                &ns,
+                "images",
+                "import",
+                "--base-name",
+                "example.com/s",
+                archive.to_str().unwrap(),
+            ],
+        );
+        let stderr = out.failed();
+        assert_eq!(
+            stderr.lines().last(),
+            Some(
+                format!(
+                    "ctr: wrong diff id calculated on extraction {:?}",
+                    swapped.diff_ids[0]
+                )
+                .as_str()
+            ),
+            "{ctr:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("level=info msg=\"apply failure, attempting cleanup\""),
+            "{ctr:?}: {stderr}"
+        );
+        assert_eq!(
+            out.stdout,
+            format!("unpacking example.com/s:latest ({})...", swapped.manifest),
+            "{ctr:?}"
+        );
+        assert!(snapshots(&daemon, &ns).await.is_empty(), "{ctr:?}");
+        assert!(lease_ids(&daemon, &ns).await.is_empty(), "{ctr:?}");
+    }
     for ctr in Ctr::BOTH {
         let out = daemon.ctr(ctr, &["images", "export", "x.tar"]);
         assert_eq!(
