@@ -100,6 +100,12 @@ struct TestImage {
     diff_ids: [String; 2],
     /// The chain IDs of the first layer and of both.
     chain: [String; 2],
+    /// An OCI layout whose index offers the image for linux/amd64 and linux/arm64 (named
+    /// `multi`), and the arm64 manifest's digest.
+    multi: Vec<u8>,
+    arm_manifest: String,
+    /// That layout's index.json (no image holds it).
+    multi_top: String,
 }
 
 fn test_image() -> TestImage {
@@ -212,7 +218,59 @@ fn test_image_with(swapped: bool) -> TestImage {
         .unwrap();
     let docker = builder.into_inner().unwrap();
 
+    // The same layers for arm64: a config and a manifest of its own, and an index of both.
+    let mut arm_config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    arm_config["architecture"] = "arm64".into();
+    let arm_config = arm_config.to_string().into_bytes();
+    let mut arm_manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    arm_manifest["config"]["digest"] = digest_of(&arm_config).into();
+    arm_manifest["config"]["size"] = arm_config.len().into();
+    let arm_manifest = arm_manifest.to_string().into_bytes();
+    let entry = |manifest: &[u8], arch: &str| {
+        serde_json::json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": digest_of(manifest),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+            "platform": {"architecture": arch, "os": "linux"},
+        })
+    };
+    let multi_index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&arm_manifest, "arm64"), entry(&manifest, "amd64")],
+    })
+    .to_string()
+    .into_bytes();
+    let multi_nested = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest_of(&multi_index),
+            "size": multi_index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }],
+    })
+    .to_string()
+    .into_bytes();
+    let (b_arm_config, b_arm_manifest, b_multi) =
+        (blob(&arm_config), blob(&arm_manifest), blob(&multi_index));
+    let multi = tar_of(&[
+        ("oci-layout", Some(br#"{"imageLayoutVersion":"1.0.0"}"#)),
+        ("index.json", Some(&multi_nested)),
+        (&b_multi, Some(&multi_index)),
+        (&b_config, Some(&config)),
+        (&b_manifest, Some(&manifest)),
+        (&b_arm_config, Some(&arm_config)),
+        (&b_arm_manifest, Some(&arm_manifest)),
+        (&b_gz1, Some(&gz1)),
+        (&b_gz2, Some(&gz2)),
+    ]);
+
     TestImage {
+        multi,
+        arm_manifest: digest_of(&arm_manifest),
+        multi_top: digest_of(&multi_nested),
         oci,
         docker,
         oci_index: digest_of(&index),
@@ -893,4 +951,73 @@ async fn an_archive_on_stdin_imports_and_compress_blobs_gzips_docker_layers() {
         "{}",
         listed[0]
     );
+}
+
+#[tokio::test]
+async fn a_multi_platform_index_is_labelled_for_this_platform_or_all() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let multi = write_file(daemon.dir(), "multi.tar", &image.multi);
+    let mut outcomes = Vec::new();
+    for ctr in Ctr::BOTH {
+        for all in [false, true] {
+            let ns = format!("multi-{ctr:?}-{all}").to_lowercase();
+            let mut args = vec!["--base-name", "example.com/multi"];
+            if all {
+                args.push("--all-platforms");
+            }
+            args.push(multi.to_str().unwrap());
+            let outcome = import(&daemon, ctr, &ns, &args, &image.multi_top).await;
+            outcomes.push((ctr, all, outcome));
+        }
+    }
+    for i in 0..2 {
+        let (_, all, ours) = &outcomes[i];
+        let (_, _, theirs) = &outcomes[i + 2];
+        assert_eq!(
+            ours, theirs,
+            "--all-platforms={all}: ours, then containerd's"
+        );
+    }
+    // The nested index names the image; its manifests are labelled m.0 (and m.1 for all).
+    let (_, _, this_platform) = &outcomes[0];
+    let (_, _, every_platform) = &outcomes[1];
+    let index_of = |outcome: &Outcome| {
+        outcome
+            .content
+            .values()
+            .find(|l| l.contains_key("containerd.io/gc.ref.content.m.0"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        index_of(this_platform),
+        labels(&[("containerd.io/gc.ref.content.m.0", &image.manifest)])
+    );
+    assert_eq!(
+        index_of(every_platform),
+        labels(&[
+            ("containerd.io/gc.ref.content.m.0", &image.arm_manifest),
+            ("containerd.io/gc.ref.content.m.1", &image.manifest),
+        ])
+    );
+    assert!(!this_platform.content.contains_key(&image.arm_manifest));
+    assert!(every_platform.content.contains_key(&image.arm_manifest));
+    // Unpacked for this machine only, either way.
+    for outcome in [this_platform, every_platform] {
+        assert_eq!(
+            outcome.snapshots.iter().map(|s| &s.0).collect::<Vec<_>>(),
+            [&image.chain[0], &image.chain[1]]
+        );
+        assert!(
+            outcome
+                .stdout
+                .starts_with("unpacking example.com/multi:multi (sha256:"),
+            "{}",
+            outcome.stdout
+        );
+    }
 }
