@@ -121,6 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Images(command) => {
+            commands::image_import::check_before_dial(command)?;
             let channel = dial(global).await?;
             use commands::images;
             match command {

@@ -135,8 +135,39 @@ impl Platform {
 
     /// Parses `os[/arch[/variant]]` (ctr's `--platform`).
     pub fn parse(text: &str) -> anyhow::Result<Platform> {
+        const KNOWN_OS: &[&str] = &[
+            "aix",
+            "android",
+            "darwin",
+            "dragonfly",
+            "freebsd",
+            "hurd",
+            "illumos",
+            "ios",
+            "js",
+            "linux",
+            "nacl",
+            "netbsd",
+            "openbsd",
+            "plan9",
+            "solaris",
+            "windows",
+            "zos",
+        ];
+        const KNOWN_ARCH: &[&str] = &[
+            "386", "amd64", "x86_64", "x86-64", "i386", "i686", "arm", "armhf", "armel", "arm64",
+            "aarch64", "ppc64", "ppc64le", "mips", "mipsle", "mips64", "mips64le", "riscv64",
+            "s390x", "loong64", "wasm",
+        ];
         let parts: Vec<&str> = text.split('/').collect();
         match parts.as_slice() {
+            [one] if KNOWN_OS.contains(&one.to_lowercase().as_str()) => {
+                let host = Platform::host();
+                Ok(Platform::normalized(one, &host.architecture, ""))
+            }
+            [one] if KNOWN_ARCH.contains(&one.to_lowercase().as_str()) => {
+                Ok(Platform::normalized(&Platform::host().os, one, ""))
+            }
             [os, arch] => Ok(Platform::normalized(os, arch, "")),
             [os, arch, variant] => Ok(Platform::normalized(os, arch, variant)),
             _ => Err(anyhow!(
@@ -652,6 +683,21 @@ mod tests {
             familiarize_reference("import-2024-01-02:latest").unwrap(),
             "import-2024-01-02:latest"
         );
+    }
+
+    #[test]
+    fn parses_platforms_like_containerd() {
+        assert_eq!(
+            Platform::parse("linux/arm64/v8").unwrap().name(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::parse("linux/x86_64").unwrap().name(),
+            "linux/amd64"
+        );
+        assert_eq!(Platform::parse("arm").unwrap().name(), "linux/arm/v7");
+        assert_eq!(Platform::parse("linux").unwrap(), Platform::host());
+        assert!(Platform::parse("nonsense").is_err());
     }
 
     #[test]

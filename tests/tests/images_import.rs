@@ -1021,3 +1021,52 @@ async fn a_multi_platform_index_is_labelled_for_this_platform_or_all() {
         );
     }
 }
+
+#[test]
+fn usage_errors_come_before_dialling_as_with_containerds_ctr() {
+    if !Path::new(rcontainerd_tests::binaries::DEBIAN_CTR).is_file() {
+        rcontainerd_pkg::prereq::missing("containerd's ctr at /usr/bin/ctr");
+        return;
+    }
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["images", "import", "--platform", "nonsense", "x.tar"],
+            "ctr: \"nonsense\": unknown operating system or architecture: invalid argument\n",
+        ),
+        (
+            &["images", "import", "--skip-digest-for-named", "x.tar"],
+            "ctr: --skip-digest-for-named must be specified with --digests option\n",
+        ),
+        (
+            &["images", "export", "x.tar"],
+            "ctr: please provide both an output filename and an image reference to export\n",
+        ),
+        (
+            &["images", "export", "--platform", "bad", "x.tar", "img"],
+            "ctr: invalid platform \"bad\": \"bad\": unknown operating system or architecture: invalid argument\n",
+        ),
+        (
+            &["images", "mount", "img"],
+            "ctr: please provide a target path to mount to\n",
+        ),
+        (
+            &["images", "unmount"],
+            "ctr: please provide a target path to unmount from\n",
+        ),
+    ];
+    for (args, message) in cases {
+        for ctr in Ctr::BOTH {
+            // No daemon listens there: these fail before dialling.
+            let mut all = vec![
+                "--address",
+                "/nonexistent/ctr.sock",
+                "--connect-timeout",
+                "1s",
+            ];
+            all.extend_from_slice(args);
+            let out = ctr.run_with_env(&all, &[]);
+            assert_eq!(out.failed(), message, "{ctr:?} {args:?}");
+            assert_eq!(out.status.code(), Some(1), "{ctr:?} {args:?}");
+        }
+    }
+}

@@ -27,7 +27,7 @@ use sha2::Digest as _;
 use tonic::Code;
 
 use super::leases::TemporaryLease;
-use crate::cli::ImagesImport;
+use crate::cli::{ImagesCommand, ImagesImport};
 use crate::errors::RpcError;
 use crate::gojson::Json;
 use crate::image_content::Target;
@@ -67,6 +67,41 @@ struct Blob {
     size: i64,
     /// Its first bytes, to tell compressed layers from plain ones.
     head: Vec<u8>,
+}
+
+/// What containerd's ctr checks before it dials, for `images import|export|mount|unmount`.
+pub fn check_before_dial(command: &ImagesCommand) -> anyhow::Result<()> {
+    match command {
+        ImagesCommand::Import(args) => {
+            if args.skip_digest_for_named && !args.digests {
+                bail!("--skip-digest-for-named must be specified with --digests option");
+            }
+            if let Some(text) = args.platform.as_deref().filter(|p| !p.is_empty()) {
+                Platform::parse(text)?;
+            }
+        }
+        ImagesCommand::Export(args) => {
+            if args.output.as_deref().unwrap_or_default().is_empty() || args.images.is_empty() {
+                bail!("please provide both an output filename and an image reference to export");
+            }
+            for text in &args.platforms {
+                Platform::parse(text).map_err(|err| anyhow!("invalid platform {text:?}: {err}"))?;
+            }
+        }
+        ImagesCommand::Mount(args) => {
+            if args.reference.as_deref().unwrap_or_default().is_empty() {
+                bail!("please provide an image reference to mount");
+            }
+            if args.target.as_deref().unwrap_or_default().is_empty() {
+                bail!("please provide a target path to mount to");
+            }
+        }
+        ImagesCommand::Unmount(args) if args.target.as_deref().unwrap_or_default().is_empty() => {
+            bail!("please provide a target path to unmount from");
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 pub async fn run(
