@@ -806,6 +806,43 @@ async fn bad_archives_fail_as_with_containerds_ctr() {
     }
     assert!(lease_ids(&daemon, "bad").await.is_empty());
 
+    // The archive cut anywhere (in a header, in a member's data, in its padding, in the end
+    // blocks), or followed by a stray block: the outcome is containerd's ctr's, word for word.
+    let image = test_image();
+    let mut cuts: Vec<Vec<u8>> = (1..image.oci.len() / 256)
+        .map(|i| image.oci[..i * 256 + 40].to_vec())
+        .collect();
+    cuts.extend((1..image.oci.len() / 512).map(|i| image.oci[..i * 512].to_vec()));
+    let mut stray = image.oci[..image.oci.len() - 1024].to_vec();
+    stray.extend_from_slice(&[0; 512]);
+    stray.extend_from_slice(&[b'x'; 512]);
+    cuts.push(stray);
+    for (i, cut) in cuts.iter().enumerate() {
+        let path = write_file(daemon.dir(), "cut.tar", cut);
+        let mut outcomes = Vec::new();
+        for ctr in Ctr::BOTH {
+            let ns = format!("cut-{i}-{ctr:?}").to_lowercase();
+            let out = daemon.ctr(
+                ctr,
+                &[
+                    "-n",
+                    &ns,
+                    "images",
+                    "import",
+                    "--no-unpack",
+                    path.to_str().unwrap(),
+                ],
+            );
+            outcomes.push((out.status.code(), out.stdout.clone(), out.stderr.clone()));
+        }
+        assert_eq!(
+            outcomes[0],
+            outcomes[1],
+            "the archive cut at {} bytes: ours, then containerd's",
+            cut.len()
+        );
+    }
+
     // A layer whose content is not the diff ID its config names: the import stands, the
     // unpack fails and removes its extraction snapshot.
     let swapped = test_image_with(true);

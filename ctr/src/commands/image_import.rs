@@ -12,8 +12,10 @@
 //! `--digests` adds `<base>@<digest>` names, `--index-name` names the index. The import runs
 //! under one temporary lease; each unpack under one of its own.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write as _};
+use std::rc::Rc;
 
 use anyhow::{anyhow, bail};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
@@ -340,14 +342,63 @@ fn dir(name: &str) -> &str {
 
 /// A failure to read the archive, in Go's `archive/tar` words where they differ.
 fn tar_error(err: std::io::Error) -> anyhow::Error {
+    let text = err.to_string();
     match err.kind() {
         std::io::ErrorKind::UnexpectedEof => anyhow!("unexpected EOF"),
+        // A header cut short, or data skipped past the end.
+        _ if text.contains("failed to read entire block") || text.contains("unexpected EOF") => {
+            anyhow!("unexpected EOF")
+        }
         std::io::ErrorKind::Other | std::io::ErrorKind::InvalidData
             if !err.to_string().contains("os error") =>
         {
             anyhow!("archive/tar: invalid tar header")
         }
         _ => anyhow!(rcontainerd_api::client::os_error_text(&err)),
+    }
+}
+
+/// A JSON member that does not decode: JSON cut short in Go's words; other mistakes in serde's.
+fn json_error(err: &serde_json::Error) -> String {
+    if err.is_eof() {
+        "unexpected EOF".to_string()
+    } else {
+        err.to_string()
+    }
+}
+
+/// The archive as Go's `archive/tar` sees its end: input that stops after a member's data,
+/// inside the padding to the next block, ends the archive there (the `tar` crate would call it
+/// truncated). The padding and the two zero blocks are made up for the `tar` crate.
+struct GoEnd {
+    inner: Box<dyn Read>,
+    position: u64,
+    /// Where the data of the member read last ends.
+    data_end: Rc<Cell<u64>>,
+    /// Zero bytes still to hand out after such an end.
+    zeros: u64,
+}
+
+impl Read for GoEnd {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.zeros > 0 {
+            let n = buf.len().min(self.zeros as usize);
+            buf[..n].fill(0);
+            self.zeros -= n as u64;
+            return Ok(n);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let end = self.data_end.get();
+            let padded = end.div_ceil(512) * 512;
+            if self.position >= end && self.position < padded {
+                self.zeros = padded - self.position + 1024;
+                self.position = padded;
+                return self.read(buf);
+            }
+        }
+        self.position += n as u64;
+        Ok(n)
     }
 }
 
@@ -359,13 +410,20 @@ async fn import_index(
     reader: Box<dyn Read>,
     compress: bool,
 ) -> anyhow::Result<Descriptor> {
-    let mut archive = tar::Archive::new(reader);
+    let data_end = Rc::new(Cell::new(0));
+    let mut archive = tar::Archive::new(GoEnd {
+        inner: reader,
+        position: 0,
+        data_end: data_end.clone(),
+        zeros: 0,
+    });
     let mut layout: Option<Layout> = None;
     let mut docker: Option<Vec<DockerEntry>> = None;
     let mut symlinks: BTreeMap<String, String> = BTreeMap::new();
     let mut blobs: HashMap<String, Blob> = HashMap::new();
     for entry in archive.entries().map_err(tar_error)? {
         let mut entry = entry.map_err(tar_error)?;
+        data_end.set(entry.raw_file_position() + entry.size());
         let kind = entry.header().entry_type();
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         if kind.is_symlink() {
@@ -385,14 +443,14 @@ async fn import_index(
             entry.read_to_end(&mut text).map_err(tar_error)?;
             layout = Some(
                 serde_json::from_slice(&text)
-                    .map_err(|err| anyhow!("untar oci layout {name:?}: {err}"))?,
+                    .map_err(|err| anyhow!("untar oci layout {name:?}: {}", json_error(&err)))?,
             );
         } else if member == "manifest.json" {
             let mut text = Vec::new();
             entry.read_to_end(&mut text).map_err(tar_error)?;
             docker = Some(
                 serde_json::from_slice(&text)
-                    .map_err(|err| anyhow!("untar manifest {name:?}: {err}"))?,
+                    .map_err(|err| anyhow!("untar manifest {name:?}: {}", json_error(&err)))?,
             );
         } else {
             let blob = ingest(channel, lease, &mut entry, size, &format!("tar-{member}"))
@@ -400,6 +458,24 @@ async fn import_index(
                 .map_err(|err| anyhow!("failed to ingest {name:?}: {err}"))?;
             blobs.insert(member, blob);
         }
+    }
+    // The tar crate stops at the first zero block; Go's reader also reads the second.
+    let mut rest = archive.into_inner();
+    let mut block = [0u8; 512];
+    let mut filled = 0;
+    while filled < block.len() {
+        match rest.read(&mut block[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(tar_error(err)),
+        }
+    }
+    if filled > 0 && filled < block.len() {
+        bail!("unexpected EOF");
+    }
+    if block.iter().any(|b| *b != 0) {
+        bail!("archive/tar: invalid tar header");
     }
 
     if let Some(layout) = layout.filter(|l| !l.version.is_empty()) {
@@ -509,7 +585,7 @@ async fn ingest(
                     Ok(0) => break,
                     Ok(n) => filled += n,
                     Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(tar_error(err)),
+                    Err(err) => return Err(anyhow!("failed to copy: {}", tar_error(err))),
                 }
             }
             hasher.update(&buffer[..filled]);
@@ -540,17 +616,22 @@ async fn ingest(
     };
     // A ref an earlier import left half-written resumes where it stopped.
     let mut skip = writer.offset.max(0) as usize;
+    let mut read: i64 = 0;
     loop {
         let chunk = read_chunk(&mut hasher, &mut head)?;
         if chunk.is_empty() {
             break;
         }
+        read += chunk.len() as i64;
         let from = skip.min(chunk.len());
         skip -= from;
         writer
             .write(&chunk[from..])
             .await
             .map_err(|status| anyhow!("failed to copy: {}", RpcError::from(status)))?;
+    }
+    if read < size {
+        bail!("failed to read expected number of bytes: unexpected EOF");
     }
     let digest = format!("sha256:{:x}", hasher.finalize());
     writer.commit(size, "").await.map_err(|status| {
