@@ -55,6 +55,51 @@ fn is_non_distributable(media_type: &str) -> bool {
         || media_type.starts_with("application/vnd.docker.image.rootfs.foreign.diff.tar")
 }
 
+/// `blobs/<alg>/<hex>` for a digest, as Go's `path.Join` makes it of its parts.
+fn digest_path(digest: &str) -> String {
+    let (algorithm, hex) = digest.split_once(':').unwrap_or((digest, ""));
+    ["blobs", algorithm, hex]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// go-digest's `Validate`, in its words.
+fn validate_digest(digest: &str) -> Result<(), &'static str> {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return Err("invalid checksum digest format");
+    };
+    if algorithm.is_empty() || hex.is_empty() {
+        return Err("invalid checksum digest format");
+    }
+    let length = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err("unsupported digest algorithm"),
+    };
+    if hex.len() != length {
+        return Err("invalid checksum digest length");
+    }
+    if !hex
+        .chars()
+        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    {
+        return Err("invalid checksum digest format");
+    }
+    Ok(())
+}
+
+fn algorithm(d: &Descriptor) -> String {
+    let digest = d.digest().to_string();
+    digest
+        .split_once(':')
+        .map_or("sha256", |(a, _)| a)
+        .to_string()
+}
+
 fn blob_path(d: &Descriptor) -> String {
     let digest = d.digest().to_string();
     let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", &digest));
@@ -124,7 +169,8 @@ pub async fn run(channel: NamespacedChannel, args: &ImagesExport) -> anyhow::Res
     );
     let mut docker: Vec<(String, DockerManifest)> = Vec::new();
     let mut resolved: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let mut any_blob = false;
+    // The digest algorithms of the blobs the walks found (containerd makes their directories).
+    let mut algorithms: std::collections::BTreeSet<String> = Default::default();
     for desc in &manifests {
         let media_type = desc.media_type().to_string();
         let digest = desc.digest().to_string();
@@ -136,7 +182,7 @@ pub async fn run(channel: NamespacedChannel, args: &ImagesExport) -> anyhow::Res
         if oci::is_manifest(&media_type) {
             if !docker.iter().any(|(d, _)| *d == digest) {
                 for d in walk(&channel, desc).await? {
-                    any_blob = true;
+                    algorithms.insert(algorithm(&d));
                     if keep(&d) {
                         add(blob_path(&d), Record::Blob(Box::new(d)));
                     }
@@ -158,7 +204,6 @@ pub async fn run(channel: NamespacedChannel, args: &ImagesExport) -> anyhow::Res
             let chosen = match resolved.get(&digest) {
                 Some(chosen) => chosen.clone(),
                 None => {
-                    any_blob = true;
                     if keep(desc) {
                         add(blob_path(desc), Record::Blob(Box::new(desc.clone())));
                     }
@@ -177,6 +222,7 @@ pub async fn run(channel: NamespacedChannel, args: &ImagesExport) -> anyhow::Res
                             None => {}
                         }
                         for d in walk(&channel, m).await? {
+                            algorithms.insert(algorithm(&d));
                             if keep(&d) {
                                 add(blob_path(&d), Record::Blob(Box::new(d)));
                             }
@@ -222,9 +268,23 @@ pub async fn run(channel: NamespacedChannel, args: &ImagesExport) -> anyhow::Res
             let blob = oci::read_blob(&channel, m.manifest.digest().as_ref())
                 .await
                 .map_err(|err| anyhow!("unable to create manifests file: {err}"))?;
-            let manifest = ImageManifest::from_reader(&blob[..])
+            // Read as Go reads any JSON into a manifest: what is not there is empty.
+            let manifest: serde_json::Value = serde_json::from_slice(&blob)
                 .map_err(|err| anyhow!("unable to create manifests file: {err}"))?;
-            let layers: Vec<String> = manifest.layers().iter().map(blob_path).collect();
+            let digest_at = |value: &serde_json::Value| {
+                value["digest"].as_str().unwrap_or_default().to_string()
+            };
+            let config = digest_at(&manifest["config"]);
+            validate_digest(&config).map_err(|err| {
+                anyhow!(
+                    "unable to create manifests file: invalid manifest \"{}\": {err}",
+                    m.manifest.digest()
+                )
+            })?;
+            let layers: Vec<String> = manifest["layers"]
+                .as_array()
+                .map(|layers| layers.iter().map(|l| digest_path(&digest_at(l))).collect())
+                .unwrap_or_default();
             let mut tags = Vec::new();
             for name in &m.names {
                 tags.push(
@@ -233,10 +293,7 @@ pub async fn run(channel: NamespacedChannel, args: &ImagesExport) -> anyhow::Res
                 );
             }
             entries.push(Json::Object(vec![
-                (
-                    "Config".to_string(),
-                    Json::string(blob_path(manifest.config())),
-                ),
+                ("Config".to_string(), Json::string(digest_path(&config))),
                 ("RepoTags".to_string(), Json::strings(&tags)),
                 ("Layers".to_string(), Json::strings(&layers)),
             ]));
@@ -246,12 +303,7 @@ pub async fn run(channel: NamespacedChannel, args: &ImagesExport) -> anyhow::Res
             Record::Bytes(Json::Array(entries).to_compact().into_bytes(), 0o644),
         );
     }
-    if any_blob || records.keys().any(|k| k.starts_with("blobs/")) {
-        let algorithms: Vec<String> = records
-            .keys()
-            .filter_map(|k| k.strip_prefix("blobs/"))
-            .filter_map(|k| k.split_once('/').map(|(a, _)| a.to_string()))
-            .collect();
+    if !algorithms.is_empty() {
         records.entry("blobs/".to_string()).or_insert(Record::Dir);
         for algorithm in algorithms {
             records
