@@ -1186,3 +1186,62 @@ async fn export_flags_give_containerds_bytes() {
     // the index above it, only without manifest.json (2).
     assert_eq!(succeeded, 7);
 }
+
+#[tokio::test]
+async fn unpacking_uses_the_namespaces_default_snapshotter() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let oci = write_file(daemon.dir(), "oci.tar", &image.oci);
+    for ctr in Ctr::BOTH {
+        let ns = format!("native-{ctr:?}").to_lowercase();
+        daemon
+            .ctr(
+                ctr,
+                &[
+                    "namespaces",
+                    "create",
+                    &ns,
+                    "containerd.io/defaults/snapshotter=native",
+                ],
+            )
+            .ok();
+        daemon
+            .ctr(
+                ctr,
+                &[
+                    "-n",
+                    &ns,
+                    "images",
+                    "import",
+                    "--base-name",
+                    "x/y",
+                    oci.to_str().unwrap(),
+                ],
+            )
+            .ok();
+        assert!(
+            snapshots(&daemon, &ns).await.is_empty(),
+            "{ctr:?}: not in overlayfs"
+        );
+        let native = daemon
+            .ctr(
+                ctr,
+                &["-n", &ns, "snapshots", "--snapshotter", "native", "ls"],
+            )
+            .ok()
+            .to_string();
+        assert!(
+            native.contains(&image.chain[1]) && native.contains(&image.chain[0]),
+            "{ctr:?}: {native}"
+        );
+        let content = content_labels(&daemon, &ns, &image.oci_index).await;
+        assert_eq!(
+            content[&image.config],
+            labels(&[("containerd.io/gc.ref.snapshot.native", &image.chain[1])]),
+            "{ctr:?}"
+        );
+    }
+}
