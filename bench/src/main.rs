@@ -3,11 +3,13 @@
 //! A bench binary rather than a test: it reports numbers, it does not assert them.
 //! Results and the commands that produced them live in `docs/benchmarks.md`.
 
+mod apply;
 mod boot;
 mod client;
 mod content;
 mod daemon;
 mod gc;
+mod import;
 mod probe;
 mod procfs;
 mod records;
@@ -44,6 +46,49 @@ enum Command {
     Gc(GcArgs),
     /// Images and Containers services: Create, Get, List and Delete calls/s (1 and N clients).
     Records(RecordsArgs),
+    /// `ctr images import` (Debian's ctr) of one OCI tarball with a large gzip layer of real files.
+    Import(ImportArgs),
+    /// Diff.Apply MB/s of the import benchmark's layer as plain tar, gzip and zstd.
+    Apply(ApplyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ApplyArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// The import benchmark's tarball, whose layer is applied; made (and kept) when missing.
+    #[arg(long, default_value = "/var/tmp/rcontainerd-bench-import.tar")]
+    tarball: PathBuf,
+    /// Where the layer's files come from when the tarball is made.
+    #[arg(long, default_value = "/usr/lib")]
+    source: PathBuf,
+    /// File data in the layer when the tarball is made.
+    #[arg(long, default_value_t = 600)]
+    layer_mib: u64,
+    /// Run the daemons on a tmpfs mounted for the run.
+    #[arg(long)]
+    tmpfs: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct ImportArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// The ctr that imports (containerd's, as the issue asks).
+    #[arg(long, default_value = "/usr/bin/ctr")]
+    ctr: PathBuf,
+    /// The OCI tarball; made (and kept) when missing.
+    #[arg(long, default_value = "/var/tmp/rcontainerd-bench-import.tar")]
+    tarball: PathBuf,
+    /// Where the layer's files come from when the tarball is made.
+    #[arg(long, default_value = "/usr/lib")]
+    source: PathBuf,
+    /// File data in the layer when the tarball is made.
+    #[arg(long, default_value_t = 600)]
+    layer_mib: u64,
+    /// Run the daemons on a tmpfs mounted for the run (else in --tmp-dir, or the temp dir).
+    #[arg(long)]
+    tmpfs: bool,
 }
 
 /// What every throughput benchmark shares: the two daemons, rounds, where they run.
@@ -254,6 +299,63 @@ fn main() -> anyhow::Result<()> {
             };
             let results = gc::run(&plan)?;
             print!("{}", gc::render(&plan, &results));
+            Ok(())
+        }
+        Command::Import(args) => {
+            let subjects = args.compare.subjects();
+            let tmpfs = if args.tmpfs {
+                Some(import::Tmpfs::mount(args.compare.tmp_dir.as_deref())?)
+            } else {
+                None
+            };
+            let tmp_dir = match &tmpfs {
+                Some(t) => Some(t.path().to_path_buf()),
+                None => args.compare.tmp_dir.clone(),
+            };
+            let plan = import::Plan {
+                contestants: import::contestants(subjects[0].clone(), subjects[1].clone()),
+                rounds: args.compare.rounds,
+                ctr: args.ctr,
+                tarball: args.tarball,
+                source: args.source,
+                layer_mib: args.layer_mib,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                filesystem: import::filesystem_of(tmp_dir.as_deref()),
+                tmp_dir,
+            };
+            let results = import::run(&plan)?;
+            print!("{}", import::render(&plan, &results));
+            drop(tmpfs);
+            Ok(())
+        }
+        Command::Apply(args) => {
+            let tmpfs = if args.tmpfs {
+                Some(import::Tmpfs::mount(args.compare.tmp_dir.as_deref())?)
+            } else {
+                None
+            };
+            let tmp_dir = match &tmpfs {
+                Some(t) => Some(t.path().to_path_buf()),
+                None => args.compare.tmp_dir.clone(),
+            };
+            let layers = apply::layers(&args.tarball, &args.source, args.layer_mib)?;
+            let plan = apply::Plan {
+                subjects: args.compare.subjects(),
+                rounds: args.compare.rounds,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                source: format!(
+                    "{} on {}",
+                    args.tarball.display(),
+                    import::filesystem_of(tmp_dir.as_deref())
+                ),
+                tmp_dir,
+                formats: layers.formats,
+                diff_id: layers.diff_id,
+                tar_bytes: layers.tar_bytes,
+            };
+            let results = apply::run(&plan)?;
+            print!("{}", apply::render(&plan, &results));
+            drop(tmpfs);
             Ok(())
         }
         Command::Records(args) => {

@@ -270,6 +270,8 @@ pub struct ImagesTag {
 
 #[derive(Debug, Subcommand)]
 pub enum ContainersCommand {
+    /// Create container
+    Create(Box<ContainerCreate>),
     /// List containers
     #[command(visible_alias = "ls")]
     List(FilteredList),
@@ -280,6 +282,115 @@ pub enum ContainersCommand {
     Delete(ContainersDelete),
     /// Set and clear labels for a container; an empty value clears the label
     Label(ObjectWithLabels),
+}
+
+/// `ctr containers create`: containerd 1.6's snapshotter and container
+/// flags. Options may follow the positional arguments (urfave/cli reorders
+/// them so); `--` ends the options.
+#[derive(Debug, Args)]
+pub struct ContainerCreate {
+    /// Snapshotter name; empty means the default
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER")]
+    pub snapshotter: Option<String>,
+    /// Labels added to the new snapshot for this container
+    #[arg(long = "snapshotter-label")]
+    pub snapshotter_label: Vec<String>,
+    /// Path to the runtime-specific spec config file
+    #[arg(short = 'c', long)]
+    pub config: Option<String>,
+    /// Specify the working directory of the process
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Specify additional container environment variables (e.g. FOO=bar)
+    #[arg(long)]
+    pub env: Vec<String>,
+    /// Specify additional container environment variables in a file (FOO=bar, one per line)
+    #[arg(long = "env-file")]
+    pub env_file: Option<String>,
+    /// Specify additional labels (e.g. foo=bar)
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Specify additional OCI annotations (e.g. foo=bar)
+    #[arg(long)]
+    pub annotation: Vec<String>,
+    /// Specify additional container mount (e.g. type=bind,src=/tmp,dst=/host,options=rbind:ro)
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Enable host networking for the container
+    #[arg(long = "net-host")]
+    pub net_host: bool,
+    /// Run privileged container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Set the container's filesystem as readonly
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Runtime name
+    #[arg(long, default_value = "io.containerd.runc.v2")]
+    pub runtime: String,
+    /// Optional runtime config path
+    #[arg(long = "runtime-config-path")]
+    pub runtime_config_path: Option<String>,
+    /// Allocate a TTY for the container
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Specify existing Linux namespaces to join at container runtime (format '<nstype>:<path>')
+    #[arg(long = "with-ns")]
+    pub with_ns: Vec<String>,
+    /// File path to write the task's pid (used by `run`; accepted)
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<String>,
+    /// Add gpus to the container (not supported yet)
+    #[arg(long)]
+    pub gpus: Vec<i64>,
+    /// Turn off OCI spec's NoNewPrivileges feature flag
+    #[arg(long = "allow-new-privs")]
+    pub allow_new_privs: bool,
+    /// Memory limit (in bytes) for the container
+    #[arg(long = "memory-limit", default_value_t = 0)]
+    pub memory_limit: u64,
+    /// File path to a device to add to the container; or a directory tree of devices
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Add Linux capabilities (with the 'CAP_' prefix)
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities (with the 'CAP_' prefix)
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Enable the default seccomp profile (not supported yet)
+    #[arg(long)]
+    pub seccomp: bool,
+    /// File path to custom seccomp profile (not supported yet)
+    #[arg(long = "seccomp-profile")]
+    pub seccomp_profile: Option<String>,
+    /// Enable AppArmor with the default profile of this name (not supported yet)
+    #[arg(long = "apparmor-default-profile")]
+    pub apparmor_default_profile: Option<String>,
+    /// Enable AppArmor with an existing custom profile
+    #[arg(long = "apparmor-profile")]
+    pub apparmor_profile: Option<String>,
+    /// Name of the RDT class to associate the container with
+    #[arg(long = "rdt-class")]
+    pub rdt_class: Option<String>,
+    /// Use custom rootfs that is not managed by the snapshotter
+    #[arg(long)]
+    pub rootfs: bool,
+    /// Disable use of pivot-root (used by `run`; accepted)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Limit CPU CFS quota
+    #[arg(long = "cpu-quota", default_value_t = -1, allow_negative_numbers = true)]
+    pub cpu_quota: i64,
+    /// Limit CPU CFS period
+    #[arg(long = "cpu-period", default_value_t = 0)]
+    pub cpu_period: u64,
+    /// Set the propagation of the container rootfs
+    #[arg(long = "rootfs-propagation")]
+    pub rootfs_propagation: Option<String>,
+    /// IMAGE|ROOTFS CONTAINER [COMMAND] [ARG...] (CONTAINER alone with --config)
+    #[arg(value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

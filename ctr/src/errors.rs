@@ -42,6 +42,11 @@ impl RpcError {
         Self { code, message }
     }
 
+    /// This error's code, and the error with `context: ` before it.
+    pub fn code_and(self, context: String) -> (Code, anyhow::Error) {
+        (self.code, anyhow::anyhow!("{context}: {self}"))
+    }
+
     /// The error a call reports when it runs past `--timeout`.
     pub fn deadline_exceeded() -> Self {
         Self::new(Code::DeadlineExceeded, "")

@@ -132,6 +132,167 @@ impl Json {
     }
 }
 
+/// Parses JSON text into a [`Json`] keeping the members' order; numbers
+/// keep their text (as [`Json::Raw`]) and strings are decoded, so that
+/// [`Json::to_compact`] writes the value as Go re-encodes it.
+pub fn parse(text: &[u8]) -> Result<Json, String> {
+    let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
+    let mut parser = Parser {
+        chars: text.char_indices().peekable(),
+        text,
+    };
+    let value = parser.value()?;
+    parser.skip_space();
+    match parser.chars.next() {
+        None => Ok(value),
+        Some((at, c)) => Err(format!(
+            "invalid character {c:?} after top-level value at offset {at}"
+        )),
+    }
+}
+
+struct Parser<'a> {
+    chars: std::iter::Peekable<std::str::CharIndices<'a>>,
+    text: &'a str,
+}
+
+impl Parser<'_> {
+    fn skip_space(&mut self) {
+        while self
+            .chars
+            .peek()
+            .is_some_and(|(_, c)| matches!(c, ' ' | '\t' | '\n' | '\r'))
+        {
+            self.chars.next();
+        }
+    }
+
+    fn expect(&mut self, want: char) -> Result<(), String> {
+        self.skip_space();
+        match self.chars.next() {
+            Some((_, c)) if c == want => Ok(()),
+            Some((at, c)) => Err(format!(
+                "invalid character {c:?} at offset {at}, want {want:?}"
+            )),
+            None => Err("unexpected end of JSON input".into()),
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Json) -> Result<Json, String> {
+        for want in word.chars() {
+            match self.chars.next() {
+                Some((_, c)) if c == want => {}
+                _ => return Err(format!("invalid literal, want {word}")),
+            }
+        }
+        Ok(value)
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.skip_space();
+        let Some(&(start, c)) = self.chars.peek() else {
+            return Err("unexpected end of JSON input".into());
+        };
+        match c {
+            '{' => {
+                self.chars.next();
+                let mut members = Vec::new();
+                self.skip_space();
+                if self.chars.peek().is_some_and(|(_, c)| *c == '}') {
+                    self.chars.next();
+                    return Ok(Json::Object(members));
+                }
+                loop {
+                    self.skip_space();
+                    let key = self.string()?;
+                    self.expect(':')?;
+                    let value = self.value()?;
+                    members.push((key, value));
+                    self.skip_space();
+                    match self.chars.next() {
+                        Some((_, ',')) => continue,
+                        Some((_, '}')) => return Ok(Json::Object(members)),
+                        _ => return Err("invalid object".into()),
+                    }
+                }
+            }
+            '[' => {
+                self.chars.next();
+                let mut items = Vec::new();
+                self.skip_space();
+                if self.chars.peek().is_some_and(|(_, c)| *c == ']') {
+                    self.chars.next();
+                    return Ok(Json::Array(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.skip_space();
+                    match self.chars.next() {
+                        Some((_, ',')) => continue,
+                        Some((_, ']')) => return Ok(Json::Array(items)),
+                        _ => return Err("invalid array".into()),
+                    }
+                }
+            }
+            '"' => Ok(Json::String(self.string()?)),
+            't' => self.literal("true", Json::Bool(true)),
+            'f' => self.literal("false", Json::Bool(false)),
+            'n' => self.literal("null", Json::Null),
+            '-' | '0'..='9' => {
+                let mut end = start;
+                while let Some(&(at, c)) = self.chars.peek() {
+                    if c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E') {
+                        end = at + c.len_utf8();
+                        self.chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                Ok(Json::Raw(self.text[start..end].to_string()))
+            }
+            other => Err(format!(
+                "invalid character {other:?} looking for beginning of value"
+            )),
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        match self.chars.next() {
+            Some((_, '"')) => {}
+            _ => return Err("expected a string".into()),
+        }
+        let mut out = String::new();
+        loop {
+            match self.chars.next() {
+                None => return Err("unexpected end of JSON input".into()),
+                Some((_, '"')) => return Ok(out),
+                Some((_, '\\')) => match self.chars.next() {
+                    Some((_, 'n')) => out.push('\n'),
+                    Some((_, 't')) => out.push('\t'),
+                    Some((_, 'r')) => out.push('\r'),
+                    Some((_, 'b')) => out.push('\u{8}'),
+                    Some((_, 'f')) => out.push('\u{c}'),
+                    Some((_, 'u')) => {
+                        let mut code = 0u32;
+                        for _ in 0..4 {
+                            let digit = self
+                                .chars
+                                .next()
+                                .and_then(|(_, c)| c.to_digit(16))
+                                .ok_or("invalid \\u escape")?;
+                            code = code * 16 + digit;
+                        }
+                        out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                    }
+                    Some((_, c)) => out.push(c),
+                    None => return Err("unexpected end of JSON input".into()),
+                },
+                Some((_, c)) => out.push(c),
+            }
+        }
+    }
+}
+
 /// Go's `json.Indent` of `text` at `depth`: a line per member and element,
 /// `": "` after keys, empty objects and arrays kept as `{}` and `[]`;
 /// strings are copied as they are.

@@ -53,7 +53,7 @@ fn is_index(media_type: &str) -> bool {
     media_type == DOCKER_MANIFEST_LIST || media_type == MediaType::ImageIndex.to_string()
 }
 
-fn is_config(media_type: &str) -> bool {
+pub fn is_config(media_type: &str) -> bool {
     media_type == DOCKER_CONFIG || media_type == MediaType::ImageConfig.to_string()
 }
 
@@ -261,6 +261,19 @@ impl ContentReader {
         let config = Target::from_oci(manifest.config());
         let config = ImageConfiguration::from_reader(&self.read(&config).await?[..])?;
         Ok(config.rootfs().diff_ids().to_vec())
+    }
+
+    /// The config blob of the image for `platform`: its descriptor and
+    /// bytes (containerd's `images.Config`).
+    pub async fn config(
+        &mut self,
+        top: &Target,
+        platform: &str,
+    ) -> anyhow::Result<(Target, Vec<u8>)> {
+        let manifest = self.manifest(top, platform).await?;
+        let config = Target::from_oci(manifest.config());
+        let bytes = self.read(&config).await?;
+        Ok((config, bytes))
     }
 
     /// The platforms the image offers: those its index names, or the one

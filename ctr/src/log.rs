@@ -12,6 +12,17 @@ pub fn error(message: &str, error: &dyn std::fmt::Display) {
     );
 }
 
+/// Writes an info-level line with `fields` (in the order given: logrus
+/// sorts them, so give them sorted).
+pub fn info_with_fields(message: &str, fields: &[(&str, &str)]) {
+    eprintln!("{}", line("info", message, fields));
+}
+
+/// Writes a warning-level line with `fields`.
+pub fn warning_with_fields(message: &str, fields: &[(&str, &str)]) {
+    eprintln!("{}", line("warning", message, fields));
+}
+
 /// Writes a warning-level line.
 pub fn warning(message: &str) {
     eprintln!("{}", line("warning", message, &[]));
@@ -28,18 +39,6 @@ pub fn warning_with_error(message: &str, error: &dyn std::fmt::Display) {
 /// Writes a debug-level line, for `--debug`.
 pub fn debug(message: &str) {
     eprintln!("{}", line("debug", message, &[]));
-}
-
-/// Writes an info-level line with fields `error` and `key`.
-pub fn info_with_key(message: &str, error: &dyn std::fmt::Display, key: &str) {
-    eprintln!(
-        "{}",
-        line(
-            "info",
-            message,
-            &[("error", &error.to_string()), ("key", key)]
-        )
-    );
 }
 
 fn line(level: &str, message: &str, fields: &[(&str, &str)]) -> String {

@@ -10,6 +10,7 @@ mod image_content;
 mod labels;
 mod log;
 mod oci;
+mod spec;
 mod tabwriter;
 mod units;
 mod unpack;
@@ -175,9 +176,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Containers(command) => {
+            if let ContainersCommand::Create(args) = command {
+                commands::container_create::check_arguments(args)?;
+            }
             let channel = dial(global).await?;
             use commands::containers;
             match command {
+                ContainersCommand::Create(args) => {
+                    within_timeout(
+                        global,
+                        commands::container_create::create(channel, &global.namespace, args),
+                    )
+                    .await
+                }
                 ContainersCommand::List(args) => {
                     print!(
                         "{}",

@@ -5,7 +5,8 @@
 //! layer into its mounts, the digest it reports must be the config's diff ID, and the snapshot
 //! is committed as the chain ID. A layer applied gets `containerd.io/uncompressed=<diffID>`;
 //! the config gets `containerd.io/gc.ref.snapshot.<snapshotter>=<top chainID>`.
-//! Every creating call carries the caller's lease.
+//! Every creating call carries the lease: a temporary one of its own ([`unpack`]: `containers
+//! create`, each image of `images import`) or the caller's ([`unpack_under`]: `images mount`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -24,6 +25,7 @@ use rcontainerd_api::services::snapshots::{
 };
 use tonic::Code;
 
+use crate::commands::leases::TemporaryLease;
 use crate::errors::RpcError;
 use crate::image_content::{chain_id, ContentReader, Target};
 use crate::log;
@@ -65,9 +67,25 @@ pub async fn resolve_snapshotter(
     })
 }
 
-/// Unpacks the image whose top descriptor is `target` for `platform` (`os/arch`) into
-/// `snapshotter`; returns the top chain ID.
+/// Unpacks the image `top` for `platform` into `snapshotter` under a temporary lease of its
+/// own, as containerd's client does when no lease is in the context (`containers create`,
+/// each image of `images import`).
 pub async fn unpack(
+    channel: NamespacedChannel,
+    top: &Target,
+    platform: &str,
+    snapshotter: &str,
+) -> anyhow::Result<()> {
+    let lease = TemporaryLease::create(channel.clone()).await?;
+    let result = unpack_under(&channel, &lease, top, platform, snapshotter).await;
+    lease.release().await;
+    result.map(|_| ())
+}
+
+/// Unpacks the image whose top descriptor is `target` for `platform` (`os/arch`) into
+/// `snapshotter` under `lease` (`images mount`'s lease named after its target); returns the
+/// top chain ID.
+pub async fn unpack_under(
     channel: &NamespacedChannel,
     lease: &impl LeaseHeader,
     target: &Target,
@@ -177,6 +195,7 @@ async fn apply_layer(
             }
         }
     };
+    // Each failure with its code: AlreadyExists anywhere means another unpack got there first.
     let outcome = async {
         let applied = DiffClient::new(channel.clone())
             .apply(lease.request(ApplyRequest {
@@ -186,27 +205,21 @@ async fn apply_layer(
             }))
             .await
             .map_err(|status| {
-                (
-                    false,
-                    anyhow!(
-                        "failed to extract layer {diff_id}: {}",
-                        RpcError::from(status)
-                    ),
-                )
+                RpcError::from(status).code_and(format!("failed to extract layer {diff_id}"))
             })?
             .into_inner()
             .applied
             .unwrap_or_default();
         if applied.digest != diff_id {
             return Err((
-                false,
+                Code::Unknown,
                 anyhow!(
                     "wrong diff id calculated on extraction {:?}",
                     applied.digest
                 ),
             ));
         }
-        match snapshots
+        snapshots
             .commit(lease.request(CommitSnapshotRequest {
                 snapshotter: snapshotter.to_string(),
                 name: chain_now.to_string(),
@@ -214,26 +227,21 @@ async fn apply_layer(
                 labels: HashMap::new(),
             }))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(status) => {
-                let exists = status.code() == Code::AlreadyExists;
-                Err((
-                    exists,
-                    anyhow!(
-                        "failed to commit snapshot {key}: {}",
-                        RpcError::from(status)
-                    ),
-                ))
-            }
-        }
+            .map_err(|status| {
+                RpcError::from(status).code_and(format!("failed to commit snapshot {key}"))
+            })?;
+        Ok(())
     }
     .await;
     match outcome {
         Ok(()) => Ok(true),
-        Err((exists, err)) => {
+        Err((code, err)) => {
+            let exists = code == Code::AlreadyExists;
             if !exists {
-                log::info_with_key("apply failure, attempting cleanup", &err, &key);
+                log::info_with_fields(
+                    "apply failure, attempting cleanup",
+                    &[("error", &err.to_string()), ("key", &key)],
+                );
             }
             let removed = SnapshotsClient::new(channel.clone())
                 .remove(lease.request(RemoveSnapshotRequest {
@@ -242,9 +250,12 @@ async fn apply_layer(
                 }))
                 .await;
             if let Err(status) = removed {
-                log::warning_with_error(
+                log::warning_with_fields(
                     "extraction snapshot removal failed",
-                    &RpcError::from(status),
+                    &[
+                        ("error", &RpcError::from(status).to_string()),
+                        ("key", &key),
+                    ],
                 );
             }
             if exists {

@@ -156,16 +156,13 @@ pub async fn run(
             let target = image.target.clone().unwrap_or_default();
             print!("unpacking {} ({})...", image.name, target.digest);
             let _ = std::io::stdout().flush();
-            let lease = TemporaryLease::create(channel.clone()).await?;
             let top = Target {
                 media_type: target.media_type.clone(),
                 digest: target.digest.clone(),
                 size: target.size,
                 platform: None,
             };
-            let unpacked = unpack::unpack(&channel, &lease, &top, &platform, &snapshotter).await;
-            lease.release().await;
-            unpacked?;
+            unpack::unpack(channel.clone(), &top, &platform, &snapshotter).await?;
             println!("done");
         }
     }

@@ -119,7 +119,7 @@ async fn mount_under(
         size: descriptor.size,
         platform: None,
     };
-    unpack::unpack(channel, lease, &top, &platform, snapshotter)
+    unpack::unpack_under(channel, lease, &top, &platform, snapshotter)
         .await
         .map_err(|err| anyhow!("error unpacking image: {err:#}"))?;
     let diff_ids = ContentReader::new(channel.clone())

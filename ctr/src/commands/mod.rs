@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod container_create;
 pub mod containers;
 pub mod content;
 pub mod events;

@@ -2,9 +2,10 @@
 //! differ's `Diff.Apply`.
 //!
 //! [`apply`] runs a two-thread pipeline: a producer thread reads the layer and decompresses it
-//! into 1 MiB chunks sent over a bounded channel; the calling thread hashes every chunk (the
-//! diff ID is the sha256 of the whole uncompressed stream, bytes after the tar's end included)
-//! and writes the tar members into the target. Whichever side fails first stops the other:
+//! into 1 MiB chunks sent over a bounded channel; the calling thread writes the tar members
+//! into the target. One of them, the less busy one for the compression at hand, hashes every
+//! chunk: the diff ID is the sha256 of the whole uncompressed stream, bytes after the tar's end
+//! included. Whichever side fails first stops the other:
 //! the consumer drops its end of the channel, the producer reports its error in the channel.
 //!
 //! # Confinement
@@ -17,7 +18,21 @@
 //! Hard-link targets are cleaned and resolved the same way, so they can only name objects
 //! inside the root. Whiteouts resolve like members: they can only delete inside the root.
 //! Symlinks are created with their target as is, pointing anywhere: nothing is written
-//! through them.
+//! through them. What the kernel cannot resolve inside the root is refused with an error: a
+//! parent that is a symlink leading nowhere inside the root, a hard link to a missing target.
+//!
+//! # Members
+//!
+//! Regular files (also GNU sparse ones, written dense), directories, symlinks, hard links,
+//! character and block devices, fifos; other types (sockets...) are an error, PAX global
+//! headers are skipped. An existing object of another type is replaced (a directory with its
+//! tree); a directory over a directory is merged. Owner, xattrs (PAX `SCHILY.xattr.*`), mode
+//! with setuid/setgid/sticky, and access and modification times to the nanosecond are kept,
+//! in that order (chown drops setuid and file capabilities); directories get their times once
+//! everything is written. A hard link shares its target's inode and so its metadata. Xattrs
+//! the file system refuses as unsupported, or `security.*`/`user.*` ones refused as not
+//! permitted, are dropped as containerd does. Xattrs on symlinks and devices are set through
+//! `/proc/self/fd` (see `root::proc_path`), so they need /proc.
 //!
 //! # Whiteouts
 //!
@@ -32,6 +47,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -145,6 +161,9 @@ pub enum ApplyError {
     UnsupportedEntry { path: String, kind: u8 },
     #[error("the layer's decompression thread panicked")]
     ThreadPanicked,
+    /// The caller's cancel flag was raised (its client went away); the layer is half applied.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Applies the layer read from `layer`, compressed as `compression`, to `target`.
@@ -152,11 +171,24 @@ pub enum ApplyError {
 /// Returns once the whole stream is read; the digest covers everything the decompressor
 /// yields. On error, returns the first failure (a decompression error before the tar error it
 /// causes) after the decompression thread has stopped: when the writing side fails, the
-/// producer stops at its next chunk, after at most one more read of `layer`.
+/// producer stops before its next read of `layer` (a read already blocked in `layer` is waited
+/// for).
 pub fn apply<R: Read + Send>(
     layer: R,
     compression: Compression,
     target: Target<'_>,
+) -> Result<Applied, ApplyError> {
+    apply_cancellable(layer, compression, target, &AtomicBool::new(false))
+}
+
+/// [`apply`], stopping with [`ApplyError::Cancelled`] before the next member once `cancelled`
+/// is raised: a small layer is read whole long before its files are written, so the reader
+/// alone could not stop it.
+pub fn apply_cancellable<R: Read + Send>(
+    layer: R,
+    compression: Compression,
+    target: Target<'_>,
+    cancelled: &AtomicBool,
 ) -> Result<Applied, ApplyError> {
     let unpacker = match &target {
         Target::Plain(dir) => Unpacker::plain(open_root(dir)?),
@@ -170,17 +202,21 @@ pub fn apply<R: Read + Send>(
     };
     let (tx, rx) = mpsc::sync_channel(decompress::CHANNEL_DEPTH);
     let (pool_tx, pool_rx) = mpsc::channel();
+    let stop = AtomicBool::new(false);
     thread::scope(|scope| {
+        let stop = &stop;
         let producer = thread::Builder::new()
             .name("layer-decompress".into())
             .spawn_scoped(scope, move || {
-                decompress::produce(layer, compression, tx, pool_rx)
+                decompress::produce(layer, compression, tx, pool_rx, stop)
             })
             .map_err(|e| ApplyError::Decompress(io::Error::other(e)))?;
-        let reader = ChunkReader::new(rx, pool_tx);
-        let result = unpack_all(reader, unpacker);
-        // `unpack_all` has dropped the reader, so a producer still running sees the channel
-        // closed at its next send and returns.
+        let hash = !decompress::hashes_in_producer(compression);
+        let reader = ChunkReader::new(rx, pool_tx, hash);
+        let result = unpack_all(reader, unpacker, cancelled);
+        // On success the producer is done already. On failure it stops before its next read
+        // of the layer (or its next send: `unpack_all` has dropped the receiving end).
+        stop.store(true, Ordering::Relaxed);
         let compressed_size = producer.join().map_err(|_| ApplyError::ThreadPanicked);
         let (diff_id, uncompressed_size, entries) = result?;
         Ok(Applied {
@@ -204,10 +240,11 @@ fn open_root(path: &Path) -> Result<Root, ApplyError> {
 fn unpack_all(
     reader: ChunkReader,
     mut unpacker: Unpacker,
+    cancelled: &AtomicBool,
 ) -> Result<(String, u64, u64), ApplyError> {
     let mut archive = tar::Archive::new(reader);
     let mut entries = 0;
-    let result = unpack_entries(&mut archive, &mut unpacker, &mut entries);
+    let result = unpack_entries(&mut archive, &mut unpacker, &mut entries, cancelled);
     let mut reader = archive.into_inner();
     // The producer's error comes first: the tar error it caused is only a consequence.
     if let Some(e) = reader.take_failure() {
@@ -224,8 +261,12 @@ fn unpack_entries(
     archive: &mut tar::Archive<ChunkReader>,
     unpacker: &mut Unpacker,
     count: &mut u64,
+    cancelled: &AtomicBool,
 ) -> Result<(), ApplyError> {
     for entry in archive.entries().map_err(ApplyError::Tar)? {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(ApplyError::Cancelled);
+        }
         let mut entry = entry.map_err(ApplyError::Tar)?;
         *count += 1;
         unpacker.entry(&mut entry)?;

@@ -5,7 +5,10 @@
 //! with a handful of 1 MiB allocations whatever its size.
 
 use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
+
+use sha2::{Digest, Sha256};
 
 use super::{ApplyError, Compression};
 
@@ -24,10 +27,18 @@ pub(super) struct Chunk {
 /// What the producer sends.
 pub(super) enum Msg {
     Data(Chunk),
-    /// The whole layer was read and decompressed; nothing follows.
-    End,
+    /// The whole layer was read and decompressed; nothing follows. Carries the sha256 of the
+    /// decompressed bytes when the producer hashed them (see [`hashes_in_producer`]).
+    End(Option<[u8; 32]>),
     /// Reading or decompressing failed; nothing follows.
     Failed(ApplyError),
+}
+
+/// Whether the producer hashes the decompressed bytes, rather than the consumer. The
+/// slower side should not hash: inflating gzip is slower than writing the files, so then the
+/// consumer hashes; reading a plain tar or decoding zstd is faster, so then the producer does.
+pub(super) fn hashes_in_producer(compression: Compression) -> bool {
+    compression != Compression::Gzip
 }
 
 /// Counts the compressed bytes and keeps the input's own error, so that a failing reader is
@@ -109,13 +120,15 @@ impl<R: Read> Decoder<R> {
 }
 
 /// Body of the producer thread. Returns the number of compressed bytes read. Stops early,
-/// without error, when the consumer has gone away (it reports its own error).
+/// without error, once `stop` is set or the consumer has gone away (it reports its own error).
 pub(super) fn produce<R: Read>(
     input: R,
     compression: Compression,
     tx: SyncSender<Msg>,
     pool: Receiver<Box<[u8]>>,
+    stop: &AtomicBool,
 ) -> u64 {
+    let mut hasher = hashes_in_producer(compression).then(Sha256::new);
     let mut decoder = match Decoder::new(input, compression) {
         Ok(d) => d,
         Err(e) => {
@@ -131,6 +144,9 @@ pub(super) fn produce<R: Read>(
         let mut eof = false;
         // Fill the chunk: decoders hand out small pieces, the consumer wants big ones.
         while chunk.len < chunk.buf.len() {
+            if stop.load(Ordering::Relaxed) {
+                return decoder.counting().count;
+            }
             match decoder.read(&mut chunk.buf[chunk.len..]) {
                 Ok(0) => {
                     eof = true;
@@ -146,11 +162,15 @@ pub(super) fn produce<R: Read>(
                 }
             }
         }
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&chunk.buf[..chunk.len]);
+        }
         if chunk.len > 0 && tx.send(Msg::Data(chunk)).is_err() {
             return decoder.counting().count;
         }
         if eof {
-            let _ = tx.send(Msg::End);
+            let digest = hasher.take().map(|h| h.finalize().into());
+            let _ = tx.send(Msg::End(digest));
             return decoder.counting().count;
         }
     }

@@ -48,11 +48,12 @@ impl Meta {
     /// Reads the metadata of `entry`.
     pub(super) fn read_from<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> io::Result<()> {
         let header = entry.header();
-        self.mode = header.mode()? & 0o7777;
+        let old = header.as_old();
+        self.mode = numeric(&old.mode)? as u32 & 0o7777;
         // The tar crate has already applied PAX uid/gid records to the header.
-        self.uid = id(header.uid()?)?;
-        self.gid = id(header.gid()?)?;
-        let mtime = (header.mtime()? as i64, 0);
+        self.uid = id(numeric(&old.uid)?)?;
+        self.gid = id(numeric(&old.gid)?)?;
+        let mtime = (numeric(&old.mtime)? as i64, 0);
         let mut atime = header
             .as_gnu()
             .and_then(|gnu| gnu.atime().ok())
@@ -84,6 +85,45 @@ impl Meta {
         };
         Ok(())
     }
+}
+
+/// A numeric header field: octal digits padded with spaces or NULs, or base-256 (high bit of
+/// the first byte set) for large values. Unlike the tar crate's accessors, an empty field is 0,
+/// as Go's archive/tar (containerd's reader) has it: some layer writers leave fields empty.
+pub(super) fn numeric(field: &[u8]) -> io::Result<u64> {
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "invalid numeric field in tar header",
+        )
+    };
+    if let Some(&first) = field.first() {
+        if first & 0x80 != 0 {
+            if first == 0xff {
+                return Err(bad()); // negative
+            }
+            let mut v: u64 = u64::from(first & 0x7f);
+            for &b in &field[1..] {
+                v = v.checked_mul(256).ok_or_else(bad)? | u64::from(b);
+            }
+            return Ok(v);
+        }
+    }
+    let pad = |b: &u8| *b == b' ' || *b == 0;
+    let start = field.iter().position(|b| !pad(b)).unwrap_or(field.len());
+    let end = field.iter().rposition(|b| !pad(b)).map_or(start, |i| i + 1);
+    let digits = &field[start..end];
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !(b'0'..=b'7').contains(&d) {
+            return Err(bad());
+        }
+        v = v.checked_mul(8).ok_or_else(bad)? + u64::from(d - b'0');
+    }
+    Ok(v)
 }
 
 fn id(v: u64) -> io::Result<u32> {
@@ -120,7 +160,18 @@ pub(super) fn parse_pax_time(value: &[u8]) -> Option<(i64, i64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_pax_time;
+    use super::{numeric, parse_pax_time};
+
+    #[test]
+    fn numeric_fields() {
+        assert_eq!(numeric(b"0000644\0").unwrap(), 0o644);
+        assert_eq!(numeric(b"   755 \0").unwrap(), 0o755);
+        assert_eq!(numeric(b"\0\0\0\0\0\0\0\0").unwrap(), 0);
+        assert_eq!(numeric(b"        ").unwrap(), 0);
+        assert_eq!(numeric(&[0x80, 0, 0, 0, 0, 0, 1, 2]).unwrap(), 258);
+        assert!(numeric(b"0009\0").is_err());
+        assert!(numeric(&[0xff; 8]).is_err());
+    }
 
     #[test]
     fn pax_times() {

@@ -8,8 +8,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{
     chownat, fchmod, fchown, fgetxattr, flistxattr, fsetxattr, fstat, futimens, mknodat, openat,
-    openat2, readlinkat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags,
-    Stat, Timespec, Timestamps, Uid, XattrFlags,
+    readlinkat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Stat, Timespec,
+    Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
 
@@ -22,11 +22,12 @@ pub(super) struct Lowers {
 }
 
 /// Something found in a lower layer.
-pub(super) struct Found<'a> {
-    lower: &'a Root,
+pub(super) struct Found {
     /// `O_PATH`, not following a final symlink.
     pub(super) fd: OwnedFd,
     pub(super) stat: Stat,
+    /// Opened for reading, for a regular file (its contents are copied up).
+    readable: Option<OwnedFd>,
 }
 
 impl Lowers {
@@ -34,26 +35,69 @@ impl Lowers {
         Lowers { roots }
     }
 
-    /// The topmost lower's object at `rel`, or `None` when no lower has one or the topmost
-    /// hit is a whiteout (a 0:0 character device), which hides the layers below it.
-    ///
-    /// Opaque directories above the hit are not consulted: this is only used for metadata of
-    /// parent directories and for hard-link targets, both of which a well-formed layer only
-    /// names when they are visible.
-    pub(super) fn find(&self, rel: &[u8]) -> Result<Option<Found<'_>>, Errno> {
+    /// What the merged view below `upper` shows at `rel`: the topmost lower's object there,
+    /// or `None` when no lower has one or something hides it, as overlayfs decides: a
+    /// whiteout (a 0:0 character device) at `rel`, or above it (in `upper` or a higher lower)
+    /// an ancestor that is not a directory or is an opaque one.
+    pub(super) fn find(&self, upper: &Root, rel: &[u8]) -> Result<Option<Found>, Errno> {
+        if hides_below(upper, rel)? {
+            return Ok(None);
+        }
         for lower in &self.roots {
-            let fd = match lower.lookup(rel) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) | Err(Errno::NOTDIR) => continue,
+            match lower.lookup(rel) {
+                Ok(fd) => {
+                    let stat = fstat(&fd)?;
+                    if is_whiteout(&stat) {
+                        return Ok(None);
+                    }
+                    let readable = match FileType::from_raw_mode(stat.st_mode) {
+                        FileType::RegularFile => Some(lower.open_file(rel)?),
+                        _ => None,
+                    };
+                    return Ok(Some(Found { fd, stat, readable }));
+                }
+                Err(Errno::NOENT) | Err(Errno::NOTDIR) => {}
                 Err(e) => return Err(e),
-            };
-            let stat = fstat(&fd)?;
-            if is_whiteout(&stat) {
+            }
+            if hides_below(lower, rel)? {
                 return Ok(None);
             }
-            return Ok(Some(Found { lower, fd, stat }));
         }
         Ok(None)
+    }
+}
+
+/// Whether a layer hides `rel` in the layers below it through one of `rel`'s ancestors: a
+/// non-directory (whiteout or file) or an opaque directory.
+fn hides_below(layer: &Root, rel: &[u8]) -> Result<bool, Errno> {
+    let ancestors = rel
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'/')
+        .map(|(i, _)| &rel[..i]);
+    for ancestor in ancestors {
+        let fd = match layer.lookup(ancestor) {
+            Ok(fd) => fd,
+            // Neither this ancestor nor the deeper ones are in this layer.
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let stat = fstat(&fd)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory || is_opaque(&fd)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether directory `dir` (`O_PATH`) carries overlayfs' opaque flag.
+fn is_opaque(dir: &OwnedFd) -> Result<bool, Errno> {
+    let dir = root::open_dir_rdonly(dir.as_fd())?;
+    let mut value = [0u8; 1];
+    match fgetxattr(&dir, c"trusted.overlay.opaque", &mut value[..]) {
+        Ok(1) => Ok(value[0] == b'y'),
+        Ok(_) | Err(Errno::NODATA) | Err(Errno::NOTSUP) | Err(Errno::RANGE) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -119,7 +163,7 @@ pub(super) fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<()
 
 /// Copies the directory's metadata found in a lower onto the (new, empty) upper directory
 /// `dst`, except its times, which the caller sets once the directory's children are written.
-pub(super) fn copy_dir_meta(found: &Found<'_>, dst: BorrowedFd<'_>) -> Result<(), Errno> {
+pub(super) fn copy_dir_meta(found: &Found, dst: BorrowedFd<'_>) -> Result<(), Errno> {
     let src = root::open_dir_rdonly(found.fd.as_fd())?;
     fchown(dst, Some(uid(&found.stat)), Some(gid(&found.stat)))?;
     copy_xattrs(src.as_fd(), dst)?;
@@ -141,23 +185,12 @@ fn gid(stat: &Stat) -> Gid {
 /// A hard link cannot span layers (each is its own directory tree and the lower must stay
 /// untouched), so the upper gets its own copy of the target and the new link points at that
 /// copy. The merged view is the same: the copy shadows an identical lower file.
-pub(super) fn copy_up(
-    found: &Found<'_>,
-    rel: &[u8],
-    parent: BorrowedFd<'_>,
-    name: &[u8],
-) -> Result<(), Errno> {
+pub(super) fn copy_up(found: Found, parent: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
     let stat = &found.stat;
     let no_follow = AtFlags::SYMLINK_NOFOLLOW;
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::RegularFile => {
-            let src = openat2(
-                found.lower.fd(),
-                rel,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-            )?;
+            let src = found.readable.ok_or(Errno::BADF)?;
             let dst = openat(
                 parent,
                 name,

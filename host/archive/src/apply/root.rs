@@ -78,6 +78,19 @@ impl Root {
     }
 }
 
+impl Root {
+    /// A regular file at `rel` opened for reading (not followed if a symlink).
+    pub(super) fn open_file(&self, rel: &[u8]) -> Result<OwnedFd, Errno> {
+        openat2(
+            &self.fd,
+            rel,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        )
+    }
+}
+
 /// Reopens a directory's `O_PATH` descriptor for reading (listing, fsetxattr, fchmod).
 pub(super) fn open_dir_rdonly(dir: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     openat(

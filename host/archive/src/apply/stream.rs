@@ -1,5 +1,6 @@
 //! The consumer side of the pipeline: a `Read` over the chunks the producer sends, hashing every
-//! byte as it arrives so the diff ID covers the whole decompressed stream, tar or not.
+//! byte as it arrives (unless the producer does) so the diff ID covers the whole decompressed
+//! stream, tar or not.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, Sender};
@@ -15,7 +16,10 @@ pub(super) struct ChunkReader {
     pool: Sender<Box<[u8]>>,
     current: Option<Chunk>,
     pos: usize,
-    hasher: Sha256,
+    /// `None` when the producer hashes.
+    hasher: Option<Sha256>,
+    /// The producer's digest, from its last message.
+    producer_digest: Option<[u8; 32]>,
     total: u64,
     ended: bool,
     /// The producer's error, kept here while the tar reader sees only a stand-in.
@@ -23,13 +27,14 @@ pub(super) struct ChunkReader {
 }
 
 impl ChunkReader {
-    pub(super) fn new(rx: Receiver<Msg>, pool: Sender<Box<[u8]>>) -> Self {
+    pub(super) fn new(rx: Receiver<Msg>, pool: Sender<Box<[u8]>>, hash: bool) -> Self {
         ChunkReader {
             rx,
             pool,
             current: None,
             pos: 0,
-            hasher: Sha256::new(),
+            hasher: hash.then(Sha256::new),
+            producer_digest: None,
             total: 0,
             ended: false,
             failed: None,
@@ -52,14 +57,17 @@ impl ChunkReader {
         }
         match self.rx.recv() {
             Ok(Msg::Data(chunk)) => {
-                self.hasher.update(&chunk.buf[..chunk.len]);
+                if let Some(hasher) = &mut self.hasher {
+                    hasher.update(&chunk.buf[..chunk.len]);
+                }
                 self.total += chunk.len as u64;
                 self.current = Some(chunk);
                 self.pos = 0;
                 Ok(true)
             }
-            Ok(Msg::End) => {
+            Ok(Msg::End(digest)) => {
                 self.ended = true;
+                self.producer_digest = digest;
                 Ok(false)
             }
             Ok(Msg::Failed(e)) => {
@@ -92,9 +100,13 @@ impl ChunkReader {
         }
     }
 
-    /// `sha256:<hex>` of the bytes read so far, and their count.
+    /// `sha256:<hex>` of the whole stream, and its size. Only after [`ChunkReader::drain`].
     pub(super) fn digest(self) -> (String, u64) {
-        let hash = self.hasher.finalize();
+        let hash: [u8; 32] = match (self.hasher, self.producer_digest) {
+            (Some(hasher), _) => hasher.finalize().into(),
+            (None, Some(digest)) => digest,
+            (None, None) => unreachable!("the producer hashes and sent its digest"),
+        };
         let mut out = String::with_capacity(7 + 64);
         out.push_str("sha256:");
         for b in hash {

@@ -15,18 +15,21 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat,
-    mknodat, openat, statat, symlinkat, utimensat, AtFlags, Dir, FileType, Gid, Mode, OFlags, Uid,
-    XattrFlags,
+    fchmod, futimens, makedev, mkdirat, mknodat, openat, statat, symlinkat, utimensat, AtFlags,
+    FileType, Mode, OFlags,
 };
 use rustix::io::Errno;
 use tar::EntryType;
 
-use super::meta::{Meta, Times};
+use super::meta::{self, Meta, Times};
 use super::name::{self, Kind};
 use super::overlay::{self, Lowers};
 use super::root::{self, Root};
 use super::ApplyError;
+
+mod link;
+mod metadata;
+mod whiteout;
 
 /// Size of the buffer file contents pass through.
 const COPY_BUFFER: usize = 1 << 20;
@@ -167,7 +170,7 @@ impl Unpacker {
                     }
                 }
                 if let Layout::Plain { written } = &mut self.layout {
-                    record(written, path);
+                    whiteout::record(written, path);
                 }
                 Ok(())
             }
@@ -258,7 +261,7 @@ impl Unpacker {
     ) -> Result<(), Errno> {
         mkdirat(parent, name, Mode::from_raw_mode(0o700))?;
         let found = match &self.layout {
-            Layout::Overlay { lowers } => lowers.find(rel)?,
+            Layout::Overlay { lowers } => lowers.find(&self.root, rel)?,
             Layout::Plain { .. } => None,
         };
         let dir = root::open_subdir(parent, name)?;
@@ -324,7 +327,7 @@ impl Unpacker {
                     source: e,
                 })?;
         }
-        self.fd_meta(file.as_fd(), path)
+        self.fd_meta(file.as_fd(), path, false)
     }
 
     fn directory(
@@ -347,13 +350,13 @@ impl Unpacker {
             Err(e) => return Err(fail("creating", path)(e)),
         }
         let fd = root::open_subdir(parent, name).map_err(fail("opening", path))?;
-        self.fd_meta(fd.as_fd(), path)
+        self.fd_meta(fd.as_fd(), path, true)
     }
 
     /// Metadata of the target's root directory (a `./` member).
     fn root_dir(&mut self) -> Result<(), ApplyError> {
         let fd = root::open_dir_rdonly(self.root.fd()).map_err(fail("opening", b""))?;
-        self.fd_meta(fd.as_fd(), b"")
+        self.fd_meta(fd.as_fd(), b"", true)
     }
 
     fn symlink<R: Read>(
@@ -384,9 +387,14 @@ impl Unpacker {
         let (file_type, dev) = match kind {
             EntryType::Fifo => (FileType::Fifo, 0),
             _ => {
-                let header = entry.header();
-                let major = header.device_major().map_err(ApplyError::Tar)?.unwrap_or(0);
-                let minor = header.device_minor().map_err(ApplyError::Tar)?.unwrap_or(0);
+                // devmajor and devminor sit at the same offsets in USTAR and GNU headers.
+                let raw = entry.header().as_bytes();
+                let major = meta::numeric(&raw[329..337]).map_err(ApplyError::Tar)?;
+                let minor = meta::numeric(&raw[337..345]).map_err(ApplyError::Tar)?;
+                let (major, minor) = match (u32::try_from(major), u32::try_from(minor)) {
+                    (Ok(major), Ok(minor)) => (major, minor),
+                    _ => return Err(invalid(path, "device number out of range")),
+                };
                 let t = if kind == EntryType::Char {
                     FileType::CharacterDevice
                 } else {
@@ -400,298 +408,5 @@ impl Unpacker {
         })
         .map_err(fail("creating", path))?;
         self.at_meta(parent, name, path, true)
-    }
-
-    fn hard_link<R: Read>(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        name: &[u8],
-        path: &[u8],
-        entry: &mut tar::Entry<'_, R>,
-    ) -> Result<(), ApplyError> {
-        let mut target = std::mem::take(&mut self.link);
-        match entry.link_name_bytes() {
-            // The target is cleaned like any member name: `../../etc/passwd` and `/etc/passwd`
-            // both mean `<root>/etc/passwd`.
-            Some(link) => name::clean_into(&link, &mut target),
-            None => {
-                self.link = target;
-                return Err(invalid(path, "hard link without a target"));
-            }
-        }
-        let result = self.hard_link_to(parent, name, path, &target);
-        self.link = target;
-        result
-    }
-
-    fn hard_link_to(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        name: &[u8],
-        path: &[u8],
-        target: &[u8],
-    ) -> Result<(), ApplyError> {
-        if target.is_empty() {
-            return Err(invalid(path, "hard link to the root directory"));
-        }
-        let (_, target_name) = name::split(target);
-        let source = self
-            .link_source(target)
-            .map_err(fail("finding the hard link target of", path))?;
-        // linkat without AT_SYMLINK_FOLLOW: a symlink target is linked as the symlink itself.
-        let link = || linkat(&*source, target_name, parent, name, AtFlags::empty());
-        match link() {
-            Err(Errno::EXIST) => {
-                let no_follow = AtFlags::SYMLINK_NOFOLLOW;
-                let existing = statat(parent, name, no_follow).map_err(fail("inspecting", path))?;
-                let wanted =
-                    statat(&*source, target_name, no_follow).map_err(fail("inspecting", target))?;
-                if (existing.st_dev, existing.st_ino) == (wanted.st_dev, wanted.st_ino) {
-                    return Ok(());
-                }
-                self.remove(parent, name).map_err(fail("replacing", path))?;
-                // Resolved again: the removal may have taken the target's directory along.
-                let source = self
-                    .link_source(target)
-                    .map_err(fail("finding the hard link target of", path))?;
-                linkat(&*source, target_name, parent, name, AtFlags::empty())
-                    .map_err(fail("linking", path))?;
-            }
-            Err(e) => return Err(fail("linking", path)(e)),
-            Ok(()) => {}
-        }
-        Ok(())
-    }
-
-    /// The directory holding the hard-link target `target`. In an overlay, a target only in a
-    /// lower is first copied up into the upper dir (see `overlay::copy_up`).
-    fn link_source(&mut self, target: &[u8]) -> Result<Rc<OwnedFd>, Errno> {
-        let (target_parent, target_name) = name::split(target);
-        if matches!(self.layout, Layout::Plain { .. }) {
-            return self.dir_fd(target_parent, false);
-        }
-        match self.dir_fd(target_parent, false) {
-            Ok(fd) => match statat(&*fd, target_name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) if overlay::is_whiteout(&st) => return Err(Errno::NOENT),
-                Ok(_) => return Ok(fd),
-                Err(Errno::NOENT) => {}
-                Err(e) => return Err(e),
-            },
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(e),
-        }
-        self.copy_up(target, target_parent, target_name)
-    }
-
-    fn copy_up(
-        &mut self,
-        target: &[u8],
-        target_parent: &[u8],
-        target_name: &[u8],
-    ) -> Result<Rc<OwnedFd>, Errno> {
-        let parent = self.dir_fd(target_parent, true)?;
-        let Layout::Overlay { lowers } = &self.layout else {
-            return Err(Errno::NOENT);
-        };
-        let found = lowers.find(target)?.ok_or(Errno::NOENT)?;
-        overlay::copy_up(&found, target, parent.as_fd(), target_name)?;
-        Ok(parent)
-    }
-
-    fn whiteout(&mut self, path: &[u8], parent: &[u8], name: &[u8]) -> Result<(), ApplyError> {
-        match self.layout {
-            Layout::Plain { .. } => {
-                let parent_fd = match self.dir_fd(parent, false) {
-                    Ok(fd) => fd,
-                    // Nothing there, so nothing to delete.
-                    Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(()),
-                    Err(e) => return Err(fail("opening the parent of", path)(e)),
-                };
-                self.remove(parent_fd.as_fd(), name)
-                    .map_err(fail("deleting the whiteout target of", path))
-            }
-            Layout::Overlay { .. } => {
-                let parent_fd = self
-                    .dir_fd(parent, true)
-                    .map_err(fail("creating the parent directories of", path))?;
-                let parent_fd = parent_fd.as_fd();
-                // overlayfs' whiteout: a character device 0:0 under the deleted name.
-                self.create(parent_fd, name, || {
-                    mknodat(parent_fd, name, FileType::CharacterDevice, Mode::empty(), 0)
-                })
-                .map_err(fail("creating the whiteout for", path))?;
-                let (uid, gid) = (Uid::from_raw(self.meta.uid), Gid::from_raw(self.meta.gid));
-                chownat(
-                    parent_fd,
-                    name,
-                    Some(uid),
-                    Some(gid),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(fail("changing the owner of", path))
-            }
-        }
-    }
-
-    fn opaque(&mut self, dir: &[u8]) -> Result<(), ApplyError> {
-        match &self.layout {
-            Layout::Plain { .. } => self
-                .clear_lower_children(dir)
-                .map_err(fail("making opaque", dir)),
-            Layout::Overlay { .. } => {
-                let fd = self.dir_fd(dir, true).map_err(fail("creating", dir))?;
-                let fd = root::open_dir_rdonly(fd.as_fd()).map_err(fail("opening", dir))?;
-                fsetxattr(&fd, c"trusted.overlay.opaque", b"y", XattrFlags::empty())
-                    .map_err(fail("making opaque", dir))
-            }
-        }
-    }
-
-    /// Plain opaque directory: deletes everything below `dir` that this layer did not write
-    /// (so far, or as ancestors of what it wrote). A path with a symlink on the way is left
-    /// alone: the layer's own names would not match what is really there.
-    fn clear_lower_children(&mut self, dir: &[u8]) -> Result<(), Errno> {
-        let Layout::Plain { written } = &self.layout else {
-            return Ok(());
-        };
-        self.cache = None;
-        let mut pending = vec![dir.to_vec()];
-        let mut child = Vec::new();
-        while let Some(rel) = pending.pop() {
-            let fd = match self.root.dir_no_symlinks(&rel) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) => continue,
-                Err(e) => return Err(e),
-            };
-            let mut listing = Dir::new(fd)?;
-            while let Some(entry) = listing.next() {
-                let entry = entry?;
-                let name = entry.file_name().to_bytes();
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                child.clear();
-                child.extend_from_slice(&rel);
-                if !child.is_empty() {
-                    child.push(b'/');
-                }
-                child.extend_from_slice(name);
-                let fd = listing.fd()?;
-                if !written.contains(&child) {
-                    root::remove_all(fd, name)?;
-                    continue;
-                }
-                let is_dir = match entry.file_type() {
-                    FileType::Unknown => {
-                        let st = statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
-                        FileType::from_raw_mode(st.st_mode) == FileType::Directory
-                    }
-                    t => t == FileType::Directory,
-                };
-                if is_dir {
-                    pending.push(child.clone());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Owner, xattrs, mode and times (deferred for directories) through an open descriptor.
-    fn fd_meta(&mut self, fd: BorrowedFd<'_>, path: &[u8]) -> Result<(), ApplyError> {
-        let meta = &self.meta;
-        fchown(
-            fd,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-        )
-        .map_err(fail("changing the owner of", path))?;
-        for (name, value) in &meta.xattrs {
-            match fsetxattr(fd, name.as_slice(), value, XattrFlags::empty()) {
-                Ok(()) => {}
-                Err(e) if ignorable_xattr_error(e, name) => {}
-                Err(e) => return Err(fail("setting an extended attribute of", path)(e)),
-            }
-        }
-        fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(fail("changing the mode of", path))?;
-        let is_dir = rustix::fs::fstat(fd)
-            .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-            .map_err(fail("inspecting", path))?;
-        if is_dir {
-            self.dir_times.push((path.to_vec(), meta.times));
-        } else {
-            futimens(fd, &meta.times.timestamps()).map_err(fail("setting the times of", path))?;
-        }
-        Ok(())
-    }
-
-    /// Owner, xattrs, mode (`with_mode`; symlinks have none) and times of `name` in `parent`,
-    /// for objects that cannot be opened without side effects (symlinks, devices, fifos).
-    fn at_meta(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        name: &[u8],
-        path: &[u8],
-        with_mode: bool,
-    ) -> Result<(), ApplyError> {
-        let meta = &self.meta;
-        let no_follow = AtFlags::SYMLINK_NOFOLLOW;
-        chownat(
-            parent,
-            name,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            no_follow,
-        )
-        .map_err(fail("changing the owner of", path))?;
-        if !meta.xattrs.is_empty() {
-            let target = root::proc_path(parent, name);
-            for (xname, value) in &meta.xattrs {
-                match lsetxattr(
-                    target.as_slice(),
-                    xname.as_slice(),
-                    value,
-                    XattrFlags::empty(),
-                ) {
-                    Ok(()) => {}
-                    Err(e) if ignorable_xattr_error(e, xname) => {}
-                    Err(e) => return Err(fail("setting an extended attribute of", path)(e)),
-                }
-            }
-        }
-        if with_mode {
-            // fchmodat cannot refuse to follow a symlink, but `name` was created as a device or
-            // fifo by this very member, just before.
-            chmodat(
-                parent,
-                name,
-                Mode::from_raw_mode(meta.mode),
-                AtFlags::empty(),
-            )
-            .map_err(fail("changing the mode of", path))?;
-        }
-        utimensat(parent, name, &meta.times.timestamps(), no_follow)
-            .map_err(fail("setting the times of", path))
-    }
-}
-
-/// Attributes the file system cannot hold are dropped, as containerd does: any attribute on a
-/// file system without xattr support, `security.*` ones the kernel refuses, and `user.*` ones
-/// on symlinks and devices (which Linux does not allow).
-fn ignorable_xattr_error(e: Errno, name: &[u8]) -> bool {
-    e == Errno::NOTSUP
-        || (e == Errno::PERM && (name.starts_with(b"security.") || name.starts_with(b"user.")))
-}
-
-/// Adds `path` and its ancestors to `written`.
-fn record(written: &mut HashSet<Vec<u8>>, path: &[u8]) {
-    let mut end = path.len();
-    loop {
-        if !written.insert(path[..end].to_vec()) {
-            return;
-        }
-        match path[..end].iter().rposition(|&b| b == b'/') {
-            Some(i) => end = i,
-            None => return,
-        }
     }
 }

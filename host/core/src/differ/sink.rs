@@ -13,10 +13,8 @@ pub(super) struct IngestSink<'a> {
 impl Write for IngestSink<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.cancelled.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "the client cancelled the call",
-            ));
+            // Not `Interrupted`: std's read and write loops retry that kind.
+            return Err(io::Error::other("the client cancelled the call"));
         }
         self.writer
             .write(data)

@@ -105,17 +105,23 @@ impl Differ for Walking {
         }
         let stream = LayerReader::new(reader, record.size as u64, &layer.digest, cx.cancelled);
         let applied = match overlay_dirs(mounts) {
-            Some((upper, lowers)) => apply::apply(
+            Some((upper, lowers)) => apply::apply_cancellable(
                 stream,
                 compression,
                 Target::Overlay {
                     upper: &upper,
                     lowers,
                 },
+                cx.cancelled,
             ),
             None => {
                 let mounted = self.mount(mounts)?;
-                let applied = apply::apply(stream, compression, Target::Plain(mounted.path()));
+                let applied = apply::apply_cancellable(
+                    stream,
+                    compression,
+                    Target::Plain(mounted.path()),
+                    cx.cancelled,
+                );
                 mounted
                     .release()
                     .map_err(|e| Error::unknown(format!("failed to unmount: {e}")))?;

@@ -391,3 +391,48 @@ fn media_types() {
         "unsupported diff media type: application/vnd.oci.image.layer.v1.tar+bzip2"
     );
 }
+
+#[test]
+fn empty_numeric_fields_read_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layer = Layer::new();
+    layer.push(
+        Layer::header(EntryType::Regular, "f", "", 0o640),
+        b"x",
+        |h| {
+            let old = h.as_old_mut();
+            old.uid = [0; 8];
+            old.gid = [b' '; 8];
+            old.mtime = [0; 12];
+        },
+    );
+    apply_plain(&layer.bytes(), dir.path()).unwrap();
+    let f = dir.path().join("f");
+    assert_eq!((mode(&f), owner(&f), mtime(&f)), (0o640, (0, 0), (0, 0)));
+}
+
+/// chown(2) drops file capabilities, so they must go on after the owner.
+#[test]
+fn file_capabilities_survive_the_chown() {
+    let dir = tempfile::tempdir().unwrap();
+    // vfs_cap_data, revision 2, effective, permitted = CAP_NET_RAW (13).
+    let mut cap = Vec::new();
+    cap.extend_from_slice(&0x0200_0001u32.to_le_bytes());
+    cap.extend_from_slice(&(1u32 << 13).to_le_bytes());
+    cap.extend_from_slice(&[0; 12]);
+    let mut layer = Layer::new();
+    layer
+        .pax(&[("SCHILY.xattr.security.capability", &cap)])
+        .push(
+            Layer::header(EntryType::Regular, "ping", "", 0o4755),
+            b"elf",
+            |h| {
+                h.set_uid(1000);
+                h.set_gid(1000);
+            },
+        );
+    apply_plain(&layer.bytes(), dir.path()).unwrap();
+    let ping = dir.path().join("ping");
+    assert_eq!(xattr(&ping, "security.capability"), Some(cap));
+    assert_eq!((mode(&ping), owner(&ping)), (0o4755, (1000, 1000)));
+}

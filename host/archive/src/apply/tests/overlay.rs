@@ -167,8 +167,19 @@ fn overlay_lowers_are_searched_top_down_and_whiteouts_hide_deeper_ones() {
         upper,
         lowers: vec![top.clone(), bottom.clone()],
     };
+    // u in both lowers, q/h only in the bottom one.
+    fs::write(top.join("u"), b"top").unwrap();
+    fs::write(bottom.join("u"), b"bottom").unwrap();
+    fs::create_dir(bottom.join("q")).unwrap();
+    fs::set_permissions(bottom.join("q"), fs::Permissions::from_mode(0o705)).unwrap();
+    fs::write(bottom.join("q/h"), b"deep").unwrap();
     let mut layer = Layer::new();
-    layer.file("p/new", b"");
+    layer
+        .file("p/new", b"")
+        .hard_link("u_link", "u")
+        .hard_link("h_link", "q/h")
+        .file("mine", b"upper")
+        .hard_link("mine_link", "mine");
     apply(
         &layer.bytes()[..],
         Compression::None,
@@ -176,6 +187,14 @@ fn overlay_lowers_are_searched_top_down_and_whiteouts_hide_deeper_ones() {
     )
     .unwrap();
     assert_eq!(mode(&upper.join("p")), 0o750);
+    // Lowers are searched top first; the copy-up's parent gets the lower's metadata.
+    assert_eq!(fs::read(upper.join("u_link")).unwrap(), b"top");
+    assert_eq!(fs::read(upper.join("h_link")).unwrap(), b"deep");
+    assert_eq!(mode(&upper.join("q")), 0o705);
+    let ino = |p: &str| fs::metadata(upper.join(p)).unwrap().ino();
+    assert_eq!(ino("q/h"), ino("h_link"));
+    // The upper first: the layer's own file, not a copy.
+    assert_eq!(ino("mine"), ino("mine_link"));
     // t is whited out in the top lower: a link to it has no target.
     let err = apply(
         &Layer::new().hard_link("l", "t").bytes()[..],
@@ -185,5 +204,72 @@ fn overlay_lowers_are_searched_top_down_and_whiteouts_hide_deeper_ones() {
     .unwrap_err();
     assert!(matches!(err, ApplyError::Entry { .. }), "{err}");
     let _mounted = mount_overlay(&[&top, &bottom], &upper, &work, &merged);
-    assert_eq!(tree(&merged), ["p", "p/new"]);
+    assert_eq!(
+        tree(&merged),
+        [
+            "h_link",
+            "mine",
+            "mine_link",
+            "p",
+            "p/new",
+            "q",
+            "q/h",
+            "u",
+            "u_link"
+        ]
+    );
+    assert_eq!(fs::read(merged.join("u")).unwrap(), b"top");
+}
+
+#[test]
+fn overlay_lookups_in_lowers_respect_opaque_and_non_directory_ancestors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [top, bottom, upper] = ["top", "bottom", "upper"].map(|n| {
+        let p = tmp.path().join(n);
+        fs::create_dir(&p).unwrap();
+        p
+    });
+    // top: o/ (opaque), w (a file); bottom: o/x, w/z, n/x, k/ (0701).
+    fs::create_dir(top.join("o")).unwrap();
+    rustix::fs::lsetxattr(
+        top.join("o"),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    fs::write(top.join("w"), b"").unwrap();
+    for p in ["o/x", "w/z", "n/x"] {
+        fs::create_dir_all(bottom.join(p).parent().unwrap()).unwrap();
+        fs::write(bottom.join(p), b"hidden").unwrap();
+    }
+    fs::create_dir(bottom.join("k")).unwrap();
+    fs::set_permissions(bottom.join("k"), fs::Permissions::from_mode(0o701)).unwrap();
+    let apply_layer = |layer: &mut Layer| {
+        apply(
+            &layer.bytes()[..],
+            Compression::None,
+            Target::Overlay {
+                upper: &upper,
+                lowers: vec![top.clone(), bottom.clone()],
+            },
+        )
+    };
+    // Visible: k comes from the bottom lower, with its metadata.
+    apply_layer(Layer::new().file("k/new", b"")).unwrap();
+    assert_eq!(mode(&upper.join("k")), 0o701);
+    // The layer makes n opaque in the upper: n/x below is hidden from then on.
+    apply_layer(Layer::new().dir("n/").file("n/.wh..wh..opq", b"")).unwrap();
+    for target in ["o/x", "w/z", "n/x"] {
+        let err = apply_layer(Layer::new().hard_link("l", target)).unwrap_err();
+        assert!(matches!(err, ApplyError::Entry { .. }), "{target}: {err}");
+        assert!(
+            fs::symlink_metadata(upper.join(target)).is_err(),
+            "{target} copied up"
+        );
+    }
+    assert!(fs::symlink_metadata(upper.join("l")).is_err());
+    // Nor were their parents created for nothing.
+    assert!(fs::symlink_metadata(upper.join("o")).is_err());
+    assert!(fs::symlink_metadata(upper.join("w")).is_err());
 }

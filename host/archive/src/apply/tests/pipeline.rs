@@ -228,3 +228,16 @@ fn a_write_error_stops_the_producer() {
     assert!(matches!(err, ApplyError::Entry { .. }), "{err}");
     assert!(dropped.load(Ordering::SeqCst));
 }
+
+#[test]
+fn empty_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let applied = apply(&[][..], Compression::None, Target::Plain(dir.path())).unwrap();
+    assert_eq!(applied.diff_id, sha256_hex(b""));
+    assert_eq!((applied.entries, applied.uncompressed_size), (0, 0));
+    // As with Go's gzip reader, an empty compressed stream is no stream at all.
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let err = apply(&[][..], c, Target::Plain(dir.path())).unwrap_err();
+        assert!(matches!(err, ApplyError::Decompress(_)), "{c:?}: {err}");
+    }
+}
