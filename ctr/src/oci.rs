@@ -535,8 +535,36 @@ pub enum Opened {
 }
 
 impl BlobWriter {
-    /// Opens `reference` with a first STAT naming the size and (if known) digest.
+    /// Opens `reference` with a first STAT naming the size and (if known) digest, waiting while
+    /// another writer holds the ref (the daemon answers Unavailable), as containerd's
+    /// `content.OpenWriter` does: a random pause of up to 16 ms, doubling up to 2 s.
     pub async fn open(
+        channel: &NamespacedChannel,
+        lease: &impl LeaseHeader,
+        reference: &str,
+        total: i64,
+        expected: &str,
+    ) -> Result<Opened, RpcError> {
+        use std::hash::{BuildHasher, Hasher};
+        let mut retry_ms: u64 = 16;
+        loop {
+            match Self::open_once(channel, lease, reference, total, expected).await {
+                Err(err) if err.code == Code::Unavailable => {
+                    let pause = std::collections::hash_map::RandomState::new()
+                        .build_hasher()
+                        .finish()
+                        % retry_ms;
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    if retry_ms < 2048 {
+                        retry_ms <<= 1;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn open_once(
         channel: &NamespacedChannel,
         lease: &impl LeaseHeader,
         reference: &str,

@@ -1245,3 +1245,58 @@ async fn unpacking_uses_the_namespaces_default_snapshotter() {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_imports_of_one_archive_both_succeed() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let oci = write_file(daemon.dir(), "oci.tar", &image.oci);
+    // Each round: two imports of the same archive into one namespace at once, ours with ours
+    // and ours with containerd's. They meet on the same ingest refs (`tar-<member>`), which
+    // one waits for while the other holds them, and on the same chain IDs, where the unpack
+    // that commits second drops its extraction snapshot.
+    let rounds = [
+        (Ctr::Ours, Ctr::Ours),
+        (Ctr::Ours, Ctr::Debian),
+        (Ctr::Ours, Ctr::Ours),
+        (Ctr::Debian, Ctr::Ours),
+    ];
+    for (round, (first, second)) in rounds.into_iter().enumerate() {
+        let ns = format!("race-{round}");
+        let args = [
+            "-n",
+            &ns,
+            "images",
+            "import",
+            "--base-name",
+            "example.com/race",
+            oci.to_str().unwrap(),
+        ];
+        let a = daemon.spawn_ctr(first, &args);
+        let b = daemon.spawn_ctr(second, &args);
+        for running in [a, b] {
+            let out = running.wait(std::time::Duration::from_secs(60));
+            let expected = format!(
+                "unpacking example.com/race:latest ({})...done\n",
+                image.manifest
+            );
+            assert_eq!(
+                out.ok(),
+                expected,
+                "round {round}: {:?}, stderr {}",
+                out.which,
+                out.stderr
+            );
+        }
+        let keys: Vec<String> = snapshots(&daemon, &ns)
+            .await
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(keys, image.chain.to_vec(), "round {round}");
+        assert!(lease_ids(&daemon, &ns).await.is_empty(), "round {round}");
+    }
+}
