@@ -1300,3 +1300,124 @@ async fn concurrent_imports_of_one_archive_both_succeed() {
         assert!(lease_ids(&daemon, &ns).await.is_empty(), "round {round}");
     }
 }
+
+#[tokio::test]
+async fn export_to_stdout_is_the_archive_and_a_closed_pipe_ends_it_by_sigpipe() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    if !prerequisites() {
+        return;
+    }
+    let daemon = Daemon::start_default().await;
+    // An image larger than a pipe holds: 2 MiB that do not compress.
+    let mut noise = Vec::with_capacity(2 << 20);
+    let mut block = digest_of(b"seed").into_bytes();
+    while noise.len() < 2 << 20 {
+        block = sha2::Sha256::digest(&block).to_vec();
+        noise.extend_from_slice(&block);
+    }
+    let layer = gzip(&tar_of(&[("noise", Some(&noise))]));
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(&tar_of(&[("noise", Some(&noise))]))]},
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": digest_of(&config), "size": config.len()},
+        "layers": [{"mediaType": OCI_GZIP, "digest": digest_of(&layer), "size": layer.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": digest_of(&manifest),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "latest"},
+        }],
+    })
+    .to_string()
+    .into_bytes();
+    let blob = |data: &[u8]| format!("blobs/sha256/{}", hex(&digest_of(data)));
+    let (b_config, b_manifest, b_layer) = (blob(&config), blob(&manifest), blob(&layer));
+    let archive = tar_of(&[
+        ("oci-layout", Some(br#"{"imageLayoutVersion":"1.0.0"}"#)),
+        ("index.json", Some(&index)),
+        (&b_config, Some(&config)),
+        (&b_manifest, Some(&manifest)),
+        (&b_layer, Some(&layer)),
+    ]);
+    let oci = write_file(daemon.dir(), "oci.tar", &archive);
+    let import = [
+        "-n",
+        "out",
+        "images",
+        "import",
+        "--no-unpack",
+        "--base-name",
+        "example.com/out",
+        oci.to_str().unwrap(),
+    ];
+    daemon.ctr(Ctr::Ours, &import).ok();
+    let file = daemon.dir().join("out.tar");
+    daemon
+        .ctr(
+            Ctr::Ours,
+            &[
+                "-n",
+                "out",
+                "images",
+                "export",
+                file.to_str().unwrap(),
+                "example.com/out:latest",
+            ],
+        )
+        .ok();
+    let expected = std::fs::read(&file).unwrap();
+    assert!(expected.len() > 2 << 20, "{} bytes", expected.len());
+    let command = |ctr: Ctr| {
+        let mut command = std::process::Command::new(ctr.path());
+        command
+            .arg("--address")
+            .arg(daemon.socket())
+            .args([
+                "-n",
+                "out",
+                "images",
+                "export",
+                "-",
+                "example.com/out:latest",
+            ])
+            .env_remove("CONTAINERD_ADDRESS")
+            .env_remove("CONTAINERD_NAMESPACE")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    for ctr in Ctr::BOTH {
+        let out = command(ctr).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{ctr:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout == expected, "{ctr:?}: stdout is not the archive");
+
+        // The reader takes one block and goes away.
+        let mut child = command(ctr)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut block = [0u8; 512];
+        stdout.read_exact(&mut block).unwrap();
+        drop(stdout);
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(13), "{ctr:?}: {status:?}");
+    }
+}

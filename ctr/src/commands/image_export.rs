@@ -312,13 +312,13 @@ pub async fn run(channel: NamespacedChannel, args: &ImagesExport) -> anyhow::Res
         }
     }
     for (name, record) in &records {
-        write_record(&channel, &mut writer, name, record).await?;
+        write_record(&channel, &mut writer, &out, name, record).await?;
     }
     // The end of the archive: two zero blocks.
     writer
         .write_all(&[0u8; 1024])
         .and_then(|_| writer.flush())
-        .map_err(|err| anyhow!("write {out}: {}", os_error_text(&err)))?;
+        .map_err(|err| write_failure(&out, &err))?;
     Ok(())
 }
 
@@ -373,13 +373,23 @@ fn pad(size: u64) -> usize {
     ((512 - size % 512) % 512) as usize
 }
 
+/// A failed write of the archive; on stdout whose reader went away, ctr ends by SIGPIPE, as
+/// containerd's does.
+fn write_failure(out: &str, err: &std::io::Error) -> anyhow::Error {
+    if out == "-" {
+        return super::content::stdout_failure(err);
+    }
+    anyhow!("write {out}: {}", os_error_text(err))
+}
+
 async fn write_record(
     channel: &NamespacedChannel,
     out: &mut Box<dyn Write>,
+    out_name: &str,
     name: &str,
     record: &Record,
 ) -> anyhow::Result<()> {
-    let io = |err: std::io::Error| anyhow!("write: {}", os_error_text(&err));
+    let io = |err: std::io::Error| write_failure(out_name, &err);
     match record {
         Record::Dir => out
             .write_all(header(name, 0, 0o755, true)?.as_bytes())
