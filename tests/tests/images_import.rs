@@ -1421,3 +1421,47 @@ async fn export_to_stdout_is_the_archive_and_a_closed_pipe_ends_it_by_sigpipe() 
         assert_eq!(status.signal(), Some(13), "{ctr:?}: {status:?}");
     }
 }
+
+#[tokio::test]
+async fn a_mount_that_fails_leaves_no_lease_or_snapshot() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let oci = write_file(daemon.dir(), "oci.tar", &image.oci);
+    let not_a_dir = write_file(daemon.dir(), "a-file", b"");
+    for ctr in Ctr::BOTH {
+        let ns = format!("badmount-{ctr:?}").to_lowercase();
+        daemon
+            .ctr(
+                ctr,
+                &[
+                    "-n",
+                    &ns,
+                    "images",
+                    "import",
+                    "--base-name",
+                    "x/y",
+                    oci.to_str().unwrap(),
+                ],
+            )
+            .ok();
+        let missing = daemon.dir().join("missing");
+        for (target, reason) in [
+            (missing.to_str().unwrap(), "no such file or directory"),
+            (not_a_dir.to_str().unwrap(), "not a directory"),
+        ] {
+            let out = daemon.ctr(ctr, &["-n", &ns, "images", "mount", "x/y:latest", target]);
+            assert_eq!(out.failed(), format!("ctr: {reason}\n"), "{ctr:?}");
+            assert_eq!(out.stdout, format!("{}\n", image.chain[1]), "{ctr:?}");
+            assert!(lease_ids(&daemon, &ns).await.is_empty(), "{ctr:?}");
+            let keys: Vec<String> = snapshots(&daemon, &ns)
+                .await
+                .into_iter()
+                .map(|s| s.0)
+                .collect();
+            assert_eq!(keys, image.chain.to_vec(), "{ctr:?}");
+        }
+    }
+}

@@ -189,10 +189,28 @@ async fn mount_under(
                 );
             }
         }
-        return Err(err.into());
+        return Err(go_mount_error(&err));
     }
     println!("{target}");
     Ok(())
+}
+
+/// A failed mount as containerd's `mount.All` reports it: the system's reason alone, in Go's
+/// words (`no such file or directory`), where ours also names the mount.
+fn go_mount_error(err: &rcontainerd_mount::MountError) -> anyhow::Error {
+    let text = err.to_string();
+    match text.rsplit_once(": ") {
+        Some((_, reason)) if text.starts_with("mount ") => {
+            let mut chars = reason.chars();
+            let first = chars.next().map(|c| c.to_ascii_lowercase());
+            anyhow!(
+                "{}{}",
+                first.map(String::from).unwrap_or_default(),
+                chars.as_str()
+            )
+        }
+        _ => anyhow!(text),
+    }
 }
 
 /// Unmounts `target` until nothing is mounted there (containerd's `mount.UnmountAll`): a
