@@ -1465,3 +1465,139 @@ async fn a_mount_that_fails_leaves_no_lease_or_snapshot() {
         }
     }
 }
+
+/// `archive` with its member `name` replaced by `data` (other members kept, in order).
+fn replace_member(archive: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in tar::Archive::new(archive).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        let mut header = entry.header().clone();
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+        if path.trim_end_matches('/') == name {
+            header.set_size(data.len() as u64);
+            builder.append_data(&mut header, name, data).unwrap();
+        } else {
+            builder.append(&header, &content[..]).unwrap();
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+fn member(archive: &[u8], name: &str) -> Vec<u8> {
+    for entry in tar::Archive::new(archive).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().display().to_string() == name {
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+            return content;
+        }
+    }
+    panic!("no member {name}");
+}
+
+#[tokio::test]
+async fn names_digests_and_gzip_docker_layers_as_containerds_ctr() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let manifest_size = member(
+        &image.oci,
+        &format!("blobs/sha256/{}", hex(&image.manifest)),
+    )
+    .len();
+    // One manifest under four names: a full name with the base, one with another base, a tag
+    // alone, and none at all.
+    let entry = |annotations: serde_json::Value| {
+        serde_json::json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": image.manifest,
+            "size": manifest_size,
+            "annotations": annotations,
+            "platform": {"architecture": "amd64", "os": "linux"},
+        })
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [
+            entry(serde_json::json!({"org.opencontainers.image.ref.name": "example.com/keep:1"})),
+            entry(serde_json::json!({"org.opencontainers.image.ref.name": "other.com/drop:1"})),
+            entry(serde_json::json!({"org.opencontainers.image.ref.name": "2"})),
+            entry(serde_json::json!({"io.containerd.image.name": "named.com/x:3"})),
+            entry(serde_json::json!({})),
+        ],
+    })
+    .to_string()
+    .into_bytes();
+    let named = replace_member(&image.oci, "index.json", &index);
+    // A Docker archive whose layer files are gzipped.
+    let layer_gz = |name: &str| gzip(&member(&image.docker, name));
+    let docker_gz = replace_member(
+        &replace_member(&image.docker, "a/layer.tar", &layer_gz("a/layer.tar")),
+        "b/layer.tar",
+        &layer_gz("b/layer.tar"),
+    );
+    let daemon = Daemon::start_default().await;
+    let named = write_file(daemon.dir(), "named.tar", &named);
+    let docker_gz = write_file(daemon.dir(), "docker-gz.tar", &docker_gz);
+    let runs: [(&str, Vec<&str>); 4] = [
+        ("plain", vec![]),
+        ("base", vec!["--base-name", "example.com/keep"]),
+        (
+            "digests",
+            vec!["--digests", "--base-name", "example.com/keep"],
+        ),
+        ("skip", vec!["--digests", "--skip-digest-for-named"]),
+    ];
+    for (what, flags) in &runs {
+        let mut outcomes = Vec::new();
+        for ctr in Ctr::BOTH {
+            let ns = format!("names-{what}-{ctr:?}").to_lowercase();
+            let mut args = vec!["--no-unpack"];
+            args.extend(flags.iter().copied());
+            args.push(named.to_str().unwrap());
+            let out = daemon.ctr(ctr, &{
+                let mut all = vec!["-n", ns.as_str(), "images", "import"];
+                all.extend(args.iter().copied());
+                all
+            });
+            out.ok();
+            let listed = daemon
+                .ctr(ctr, &["-n", &ns, "images", "ls", "-q"])
+                .ok()
+                .to_string();
+            outcomes.push(listed);
+        }
+        assert_eq!(outcomes[0], outcomes[1], "{what}: ours, then containerd's");
+        if *what == "digests" {
+            let mut names: Vec<&str> = outcomes[0].lines().collect();
+            names.sort();
+            let by_digest = format!("example.com/keep@{}", image.manifest);
+            assert_eq!(
+                names,
+                [
+                    "example.com/keep:1",
+                    "example.com/keep:2",
+                    by_digest.as_str(),
+                    "named.com/x:3"
+                ]
+            );
+        }
+    }
+    let mut outcomes = Vec::new();
+    for ctr in Ctr::BOTH {
+        let ns = format!("docker-gz-{ctr:?}").to_lowercase();
+        outcomes.push(import(&daemon, ctr, &ns, &[docker_gz.to_str().unwrap()], "").await);
+    }
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "gzipped Docker layers: ours, then containerd's"
+    );
+    assert!(
+        outcomes[0].images_ls.contains("example.com/test/image:v1"),
+        "{}",
+        outcomes[0].images_ls
+    );
+}
