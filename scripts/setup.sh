@@ -6,11 +6,14 @@ set -euo pipefail
 # Build: clang/libclang for the RocksDB bindings (bindgen), Debian's RocksDB to link against, protoc.
 # Tests: containerd (the reference `ctr` 1.6.20) and runc, btrfs-progs and util-linux (a
 # loop-mounted btrfs filesystem for the btrfs tests), a C toolchain; valgrind for the plugin ABI's
-# leak check (scripts/leak-check.sh).
+# leak check (scripts/leak-check.sh). `images pull` tests: a registry of their own
+# (docker-registry, run by the tests, not as a service), skopeo to push test images into it,
+# htpasswd (apache2-utils) for its password file.
 PACKAGES=(
     build-essential ca-certificates curl git pkg-config
     clang libclang-dev librocksdb-dev protobuf-compiler
     containerd runc btrfs-progs util-linux zlib1g valgrind
+    docker-registry skopeo apache2-utils
 )
 # Oldest Rust the workspace builds with (Cargo.toml `rust-version`).
 MIN_RUST_MINOR=88

@@ -114,6 +114,76 @@ pub enum ImagesCommand {
     Mount(ImagesMount),
     /// Unmount the image from the target
     Unmount(ImagesUnmount),
+    /// Pull an image from a remote
+    Pull(ImagesPull),
+}
+
+/// containerd's ctr `RegistryFlags`: how to reach and authenticate to a registry.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Skip SSL certificate validation
+    #[arg(short = 'k', long)]
+    pub skip_verify: bool,
+    /// Allow connections using plain HTTP
+    #[arg(long)]
+    pub plain_http: bool,
+    /// User[:password] Registry user and password
+    #[arg(short = 'u', long, default_value = "")]
+    pub user: String,
+    /// Refresh token for authorization server (not supported)
+    #[arg(long, default_value = "")]
+    pub refresh: String,
+    /// Custom hosts configuration directory (not supported)
+    #[arg(long, default_value = "")]
+    pub hosts_dir: String,
+    /// Path to TLS root CA
+    #[arg(long, default_value = "")]
+    pub tlscacert: String,
+    /// Path to TLS client certificate (not supported)
+    #[arg(long, default_value = "")]
+    pub tlscert: String,
+    /// Path to TLS client key (not supported)
+    #[arg(long, default_value = "")]
+    pub tlskey: String,
+    /// Dump all HTTP request/responses when interacting with container registry (not supported)
+    #[arg(long)]
+    pub http_dump: bool,
+    /// Enable HTTP tracing for registry interactions (not supported)
+    #[arg(long)]
+    pub http_trace: bool,
+}
+
+/// `ctr images pull [flags] <ref>`.
+#[derive(Debug, Args)]
+pub struct ImagesPull {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Snapshotter name. Empty value stands for the default value.
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER")]
+    pub snapshotter: Option<String>,
+    /// Labels to attach to the image
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Pull content from a specific platform
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
+    /// Pull content and metadata from all platforms
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// Pull metadata for all platforms
+    #[arg(long)]
+    pub all_metadata: bool,
+    /// Print the resulting image's chain ID
+    #[arg(long)]
+    pub print_chainid: bool,
+    /// Set the max concurrent downloads for each pull
+    #[arg(long)]
+    pub max_concurrent_downloads: Option<usize>,
+    /// The image reference
+    pub reference: Option<String>,
+    /// Further arguments are ignored, as containerd's ctr ignores them
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
 }
 
 /// `ctr images import [flags] <in>`: an OCI layout or Docker archive (`-` for stdin).

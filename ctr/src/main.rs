@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod errors;
+mod fetch;
 mod gojson;
 mod image_content;
 mod labels;
@@ -123,6 +124,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Images(command) => {
             commands::image_import::check_before_dial(command)?;
+            if let ImagesCommand::Pull(args) = command {
+                commands::image_pull::check_before_dial(args)?;
+            }
             let channel = dial(global).await?;
             use commands::images;
             match command {
@@ -170,6 +174,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     within_timeout(
                         global,
                         commands::image_mount::unmount(channel, &global.namespace, args),
+                    )
+                    .await
+                }
+                ImagesCommand::Pull(args) => {
+                    within_timeout(
+                        global,
+                        commands::image_pull::run(channel, &global.namespace, global.debug, args),
                     )
                     .await
                 }

@@ -7,6 +7,7 @@ pub mod events;
 pub mod image_export;
 pub mod image_import;
 pub mod image_mount;
+pub mod image_pull;
 pub mod images;
 pub mod leases;
 pub mod namespaces;
