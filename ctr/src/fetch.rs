@@ -176,7 +176,8 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(name: &str, args: &RegistryArgs, max_concurrent: usize) -> anyhow::Result<Remote> {
-        let resolve_error = |err: anyhow::Error| anyhow!("failed to resolve reference {name:?}: {err}");
+        let resolve_error =
+            |err: anyhow::Error| anyhow!("failed to resolve reference {name:?}: {err}");
         let spec = RefSpec::parse(name).map_err(resolve_error)?;
         if spec.object.is_empty() {
             return Err(resolve_error(anyhow!("object required")));
@@ -340,7 +341,8 @@ pub async fn fetch(
 ) -> anyhow::Result<Descriptor> {
     let (top, top_bytes) = remote.resolve().await?;
     let mut blobs: Vec<Descriptor> = Vec::new();
-    let mut pending: Vec<(Descriptor, Option<Vec<u8>>, bool)> = vec![(top.clone(), Some(top_bytes), true)];
+    let mut pending: Vec<(Descriptor, Option<Vec<u8>>, bool)> =
+        vec![(top.clone(), Some(top_bytes), true)];
     while let Some((desc, bytes, wanted)) = pending.pop() {
         let key = ref_key(&desc);
         set_status(progress, &key, JobStatus::Waiting);
@@ -417,17 +419,16 @@ async fn add_source_label(
     remote: &Remote,
     digest: &str,
 ) -> anyhow::Result<()> {
-    let info = rcontainerd_api::services::content::content_client::ContentClient::new(
-        channel.clone(),
-    )
-    .info(rcontainerd_api::services::content::InfoRequest {
-        digest: digest.to_string(),
-    })
-    .await
-    .map_err(RpcError::from)?
-    .into_inner()
-    .info
-    .unwrap_or_default();
+    let info =
+        rcontainerd_api::services::content::content_client::ContentClient::new(channel.clone())
+            .info(rcontainerd_api::services::content::InfoRequest {
+                digest: digest.to_string(),
+            })
+            .await
+            .map_err(RpcError::from)?
+            .into_inner()
+            .info
+            .unwrap_or_default();
     let key = format!(
         "containerd.io/distribution.source.{}",
         remote.spec.hostname()
@@ -492,7 +493,14 @@ async fn fetch_blob(
     };
     let offset = writer.offset.max(0);
     if offset < size {
-        set_status(progress, &key, JobStatus::Downloading { offset, total: size });
+        set_status(
+            progress,
+            &key,
+            JobStatus::Downloading {
+                offset,
+                total: size,
+            },
+        );
         let layer = OciDescriptor {
             media_type: desc.media_type().to_string(),
             digest: digest.clone(),

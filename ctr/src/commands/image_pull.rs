@@ -56,10 +56,17 @@ pub async fn run(
     } else if platforms.is_empty() {
         vec![PlatformMatcher::Strict(Platform::host())]
     } else {
-        platforms.iter().cloned().map(PlatformMatcher::Strict).collect()
+        platforms
+            .iter()
+            .cloned()
+            .map(PlatformMatcher::Strict)
+            .collect()
     };
     // containerd's ctr limits nothing unless asked.
-    let max_concurrent = args.max_concurrent_downloads.filter(|n| *n > 0).unwrap_or(16);
+    let max_concurrent = args
+        .max_concurrent_downloads
+        .filter(|n| *n > 0)
+        .unwrap_or(16);
     let remote = Remote::new(&name, &args.registry, max_concurrent)?;
     let options = FetchOptions {
         matchers,
@@ -68,7 +75,10 @@ pub async fn run(
     };
 
     let lease = TemporaryLease::create(channel.clone()).await?;
-    let pulled = pull_under(&channel, namespace, &lease, &remote, &options, debug, args, platforms).await;
+    let pulled = pull_under(
+        &channel, namespace, &lease, &remote, &options, debug, args, platforms,
+    )
+    .await;
     lease.release().await;
     pulled
 }
@@ -226,11 +236,10 @@ impl Display {
             return;
         };
         let progress = progress.lock().unwrap_or_else(|p| p.into_inner());
-        let style = ProgressStyle::with_template(
-            "{prefix}: {msg:11} [{bar:38}] {bytes:>10}/{total_bytes}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("+ ");
+        let style =
+            ProgressStyle::with_template("{prefix}: {msg:11} [{bar:38}] {bytes:>10}/{total_bytes}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("+ ");
         if bars.is_empty() {
             let bar = multi.add(ProgressBar::new(1).with_style(style.clone()));
             bar.set_prefix(self.name.clone());
@@ -290,7 +299,10 @@ impl Display {
         let started = self.started;
         self.clear();
         let progress = progress.lock().unwrap_or_else(|p| p.into_inner());
-        print!("{}", final_frame(&name, &progress, started.elapsed(), color));
+        print!(
+            "{}",
+            final_frame(&name, &progress, started.elapsed(), color)
+        );
         let _ = std::io::stdout().flush();
     }
 }
@@ -374,10 +386,7 @@ pub fn go_duration(d: Duration) -> String {
     if hours > 0 || minutes > 0 {
         out.push_str(&format!("{minutes}m"));
     }
-    out.push_str(&format!(
-        "{secs}{}s",
-        fraction(nanos % 1_000_000_000, 9)
-    ));
+    out.push_str(&format!("{secs}{}s", fraction(nanos % 1_000_000_000, 9)));
     out
 }
 
@@ -387,7 +396,10 @@ mod tests {
 
     #[test]
     fn prints_durations_like_go() {
-        assert_eq!(go_duration(Duration::from_nanos(1_503_870_021)), "1.503870021s");
+        assert_eq!(
+            go_duration(Duration::from_nanos(1_503_870_021)),
+            "1.503870021s"
+        );
         assert_eq!(go_duration(Duration::from_micros(12_500)), "12.5ms");
         assert_eq!(go_duration(Duration::from_secs(123)), "2m3s");
         assert_eq!(go_duration(Duration::from_nanos(1_500)), "1.5µs");
@@ -409,7 +421,12 @@ mod tests {
                 },
             ],
         };
-        let text = final_frame("example.com/a:1", &progress, Duration::from_millis(100), false);
+        let text = final_frame(
+            "example.com/a:1",
+            &progress,
+            Duration::from_millis(100),
+            false,
+        );
         let lines: Vec<&str> = text.lines().collect();
         let full = format!("|{}|", "+".repeat(38));
         assert_eq!(lines[0], format!("example.com/a:1:    resolved {full} "));
