@@ -429,9 +429,25 @@ mod tests {
         );
         let lines: Vec<&str> = text.lines().collect();
         let full = format!("|{}|", "+".repeat(38));
-        assert_eq!(lines[0], format!("example.com/a:1:    resolved {full} "));
-        assert_eq!(lines[1], format!("manifest-sha256:aa: done     {full} "));
-        assert_eq!(lines[2], format!("layer-sha256:bb:    exists   {full} "));
-        assert_eq!(lines[3], "elapsed: 0.1 s total:  2.0 Ki (20.0 KiB/s) ");
+        // Columns as Go's tabwriter sets them: the elapsed line's cells widen the first two.
+        assert_eq!(
+            lines[0],
+            format!("{:<20}{:<15}{full} ", "example.com/a:1:", "resolved")
+        );
+        assert_eq!(
+            lines[1],
+            format!("{:<20}{:<15}{full} ", "manifest-sha256:aa:", "done")
+        );
+        assert_eq!(
+            lines[2],
+            format!("{:<20}{:<15}{full} ", "layer-sha256:bb:", "exists")
+        );
+        assert_eq!(
+            lines[3],
+            format!(
+                "{:<20}{:<15}{:<41}",
+                "elapsed: 0.1 s", "total:  2.0 Ki", "(20.0 KiB/s)"
+            )
+        );
     }
 }
