@@ -1601,3 +1601,52 @@ async fn names_digests_and_gzip_docker_layers_as_containerds_ctr() {
         outcomes[0].images_ls
     );
 }
+
+#[tokio::test]
+async fn a_docker_archive_reuses_the_compressed_layers_the_store_has() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let oci = write_file(daemon.dir(), "oci.tar", &image.oci);
+    let docker = write_file(daemon.dir(), "docker.tar", &image.docker);
+    let mut listed = Vec::new();
+    for ctr in Ctr::BOTH {
+        // Unpacking the OCI image labels its gzip layers with their plain digests; the Docker
+        // archive's plain layers then resolve to those blobs.
+        let ns = format!("reuse-{ctr:?}").to_lowercase();
+        for args in [
+            vec!["--base-name", "example.com/oci", oci.to_str().unwrap()],
+            vec![docker.to_str().unwrap()],
+        ] {
+            let mut all = vec!["-n", ns.as_str(), "images", "import"];
+            all.extend(args);
+            daemon.ctr(ctr, &all).ok();
+        }
+        let content = content_labels(&daemon, &ns, &image.oci_index).await;
+        let docker_manifest = content
+            .iter()
+            .find(|(digest, labels)| {
+                **digest != image.manifest
+                    && labels.contains_key("containerd.io/gc.ref.content.l.0")
+            })
+            .map(|(_, labels)| labels.clone())
+            .unwrap_or_else(|| panic!("{ctr:?}: no Docker manifest in {content:?}"));
+        assert_eq!(
+            docker_manifest["containerd.io/gc.ref.content.l.0"], image.gzip_layers[0],
+            "{ctr:?}"
+        );
+        assert_eq!(
+            docker_manifest["containerd.io/gc.ref.content.l.1"], image.gzip_layers[1],
+            "{ctr:?}"
+        );
+        listed.push(
+            daemon
+                .ctr(ctr, &["-n", &ns, "images", "ls"])
+                .ok()
+                .to_string(),
+        );
+    }
+    assert_eq!(listed[0], listed[1], "ours, then containerd's");
+}
