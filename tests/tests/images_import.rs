@@ -1589,7 +1589,14 @@ async fn names_digests_and_gzip_docker_layers_as_containerds_ctr() {
     let mut outcomes = Vec::new();
     for ctr in Ctr::BOTH {
         let ns = format!("docker-gz-{ctr:?}").to_lowercase();
-        outcomes.push(import(&daemon, ctr, &ns, &[docker_gz.to_str().unwrap()], "").await);
+        // The index is named so that it stays (an index no image holds goes with the next
+        // collection, whenever that runs).
+        let args = [
+            "--index-name",
+            "example.com/idx:1",
+            docker_gz.to_str().unwrap(),
+        ];
+        outcomes.push(import(&daemon, ctr, &ns, &args, "").await);
     }
     assert_eq!(
         outcomes[0], outcomes[1],
