@@ -1065,7 +1065,7 @@ fn usage_errors_come_before_dialling_as_with_containerds_ctr() {
         rcontainerd_pkg::prereq::missing("containerd's ctr at /usr/bin/ctr");
         return;
     }
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["images", "import", "--platform", "nonsense", "x.tar"],
             "ctr: \"nonsense\": unknown operating system or architecture: invalid argument\n",
@@ -1088,6 +1088,26 @@ fn usage_errors_come_before_dialling_as_with_containerds_ctr() {
         ),
         (
             &["images", "unmount"],
+            "ctr: please provide a target path to unmount from\n",
+        ),
+        // The registry flags both take (and do not use).
+        (
+            &[
+                "images",
+                "mount",
+                "-k",
+                "--plain-http",
+                "-u",
+                "a:b",
+                "--hosts-dir",
+                "/h",
+                "--http-trace",
+                "img",
+            ],
+            "ctr: please provide a target path to mount to\n",
+        ),
+        (
+            &["images", "unmount", "--rm", "--tlscacert", "/ca", "--refresh", "t"],
             "ctr: please provide a target path to unmount from\n",
         ),
     ];
