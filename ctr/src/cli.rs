@@ -106,6 +106,152 @@ pub enum ImagesCommand {
     Tag(ImagesTag),
     /// Set and clear labels for an image; an empty value clears the label
     Label(ImagesLabel),
+    /// Import images
+    Import(ImagesImport),
+    /// Export images
+    Export(ImagesExport),
+    /// Mount an image to a target path
+    Mount(ImagesMount),
+    /// Unmount the image from the target
+    Unmount(ImagesUnmount),
+}
+
+/// `ctr images import [flags] <in>`: an OCI layout or Docker archive (`-` for stdin).
+#[derive(Debug, Args)]
+pub struct ImagesImport {
+    /// Base image name for added images, when provided only images with this name prefix are imported
+    #[arg(long, default_value = "")]
+    pub base_name: String,
+    /// Whether to create digest images (default: false)
+    #[arg(long)]
+    pub digests: bool,
+    /// Skip applying --digests option to images named in the importing tar (use it in conjunction with --digests)
+    #[arg(long)]
+    pub skip_digest_for_named: bool,
+    /// Image name to keep index as, by default index is discarded
+    #[arg(long, default_value = "")]
+    pub index_name: String,
+    /// Imports content for all platforms, false by default
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// Imports content for specific platform
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Skip unpacking the images, false by default
+    #[arg(long)]
+    pub no_unpack: bool,
+    /// Compress uncompressed blobs when creating manifest (Docker format only)
+    #[arg(long)]
+    pub compress_blobs: bool,
+    /// Snapshotter name. Empty value stands for the default value.
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER")]
+    pub snapshotter: Option<String>,
+    /// The archive (`-` reads stdin)
+    pub input: Option<String>,
+    /// Further arguments are ignored, as containerd's ctr ignores them
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+/// `ctr images export [flags] <out> <image> ...`.
+#[derive(Debug, Args)]
+pub struct ImagesExport {
+    /// Do not add Docker compatible manifest.json to archive
+    #[arg(long)]
+    pub skip_manifest_json: bool,
+    /// Do not add non-distributable blobs such as Windows layers to archive
+    #[arg(long)]
+    pub skip_non_distributable: bool,
+    /// Pull content from a specific platform
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
+    /// Exports content from all platforms
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// The archive to write (`-` for stdout)
+    pub output: Option<String>,
+    /// The images to export
+    pub images: Vec<String>,
+}
+
+/// `ctr images mount [flags] <ref> <target>`.
+#[derive(Debug, Args)]
+pub struct ImagesMount {
+    /// Snapshotter name. Empty value stands for the default value.
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER")]
+    pub snapshotter: Option<String>,
+    /// Labels to attach to the image (accepted, unused, as by containerd's ctr)
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    #[command(flatten)]
+    pub registry: UnusedRegistryFlags,
+    /// Enable write support on the mount
+    #[arg(long)]
+    pub rw: bool,
+    /// Mount the image for the specified platform
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// The image
+    pub reference: Option<String>,
+    /// Where to mount it
+    pub target: Option<String>,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+/// containerd's registry flags, which `images mount|unmount` take and do not use.
+#[derive(Debug, Args)]
+pub struct UnusedRegistryFlags {
+    /// Skip SSL certificate validation (unused here)
+    #[arg(short = 'k', long)]
+    pub skip_verify: bool,
+    /// Allow connections using plain HTTP (unused here)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// user[:password] Registry user and password (unused here)
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Refresh token for authorization server (unused here)
+    #[arg(long)]
+    pub refresh: Option<String>,
+    /// Custom hosts configuration directory (unused here)
+    #[arg(long)]
+    pub hosts_dir: Option<String>,
+    /// Path to TLS root CA (unused here)
+    #[arg(long)]
+    pub tlscacert: Option<String>,
+    /// Path to TLS client certificate (unused here)
+    #[arg(long)]
+    pub tlscert: Option<String>,
+    /// Path to TLS client key (unused here)
+    #[arg(long)]
+    pub tlskey: Option<String>,
+    /// Dump all HTTP request/responses when interacting with container registry (unused here)
+    #[arg(long)]
+    pub http_dump: bool,
+    /// Enable HTTP tracing for registry interactions (unused here)
+    #[arg(long)]
+    pub http_trace: bool,
+}
+
+/// `ctr images unmount [flags] <target>`.
+#[derive(Debug, Args)]
+pub struct ImagesUnmount {
+    /// Snapshotter name. Empty value stands for the default value.
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER")]
+    pub snapshotter: Option<String>,
+    /// Labels (accepted, unused, as by containerd's ctr)
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    #[command(flatten)]
+    pub registry: UnusedRegistryFlags,
+    /// Remove the snapshot after a successful unmount
+    #[arg(long)]
+    pub rm: bool,
+    /// The mount target
+    pub target: Option<String>,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Args)]

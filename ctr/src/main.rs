@@ -9,6 +9,7 @@ mod gojson;
 mod image_content;
 mod labels;
 mod log;
+mod oci;
 mod spec;
 mod tabwriter;
 mod units;
@@ -121,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Images(command) => {
+            commands::image_import::check_before_dial(command)?;
             let channel = dial(global).await?;
             use commands::images;
             match command {
@@ -146,6 +148,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 ImagesCommand::Label(args) => {
                     within_timeout(global, images::label(channel, args)).await
+                }
+                ImagesCommand::Import(args) => {
+                    within_timeout(
+                        global,
+                        commands::image_import::run(channel, &global.namespace, args),
+                    )
+                    .await
+                }
+                ImagesCommand::Export(args) => {
+                    within_timeout(global, commands::image_export::run(channel, args)).await
+                }
+                ImagesCommand::Mount(args) => {
+                    within_timeout(
+                        global,
+                        commands::image_mount::mount(channel, &global.namespace, args),
+                    )
+                    .await
+                }
+                ImagesCommand::Unmount(args) => {
+                    within_timeout(
+                        global,
+                        commands::image_mount::unmount(channel, &global.namespace, args),
+                    )
+                    .await
                 }
             }
         }

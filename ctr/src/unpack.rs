@@ -1,36 +1,75 @@
-//! Unpacking an image's layers into a snapshotter as containerd 1.6's client
-//! does it (`image.Unpack`, `rootfs.ApplyLayerWithOpts`): under a temporary
-//! lease, for each layer whose chain ID the snapshotter does not have, an
-//! extraction snapshot on the parent chain, the layer applied to its mounts
-//! by the daemon's Diff service, the snapshot committed as the chain ID; then
-//! the layer blob labelled with its uncompressed digest and the config with
-//! the snapshot it keeps alive.
+//! Unpacking an image into a snapshotter, as containerd 1.6's client does it (`image.Unpack`,
+//! `rootfs.ApplyLayerWithOpts`): for each layer of the manifest for the platform, the snapshot
+//! named by the chain ID so far is used if it exists; else an active snapshot
+//! `extract-<unique> <chainID>` is prepared on the previous one, the Diff service applies the
+//! layer into its mounts, the digest it reports must be the config's diff ID, and the snapshot
+//! is committed as the chain ID. A layer applied gets `containerd.io/uncompressed=<diffID>`;
+//! the config gets `containerd.io/gc.ref.snapshot.<snapshotter>=<top chainID>`.
+//! Every creating call carries the lease: a temporary one of its own ([`unpack`]: `containers
+//! create`, each image of `images import`) or the caller's ([`unpack_under`]: `images mount`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use base64::Engine as _;
+use oci_spec::image::ImageConfiguration;
 use rcontainerd_api::client::NamespacedChannel;
-use rcontainerd_api::services::content::content_client::ContentClient;
-use rcontainerd_api::services::content::{Info, UpdateRequest};
 use rcontainerd_api::services::diff::diff_client::DiffClient;
 use rcontainerd_api::services::diff::ApplyRequest;
+use rcontainerd_api::services::namespaces::namespaces_client::NamespacesClient;
+use rcontainerd_api::services::namespaces::GetNamespaceRequest;
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::{
     CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
-use rcontainerd_api::types::Descriptor;
 use tonic::Code;
 
 use crate::commands::leases::TemporaryLease;
 use crate::errors::RpcError;
 use crate::image_content::{chain_id, ContentReader, Target};
 use crate::log;
+use crate::oci::{self, LeaseHeader};
 
-/// The label a layer blob gets with its uncompressed digest.
-const UNCOMPRESSED_LABEL: &str = "containerd.io/uncompressed";
+/// containerd's default snapshotter.
+pub const DEFAULT_SNAPSHOTTER: &str = "overlayfs";
 
-/// Unpacks the image `top` for `platform` into `snapshotter`.
+/// The namespace label naming a namespace's default snapshotter.
+const DEFAULT_SNAPSHOTTER_LABEL: &str = "containerd.io/defaults/snapshotter";
+
+/// The snapshotter to use: the one named, else the namespace's default, else overlayfs.
+pub async fn resolve_snapshotter(
+    channel: &NamespacedChannel,
+    namespace: &str,
+    named: Option<&str>,
+) -> anyhow::Result<String> {
+    if let Some(name) = named.filter(|n| !n.is_empty()) {
+        return Ok(name.to_string());
+    }
+    let got = NamespacesClient::new(channel.clone())
+        .get(GetNamespaceRequest {
+            name: namespace.to_string(),
+        })
+        .await;
+    let label = match got {
+        Ok(response) => response
+            .into_inner()
+            .namespace
+            .and_then(|n| n.labels.get(DEFAULT_SNAPSHOTTER_LABEL).cloned())
+            .unwrap_or_default(),
+        Err(status) if status.code() == Code::NotFound => String::new(),
+        Err(status) => return Err(RpcError::from(status).into()),
+    };
+    Ok(if label.is_empty() {
+        DEFAULT_SNAPSHOTTER.to_string()
+    } else {
+        label
+    })
+}
+
+/// Unpacks the image `top` for `platform` into `snapshotter` under a temporary lease of its
+/// own, as containerd's client does when no lease is in the context (`containers create`,
+/// each image of `images import`).
 pub async fn unpack(
     channel: NamespacedChannel,
     top: &Target,
@@ -38,115 +77,105 @@ pub async fn unpack(
     snapshotter: &str,
 ) -> anyhow::Result<()> {
     let lease = TemporaryLease::create(channel.clone()).await?;
-    let result = unpack_under(&lease, top, platform, snapshotter).await;
+    let result = unpack_under(&channel, &lease, top, platform, snapshotter).await;
     lease.release().await;
-    result
+    result.map(|_| ())
 }
 
-async fn unpack_under(
-    lease: &TemporaryLease,
-    top: &Target,
+/// Unpacks the image whose top descriptor is `target` for `platform` (`os/arch`) into
+/// `snapshotter` under `lease` (`images mount`'s lease named after its target); returns the
+/// top chain ID.
+pub async fn unpack_under(
+    channel: &NamespacedChannel,
+    lease: &impl LeaseHeader,
+    target: &Target,
     platform: &str,
     snapshotter: &str,
-) -> anyhow::Result<()> {
-    let mut content = ContentReader::new(lease.channel());
-    let manifest = content.manifest(top, platform).await?;
-    let (config, _) = content.config(top, platform).await?;
-    let diff_ids = content
-        .diff_ids(top, platform)
+) -> anyhow::Result<String> {
+    let mut reader = ContentReader::new(channel.clone());
+    let manifest = reader.manifest(target, platform).await?;
+    let config_blob = oci::read_blob(channel, manifest.config().digest().as_ref())
         .await
         .map_err(|err| anyhow!("failed to resolve rootfs: {err}"))?;
+    let config = ImageConfiguration::from_reader(&config_blob[..])
+        .map_err(|err| anyhow!("failed to resolve rootfs: {err}"))?;
+    let diff_ids = config.rootfs().diff_ids().to_vec();
     if diff_ids.len() != manifest.layers().len() {
-        bail!("mismatched image rootfs and manifest layers");
+        anyhow::bail!("mismatched image rootfs and manifest layers");
     }
-    let mut snapshots = SnapshotsClient::new(lease.channel());
-    let mut store = ContentClient::new(lease.channel());
-    for (i, blob) in manifest.layers().iter().enumerate() {
-        let chain = chain_id(&diff_ids[..=i]).unwrap_or_default();
-        let parent = chain_id(&diff_ids[..i]).unwrap_or_default();
-        match snapshots
-            .stat(lease.request(StatSnapshotRequest {
+    let mut snapshots = SnapshotsClient::new(channel.clone());
+    let mut chain: Vec<String> = Vec::new();
+    for (layer, diff_id) in manifest.layers().iter().zip(&diff_ids) {
+        let mut next = chain.clone();
+        next.push(diff_id.clone());
+        let chain_now = chain_id(&next).unwrap_or_default();
+        let applied = match snapshots
+            .stat(StatSnapshotRequest {
                 snapshotter: snapshotter.to_string(),
-                key: chain.clone(),
-            }))
+                key: chain_now.clone(),
+            })
             .await
         {
-            Ok(_) => continue,
-            Err(status) if status.code() == Code::NotFound => {}
-            Err(status) => {
-                bail!(
-                    "failed to stat snapshot {chain}: {}",
-                    RpcError::from(status)
+            Ok(_) => false,
+            Err(status) if status.code() == Code::NotFound => {
+                let parent = chain_id(&chain).unwrap_or_default();
+                apply_layer(
+                    channel,
+                    lease,
+                    snapshotter,
+                    layer,
+                    diff_id,
+                    &parent,
+                    &chain_now,
                 )
+                .await?
             }
-        }
-        let blob = Target::from_oci(blob);
-        let applied = apply_layer(lease, snapshotter, &blob, &diff_ids[i], &parent, &chain).await?;
+            Err(status) => {
+                return Err(anyhow!(
+                    "failed to stat snapshot {chain_now}: {}",
+                    RpcError::from(status)
+                ))
+            }
+        };
         if applied {
-            store
-                .update(lease.request(UpdateRequest {
-                    info: Some(Info {
-                        digest: blob.digest.clone(),
-                        labels: [(UNCOMPRESSED_LABEL.to_string(), diff_ids[i].clone())].into(),
-                        ..Default::default()
-                    }),
-                    update_mask: Some(prost_types::FieldMask {
-                        paths: vec![format!("labels.{UNCOMPRESSED_LABEL}")],
-                    }),
-                }))
-                .await
-                .map_err(RpcError::from)?;
+            oci::set_content_labels(
+                channel,
+                lease,
+                layer.digest().as_ref(),
+                BTreeMap::from([(oci::UNCOMPRESSED_LABEL.to_string(), diff_id.clone())]),
+            )
+            .await?;
         }
+        chain = next;
     }
-    let label = format!("containerd.io/gc.ref.snapshot.{snapshotter}");
-    store
-        .update(lease.request(UpdateRequest {
-            info: Some(Info {
-                digest: config.digest.clone(),
-                labels: [(label.clone(), chain_id(&diff_ids).unwrap_or_default())].into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec![format!("labels.{label}")],
-            }),
-        }))
-        .await
-        .map_err(RpcError::from)?;
-    Ok(())
-}
-
-/// containerd's unique part of an extraction key: the clock's nanoseconds
-/// and three random bytes in URL-safe base64.
-fn unique_part() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let mut random = [0u8; 3];
-    if let Ok(bytes) = std::fs::read("/proc/sys/kernel/random/uuid") {
-        for (slot, byte) in random.iter_mut().zip(bytes.iter().rev()) {
-            *slot = *byte;
-        }
-    }
-    format!(
-        "{nanos}-{}",
-        base64::engine::general_purpose::URL_SAFE.encode(random)
+    let top = chain_id(&chain).unwrap_or_default();
+    oci::set_content_labels(
+        channel,
+        lease,
+        manifest.config().digest().as_ref(),
+        BTreeMap::from([(
+            format!("containerd.io/gc.ref.snapshot.{snapshotter}"),
+            top.clone(),
+        )]),
     )
+    .await?;
+    Ok(top)
 }
 
-/// One layer: whether this call applied it (false when another unpack
-/// committed the chain ID first).
+/// Applies one layer as snapshot `chain_now` on `parent`; false if another unpack committed
+/// the same snapshot first.
 async fn apply_layer(
-    lease: &TemporaryLease,
+    channel: &NamespacedChannel,
+    lease: &impl LeaseHeader,
     snapshotter: &str,
-    blob: &Target,
+    layer: &oci_spec::image::Descriptor,
     diff_id: &str,
     parent: &str,
-    chain: &str,
+    chain_now: &str,
 ) -> anyhow::Result<bool> {
-    let mut snapshots = SnapshotsClient::new(lease.channel());
+    let mut snapshots = SnapshotsClient::new(channel.clone());
     let (key, mounts) = loop {
-        let key = format!("extract-{} {chain}", unique_part());
+        let key = format!("extract-{} {chain_now}", unique_part());
         match snapshots
             .prepare(lease.request(PrepareSnapshotRequest {
                 snapshotter: snapshotter.to_string(),
@@ -158,24 +187,21 @@ async fn apply_layer(
         {
             Ok(response) => break (key, response.into_inner().mounts),
             Err(status) if status.code() == Code::AlreadyExists => continue,
-            Err(status) => bail!(
-                "failed to prepare extraction snapshot {key:?}: {}",
-                RpcError::from(status)
-            ),
+            Err(status) => {
+                return Err(anyhow!(
+                    "failed to prepare extraction snapshot {key:?}: {}",
+                    RpcError::from(status)
+                ))
+            }
         }
     };
+    // Each failure with its code: AlreadyExists anywhere means another unpack got there first.
     let outcome = async {
-        let applied = DiffClient::new(lease.channel())
+        let applied = DiffClient::new(channel.clone())
             .apply(lease.request(ApplyRequest {
-                diff: Some(Descriptor {
-                    media_type: blob.media_type.clone(),
-                    digest: blob.digest.clone(),
-                    size: blob.size,
-                    annotations: HashMap::new(),
-                }),
+                diff: Some(oci::to_api(layer)),
                 mounts,
-                payloads: HashMap::new(),
-                sync_fs: false,
+                ..Default::default()
             }))
             .await
             .map_err(|status| {
@@ -196,7 +222,7 @@ async fn apply_layer(
         snapshots
             .commit(lease.request(CommitSnapshotRequest {
                 snapshotter: snapshotter.to_string(),
-                name: chain.to_string(),
+                name: chain_now.to_string(),
                 key: key.clone(),
                 labels: HashMap::new(),
             }))
@@ -210,13 +236,14 @@ async fn apply_layer(
     match outcome {
         Ok(()) => Ok(true),
         Err((code, err)) => {
-            if code != Code::AlreadyExists {
+            let exists = code == Code::AlreadyExists;
+            if !exists {
                 log::info_with_fields(
                     "apply failure, attempting cleanup",
                     &[("error", &err.to_string()), ("key", &key)],
                 );
             }
-            let removed = SnapshotsClient::new(lease.channel())
+            let removed = SnapshotsClient::new(channel.clone())
                 .remove(lease.request(RemoveSnapshotRequest {
                     snapshotter: snapshotter.to_string(),
                     key: key.clone(),
@@ -231,11 +258,27 @@ async fn apply_layer(
                     ],
                 );
             }
-            if code == Code::AlreadyExists {
+            if exists {
                 Ok(false)
             } else {
                 Err(err)
             }
         }
     }
+}
+
+/// `<nanoseconds>-<4 url-safe base64 characters>`, as containerd's client makes keys unique.
+pub fn unique_part() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        .to_le_bytes();
+    format!(
+        "{nanos}-{}",
+        base64::engine::general_purpose::URL_SAFE.encode(&random[..3])
+    )
 }
