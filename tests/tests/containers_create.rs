@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use rcontainerd_api::client::{leased, namespaced, Dialer};
