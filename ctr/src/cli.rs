@@ -253,6 +253,8 @@ pub struct ImagesMount {
     /// Labels to attach to the image (accepted, unused, as by containerd's ctr)
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    #[command(flatten)]
+    pub registry: UnusedRegistryFlags,
     /// Enable write support on the mount
     #[arg(long)]
     pub rw: bool,
@@ -267,6 +269,41 @@ pub struct ImagesMount {
     pub ignored: Vec<String>,
 }
 
+/// containerd's registry flags, which `images mount|unmount` take and do not use.
+#[derive(Debug, Args)]
+pub struct UnusedRegistryFlags {
+    /// Skip SSL certificate validation (unused here)
+    #[arg(short = 'k', long)]
+    pub skip_verify: bool,
+    /// Allow connections using plain HTTP (unused here)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// user[:password] Registry user and password (unused here)
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Refresh token for authorization server (unused here)
+    #[arg(long)]
+    pub refresh: Option<String>,
+    /// Custom hosts configuration directory (unused here)
+    #[arg(long)]
+    pub hosts_dir: Option<String>,
+    /// Path to TLS root CA (unused here)
+    #[arg(long)]
+    pub tlscacert: Option<String>,
+    /// Path to TLS client certificate (unused here)
+    #[arg(long)]
+    pub tlscert: Option<String>,
+    /// Path to TLS client key (unused here)
+    #[arg(long)]
+    pub tlskey: Option<String>,
+    /// Dump all HTTP request/responses when interacting with container registry (unused here)
+    #[arg(long)]
+    pub http_dump: bool,
+    /// Enable HTTP tracing for registry interactions (unused here)
+    #[arg(long)]
+    pub http_trace: bool,
+}
+
 /// `ctr images unmount [flags] <target>`.
 #[derive(Debug, Args)]
 pub struct ImagesUnmount {
@@ -276,6 +313,8 @@ pub struct ImagesUnmount {
     /// Labels (accepted, unused, as by containerd's ctr)
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    #[command(flatten)]
+    pub registry: UnusedRegistryFlags,
     /// Remove the snapshot after a successful unmount
     #[arg(long)]
     pub rm: bool,

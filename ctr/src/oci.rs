@@ -458,6 +458,7 @@ pub trait LeaseHeader {
     }
 }
 
+/// A temporary lease keeps its id to itself and makes its own requests.
 impl LeaseHeader for TemporaryLease {
     fn lease_id(&self) -> Option<&str> {
         None

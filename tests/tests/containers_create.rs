@@ -14,8 +14,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcontainerd_api::client::{leased, namespaced, Dialer};
 use rcontainerd_api::services::content::content_client::ContentClient;
@@ -27,12 +26,12 @@ use rcontainerd_api::services::leases::CreateRequest;
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::{CommitSnapshotRequest, PrepareSnapshotRequest};
 use rcontainerd_api::types::Descriptor;
+use rcontainerd_tests::containerd::{Containerd, CONTAINERD};
 use rcontainerd_tests::{Ctr, Daemon};
 use sha2::Digest as _;
 use tonic::transport::Channel;
 
 const NS: &str = "default";
-const CONTAINERD: &str = "/usr/bin/containerd";
 const DEBIAN_CTR: &str = "/usr/bin/ctr";
 /// The lease that holds the test image's content and snapshots in every daemon.
 const IMAGE_LEASE: &str = "test-image";
@@ -57,72 +56,6 @@ fn prerequisites_met() -> bool {
         rcontainerd_pkg::prereq::missing(missing.join(", "));
     }
     missing.is_empty()
-}
-
-/// A containerd 1.6 with its root, state and sockets in a temporary directory (CRI off).
-struct Containerd {
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl Containerd {
-    fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("ccreate-containerd-")
-            .tempdir()
-            .expect("temporary directory");
-        let base = dir.path().display().to_string();
-        let config = format!(
-            "version = 2\nroot = \"{base}/root\"\nstate = \"{base}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\naddress = \"{base}/containerd.sock\"\n\
-             [ttrpc]\naddress = \"{base}/containerd.sock.ttrpc\"\n\
-             [debug]\naddress = \"{base}/debug.sock\"\n"
-        );
-        let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, config).expect("write config.toml");
-        let log = std::fs::File::create(dir.path().join("log")).expect("create log");
-        let child = Command::new(CONTAINERD)
-            .arg("--config")
-            .arg(&config_path)
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
-        let daemon = Containerd { dir, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = Ctr::Debian
-                .run(&daemon.socket(), &["--connect-timeout", "1s", "version"])
-                .success();
-            if ready {
-                return daemon;
-            }
-            assert!(Instant::now() < deadline, "containerd did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("containerd.sock")
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        rcontainerd_tests::mounts::unmount_all_under(self.dir.path());
-    }
 }
 
 /// One daemon under test: rcontainerd (the harness's) or a real containerd.

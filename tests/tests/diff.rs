@@ -24,6 +24,7 @@ use rcontainerd_api::services::snapshots::{
 use rcontainerd_api::types::{Descriptor, Mount};
 use rcontainerd_tests::{labels, Ctr, Daemon};
 use sha2::Digest as _;
+use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 const NS: &str = "diff";
@@ -54,6 +55,11 @@ enum Member<'a> {
     Symlink(&'a str, &'a str),
     /// `.wh.<name>` in the named directory.
     Whiteout(&'a str),
+    /// A file with its mode and owner (uid = gid).
+    Owned(&'a str, &'a [u8], u32, u64),
+    /// A hard link to an earlier member.
+    Hardlink(&'a str, &'a str),
+    Fifo(&'a str),
 }
 
 /// A tar of `members`, names written as they are (also `../x`, which the tar crate's path
@@ -85,6 +91,24 @@ fn layer_tar(members: &[Member<'_>]) -> Vec<u8> {
             Member::Whiteout(name) => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(0o644);
+                (name, b"")
+            }
+            Member::Owned(name, data, mode, owner) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(*mode);
+                header.set_uid(*owner);
+                header.set_gid(*owner);
+                (name, data)
+            }
+            Member::Hardlink(name, target) => {
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_mode(0o644);
+                header.set_link_name_literal(target).unwrap();
+                (name, b"")
+            }
+            Member::Fifo(name) => {
+                header.set_entry_type(tar::EntryType::Fifo);
+                header.set_mode(0o600);
                 (name, b"")
             }
         };
@@ -121,15 +145,20 @@ fn tar_names(data: &[u8]) -> Vec<String> {
         .collect()
 }
 
-struct Client<'d> {
-    daemon: &'d Daemon,
+struct Client {
+    channel: Channel,
     snapshotter: &'static str,
 }
 
-impl<'d> Client<'d> {
+impl Client {
     /// A client of `snapshotter` whose calls are held by the tests' lease.
-    async fn new(daemon: &'d Daemon, snapshotter: &'static str) -> Client<'d> {
-        let created = LeasesClient::new(daemon.channel())
+    async fn new(daemon: &Daemon, snapshotter: &'static str) -> Client {
+        Client::on(daemon.channel(), snapshotter).await
+    }
+
+    /// The same on any daemon's channel (rcontainerd's or a reference containerd's).
+    async fn on(channel: Channel, snapshotter: &'static str) -> Client {
+        let created = LeasesClient::new(channel.clone())
             .create(in_ns(CreateRequest {
                 id: LEASE.into(),
                 labels: labels(&[]),
@@ -141,7 +170,7 @@ impl<'d> Client<'d> {
             Err(e) => panic!("creating the tests' lease: {e:?}"),
         }
         Client {
-            daemon,
+            channel,
             snapshotter,
         }
     }
@@ -156,7 +185,7 @@ impl<'d> Client<'d> {
             data: data.to_vec().into(),
             ..Default::default()
         };
-        let written = ContentClient::new(self.daemon.channel())
+        let written = ContentClient::new(self.channel.clone())
             .write(leased(tokio_stream::iter([write])))
             .await;
         match written {
@@ -178,7 +207,7 @@ impl<'d> Client<'d> {
     }
 
     async fn prepare(&self, key: &str, parent: &str) -> Vec<Mount> {
-        SnapshotsClient::new(self.daemon.channel())
+        SnapshotsClient::new(self.channel.clone())
             .prepare(leased(PrepareSnapshotRequest {
                 snapshotter: self.snapshotter.into(),
                 key: key.into(),
@@ -192,7 +221,7 @@ impl<'d> Client<'d> {
     }
 
     async fn view(&self, key: &str, parent: &str) -> Vec<Mount> {
-        SnapshotsClient::new(self.daemon.channel())
+        SnapshotsClient::new(self.channel.clone())
             .view(leased(ViewSnapshotRequest {
                 snapshotter: self.snapshotter.into(),
                 key: key.into(),
@@ -206,7 +235,7 @@ impl<'d> Client<'d> {
     }
 
     async fn mounts(&self, key: &str) -> Vec<Mount> {
-        SnapshotsClient::new(self.daemon.channel())
+        SnapshotsClient::new(self.channel.clone())
             .mounts(in_ns(MountsRequest {
                 snapshotter: self.snapshotter.into(),
                 key: key.into(),
@@ -218,7 +247,7 @@ impl<'d> Client<'d> {
     }
 
     async fn commit(&self, name: &str, key: &str) {
-        SnapshotsClient::new(self.daemon.channel())
+        SnapshotsClient::new(self.channel.clone())
             .commit(leased(CommitSnapshotRequest {
                 snapshotter: self.snapshotter.into(),
                 name: name.into(),
@@ -236,7 +265,7 @@ impl<'d> Client<'d> {
         size: usize,
         mounts: Vec<Mount>,
     ) -> Result<Descriptor, tonic::Status> {
-        DiffClient::new(self.daemon.channel())
+        DiffClient::new(self.channel.clone())
             .apply(leased(ApplyRequest {
                 diff: Some(Descriptor {
                     media_type: media_type.into(),
@@ -788,4 +817,114 @@ async fn both_ctrs_print_the_diff_of_two_snapshots() {
     listed.sort();
     assert_eq!(listed, ["base", "changed"]);
     assert_nothing_mounted_by_the_differ(&daemon);
+}
+
+/// Every path below `root` with what a container would see of it: type and mode, owner, link
+/// count, size, link target or content digest.
+fn tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let detail = if meta.file_type().is_symlink() {
+            format!("-> {}", std::fs::read_link(&path).unwrap().display())
+        } else if meta.is_file() {
+            digest_of(&std::fs::read(&path).unwrap())
+        } else {
+            String::new()
+        };
+        let name = path.strip_prefix(root).unwrap().display().to_string();
+        let nlink = if meta.is_dir() { 0 } else { meta.nlink() };
+        out.push(format!(
+            "{name} {:o} {}:{} {nlink} {} {} {detail}",
+            meta.mode(),
+            meta.uid(),
+            meta.gid(),
+            if meta.is_dir() { 0 } else { meta.size() },
+            meta.mtime()
+        ));
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn applied_trees_and_answers_match_containerds() {
+    if !require_root() {
+        return;
+    }
+    if !Path::new(rcontainerd_tests::containerd::CONTAINERD).is_file() {
+        rcontainerd_pkg::prereq::missing(rcontainerd_tests::containerd::CONTAINERD);
+        return;
+    }
+    let daemon = Daemon::start_default().await;
+    let reference = rcontainerd_tests::containerd::Containerd::start();
+    let reference_channel =
+        rcontainerd_api::client::connect(reference.socket(), Duration::from_secs(10))
+            .await
+            .unwrap();
+    let base = layer_tar(&[
+        Member::Dir("etc/"),
+        Member::File("etc/a", b"one"),
+        Member::Owned("etc/suid", b"#!/bin/sh\n", 0o4755, 1000),
+        Member::Hardlink("etc/suid-link", "etc/suid"),
+        Member::Fifo("etc/pipe"),
+        Member::Dir("opq/"),
+        Member::File("opq/old", b"old"),
+        Member::Symlink("abs", "/etc/a"),
+        Member::File("keep", b"keep"),
+    ]);
+    let top = top_layer();
+    let mut seen = Vec::new();
+    for (name, channel) in [
+        ("rcontainerd", daemon.channel()),
+        ("containerd", reference_channel),
+    ] {
+        let client = Client::on(channel.clone(), "overlayfs").await;
+        let applied = client.layer("base", "", TAR_GZIP, &base).await;
+        assert_eq!(applied.digest, digest_of(&base), "{name}");
+        let applied = client.layer("top", "base", TAR_ZSTD, &top).await;
+        assert_eq!(applied.digest, digest_of(&top), "{name}");
+        let view = client.view("top-view", "top").await;
+        let mounted = Mounted::new(&view, daemon.dir(), &format!("view-{name}"));
+        let listing = tree(&mounted.path);
+        drop(mounted);
+        // The same refusals, word for word.
+        let digest = client.blob(&base).await;
+        let mounts = client.prepare("refused", "").await;
+        let unsupported = client
+            .apply(
+                "application/vnd.example.layer",
+                &digest,
+                base.len(),
+                mounts.clone(),
+            )
+            .await
+            .unwrap_err();
+        let missing = client
+            .apply(TAR, &digest_of(b"absent"), 6, mounts.clone())
+            .await
+            .unwrap_err();
+        let not_gzip = client
+            .apply(TAR_GZIP, &digest_of(&top), top.len(), mounts)
+            .await
+            .unwrap_err();
+        seen.push((
+            listing,
+            (unsupported.code(), unsupported.message().to_string()),
+            (missing.code(), missing.message().to_string()),
+            not_gzip.code(),
+        ));
+    }
+    let theirs = seen.pop().unwrap();
+    let ours = seen.pop().unwrap();
+    assert_eq!(ours.0, theirs.0, "the applied trees differ");
+    assert_eq!(ours.1, theirs.1, "unsupported media type");
+    assert_eq!(ours.2, theirs.2, "missing blob");
+    assert_eq!(ours.3, theirs.3, "a plain tar said to be gzip");
 }

@@ -1065,7 +1065,7 @@ fn usage_errors_come_before_dialling_as_with_containerds_ctr() {
         rcontainerd_pkg::prereq::missing("containerd's ctr at /usr/bin/ctr");
         return;
     }
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["images", "import", "--platform", "nonsense", "x.tar"],
             "ctr: \"nonsense\": unknown operating system or architecture: invalid argument\n",
@@ -1088,6 +1088,26 @@ fn usage_errors_come_before_dialling_as_with_containerds_ctr() {
         ),
         (
             &["images", "unmount"],
+            "ctr: please provide a target path to unmount from\n",
+        ),
+        // The registry flags both take (and do not use).
+        (
+            &[
+                "images",
+                "mount",
+                "-k",
+                "--plain-http",
+                "-u",
+                "a:b",
+                "--hosts-dir",
+                "/h",
+                "--http-trace",
+                "img",
+            ],
+            "ctr: please provide a target path to mount to\n",
+        ),
+        (
+            &["images", "unmount", "--rm", "--tlscacert", "/ca", "--refresh", "t"],
             "ctr: please provide a target path to unmount from\n",
         ),
     ];
@@ -1589,7 +1609,14 @@ async fn names_digests_and_gzip_docker_layers_as_containerds_ctr() {
     let mut outcomes = Vec::new();
     for ctr in Ctr::BOTH {
         let ns = format!("docker-gz-{ctr:?}").to_lowercase();
-        outcomes.push(import(&daemon, ctr, &ns, &[docker_gz.to_str().unwrap()], "").await);
+        // The index is named so that it stays (an index no image holds goes with the next
+        // collection, whenever that runs).
+        let args = [
+            "--index-name",
+            "example.com/idx:1",
+            docker_gz.to_str().unwrap(),
+        ];
+        outcomes.push(import(&daemon, ctr, &ns, &args, "").await);
     }
     assert_eq!(
         outcomes[0], outcomes[1],
@@ -1600,4 +1627,203 @@ async fn names_digests_and_gzip_docker_layers_as_containerds_ctr() {
         "{}",
         outcomes[0].images_ls
     );
+}
+
+#[tokio::test]
+async fn a_docker_archive_reuses_the_compressed_layers_the_store_has() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let daemon = Daemon::start_default().await;
+    let oci = write_file(daemon.dir(), "oci.tar", &image.oci);
+    let docker = write_file(daemon.dir(), "docker.tar", &image.docker);
+    let mut listed = Vec::new();
+    for ctr in Ctr::BOTH {
+        // Unpacking the OCI image labels its gzip layers with their plain digests; the Docker
+        // archive's plain layers then resolve to those blobs.
+        let ns = format!("reuse-{ctr:?}").to_lowercase();
+        for args in [
+            vec!["--base-name", "example.com/oci", oci.to_str().unwrap()],
+            vec![docker.to_str().unwrap()],
+        ] {
+            let mut all = vec!["-n", ns.as_str(), "images", "import"];
+            all.extend(args);
+            daemon.ctr(ctr, &all).ok();
+        }
+        let content = content_labels(&daemon, &ns, &image.oci_index).await;
+        let docker_manifest = content
+            .iter()
+            .find(|(digest, labels)| {
+                **digest != image.manifest
+                    && labels.contains_key("containerd.io/gc.ref.content.l.0")
+            })
+            .map(|(_, labels)| labels.clone())
+            .unwrap_or_else(|| panic!("{ctr:?}: no Docker manifest in {content:?}"));
+        assert_eq!(
+            docker_manifest["containerd.io/gc.ref.content.l.0"], image.gzip_layers[0],
+            "{ctr:?}"
+        );
+        assert_eq!(
+            docker_manifest["containerd.io/gc.ref.content.l.1"], image.gzip_layers[1],
+            "{ctr:?}"
+        );
+        listed.push(
+            daemon
+                .ctr(ctr, &["-n", &ns, "images", "ls"])
+                .ok()
+                .to_string(),
+        );
+    }
+    assert_eq!(listed[0], listed[1], "ours, then containerd's");
+}
+
+/// An OCI layout of one image with `layers` (plain tars, gzipped here), named `name`; returns the
+/// archive and the top chain ID.
+fn oci_layout_of(name: &str, layers: &[Vec<u8>]) -> (Vec<u8>, String) {
+    let gzipped: Vec<Vec<u8>> = layers.iter().map(|l| gzip(l)).collect();
+    let diff_ids: Vec<String> = layers.iter().map(|l| digest_of(l)).collect();
+    let mut chain = diff_ids[0].clone();
+    for diff_id in &diff_ids[1..] {
+        chain = digest_of(format!("{chain} {diff_id}").as_bytes());
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": digest_of(&config), "size": config.len()},
+        "layers": gzipped.iter().map(|gz| serde_json::json!(
+            {"mediaType": OCI_GZIP, "digest": digest_of(gz), "size": gz.len()}
+        )).collect::<Vec<_>>(),
+    })
+    .to_string()
+    .into_bytes();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": digest_of(&manifest),
+            "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": name},
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+    })
+    .to_string()
+    .into_bytes();
+    let blob = |data: &[u8]| format!("blobs/sha256/{}", hex(&digest_of(data)));
+    let mut members: Vec<(String, Vec<u8>)> = vec![
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        ("index.json".into(), index),
+        (blob(&config), config.clone()),
+        (blob(&manifest), manifest.clone()),
+    ];
+    members.extend(gzipped.iter().map(|gz| (blob(gz), gz.clone())));
+    let refs: Vec<(&str, Option<&[u8]>)> = members
+        .iter()
+        .map(|(n, d)| (n.as_str(), Some(d.as_slice())))
+        .collect();
+    (tar_of(&refs), chain)
+}
+
+#[tokio::test]
+async fn a_130_layer_image_imports_mounts_and_makes_containers_with_both_ctrs() {
+    if !prerequisites() {
+        return;
+    }
+    const LAYERS: usize = 130;
+    // Layer i adds layers/<i> and rewrites `top`; layer 64 whites out layers/3, layer 100 makes
+    // `opq` opaque (hiding layer 0's opq/old).
+    let layers: Vec<Vec<u8>> = (0..LAYERS)
+        .map(|i| {
+            let own = format!("layers/{i}");
+            let top = format!("{i}\n");
+            let mut members: Vec<(&str, Option<&[u8]>)> = vec![
+                ("layers", None),
+                (own.as_str(), Some(own.as_bytes())),
+                ("top", Some(top.as_bytes())),
+            ];
+            match i {
+                0 => members.extend([("opq", None), ("opq/old", Some(&b"old"[..]))]),
+                64 => members.push(("layers/.wh.3", Some(&b""[..]))),
+                100 => members.extend([
+                    ("opq", None),
+                    ("opq/.wh..wh..opq", Some(&b""[..])),
+                    ("opq/new", Some(&b"new"[..])),
+                ]),
+                _ => {}
+            }
+            tar_of(&members)
+        })
+        .collect();
+    let (archive, chain) = oci_layout_of("example.com/long:130", &layers);
+    let daemon = Daemon::start_default().await;
+    let path = write_file(daemon.dir(), "long.tar", &archive);
+    for ctr in Ctr::BOTH {
+        let ns = format!("long-{ctr:?}").to_lowercase();
+        let ns = ns.as_str();
+        daemon
+            .ctr(ctr, &["-n", ns, "images", "import", path.to_str().unwrap()])
+            .ok();
+        let target = daemon.dir().join(format!("{ns}-mnt"));
+        std::fs::create_dir_all(&target).unwrap();
+        let target_text = target.to_str().unwrap();
+        let out = daemon.ctr(
+            ctr,
+            &[
+                "-n",
+                ns,
+                "images",
+                "mount",
+                "example.com/long:130",
+                target_text,
+            ],
+        );
+        assert_eq!(out.ok(), format!("{chain}\n{target_text}\n"), "{ctr:?}");
+        let read = |p: &str| std::fs::read(target.join(p)).ok();
+        assert_eq!(read("top").as_deref(), Some(&b"129\n"[..]), "{ctr:?}");
+        assert_eq!(read("layers/3"), None, "{ctr:?}: whited out by layer 64");
+        assert_eq!(read("opq/old"), None, "{ctr:?}: opaque from layer 100");
+        assert_eq!(read("opq/new").as_deref(), Some(&b"new"[..]), "{ctr:?}");
+        let present = std::fs::read_dir(target.join("layers")).unwrap().count();
+        assert_eq!(present, LAYERS - 1, "{ctr:?}");
+        daemon
+            .ctr(ctr, &["-n", ns, "images", "unmount", "--rm", target_text])
+            .ok();
+        assert!(
+            rcontainerd_tests::mounts::mounts_under(&target)
+                .unwrap()
+                .is_empty(),
+            "{ctr:?}"
+        );
+        // A container from the imported image.
+        daemon
+            .ctr(
+                ctr,
+                &[
+                    "-n",
+                    ns,
+                    "containers",
+                    "create",
+                    "example.com/long:130",
+                    "long",
+                ],
+            )
+            .ok();
+        let info = daemon.ctr(ctr, &["-n", ns, "containers", "info", "long"]);
+        assert!(
+            info.ok().contains("\"SnapshotKey\": \"long\""),
+            "{ctr:?}: {}",
+            info.stdout
+        );
+    }
 }

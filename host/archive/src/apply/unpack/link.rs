@@ -11,7 +11,9 @@ use rustix::io::Errno;
 use super::{fail, invalid, name, overlay, ApplyError, Layout, Unpacker};
 
 impl Unpacker {
-    /// A hard link member: its metadata is the target's (one inode), so none is applied.
+    /// A hard link member. Its own owner, xattrs, mode and times are then applied to the inode
+    /// it shares with its target, as containerd does (a link member that says `0644 root` takes
+    /// the setuid bit off its target too); layer writers give both members the same metadata.
     pub(super) fn hard_link<R: Read>(
         &mut self,
         parent: BorrowedFd<'_>,
@@ -31,7 +33,13 @@ impl Unpacker {
         }
         let result = self.hard_link_to(parent, name, path, &target);
         self.link = target;
-        result
+        result?;
+        // A link to a symlink is a symlink: it has no mode of its own to set.
+        let linked =
+            statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).map_err(fail("inspecting", path))?;
+        let is_symlink =
+            rustix::fs::FileType::from_raw_mode(linked.st_mode) == rustix::fs::FileType::Symlink;
+        self.at_meta(parent, name, path, !is_symlink)
     }
 
     fn hard_link_to(
