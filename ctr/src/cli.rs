@@ -762,6 +762,35 @@ pub enum ContentCommand {
     List(ContentList),
     /// Add labels to content; an empty value removes the label
     Label(ObjectWithLabels),
+    /// Fetch all content for an image into containerd
+    Fetch(ContentFetch),
+}
+
+/// `ctr content fetch [flags] <remote> [<object>]`: `images pull` without the unpack.
+#[derive(Debug, Args)]
+pub struct ContentFetch {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Labels to attach to the image
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Pull content from a specific platform
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
+    /// Pull content from all platforms
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// Pull metadata for all platforms
+    #[arg(long)]
+    pub all_metadata: bool,
+    /// Pull all metadata including manifests and configs
+    #[arg(long)]
+    pub metadata_only: bool,
+    /// The image reference
+    pub reference: Option<String>,
+    /// Further arguments are ignored, as containerd's ctr ignores them
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -258,6 +258,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Content(command) => {
             commands::content::check_before_dial(command)?;
             let channel = dial(global).await?;
+            if let cli::ContentCommand::Fetch(args) = command {
+                return within_timeout(
+                    global,
+                    commands::image_pull::fetch_content(channel, global.debug, args),
+                )
+                .await;
+            }
             let mut out = String::new();
             let result =
                 within_timeout(global, commands::content::run(channel, command, &mut out)).await;

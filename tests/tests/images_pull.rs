@@ -23,6 +23,7 @@ use sha2::Digest as _;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const SNAPSHOTTER: &str = "overlayfs";
 const REGISTRY: &str = "/usr/bin/docker-registry";
@@ -110,6 +111,13 @@ struct TestImage {
     layers: Vec<(String, Vec<u8>)>,
     /// The chain ID of all three layers.
     chain: String,
+    /// An OCI archive whose index.json names an index of the image for this platform and for
+    /// another (same layers, a config and manifest of its own); that index's digest and the
+    /// other platform's manifest's.
+    multi: Vec<u8>,
+    multi_index: String,
+    other_manifest: String,
+    other_platform: String,
 }
 
 fn test_image() -> TestImage {
@@ -177,7 +185,56 @@ fn test_image() -> TestImage {
     for (name, data) in names[2..].iter().zip(&gz) {
         members.push((name, Some(data)));
     }
+    let other_arch = if host_platform() == "linux/arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let mut other_config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    other_config["architecture"] = other_arch.into();
+    let other_config = other_config.to_string().into_bytes();
+    let mut other_manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    other_manifest["config"]["digest"] = digest_of(&other_config).into();
+    other_manifest["config"]["size"] = other_config.len().into();
+    let other_manifest = other_manifest.to_string().into_bytes();
+    let entry = |manifest: &[u8], platform: &str| {
+        let (os, arch) = platform.split_once('/').unwrap();
+        serde_json::json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": digest_of(manifest),
+            "size": manifest.len(),
+            "platform": {"architecture": arch, "os": os},
+        })
+    };
+    let other_platform = format!("linux/{other_arch}");
+    let multi_index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [entry(&other_manifest, &other_platform), entry(&manifest, &host_platform())],
+    })
+    .to_string()
+    .into_bytes();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": OCI_INDEX, "digest": digest_of(&multi_index), "size": multi_index.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let more = [
+        blob(&other_config),
+        blob(&other_manifest),
+        blob(&multi_index),
+    ];
+    let mut multi_members = members.clone();
+    multi_members[1] = ("index.json", Some(&top[..]));
+    multi_members.push((&more[0], Some(&other_config[..])));
+    multi_members.push((&more[1], Some(&other_manifest[..])));
+    multi_members.push((&more[2], Some(&multi_index[..])));
     TestImage {
+        multi: tar_of(&multi_members),
+        multi_index: digest_of(&multi_index),
+        other_manifest: digest_of(&other_manifest),
+        other_platform,
         archive: tar_of(&members),
         manifest: digest_of(&manifest),
         config: digest_of(&config),
@@ -275,7 +332,12 @@ impl Registry {
             .join(format!("{}.tar", name.replace(['/', ':'], "_")));
         std::fs::write(&path, archive).unwrap();
         let mut command = Command::new(SKOPEO);
-        command.args(["--insecure-policy", "copy", "--dest-tls-verify=false"]);
+        command.args([
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+        ]);
         if creds {
             command.arg(format!("--dest-creds={USER}:{PASSWORD}"));
         }
@@ -649,4 +711,138 @@ fn a_reference_needs_a_host_and_an_object_as_with_containerds_ctr() {
             "{ctr:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_index_gives_this_platforms_manifest_or_the_one_asked_for() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let registry = Registry::start(false);
+    registry.push(&image.multi, "test/multi:1", false);
+    let reference = registry.reference("test/multi:1");
+    let mut outcomes = Vec::new();
+    for ctr in Ctr::BOTH {
+        let daemon = Daemon::start_default().await;
+        let pulled = daemon.ctr(
+            ctr,
+            &[
+                "-n",
+                "multi",
+                "images",
+                "pull",
+                "--plain-http",
+                "--print-chainid",
+                "--label",
+                "a=b",
+                &reference,
+            ],
+        );
+        let stdout = pulled.ok();
+        let lines: Vec<&str> = stdout.lines().collect();
+        let n = lines.len();
+        assert_eq!(
+            lines[n - 3..n - 1],
+            [
+                format!("unpacking {} {}...", host_platform(), image.multi_index),
+                format!("image chain ID: {}", image.chain),
+            ],
+            "{ctr:?}: {stdout}"
+        );
+        // This platform's manifest only; the index labelled with both.
+        let content = content_labels(&daemon, "multi").await;
+        assert!(content.contains_key(&image.manifest), "{ctr:?}");
+        assert!(!content.contains_key(&image.other_manifest), "{ctr:?}");
+        let index = &content[&image.multi_index];
+        assert_eq!(
+            index["containerd.io/gc.ref.content.m.0"], image.other_manifest,
+            "{ctr:?}"
+        );
+        assert_eq!(
+            index["containerd.io/gc.ref.content.m.1"], image.manifest,
+            "{ctr:?}"
+        );
+        assert_eq!(
+            index["containerd.io/distribution.source.127.0.0.1"], "test/multi",
+            "{ctr:?}"
+        );
+        let listed = daemon.ctr(ctr, &["-n", "multi", "images", "ls"]);
+        assert!(listed.ok().contains("a=b"), "{ctr:?}: {}", listed.stdout);
+
+        // The other platform, asked for: its manifest and config, the layers there already.
+        let other = daemon.ctr(
+            ctr,
+            &[
+                "-n",
+                "multi",
+                "images",
+                "pull",
+                "--plain-http",
+                "--platform",
+                &image.other_platform,
+                &reference,
+            ],
+        );
+        let stdout = other.ok();
+        assert!(
+            stdout.contains(&format!(
+                "unpacking {} {}...\n",
+                image.other_platform, image.multi_index
+            )),
+            "{ctr:?}: {stdout}"
+        );
+        let content = content_labels(&daemon, "multi").await;
+        assert!(content.contains_key(&image.other_manifest), "{ctr:?}");
+        outcomes.push(outcome(&daemon, ctr, "multi").await);
+    }
+    assert_eq!(outcomes[0], outcomes[1], "ours then containerd's");
+}
+
+#[tokio::test]
+async fn content_fetch_fetches_and_names_the_image_without_unpacking() {
+    if !prerequisites() {
+        return;
+    }
+    let image = test_image();
+    let registry = Registry::start(false);
+    registry.push(&image.archive, "test/img:1", false);
+    let reference = registry.reference("test/img:1");
+    let mut outcomes = Vec::new();
+    for ctr in Ctr::BOTH {
+        let daemon = Daemon::start_default().await;
+        let fetched = daemon.ctr(
+            ctr,
+            &[
+                "-n",
+                "fetch",
+                "content",
+                "fetch",
+                "--plain-http",
+                &reference,
+            ],
+        );
+        let stdout = fetched.ok();
+        assert!(
+            stdout
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("elapsed: ")),
+            "{ctr:?}: {stdout}"
+        );
+        let outcome = outcome(&daemon, ctr, "fetch").await;
+        assert!(
+            outcome.images_ls.contains(&reference),
+            "{ctr:?}: {}",
+            outcome.images_ls
+        );
+        assert!(
+            outcome.snapshots.is_empty(),
+            "{ctr:?}: {:?}",
+            outcome.snapshots
+        );
+        assert_eq!(outcome.content.len(), 5, "{ctr:?}: {:?}", outcome.content);
+        outcomes.push(outcome);
+    }
+    assert_eq!(outcomes[0], outcomes[1], "ours then containerd's");
 }

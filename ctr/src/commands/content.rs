@@ -80,6 +80,8 @@ pub async fn run(
         ContentCommand::Ingest(args) => ingest(&mut client, args).await,
         ContentCommand::List(args) => list(&mut client, args, out).await,
         ContentCommand::Label(args) => label(&mut client, args, out).await,
+        // main.rs runs `content fetch` (commands::image_pull::fetch_content).
+        ContentCommand::Fetch(_) => Ok(()),
     }
 }
 

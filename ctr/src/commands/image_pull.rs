@@ -1,4 +1,5 @@
-//! `ctr images pull [flags] <ref>`, as containerd 1.6's ctr: under one temporary lease, the
+//! `ctr images pull [flags] <ref>` (and `ctr content fetch`, the same without the unpack), as
+//! containerd 1.6's ctr: under one temporary lease, the
 //! image is fetched into the content store (see [`crate::fetch`]) while a table shows each
 //! blob's progress, the image record is created (or updated) with the reference as its name and
 //! the resolved descriptor as its target, then the image is unpacked for each platform asked
@@ -20,7 +21,7 @@ use rcontainerd_api::services::images::{CreateImageRequest, Image, UpdateImageRe
 use tonic::Code;
 
 use super::leases::TemporaryLease;
-use crate::cli::ImagesPull;
+use crate::cli::{ContentFetch, ImagesPull};
 use crate::errors::RpcError;
 use crate::fetch::{self, FetchOptions, JobStatus, Progress, Remote, SharedProgress};
 use crate::image_content::{ContentReader, Target};
@@ -44,29 +45,13 @@ pub async fn run(
     args: &ImagesPull,
 ) -> anyhow::Result<()> {
     let name = args.reference.clone().unwrap_or_default();
-    let mut platforms = Vec::new();
-    for text in &args.platforms {
-        platforms.push(
-            Platform::parse(text)
-                .map_err(|err| anyhow!("unable to parse platform {text}: {err}"))?,
-        );
-    }
-    let matchers = if args.all_platforms {
-        vec![PlatformMatcher::All]
-    } else if platforms.is_empty() {
-        vec![PlatformMatcher::Strict(Platform::host())]
-    } else {
-        platforms
-            .iter()
-            .cloned()
-            .map(PlatformMatcher::Strict)
-            .collect()
-    };
+    let platforms = parse_platforms(&args.platforms)?;
+    let matchers = matchers(args.all_platforms, &platforms);
     // containerd's ctr limits nothing unless asked.
     let max_concurrent = args
         .max_concurrent_downloads
         .filter(|n| *n > 0)
-        .unwrap_or(16);
+        .unwrap_or(DEFAULT_CONCURRENCY);
     let remote = Remote::new(&name, &args.registry, max_concurrent)?;
     let options = FetchOptions {
         matchers,
@@ -83,17 +68,70 @@ pub async fn run(
     pulled
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn pull_under(
+/// Blobs fetched at a time unless `--max-concurrent-downloads` says otherwise (containerd's ctr
+/// sets no limit).
+const DEFAULT_CONCURRENCY: usize = 16;
+
+fn parse_platforms(texts: &[String]) -> anyhow::Result<Vec<Platform>> {
+    texts
+        .iter()
+        .map(|text| {
+            Platform::parse(text).map_err(|err| anyhow!("unable to parse platform {text}: {err}"))
+        })
+        .collect()
+}
+
+/// The manifests of an index to fetch: all, those of the platforms named, else this one's
+/// (exactly, as containerd's `platforms.Ordered`).
+fn matchers(all_platforms: bool, platforms: &[Platform]) -> Vec<PlatformMatcher> {
+    if all_platforms {
+        vec![PlatformMatcher::All]
+    } else if platforms.is_empty() {
+        vec![PlatformMatcher::Strict(Platform::host())]
+    } else {
+        platforms
+            .iter()
+            .cloned()
+            .map(PlatformMatcher::Strict)
+            .collect()
+    }
+}
+
+/// `ctr content fetch`: the image fetched and its record made, as by `images pull`, without
+/// unpacking.
+pub async fn fetch_content(
+    channel: NamespacedChannel,
+    debug: bool,
+    args: &ContentFetch,
+) -> anyhow::Result<()> {
+    let name = args.reference.clone().unwrap_or_default();
+    let platforms = parse_platforms(&args.platforms)?;
+    let options = FetchOptions {
+        // `--metadata-only`: no platform matches, so every manifest and config but no layer.
+        matchers: if args.metadata_only {
+            Vec::new()
+        } else {
+            matchers(args.all_platforms, &platforms)
+        },
+        all_metadata: args.all_metadata || args.metadata_only,
+        max_concurrent: DEFAULT_CONCURRENCY,
+    };
+    let remote = Remote::new(&name, &args.registry, DEFAULT_CONCURRENCY)?;
+    let lease = TemporaryLease::create(channel.clone()).await?;
+    let fetched = fetch_image(&channel, &lease, &remote, &options, debug, &args.labels).await;
+    lease.release().await;
+    fetched.map(|_| ())
+}
+
+/// Fetches the image with its progress table and creates (or updates) its record.
+async fn fetch_image(
     channel: &NamespacedChannel,
-    namespace: &str,
     lease: &TemporaryLease,
     remote: &Remote,
     options: &FetchOptions,
     debug: bool,
-    args: &ImagesPull,
-    platforms: Vec<Platform>,
-) -> anyhow::Result<()> {
+    labels: &[String],
+) -> anyhow::Result<Image> {
     let progress = SharedProgress::default();
     let started = Instant::now();
     let mut display = (!debug).then(|| Display::new(&remote.name, started));
@@ -119,11 +157,25 @@ async fn pull_under(
             return Err(err);
         }
     };
-    let image = create_image(channel, lease, remote, &top, &args.labels).await?;
+    let image = create_image(channel, lease, remote, &top, labels).await?;
     if let Some(display) = display {
         display.finish(&progress);
     }
+    Ok(image)
+}
 
+#[allow(clippy::too_many_arguments)]
+async fn pull_under(
+    channel: &NamespacedChannel,
+    namespace: &str,
+    lease: &TemporaryLease,
+    remote: &Remote,
+    options: &FetchOptions,
+    debug: bool,
+    args: &ImagesPull,
+    platforms: Vec<Platform>,
+) -> anyhow::Result<()> {
+    let image = fetch_image(channel, lease, remote, options, debug, &args.labels).await?;
     let target = image.target.unwrap_or_default();
     let top = Target {
         media_type: target.media_type.clone(),
