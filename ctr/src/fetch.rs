@@ -182,8 +182,19 @@ impl Remote {
         if spec.object.is_empty() {
             return Err(resolve_error(anyhow!("object required")));
         }
-        let reference = Reference::try_from(name)
-            .map_err(|err| resolve_error(anyhow!("invalid reference: {err}")))?;
+        // The host is the reference's own (no docker.io for a name without a dot, as
+        // containerd's resolver takes the first component as the host).
+        let (registry, repository) = (spec.host().to_string(), spec.repository().to_string());
+        let reference = match spec.object.split_once('@') {
+            Some(("", digest)) => Reference::with_digest(registry, repository, digest.to_string()),
+            Some((tag, digest)) => Reference::with_tag_and_digest(
+                registry,
+                repository,
+                tag.to_string(),
+                digest.to_string(),
+            ),
+            None => Reference::with_tag(registry, repository, spec.object.clone()),
+        };
         // rustls needs its crypto provider named once per process. ring's is deprecated for
         // lacking post-quantum key exchange (aws-lc-rs has it, at a much longer build).
         #[allow(deprecated)]
@@ -233,11 +244,12 @@ impl Remote {
             .pull_manifest_raw(&self.reference, &self.auth, &MANIFEST_TYPES)
             .await
             .map_err(|err| {
-                anyhow!(
-                    "failed to resolve reference {:?}: {}",
-                    self.name,
+                let why = if is_not_found(&err) {
+                    format!("{}: not found", self.name)
+                } else {
                     self.describe(err, "manifests", &self.spec.object)
-                )
+                };
+                anyhow!("failed to resolve reference {:?}: {why}", self.name)
             })?;
         let media_type = manifest_media_type(&body);
         let desc = oci::descriptor(&media_type, &digest, body.len() as i64)?;
@@ -260,6 +272,16 @@ impl Remote {
                         .collect::<Vec<_>>()
                         .join("; ")
                 )
+            }
+            OciDistributionError::RequestError(err) => {
+                // The causes too: reqwest's own words name only the URL.
+                let mut text = format!("failed to do request: {err}");
+                let mut source = std::error::Error::source(err);
+                while let Some(cause) = source {
+                    text.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                return text;
             }
             _ => None,
         };
@@ -297,6 +319,21 @@ impl Remote {
         repos.sort_unstable();
         repos.dedup();
         (key, repos.join(","))
+    }
+}
+
+/// Whether the registry said it has no such manifest or repository.
+fn is_not_found(err: &OciDistributionError) -> bool {
+    match err {
+        OciDistributionError::ServerError { code, .. } => *code == 404,
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                e.code,
+                oci_client::errors::OciErrorCode::ManifestUnknown
+                    | oci_client::errors::OciErrorCode::NameUnknown
+            )
+        }),
+        _ => false,
     }
 }
 
