@@ -376,6 +376,7 @@ pub async fn fetch(
     options: &FetchOptions,
     progress: &SharedProgress,
 ) -> anyhow::Result<Descriptor> {
+    let started = std::time::SystemTime::now();
     let (top, top_bytes) = remote.resolve().await?;
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut pending: Vec<(Descriptor, Option<Vec<u8>>, bool)> =
@@ -396,7 +397,7 @@ pub async fn fetch(
             progress,
             &key,
             if existed {
-                JobStatus::Exists
+                existing_status(channel, &digest, started).await
             } else {
                 JobStatus::Done {
                     size: bytes.len() as i64,
@@ -440,13 +441,38 @@ pub async fn fetch(
 
     let max = options.max_concurrent.max(1);
     futures_util::stream::iter(blobs.iter().map(|desc| async move {
-        fetch_blob(channel, lease, remote, desc, progress).await?;
+        fetch_blob(channel, lease, remote, desc, progress, started).await?;
         add_source_label(channel, lease, remote, desc.digest().as_ref()).await
     }))
     .buffer_unordered(max)
     .try_collect::<Vec<()>>()
     .await?;
     Ok(top)
+}
+
+/// How the table shows a blob the daemon had when asked to write it: `exists` if the namespace
+/// had it before the fetch began, else `done` (the daemon took it from another namespace), as
+/// containerd's ctr tells them apart by the blob's creation time.
+async fn existing_status(
+    channel: &NamespacedChannel,
+    digest: &str,
+    started: std::time::SystemTime,
+) -> JobStatus {
+    let info =
+        rcontainerd_api::services::content::content_client::ContentClient::new(channel.clone())
+            .info(rcontainerd_api::services::content::InfoRequest {
+                digest: digest.to_string(),
+            })
+            .await;
+    let created = info
+        .ok()
+        .and_then(|r| r.into_inner().info)
+        .and_then(|i| i.created_at)
+        .and_then(|t| std::time::SystemTime::try_from(t).ok());
+    match created {
+        Some(created) if created > started => JobStatus::Done { size: 0 },
+        _ => JobStatus::Exists,
+    }
 }
 
 /// Adds this repository to the blob's distribution source label.
@@ -509,6 +535,7 @@ async fn fetch_blob(
     remote: &Remote,
     desc: &Descriptor,
     progress: &SharedProgress,
+    started: std::time::SystemTime,
 ) -> anyhow::Result<()> {
     let key = ref_key(desc);
     let digest = desc.digest().to_string();
@@ -523,7 +550,11 @@ async fn fetch_blob(
         .map_err(|err| anyhow!("failed to open writer: {err}"))?
     {
         Opened::Exists => {
-            set_status(progress, &key, JobStatus::Exists);
+            set_status(
+                progress,
+                &key,
+                existing_status(channel, &digest, started).await,
+            );
             return Ok(());
         }
         Opened::Writer(writer) => writer,

@@ -544,12 +544,47 @@ async fn both_ctrs_pull_an_image_alike() {
         );
         outcomes.push(outcome);
 
-        // A second pull finds everything there.
+        // A second pull finds everything there; a namespace that had none of it takes the
+        // blobs from the other without fetching them, and they are `done`, not `exists`.
         let again = daemon.ctr(
             ctr,
             &["-n", "pull", "images", "pull", "--plain-http", &reference],
         );
-        assert_unpack_lines(again.ok(), &image.manifest, ctr);
+        let stdout = again.ok();
+        assert_unpack_lines(stdout, &image.manifest, ctr);
+        let status = |stdout: &str, key: &str| {
+            stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("{key}:")))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_string)
+        };
+        let manifest_key = format!("manifest-{}", image.manifest);
+        // containerd's ctr says `exists` only when its first 100 ms tick comes before the end
+        // of the fetch (else every blob is `done`): ours is checked.
+        if ctr == Ctr::Ours {
+            assert_eq!(
+                status(stdout, &manifest_key).as_deref(),
+                Some("exists"),
+                "{ctr:?}: {stdout}"
+            );
+        }
+        let gets = registry.blob_gets("test/img", &image.layers[2].0).len();
+        let other = daemon.ctr(
+            ctr,
+            &["-n", "other", "images", "pull", "--plain-http", &reference],
+        );
+        let stdout = other.ok();
+        assert_eq!(
+            status(stdout, &manifest_key).as_deref(),
+            Some("done"),
+            "{ctr:?}: {stdout}"
+        );
+        assert_eq!(
+            registry.blob_gets("test/img", &image.layers[2].0).len(),
+            gets,
+            "{ctr:?}"
+        );
     }
     let (ours, theirs) = (&outcomes[0], &outcomes[1]);
     for (digest, labels) in &theirs.content {
