@@ -8,12 +8,12 @@ set -euo pipefail
 # loop-mounted btrfs filesystem for the btrfs tests), a C toolchain; valgrind for the plugin ABI's
 # leak check (scripts/leak-check.sh). `images pull` tests: a registry of their own
 # (docker-registry, run by the tests, not as a service), skopeo to push test images into it,
-# htpasswd (apache2-utils) for its password file.
+# htpasswd (apache2-utils) for its password file, openssl for its HTTPS certificates.
 PACKAGES=(
     build-essential ca-certificates curl git pkg-config
     clang libclang-dev librocksdb-dev protobuf-compiler
     containerd runc btrfs-progs util-linux zlib1g valgrind
-    docker-registry skopeo apache2-utils
+    docker-registry skopeo apache2-utils openssl
 )
 # Oldest Rust the workspace builds with (Cargo.toml `rust-version`).
 MIN_RUST_MINOR=88

@@ -200,8 +200,12 @@ impl Remote {
         #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut config = ClientConfig {
+            // containerd's hosts: plain HTTP with --plain-http, and always for localhost and
+            // loopback addresses; else HTTPS.
             protocol: if args.plain_http {
                 ClientProtocol::Http
+            } else if is_localhost(spec.hostname()) {
+                ClientProtocol::HttpsExcept(vec![spec.host().to_string()])
             } else {
                 ClientProtocol::Https
             },
@@ -320,6 +324,14 @@ impl Remote {
         repos.dedup();
         (key, repos.join(","))
     }
+}
+
+/// containerd's `docker.IsLocalhost`: `localhost` or a loopback address.
+fn is_localhost(hostname: &str) -> bool {
+    hostname == "localhost"
+        || hostname
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether the registry said it has no such manifest or repository.

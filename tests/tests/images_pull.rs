@@ -29,6 +29,7 @@ const SNAPSHOTTER: &str = "overlayfs";
 const REGISTRY: &str = "/usr/bin/docker-registry";
 const SKOPEO: &str = "/usr/bin/skopeo";
 const HTPASSWD: &str = "/usr/bin/htpasswd";
+const OPENSSL: &str = "/usr/bin/openssl";
 
 fn digest_of(data: &[u8]) -> String {
     format!("sha256:{:x}", sha2::Sha256::digest(data))
@@ -246,6 +247,7 @@ fn test_image() -> TestImage {
 /// A docker-registry of the test's own; killed when dropped.
 struct Registry {
     child: Child,
+    host: String,
     port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -257,11 +259,16 @@ const PASSWORD: &str = "s3cret";
 impl Registry {
     /// Starts a registry; with `auth`, behind htpasswd with [`USER`] and [`PASSWORD`].
     fn start(auth: bool) -> Registry {
+        Registry::start_on("127.0.0.1", auth, None)
+    }
+
+    /// Starts a registry on `host`; with `tls`, HTTPS with that certificate and key.
+    fn start_on(host: &str, auth: bool, tls: Option<(&Path, &Path)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("rcd-registry-")
             .tempdir()
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        let port = std::net::TcpListener::bind((host, 0))
             .unwrap()
             .local_addr()
             .unwrap()
@@ -269,9 +276,16 @@ impl Registry {
         let mut config = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
+             http:\n  addr: {host}:{port}\n",
             dir.path().join("data").display()
         );
+        if let Some((cert, key)) = tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         if auth {
             let htpasswd = dir.path().join("htpasswd");
             let made = Command::new(HTPASSWD)
@@ -300,12 +314,13 @@ impl Registry {
             .unwrap();
         let registry = Registry {
             child,
+            host: host.to_string(),
             port,
             log,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((host, port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "the registry does not listen: {}",
@@ -317,7 +332,7 @@ impl Registry {
     }
 
     fn reference(&self, name: &str) -> String {
-        format!("127.0.0.1:{}/{name}", self.port)
+        format!("{}:{}/{name}", self.host, self.port)
     }
 
     fn log_text(&self) -> String {
@@ -546,10 +561,8 @@ async fn both_ctrs_pull_an_image_alike() {
 
         // A second pull finds everything there; a namespace that had none of it takes the
         // blobs from the other without fetching them, and they are `done`, not `exists`.
-        let again = daemon.ctr(
-            ctr,
-            &["-n", "pull", "images", "pull", "--plain-http", &reference],
-        );
+        // Without --plain-http: a loopback registry is plain HTTP anyway, as containerd's hosts have it.
+        let again = daemon.ctr(ctr, &["-n", "pull", "images", "pull", &reference]);
         let stdout = again.ok();
         assert_unpack_lines(stdout, &image.manifest, ctr);
         let status = |stdout: &str, key: &str| {
@@ -880,4 +893,136 @@ async fn content_fetch_fetches_and_names_the_image_without_unpacking() {
         outcomes.push(outcome);
     }
     assert_eq!(outcomes[0], outcomes[1], "ours then containerd's");
+}
+
+/// An IPv4 address of this machine that is not a loopback one (containerd's ctr speaks plain
+/// HTTP to loopback registries whatever the flags).
+fn non_loopback_address() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .find(|a| !a.is_loopback())
+        .map(|a| a.to_string())
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new(OPENSSL)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+#[tokio::test]
+async fn https_needs_a_known_ca_or_skip_verify() {
+    if !prerequisites() {
+        return;
+    }
+    if !Path::new(OPENSSL).is_file() {
+        rcontainerd_pkg::prereq::missing(format!("openssl at {OPENSSL}"));
+        return;
+    }
+    let Some(address) = non_loopback_address() else {
+        rcontainerd_pkg::prereq::missing("an IPv4 address that is not a loopback one");
+        return;
+    };
+    // A CA of the test's own and a certificate it signed for the address.
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=rcontainerd-test-ca",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            &format!("/CN={address}"),
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!("subjectAltName=IP:{address}\nbasicConstraints=CA:FALSE\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let image = test_image();
+    let registry = Registry::start_on(
+        &address,
+        false,
+        Some((&dir.join("leaf.pem"), &dir.join("leaf.key"))),
+    );
+    registry.push(&image.archive, "test/img:1", false);
+    let reference = registry.reference("test/img:1");
+    let ca = dir.join("ca.pem");
+    for ctr in Ctr::BOTH {
+        let daemon = Daemon::start_default().await;
+        let refused = daemon.ctr(ctr, &["-n", "tls", "images", "pull", &reference]);
+        // containerd's ctr logs each host it tried first.
+        let stderr = refused.failed().lines().last().unwrap_or_default();
+        assert!(
+            stderr.starts_with(&format!(
+                "ctr: failed to resolve reference \"{reference}\": "
+            )) && (stderr.contains("unknown authority") || stderr.contains("UnknownIssuer")),
+            "{ctr:?}: {stderr}"
+        );
+        let pulled = daemon.ctr(ctr, &["-n", "tls", "images", "pull", "-k", &reference]);
+        assert_unpack_lines(pulled.ok(), &image.manifest, ctr);
+        let pulled = daemon.ctr(
+            ctr,
+            &[
+                "-n",
+                "tls2",
+                "images",
+                "pull",
+                "--tlscacert",
+                ca.to_str().unwrap(),
+                &reference,
+            ],
+        );
+        assert_unpack_lines(pulled.ok(), &image.manifest, ctr);
+    }
 }
