@@ -771,6 +771,7 @@ async fn an_index_gives_this_platforms_manifest_or_the_one_asked_for() {
     registry.push(&image.multi, "test/multi:1", false);
     let reference = registry.reference("test/multi:1");
     let mut outcomes = Vec::new();
+    let mut unpacked = Vec::new();
     for ctr in Ctr::BOTH {
         let daemon = Daemon::start_default().await;
         let pulled = daemon.ctr(
@@ -843,7 +844,22 @@ async fn an_index_gives_this_platforms_manifest_or_the_one_asked_for() {
         let content = content_labels(&daemon, "multi").await;
         assert!(content.contains_key(&image.other_manifest), "{ctr:?}");
         outcomes.push(outcome(&daemon, ctr, "multi").await);
+
+        // Every platform: the unpack lines in the index's order.
+        let all = daemon.ctr(
+            ctr,
+            &["-n", "all", "images", "pull", "--all-platforms", &reference],
+        );
+        let unpacking: Vec<String> = all
+            .ok()
+            .lines()
+            .filter(|l| l.starts_with("unpacking "))
+            .map(str::to_string)
+            .collect();
+        unpacked.push(unpacking);
     }
+    assert_eq!(unpacked[0], unpacked[1], "ours then containerd's");
+    assert_eq!(unpacked[0].len(), 2, "{:?}", unpacked[0]);
     assert_eq!(outcomes[0], outcomes[1], "ours then containerd's");
 }
 

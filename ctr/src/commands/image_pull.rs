@@ -24,7 +24,7 @@ use super::leases::TemporaryLease;
 use crate::cli::{ContentFetch, ImagesPull};
 use crate::errors::RpcError;
 use crate::fetch::{self, FetchOptions, JobStatus, Progress, Remote, SharedProgress};
-use crate::image_content::{ContentReader, Target};
+use crate::image_content::Target;
 use crate::oci::{self, Platform, PlatformMatcher};
 use crate::tabwriter::TabWriter;
 use crate::units::human_bytes;
@@ -184,8 +184,7 @@ async fn pull_under(
         platform: None,
     };
     let platforms: Vec<String> = if args.all_platforms {
-        ContentReader::new(channel.clone())
-            .platforms(&top)
+        image_platforms(channel, &top)
             .await
             .map_err(|err| anyhow!("unable to resolve image platforms: {err}"))?
     } else if platforms.is_empty() {
@@ -206,6 +205,49 @@ async fn pull_under(
     }
     println!("done: {}\t", go_duration(start.elapsed()));
     Ok(())
+}
+
+/// containerd's `images.Platforms`: walking from the top, each platform an index names (in
+/// its order, `unknown` ones left out), or the one a config describes; not sorted, not deduplicated.
+async fn image_platforms(channel: &NamespacedChannel, top: &Target) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut pending = vec![oci::descriptor(&top.media_type, &top.digest, top.size)?];
+    while let Some(desc) = pending.pop() {
+        if let Some(p) = desc.platform() {
+            let (os, arch) = (p.os().to_string(), p.architecture().to_string());
+            if os != "unknown" && arch != "unknown" {
+                let mut name = format!("{os}/{arch}");
+                if let Some(variant) = p.variant().as_ref().filter(|v| !v.is_empty()) {
+                    name = format!("{name}/{variant}");
+                }
+                found.push(name);
+            }
+            continue;
+        }
+        let media_type = desc.media_type().to_string();
+        let digest = desc.digest().to_string();
+        if oci::is_index(&media_type) {
+            let bytes = oci::read_blob(channel, &digest).await?;
+            let index = oci_spec::image::ImageIndex::from_reader(&bytes[..])?;
+            pending.extend(index.manifests().iter().rev().cloned());
+        } else if oci::is_manifest(&media_type) {
+            let bytes = oci::read_blob(channel, &digest).await?;
+            let manifest = oci_spec::image::ImageManifest::from_reader(&bytes[..])?;
+            pending.push(manifest.config().clone());
+        } else if oci::is_known_config(&media_type) {
+            let bytes = oci::read_blob(channel, &digest).await?;
+            let config = oci_spec::image::ImageConfiguration::from_reader(&bytes[..])?;
+            found.push(
+                Platform::normalized(
+                    &config.os().to_string(),
+                    &config.architecture().to_string(),
+                    config.variant().as_deref().unwrap_or_default(),
+                )
+                .name(),
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// containerd's `createNewImage`: create, else update the one there.
