@@ -1,9 +1,11 @@
-//! `ctr images pull` with both ctrs from a registry of the test's own (Debian's docker-registry
-//! on a free port of 127.0.0.1, plain HTTP, storage in a temporary directory), into which skopeo
-//! pushes an OCI image built here (three gzip layers, the second whiting out a file of the
-//! first): both ctrs leave the same image, content labels and snapshots; with htpasswd
-//! authentication a pull without `--user` fails alike and one with it succeeds; an ingest half
-//! written before the pull is resumed with a range request for the rest only.
+//! `ctr images pull` and `ctr content fetch` with both ctrs from a registry of the test's own
+//! (Debian's docker-registry on a free port, storage in a temporary directory), into which skopeo
+//! pushes OCI images built here (three gzip layers, the second whiting out a file of the first;
+//! an index of two platforms): both ctrs leave the same image, content labels and snapshots;
+//! an index gives this platform's manifest, `--platform`'s, or all in the index's order; with
+//! htpasswd a pull without `--user` fails alike and one with it succeeds; HTTPS (a CA of the
+//! test's own) needs `--tlscacert` or `-k`; an ingest half written before the pull, or left by a
+//! pull killed mid-layer, is resumed with a range request for the rest only.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -1040,5 +1042,106 @@ async fn https_needs_a_known_ca_or_skip_verify() {
             ],
         );
         assert_unpack_lines(pulled.ok(), &image.manifest, ctr);
+    }
+}
+
+/// `(ref, offset)` of a namespace's ingests.
+async fn ingests(daemon: &Daemon, ns: &str) -> Vec<(String, i64)> {
+    ContentClient::new(daemon.channel())
+        .list_statuses(namespaced(ListStatusesRequest { filters: vec![] }, ns))
+        .await
+        .unwrap()
+        .into_inner()
+        .statuses
+        .into_iter()
+        .map(|s| (s.r#ref, s.offset))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pull_killed_mid_layer_resumes_where_it_stopped() {
+    if !prerequisites() {
+        return;
+    }
+    // One big layer, so that the pull can be caught half-way.
+    let big = noise(16 << 20, 11);
+    let layer = tar_of(&[("big", Some(&big))]);
+    let gz = gzip(&layer);
+    let config = serde_json::json!({
+        "architecture": host_platform().split_once('/').unwrap().1,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(&layer)]},
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": digest_of(&config), "size": config.len()},
+        "layers": [{"mediaType": OCI_GZIP, "digest": digest_of(&gz), "size": gz.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest_of(&manifest), "size": manifest.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let blob = |data: &[u8]| format!("blobs/sha256/{}", hex(&digest_of(data)));
+    let names = [blob(&config), blob(&manifest), blob(&gz)];
+    let archive = tar_of(&[
+        ("oci-layout", Some(br#"{"imageLayoutVersion":"1.0.0"}"#)),
+        ("index.json", Some(&index)),
+        ("blobs", None),
+        ("blobs/sha256", None),
+        (&names[0], Some(&config)),
+        (&names[1], Some(&manifest)),
+        (&names[2], Some(&gz)),
+    ]);
+    let registry = Registry::start(false);
+    registry.push(&archive, "test/big:1", false);
+    let reference = registry.reference("test/big:1");
+    let digest = digest_of(&gz);
+    let ingest_ref = format!("layer-{digest}");
+    for ctr in Ctr::BOTH {
+        let daemon = Daemon::start_default().await;
+        let running = daemon.spawn_ctr(ctr, &["-n", "kill", "images", "pull", &reference]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = ingests(&daemon, "kill").await;
+            if now
+                .iter()
+                .any(|(r, offset)| *r == ingest_ref && *offset > 0 && *offset < gz.len() as i64 / 2)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no ingest of {ingest_ref} half-way: {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        running.kill();
+        // What the daemon holds once the killed ctr's stream has ended (and the registry has
+        // logged the GET it cut).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = registry.blob_gets("test/big", &digest).len();
+        let offset = ingests(&daemon, "kill")
+            .await
+            .into_iter()
+            .find(|(r, _)| *r == ingest_ref)
+            .map(|(_, o)| o)
+            .expect("the ingest stays for resumption");
+        assert!(offset > 0 && offset < gz.len() as i64, "{offset}");
+        let pulled = daemon.ctr(ctr, &["-n", "kill", "images", "pull", &reference]);
+        assert_unpack_lines(pulled.ok(), &digest_of(&manifest), ctr);
+        let gets = registry.blob_gets("test/big", &digest);
+        assert_eq!(
+            gets[before..],
+            [(206, (gz.len() as i64 - offset) as u64)],
+            "{ctr:?}: the layer's GETs after the kill (status, bytes)"
+        );
+        assert!(ingests(&daemon, "kill").await.is_empty());
     }
 }
