@@ -731,7 +731,16 @@ async fn a_half_written_layer_is_resumed_with_a_range_request() {
         let before = registry.blob_gets("test/img", digest).len();
         let pulled = daemon.ctr(
             ctr,
-            &["-n", "resume", "images", "pull", "--plain-http", &reference],
+            &[
+                "-n",
+                "resume",
+                "images",
+                "pull",
+                "--plain-http",
+                "--max-concurrent-downloads",
+                "1",
+                &reference,
+            ],
         );
         assert_unpack_lines(pulled.ok(), &image.manifest, ctr);
         let gets = registry.blob_gets("test/img", digest);
