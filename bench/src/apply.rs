@@ -16,7 +16,6 @@ use rcontainerd_api::services::content::{
     content_client::ContentClient, WriteAction, WriteContentRequest,
 };
 use rcontainerd_api::services::diff::{diff_client::DiffClient, ApplyRequest};
-use rcontainerd_api::services::leases::{leases_client::LeasesClient, CreateRequest};
 use rcontainerd_api::services::snapshots::{
     snapshots_client::SnapshotsClient, PrepareSnapshotRequest,
 };
@@ -110,18 +109,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
 
 async fn measure(plan: &Plan, session: &Session) -> anyhow::Result<Vec<f64>> {
     let channel = session.connect().await?;
-    let headers = Headers::new().namespace(NAMESPACE)?;
-    let expiry = rcontainerd_pkg::time::format_rfc3339(
-        std::time::SystemTime::now() + Duration::from_secs(3600),
-    );
-    LeasesClient::new(channel.clone())
-        .create(headers.request(CreateRequest {
-            id: "apply".into(),
-            labels: HashMap::from([("containerd.io/gc.expire".to_string(), expiry)]),
-        }))
-        .await
-        .context("creating the lease")?;
-    let headers = headers.lease("apply")?;
+    let headers = client::headers(channel.clone(), NAMESPACE, true).await?;
     let mut rates = Vec::new();
     for (i, format) in plan.formats.iter().enumerate() {
         write_blob(&channel, &headers, format).await?;

@@ -854,7 +854,7 @@ fn clean_join(parts: &[&str]) -> String {
     clean_path(&joined)
 }
 
-/// Go's `path.Clean` for the paths a spec holds.
+/// Go's `path.Clean`: for the paths a spec holds, and the member names of an archive.
 pub fn clean_path(path: &str) -> String {
     if path.is_empty() {
         return ".".into();

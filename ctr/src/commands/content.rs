@@ -283,13 +283,18 @@ async fn delete(client: &mut Client, args: &ContentDigests) -> anyhow::Result<()
 async fn get(client: &mut Client, args: &ContentGet) -> anyhow::Result<()> {
     let digest_text = args.digest.clone().unwrap_or_default();
     let info = blob_info(client, &digest_text).await?;
-    if info.size == 0 {
+    print_blob(client, &digest_text, info.size).await
+}
+
+/// Writes the blob `digest` (`size` bytes) to stdout.
+pub async fn print_blob(client: &mut Client, digest: &str, size: i64) -> anyhow::Result<()> {
+    if size == 0 {
         return Ok(());
     }
     let request = ReadContentRequest {
-        digest: digest_text,
+        digest: digest.to_string(),
         offset: 0,
-        size: info.size,
+        size,
     };
     let mut stream = client
         .read(request)

@@ -34,6 +34,7 @@ use crate::errors::RpcError;
 use crate::gojson::Json;
 use crate::image_content::Target;
 use crate::oci::{self, BlobWriter, Opened, Platform, PlatformMatcher};
+use crate::spec::clean_path;
 use crate::unpack;
 
 /// The OCI image layout version containerd 1.6 reads.
@@ -305,31 +306,6 @@ async fn children_of(
     }
 }
 
-/// Go's `path.Clean` for the relative names of an archive.
-fn clean(name: &str) -> String {
-    let rooted = name.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
-}
-
 fn dir(name: &str) -> &str {
     match name.rfind('/') {
         Some(i) => &name[..i],
@@ -428,12 +404,12 @@ async fn import_index(
                 .link_name_bytes()
                 .map(|l| String::from_utf8_lossy(&l).into_owned())
                 .unwrap_or_default();
-            symlinks.insert(name.clone(), clean(&format!("{}/{link}", dir(&name))));
+            symlinks.insert(name.clone(), clean_path(&format!("{}/{link}", dir(&name))));
         }
         if kind != tar::EntryType::Regular {
             continue;
         }
-        let member = clean(&name);
+        let member = clean_path(&name);
         let size = entry.header().size().map_err(tar_error)? as i64;
         if member == "oci-layout" {
             let mut text = Vec::new();
@@ -677,7 +653,7 @@ async fn resolve_layers(
     let mut layers: Vec<(Blob, Option<String>)> = Vec::new();
     let mut filters = Vec::new();
     for file in files {
-        let Some(blob) = blobs.get(&clean(file)).or_else(|| blobs.get(file)) else {
+        let Some(blob) = blobs.get(&clean_path(file)).or_else(|| blobs.get(file)) else {
             bail!("layer {file:?} not found");
         };
         filters.push(format!(
@@ -813,11 +789,11 @@ mod tests {
 
     #[test]
     fn cleans_paths_like_go() {
-        assert_eq!(clean("./index.json"), "index.json");
-        assert_eq!(clean("a/../b/./c"), "b/c");
-        assert_eq!(clean("abc/layer.tar"), "abc/layer.tar");
+        assert_eq!(clean_path("./index.json"), "index.json");
+        assert_eq!(clean_path("a/../b/./c"), "b/c");
+        assert_eq!(clean_path("abc/layer.tar"), "abc/layer.tar");
         assert_eq!(
-            clean(&format!("{}/{}", dir("x/layer.tar"), "../y/layer.tar")),
+            clean_path(&format!("{}/{}", dir("x/layer.tar"), "../y/layer.tar")),
             "y/layer.tar"
         );
     }

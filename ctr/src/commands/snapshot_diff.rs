@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use anyhow::anyhow;
 use rcontainerd_api::client::NamespacedChannel;
 use rcontainerd_api::services::content::content_client::ContentClient;
-use rcontainerd_api::services::content::ReadContentRequest;
 use rcontainerd_api::services::diff::diff_client::DiffClient;
 use rcontainerd_api::services::diff::DiffRequest;
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
@@ -16,9 +15,8 @@ use rcontainerd_api::services::snapshots::{
     Kind, MountsRequest, RemoveSnapshotRequest, StatSnapshotRequest, ViewSnapshotRequest,
 };
 use rcontainerd_api::types::Mount;
-use tokio::io::AsyncWriteExt;
 
-use super::content::stdout_failure;
+use super::content::print_blob;
 use super::leases::TemporaryLease;
 use crate::cli::SnapshotDiff;
 use crate::errors::RpcError;
@@ -100,7 +98,8 @@ async fn diff_and_print(
         .map_err(RpcError::from);
     remove_views(&mut snapshots, lease, snapshotter, &[&upper, &lower]).await;
     let layer = made?.into_inner().diff.unwrap_or_default();
-    print_blob(lease, &layer.digest, layer.size).await
+    let mut content = ContentClient::new(lease.channel());
+    print_blob(&mut content, &layer.digest, layer.size).await
 }
 
 async fn stat(
@@ -199,29 +198,4 @@ fn unique_part() -> String {
         .unwrap_or_default()
         .as_nanos();
     format!("{:09}", nanos % 1_000_000_000)
-}
-
-async fn print_blob(lease: &TemporaryLease, digest: &str, size: i64) -> anyhow::Result<()> {
-    if size == 0 {
-        return Ok(());
-    }
-    let mut stream = ContentClient::new(lease.channel())
-        .read(ReadContentRequest {
-            digest: digest.to_string(),
-            offset: 0,
-            size,
-        })
-        .await
-        .map_err(RpcError::from)?
-        .into_inner();
-    let mut stdout = tokio::io::stdout();
-    while let Some(response) = stream.message().await.map_err(RpcError::from)? {
-        if let Err(err) = stdout.write_all(&response.data).await {
-            return Err(stdout_failure(&err));
-        }
-    }
-    if let Err(err) = stdout.flush().await {
-        return Err(stdout_failure(&err));
-    }
-    Ok(())
 }
