@@ -124,6 +124,12 @@ pub struct Job {
 pub struct Progress {
     pub resolved: bool,
     pub jobs: Vec<Job>,
+    /// The resolved top descriptor.
+    pub top: Option<Descriptor>,
+    /// Digests of the blobs in the content store now (written, or there already).
+    pub committed: std::collections::HashSet<String>,
+    /// The fetch is over (whether it succeeded or not).
+    pub finished: bool,
 }
 
 pub type SharedProgress = Arc<Mutex<Progress>>;
@@ -131,6 +137,13 @@ pub type SharedProgress = Arc<Mutex<Progress>>;
 fn set_status(progress: &SharedProgress, key: &str, status: JobStatus) {
     let mut progress = progress.lock().unwrap_or_else(|p| p.into_inner());
     progress.resolved = true;
+    if matches!(status, JobStatus::Done { .. } | JobStatus::Exists) {
+        // `<kind>-[<name>@]<digest>`
+        if let Some((_, rest)) = key.split_once('-') {
+            let digest = rest.rsplit('@').next().unwrap_or(rest);
+            progress.committed.insert(digest.to_string());
+        }
+    }
     match progress.jobs.iter_mut().find(|j| j.key == key) {
         Some(job) => job.status = status,
         None => progress.jobs.push(Job {
@@ -390,6 +403,7 @@ pub async fn fetch(
 ) -> anyhow::Result<Descriptor> {
     let started = std::time::SystemTime::now();
     let (top, top_bytes) = remote.resolve().await?;
+    progress.lock().unwrap_or_else(|p| p.into_inner()).top = Some(top.clone());
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut pending: Vec<(Descriptor, Option<Vec<u8>>, bool)> =
         vec![(top.clone(), Some(top_bytes), true)];

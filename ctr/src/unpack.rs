@@ -103,50 +103,10 @@ pub async fn unpack_under(
     if diff_ids.len() != manifest.layers().len() {
         anyhow::bail!("mismatched image rootfs and manifest layers");
     }
-    let mut snapshots = SnapshotsClient::new(channel.clone());
     let mut chain: Vec<String> = Vec::new();
     for (layer, diff_id) in manifest.layers().iter().zip(&diff_ids) {
-        let mut next = chain.clone();
-        next.push(diff_id.clone());
-        let chain_now = chain_id(&next).unwrap_or_default();
-        let applied = match snapshots
-            .stat(StatSnapshotRequest {
-                snapshotter: snapshotter.to_string(),
-                key: chain_now.clone(),
-            })
-            .await
-        {
-            Ok(_) => false,
-            Err(status) if status.code() == Code::NotFound => {
-                let parent = chain_id(&chain).unwrap_or_default();
-                apply_layer(
-                    channel,
-                    lease,
-                    snapshotter,
-                    layer,
-                    diff_id,
-                    &parent,
-                    &chain_now,
-                )
-                .await?
-            }
-            Err(status) => {
-                return Err(anyhow!(
-                    "failed to stat snapshot {chain_now}: {}",
-                    RpcError::from(status)
-                ))
-            }
-        };
-        if applied {
-            oci::set_content_labels(
-                channel,
-                lease,
-                layer.digest().as_ref(),
-                BTreeMap::from([(oci::UNCOMPRESSED_LABEL.to_string(), diff_id.clone())]),
-            )
-            .await?;
-        }
-        chain = next;
+        unpack_layer(channel, lease, snapshotter, layer, diff_id, &chain).await?;
+        chain.push(diff_id.clone());
     }
     let top = chain_id(&chain).unwrap_or_default();
     oci::set_content_labels(
@@ -160,6 +120,60 @@ pub async fn unpack_under(
     )
     .await?;
     Ok(top)
+}
+
+/// Unpacks one layer on the layers of `chain` (their diff IDs): the snapshot named by the chain
+/// ID with this layer is used if it exists, else the layer is applied and its blob labelled
+/// with its diff ID. `images pull` calls it for each layer as soon as the layer is in.
+pub async fn unpack_layer(
+    channel: &NamespacedChannel,
+    lease: &impl LeaseHeader,
+    snapshotter: &str,
+    layer: &oci_spec::image::Descriptor,
+    diff_id: &str,
+    chain: &[String],
+) -> anyhow::Result<()> {
+    let mut next = chain.to_vec();
+    next.push(diff_id.to_string());
+    let chain_now = chain_id(&next).unwrap_or_default();
+    let applied = match SnapshotsClient::new(channel.clone())
+        .stat(StatSnapshotRequest {
+            snapshotter: snapshotter.to_string(),
+            key: chain_now.clone(),
+        })
+        .await
+    {
+        Ok(_) => false,
+        Err(status) if status.code() == Code::NotFound => {
+            let parent = chain_id(chain).unwrap_or_default();
+            apply_layer(
+                channel,
+                lease,
+                snapshotter,
+                layer,
+                diff_id,
+                &parent,
+                &chain_now,
+            )
+            .await?
+        }
+        Err(status) => {
+            return Err(anyhow!(
+                "failed to stat snapshot {chain_now}: {}",
+                RpcError::from(status)
+            ))
+        }
+    };
+    if applied {
+        oci::set_content_labels(
+            channel,
+            lease,
+            layer.digest().as_ref(),
+            BTreeMap::from([(oci::UNCOMPRESSED_LABEL.to_string(), diff_id.to_string())]),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Applies one layer as snapshot `chain_now` on `parent`; false if another unpack committed

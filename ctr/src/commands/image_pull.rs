@@ -24,7 +24,7 @@ use super::leases::TemporaryLease;
 use crate::cli::{ContentFetch, ImagesPull};
 use crate::errors::RpcError;
 use crate::fetch::{self, FetchOptions, JobStatus, Progress, Remote, SharedProgress};
-use crate::image_content::Target;
+use crate::image_content::{self, ContentReader, Target};
 use crate::oci::{self, Platform, PlatformMatcher};
 use crate::tabwriter::TabWriter;
 use crate::units::human_bytes;
@@ -118,7 +118,16 @@ pub async fn fetch_content(
     };
     let remote = Remote::new(&name, &args.registry, DEFAULT_CONCURRENCY)?;
     let lease = TemporaryLease::create(channel.clone()).await?;
-    let fetched = fetch_image(&channel, &lease, &remote, &options, debug, &args.labels).await;
+    let fetched = fetch_image(
+        &channel,
+        &lease,
+        &remote,
+        &options,
+        debug,
+        &args.labels,
+        None,
+    )
+    .await;
     lease.release().await;
     fetched.map(|_| ())
 }
@@ -131,16 +140,27 @@ async fn fetch_image(
     options: &FetchOptions,
     debug: bool,
     labels: &[String],
+    early: Option<(&str, &str)>,
 ) -> anyhow::Result<Image> {
     let progress = SharedProgress::default();
     let started = Instant::now();
     let mut display = (!debug).then(|| Display::new(&remote.name, started));
     let fetching = fetch::fetch(channel, lease, remote, options, &progress);
     tokio::pin!(fetching);
+    // Layers are unpacked as they come in; a failure there is left to the unpack after the
+    // fetch, which does what is left and reports.
+    let unpacking = async {
+        if let Some((platform, snapshotter)) = early {
+            let _ = unpack_early(channel, lease, &progress, platform, snapshotter).await;
+        }
+    };
+    tokio::pin!(unpacking);
+    let mut unpacked = false;
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     let fetched = loop {
         tokio::select! {
             result = &mut fetching => break result,
+            _ = &mut unpacking, if !unpacked => unpacked = true,
             _ = ticker.tick() => {
                 if let Some(display) = &mut display {
                     display.update(&progress);
@@ -148,6 +168,10 @@ async fn fetch_image(
             }
         }
     };
+    progress.lock().unwrap_or_else(|p| p.into_inner()).finished = true;
+    if !unpacked {
+        unpacking.await;
+    }
     let top = match fetched {
         Ok(top) => top,
         Err(err) => {
@@ -175,7 +199,16 @@ async fn pull_under(
     args: &ImagesPull,
     platforms: Vec<Platform>,
 ) -> anyhow::Result<()> {
-    let image = fetch_image(channel, lease, remote, options, debug, &args.labels).await?;
+    let snapshotter =
+        unpack::resolve_snapshotter(channel, namespace, args.snapshotter.as_deref()).await?;
+    // One platform to unpack: its layers are unpacked while the others download.
+    let early_platform = match (args.all_platforms, platforms.as_slice()) {
+        (false, []) => Some(Platform::host().name()),
+        (false, [one]) => Some(one.name()),
+        _ => None,
+    };
+    let early = early_platform.as_deref().map(|p| (p, snapshotter.as_str()));
+    let image = fetch_image(channel, lease, remote, options, debug, &args.labels, early).await?;
     let target = image.target.unwrap_or_default();
     let top = Target {
         media_type: target.media_type.clone(),
@@ -192,8 +225,6 @@ async fn pull_under(
     } else {
         platforms.iter().map(Platform::name).collect()
     };
-    let snapshotter =
-        unpack::resolve_snapshotter(channel, namespace, args.snapshotter.as_deref()).await?;
     let start = Instant::now();
     for platform in &platforms {
         println!("unpacking {platform} {}...", top.digest);
@@ -204,6 +235,77 @@ async fn pull_under(
         }
     }
     println!("done: {}\t", go_duration(start.elapsed()));
+    Ok(())
+}
+
+/// Unpacks the image for `platform` layer by layer as the fetch brings the blobs in: the
+/// manifest (through the index), the config, then each layer once it and those below it are
+/// in. Ends when done, or when the fetch is over and something it needs is not there.
+async fn unpack_early(
+    channel: &NamespacedChannel,
+    lease: &TemporaryLease,
+    progress: &SharedProgress,
+    platform: &str,
+    snapshotter: &str,
+) -> anyhow::Result<()> {
+    let pause = || tokio::time::sleep(Duration::from_millis(20));
+    let state = |digest: Option<&str>| {
+        let p = progress.lock().unwrap_or_else(|p| p.into_inner());
+        let present = digest.is_some_and(|d| p.committed.contains(d));
+        (present, p.finished, p.top.clone())
+    };
+    let mut reader = ContentReader::new(channel.clone());
+    let manifest = loop {
+        let (_, finished, top) = state(None);
+        if let Some(top) = top {
+            if state(Some(top.digest().as_ref())).0 {
+                let target = Target {
+                    media_type: top.media_type().to_string(),
+                    digest: top.digest().to_string(),
+                    size: top.size() as i64,
+                    platform: None,
+                };
+                match reader.manifest(&target, platform).await {
+                    Ok(manifest) => break manifest,
+                    Err(err) if finished || !image_content::is_missing(&err) => return Err(err),
+                    Err(_) => {}
+                }
+            }
+        }
+        if finished {
+            return Ok(());
+        }
+        pause().await;
+    };
+    let wait_for = |digest: String| async move {
+        loop {
+            let (present, finished, _) = state(Some(&digest));
+            if present {
+                return true;
+            }
+            if finished {
+                return false;
+            }
+            pause().await;
+        }
+    };
+    if !wait_for(manifest.config().digest().to_string()).await {
+        return Ok(());
+    }
+    let config = oci::read_blob(channel, manifest.config().digest().as_ref()).await?;
+    let config = oci_spec::image::ImageConfiguration::from_reader(&config[..])?;
+    let diff_ids = config.rootfs().diff_ids().to_vec();
+    if diff_ids.len() != manifest.layers().len() {
+        return Ok(());
+    }
+    let mut chain = Vec::new();
+    for (layer, diff_id) in manifest.layers().iter().zip(&diff_ids) {
+        if !wait_for(layer.digest().to_string()).await {
+            return Ok(());
+        }
+        unpack::unpack_layer(channel, lease, snapshotter, layer, diff_id, &chain).await?;
+        chain.push(diff_id.clone());
+    }
     Ok(())
 }
 
@@ -514,6 +616,7 @@ mod tests {
                     status: JobStatus::Exists,
                 },
             ],
+            ..Default::default()
         };
         let text = final_frame(
             "example.com/a:1",
