@@ -814,8 +814,20 @@ async fn a_create_publishes_the_events_containerds_does() {
     let mut seen: Option<Vec<String>> = None;
     for daemon in &daemons {
         let events = Ctr::Debian.spawn(&daemon.socket(), &["events"]);
+        // Subscribed once an event made afterwards shows: only then do the creates begin.
+        for attempt in 0..200 {
+            let marker = format!("ev-subscribed-{attempt}");
+            daemon
+                .ctr(Ctr::Debian, &["namespaces", "create", &marker])
+                .ok();
+            std::thread::sleep(Duration::from_millis(100));
+            if events.stdout().contains("ev-subscribed-") {
+                break;
+            }
+            assert!(attempt < 199, "ctr events never showed an event");
+        }
         let mut segments = Vec::new();
-        let mut printed_before = 0;
+        let mut printed_before = events.stdout().len();
         for which in Ctr::BOTH {
             let id = format!("ev-{}", format!("{which:?}").to_lowercase());
             daemon
