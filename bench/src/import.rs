@@ -113,56 +113,65 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
 
 /// Starts the contestant in a fresh directory, times one import, stops it and removes the directory.
 fn import_once(plan: &Plan, contestant: &Contestant) -> anyhow::Result<f64> {
-    let dir = WorkDir::new(plan.tmp_dir.as_deref())?;
+    let tarball = plan.tarball.display().to_string();
+    let args = [
+        "images",
+        "import",
+        "--snapshotter",
+        "overlayfs",
+        tarball.as_str(),
+    ];
+    timed_ctr(
+        contestant,
+        plan.tmp_dir.as_deref(),
+        plan.boot_timeout,
+        &plan.ctr,
+        &args,
+    )
+}
+
+/// Starts the contestant in a fresh directory, times `ctr -n bench-import <args>` against it, checks
+/// an overlayfs snapshot was made (the image was unpacked), stops it and removes the directory.
+pub fn timed_ctr(
+    contestant: &Contestant,
+    tmp_dir: Option<&Path>,
+    boot_timeout: Duration,
+    ctr: &Path,
+    args: &[&str],
+) -> anyhow::Result<f64> {
+    let dir = WorkDir::new(tmp_dir)?;
     let mut launch = contestant.subject.prepare(dir.path())?;
     for (k, v) in &contestant.env {
         launch.command.env(k, v);
     }
-    let (daemon, _, _) = boot::boot(plan.boot_timeout, &contestant.subject, &mut launch)?;
-    // Settle: the page cache holds the tarball; the disk has caught up with the last round.
+    let (daemon, _, _) = boot::boot(boot_timeout, &contestant.subject, &mut launch)?;
+    let run = |args: &[&str]| {
+        Command::new(ctr)
+            .arg("--address")
+            .arg(&launch.socket)
+            .args(["-n", NAMESPACE])
+            .args(args)
+            .env_remove("CONTAINERD_ADDRESS")
+            .env_remove("CONTAINERD_NAMESPACE")
+            .output()
+            .with_context(|| format!("running {} {args:?}", ctr.display()))
+    };
+    // Settle: the page cache holds the input; the disk has caught up with the last round.
     Command::new("sync").status().context("sync")?;
     let start = Instant::now();
-    let out = Command::new(&plan.ctr)
-        .arg("--address")
-        .arg(&launch.socket)
-        .args([
-            "-n",
-            NAMESPACE,
-            "images",
-            "import",
-            "--snapshotter",
-            "overlayfs",
-        ])
-        .arg(&plan.tarball)
-        .env_remove("CONTAINERD_ADDRESS")
-        .env_remove("CONTAINERD_NAMESPACE")
-        .output()
-        .context("running ctr images import")?;
+    let out = run(args)?;
     let elapsed = start.elapsed().as_secs_f64();
     if !out.status.success() {
         bail!(
-            "ctr images import failed: {}\n{}",
+            "ctr {args:?} failed: {}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // The import must have unpacked: the image's snapshot chain exists.
-    let check = Command::new(&plan.ctr)
-        .arg("--address")
-        .arg(&launch.socket)
-        .args([
-            "-n",
-            NAMESPACE,
-            "snapshots",
-            "--snapshotter",
-            "overlayfs",
-            "ls",
-        ])
-        .output()
-        .context("running ctr snapshots ls")?;
+    let check = run(&["snapshots", "--snapshotter", "overlayfs", "ls"])?;
     let listed = String::from_utf8_lossy(&check.stdout);
     if listed.lines().count() < 2 {
-        bail!("no snapshot after the import:\n{listed}");
+        bail!("no snapshot after ctr {args:?}:\n{listed}");
     }
     daemon.stop()?;
     dir.remove()?;
@@ -426,6 +435,11 @@ pub fn filesystem_of(dir: Option<&Path>) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "an unknown filesystem".into())
+}
+
+/// Makes the import tarball unless it exists.
+pub fn ensure(tarball: &Path, source: &Path, layer_mib: u64) -> anyhow::Result<()> {
+    ensure_tarball(tarball, source, layer_mib).map(drop)
 }
 
 /// The layer of the import tarball (made when missing) as its plain tar.

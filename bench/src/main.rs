@@ -12,6 +12,7 @@ mod gc;
 mod import;
 mod probe;
 mod procfs;
+mod pull;
 mod records;
 mod report;
 mod restart;
@@ -51,8 +52,35 @@ enum Command {
     Import(ImportArgs),
     /// Diff.Apply MB/s of the import benchmark's layer as plain tar, gzip and zstd.
     Apply(ApplyArgs),
+    /// `ctr images pull` of the import benchmark's image from a local registry: our ctr into
+    /// rcontainerd, containerd's into containerd.
+    Pull(PullArgs),
     /// Restart on a large store: exec → first answered Version and data calls (warm and cold cache).
     Restart(RestartArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct PullArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// Our ctr [default: next to the rcontainerd binary].
+    #[arg(long)]
+    our_ctr: Option<PathBuf>,
+    /// containerd's ctr.
+    #[arg(long, default_value = "/usr/bin/ctr")]
+    ctr: PathBuf,
+    /// The import benchmark's tarball, pushed to the registry; made (and kept) when missing.
+    #[arg(long, default_value = "/var/tmp/rcontainerd-bench-import.tar")]
+    tarball: PathBuf,
+    /// Where the layer's files come from when the tarball is made.
+    #[arg(long, default_value = "/usr/lib")]
+    source: PathBuf,
+    /// File data in the layer when the tarball is made.
+    #[arg(long, default_value_t = 600)]
+    layer_mib: u64,
+    /// Run the daemons on a tmpfs mounted for the run.
+    #[arg(long)]
+    tmpfs: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -361,6 +389,40 @@ fn main() -> anyhow::Result<()> {
             };
             let results = import::run(&plan)?;
             print!("{}", import::render(&plan, &results));
+            drop(tmpfs);
+            Ok(())
+        }
+        Command::Pull(args) => {
+            let subjects = args.compare.subjects();
+            let rcontainerd = subjects[0].binary().to_path_buf();
+            let our_ctr = args
+                .our_ctr
+                .clone()
+                .unwrap_or_else(|| rcontainerd.with_file_name("ctr"));
+            let tmpfs = if args.tmpfs {
+                Some(import::Tmpfs::mount(args.compare.tmp_dir.as_deref())?)
+            } else {
+                None
+            };
+            let tmp_dir = match &tmpfs {
+                Some(t) => Some(t.path().to_path_buf()),
+                None => args.compare.tmp_dir.clone(),
+            };
+            // The tarball is made here when missing (the import benchmark's).
+            import::ensure(&args.tarball, &args.source, args.layer_mib)?;
+            let mut contestants = import::contestants(subjects[0].clone(), subjects[1].clone());
+            contestants.truncate(2);
+            let plan = pull::Plan {
+                contestants,
+                ctrs: vec![our_ctr, args.ctr],
+                rounds: args.compare.rounds,
+                tarball: args.tarball,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                filesystem: import::filesystem_of(tmp_dir.as_deref()),
+                tmp_dir,
+            };
+            let results = pull::run(&plan)?;
+            print!("{}", pull::render(&plan, &results));
             drop(tmpfs);
             Ok(())
         }
