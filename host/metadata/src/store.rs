@@ -159,20 +159,36 @@ impl MetadataStore {
     /// Once every family is flushed those WAL files are obsolete and RocksDB
     /// deletes them. Durability does not depend on it: the WAL stays on.
     pub fn flush(&self) -> Result<()> {
-        self.db
-            .flush_wal(true)
-            .map_err(|e| storage_error("sync wal", e))?;
         let default = self
             .db
             .cf_handle(DEFAULT_COLUMN_FAMILY_NAME)
             .ok_or_else(|| Error::internal("metadata: default column family is missing"))?;
+        // `meta` last: see below.
+        let families: Vec<(&str, &ColumnFamily)> = std::iter::once(("default", default))
+            .chain(Cf::ALL.into_iter().map(|cf| (cf.name(), self.cf(cf))))
+            .filter(|(name, _)| *name != Cf::Meta.name())
+            .chain(std::iter::once((Cf::Meta.name(), self.cf(Cf::Meta))))
+            .collect();
+        // RocksDB skips the flush of an empty memtable, so after a start that
+        // wrote nothing no flush would run, and the manifest's oldest WAL to
+        // keep (computed by a flush from every family's log number) would not
+        // move: one more empty WAL file per start (21 after 22 starts). A
+        // deletion of the empty key (never a record: keys start with a
+        // non-empty identifier) gives `meta` something to flush; flushed after
+        // the others, its flush sees every family past the old WAL files.
+        // One family only, so a stop adds one tiny SST file, not one per family.
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(Cf::Meta), b"");
         self.db
-            .flush_cf(default)
-            .map_err(|e| storage_error("flush default", e))?;
-        for cf in Cf::ALL {
+            .write_opt(batch, &WriteOptions::default())
+            .map_err(|e| storage_error("flush marker", e))?;
+        self.db
+            .flush_wal(true)
+            .map_err(|e| storage_error("sync wal", e))?;
+        for (name, cf) in families {
             self.db
-                .flush_cf(self.cf(cf))
-                .map_err(|e| storage_error(&format!("flush {}", cf.name()), e))?;
+                .flush_cf(cf)
+                .map_err(|e| storage_error(&format!("flush {name}"), e))?;
         }
         Ok(())
     }
@@ -629,13 +645,16 @@ mod tests {
         let root = dir.path().join("io.containerd.metadata.v1.bolt");
         let db = store.path().to_path_buf();
         drop(store);
-        for round in 0..5u8 {
+        for round in 0..20u8 {
             let store = MetadataStore::open(&root).unwrap();
-            let mut batch = WriteBatch::default();
-            batch.put_cf(store.cf(Cf::Images), [b'n', b's', 0, round], b"v");
-            batch.put_cf(store.cf(Cf::Meta), [b'k', round], b"v");
-            store.write(batch).unwrap();
-            assert!(wal_files(&db).0 > 0, "the write went to the WAL");
+            // Every other start writes nothing (a restart that serves only reads).
+            if round % 2 == 0 {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(store.cf(Cf::Images), [b'n', b's', 0, round], b"v");
+                batch.put_cf(store.cf(Cf::Meta), [b'k', round], b"v");
+                store.write(batch).unwrap();
+                assert!(wal_files(&db).0 > 0, "the write went to the WAL");
+            }
             store.flush().unwrap();
             drop(store);
             // Obsolete WAL files are deleted right after the flush job, on RocksDB's thread.
@@ -645,13 +664,14 @@ mod tests {
             }
             assert_eq!(wal_files(&db).0, 0, "round {round}: WAL still holds writes");
         }
+        // A few empty WAL files from the shutdown flush's memtable switches, not one per start.
         assert!(
-            wal_files(&db).1 <= 2,
+            wal_files(&db).1 <= Cf::ALL.len() + 3,
             "WAL files pile up: {:?}",
             wal_files(&db)
         );
         let store = MetadataStore::open(&root).unwrap();
-        for round in 0..5u8 {
+        for round in (0..20u8).step_by(2) {
             assert!(store
                 .get(Cf::Images, &[b'n', b's', 0, round])
                 .unwrap()
