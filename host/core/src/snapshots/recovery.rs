@@ -22,7 +22,8 @@
 //! collide with them). The orphan pass needs this snapshotter's records as
 //! well (a scan of every record), so it runs after the store opened, on a
 //! thread of its own ([`remove_orphans_walked`] with that walk), while the
-//! server already answers: see [`remove_orphans`] for why that is safe.
+//! server already answers: see [`remove_orphans_walked`] for why that is
+//! safe.
 
 use std::collections::{BTreeMap, HashSet};
 
