@@ -120,6 +120,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     server::serve(&registry, listener, &socket, started, shutdown)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
+    rcontainerd_core::metadata::flush_at_shutdown(&registry);
     tracing::info!("rcontainerd stopped");
     Ok(())
 }

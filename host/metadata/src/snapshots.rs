@@ -282,18 +282,18 @@ impl Snapshots<'_> {
     }
 
     /// The driver keys of every record of `snapshotter`, in all namespaces.
+    /// Reads only this snapshotter's records: one seek per namespace that
+    /// holds snapshots, then a prefix scan of `namespace \0 snapshotter \0`
+    /// (other snapshotters' records are skipped over, not read).
     pub fn driver_keys(&self) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
-        for item in self.store.scan_prefix(Cf::Snapshots, b"") {
-            let (key, value) = item?;
-            let (_namespace, rest) = keys::split_first(&key);
-            let Some(rest) = rest else { continue };
-            let (owner, name) = keys::split_first(rest);
-            if owner != self.snapshotter.as_bytes() {
-                continue;
+        for namespace in self.store.distinct_children(Cf::Snapshots, b"")? {
+            let prefix = keys::snapshotter_prefix(&namespace, self.snapshotter);
+            for item in self.store.scan_prefix(Cf::Snapshots, &prefix) {
+                let (key, value) = item?;
+                let name = utf8("snapshot", &key[prefix.len()..])?;
+                found.insert(SnapshotRecord::decode(name, &value)?.driver_key);
             }
-            let name = utf8("snapshot", name.unwrap_or_default())?;
-            found.insert(SnapshotRecord::decode(name, &value)?.driver_key);
         }
         Ok(found)
     }
@@ -484,6 +484,36 @@ mod tests {
     }
 
     use rcontainerd_pkg::labels::from_pairs as labels;
+
+    #[test]
+    fn driver_keys_are_one_snapshotters_in_every_namespace() {
+        let (_dir, store) = open_temp();
+        let mut id = 0;
+        // "o" is a prefix of "overlay" and "a" sorts before and "z" after it in every namespace.
+        for namespace in ["a", "default", "k8s.io", "z"] {
+            for snapshotter in ["a", "o", "overlay", "z"] {
+                for name in ["x", "y"] {
+                    id += 1;
+                    let key = driver_key(namespace, id, &format!("{snapshotter}-{name}"));
+                    let rec = record(name, SnapshotKind::Active, "", &key);
+                    store
+                        .snapshots(snapshotter)
+                        .finish_create(namespace, id, &rec)
+                        .unwrap();
+                }
+            }
+        }
+        for snapshotter in ["a", "o", "overlay", "z"] {
+            let keys = store.snapshots(snapshotter).driver_keys().unwrap();
+            assert_eq!(keys.len(), 8, "{snapshotter}: {keys:?}");
+            let own = format!("/{snapshotter}-");
+            assert!(
+                keys.iter().all(|k| k.contains(&own)),
+                "{snapshotter}: {keys:?}"
+            );
+        }
+        assert!(store.snapshots("ov").driver_keys().unwrap().is_empty());
+    }
 
     #[test]
     fn driver_keys_carry_namespace_counter_and_name() {

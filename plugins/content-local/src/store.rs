@@ -1,6 +1,8 @@
 //! The local content store: blob records, readers, writers and ingest bookkeeping.
 
 use std::{
+    collections::HashSet,
+    ffi::OsString,
     fs::{self, File},
     io::ErrorKind as IoKind,
     path::PathBuf,
@@ -48,9 +50,19 @@ impl LocalStore {
     }
 
     fn blob_info(&self, digest: &BlobDigest) -> Result<Info> {
+        self.blob_info_with(digest, true)
+    }
+
+    /// The info of `digest`; its labels file is only read when `has_labels` (a caller that
+    /// listed the labels directory knows which blobs have one).
+    fn blob_info_with(&self, digest: &BlobDigest, has_labels: bool) -> Result<Info> {
         let path = self.layout.blob(digest);
         let meta = fs::metadata(&path).map_err(|err| blob_error(digest, err))?;
-        let (labels, labels_changed) = labels::load(&self.layout, digest)?;
+        let (labels, labels_changed) = if has_labels {
+            labels::load(&self.layout, digest)?
+        } else {
+            Default::default()
+        };
         let created = modified_nanos(&meta);
         Ok(Info {
             digest: digest.to_string(),
@@ -97,6 +109,19 @@ impl Store for LocalStore {
     }
 
     fn list(&self) -> Result<Vec<Info>> {
+        // One listing of the labels directory instead of a failing open per unlabelled blob
+        // (most blobs have no labels file; the first full collection lists them all).
+        let labels_dir = self.layout.labels_dir();
+        let labelled: HashSet<OsString> = match fs::read_dir(&labels_dir) {
+            Ok(entries) => entries.flatten().map(|e| e.file_name()).collect(),
+            Err(err) if err.kind() == IoKind::NotFound => HashSet::new(),
+            Err(err) => {
+                return Err(PluginError::io(
+                    format!("list {}", labels_dir.display()),
+                    err,
+                ))
+            }
+        };
         let dir = self.layout.blobs_dir();
         let entries = fs::read_dir(&dir)
             .map_err(|err| PluginError::io(format!("list {}", dir.display()), err))?;
@@ -109,7 +134,7 @@ impl Store for LocalStore {
                 continue;
             };
             let digest = BlobDigest::parse(&format!("sha256:{name}"))?;
-            match self.blob_info(&digest) {
+            match self.blob_info_with(&digest, labelled.contains(entry.file_name().as_os_str())) {
                 Ok(info) => infos.push(info),
                 // Deleted while listing.
                 Err(err) if err.kind == rcontainerd_plugin_api::ErrorKind::NotFound => {}

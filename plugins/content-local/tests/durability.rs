@@ -249,6 +249,40 @@ fn labels_survive_a_restart_and_leave_with_the_blob() {
 }
 
 #[test]
+fn list_gives_labels_to_the_labelled_blobs_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path().to_path_buf()).unwrap();
+    let labels: Labels = [("k".to_string(), "v".to_string())].into();
+    let mut labelled = Vec::new();
+    for i in 0..6u8 {
+        let data = [i; 5];
+        let digest = digest_of(&data);
+        let mut writer = store.writer(options(&format!("r{i}"))).unwrap();
+        writer.write(0, &data).unwrap();
+        let with = if i % 2 == 0 {
+            labels.clone()
+        } else {
+            Labels::new()
+        };
+        writer.commit(5, &digest, with).unwrap();
+        if i % 2 == 0 {
+            labelled.push(digest);
+        }
+    }
+    let listed = store.list().unwrap();
+    assert_eq!(listed.len(), 6);
+    for info in listed {
+        let want = if labelled.contains(&info.digest) {
+            labels.clone()
+        } else {
+            Labels::new()
+        };
+        assert_eq!(info.labels, want, "{}", info.digest);
+        assert_eq!(info, store.info(&info.digest).unwrap());
+    }
+}
+
+#[test]
 fn stray_files_are_not_listed() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::open(dir.path().to_path_buf()).unwrap();

@@ -19,7 +19,7 @@ mod recovery;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use rcontainerd_plugin_api::snapshot::{self as driver, Mount, Snapshotter, Usage};
@@ -47,6 +47,9 @@ pub struct SnapshotStore {
     locks: NameLocks,
     /// The last number handed out for driver keys and intents.
     counter: AtomicU64,
+    /// The driver's walk at open, until the deferred orphan pass takes it
+    /// ([`SnapshotStore::remove_startup_orphans`]).
+    startup_walk: Mutex<Option<Vec<driver::Info>>>,
 }
 
 impl std::fmt::Debug for SnapshotStore {
@@ -85,7 +88,10 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 
 impl SnapshotStore {
     /// Wraps `driver` (registered as `snapshotter`): resolves intents left
-    /// by a crash and removes orphaned driver snapshots before returning.
+    /// by a crash and moves the counter past every key in use before
+    /// returning. Orphaned driver snapshots are removed later, by
+    /// [`SnapshotStore::remove_startup_orphans`] (`SnapshotStores::open_all`
+    /// runs it on a thread of its own): finding them reads every record.
     pub fn open(
         snapshotter: &str,
         driver: Arc<dyn Snapshotter>,
@@ -98,9 +104,32 @@ impl SnapshotStore {
             meta,
             locks: NameLocks::default(),
             counter: AtomicU64::new(counter),
+            startup_walk: Mutex::new(None),
         };
-        recovery::recover(&store)?;
+        let walked = recovery::recover(&store)?;
+        *store.lock_startup_walk() = walked;
         Ok(store)
+    }
+
+    fn lock_startup_walk(&self) -> std::sync::MutexGuard<'_, Option<Vec<driver::Info>>> {
+        self.startup_walk.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The orphan pass of [`SnapshotStore::open`], against the walk taken
+    /// there (safe while clients use the store; see `recovery.rs`). Runs
+    /// once; later calls do nothing. Failures are logged: the next full
+    /// collection's cleanup looks again.
+    pub fn remove_startup_orphans(&self) {
+        let Some(walked) = self.lock_startup_walk().take() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        match recovery::remove_orphans_walked(self, walked) {
+            Ok(()) => tracing::debug!(snapshotter = %self.snapshotter,
+                elapsed = ?started.elapsed(), "start-up orphan check done"),
+            Err(e) => tracing::warn!(snapshotter = %self.snapshotter, error = %e,
+                "start-up orphan check failed"),
+        }
     }
 
     pub fn snapshotter(&self) -> &str {
@@ -521,8 +550,9 @@ pub struct SnapshotStores {
 }
 
 impl SnapshotStores {
-    /// Opens a store over each driver (replaying its intents). A driver
-    /// whose store cannot open is logged and left out.
+    /// Opens a store over each driver (replaying its intents), then starts
+    /// their orphan passes on a background thread. A driver whose store
+    /// cannot open is logged and left out.
     pub fn open_all(
         meta: &Arc<MetadataStore>,
         drivers: &BTreeMap<String, Arc<dyn Snapshotter>>,
@@ -538,6 +568,18 @@ impl SnapshotStores {
                         "snapshot metadata for this snapshotter could not be opened; not serving it");
                 }
             }
+        }
+        let deferred: Vec<Arc<SnapshotStore>> = stores.values().cloned().collect();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-orphans".into())
+            .spawn(move || {
+                for store in deferred {
+                    store.remove_startup_orphans();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e,
+                "cannot start the orphan check thread; the first full collection does it");
         }
         SnapshotStores { stores }
     }

@@ -14,6 +14,16 @@
 //!
 //! Then every driver snapshot that neither a record nor a pending intent
 //! refers to is removed, children before parents, each one logged.
+//!
+//! Only the intents and the counter are settled before serving: the intents
+//! (a prefix of `meta`, empty after a clean stop) and one driver walk, whose
+//! keys give the counter its floor (after a machine crash the driver may hold
+//! keys whose unsynced intent, and counter, was lost; a new key must not
+//! collide with them). The orphan pass needs this snapshotter's records as
+//! well (a scan of every record), so it runs after the store opened, on a
+//! thread of its own ([`remove_orphans_walked`] with that walk), while the
+//! server already answers: see [`remove_orphans_walked`] for why that is
+//! safe.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -23,9 +33,11 @@ use super::SnapshotStore;
 use rcontainerd_metadata::snapshots::{driver_key_counter, Intent};
 use rcontainerd_pkg::errdefs::{Error, Kind, Result};
 
-/// Resolves pending intents, removes orphans and moves the counter past
-/// every number in use.
-pub fn recover(store: &SnapshotStore) -> Result<()> {
+/// Resolves pending intents and moves the counter past every number in use.
+/// Returns the driver's walk, for the orphan pass to run later
+/// ([`remove_orphans_walked`]); `None` if the driver cannot walk or the walk
+/// failed (the orphan check is then skipped, as it would have been).
+pub fn recover(store: &SnapshotStore) -> Result<Option<Vec<Info>>> {
     let snapshotter = store.snapshotter.as_str();
     let mut highest = 0;
     for (id, intent) in store.meta.snapshots(snapshotter).intents()? {
@@ -35,25 +47,37 @@ pub fn recover(store: &SnapshotStore) -> Result<()> {
                 "could not resolve snapshot intent; kept for the next start");
         }
     }
-    for key in store.meta.snapshots(snapshotter).driver_keys()? {
-        highest = highest.max(driver_key_counter(&key).unwrap_or(0));
-    }
-    match remove_orphans(store) {
-        Ok(walked_highest) => highest = highest.max(walked_highest),
-        Err(e) if e.is(Kind::NotImplemented) => {
-            tracing::info!(
-                snapshotter,
-                "snapshotter cannot walk its snapshots; orphan check skipped"
-            );
+    let walked = match store.call("walk", |b| b.walk()) {
+        Ok(walked) => {
+            highest = walked
+                .iter()
+                .filter_map(|info| driver_key_counter(&info.name))
+                .fold(highest, u64::max);
+            Some(walked)
         }
         Err(e) => {
-            tracing::warn!(snapshotter, error = %e, "orphan check failed");
+            if e.is(Kind::NotImplemented) {
+                tracing::info!(
+                    snapshotter,
+                    "snapshotter cannot walk its snapshots; orphan check skipped"
+                );
+            } else {
+                tracing::warn!(snapshotter, error = %e, "orphan check failed");
+            }
+            // Without a walk, the records' keys are the best floor there is.
+            for key in store.meta.snapshots(snapshotter).driver_keys()? {
+                highest = highest.max(driver_key_counter(&key).unwrap_or(0));
+            }
+            None
         }
-    }
+    };
+    // Every key the driver holds is in the walk; a record whose driver
+    // snapshot is gone cannot collide (its name is taken in its namespace,
+    // and a key carries the name), so the records need not be read here.
     store
         .counter
         .fetch_max(highest, std::sync::atomic::Ordering::SeqCst);
-    Ok(())
+    Ok(walked)
 }
 
 /// Whether the driver has `driver_key`.
@@ -116,18 +140,30 @@ fn replay(store: &SnapshotStore, id: u64, intent: &Intent) -> Result<()> {
 }
 
 /// Removes driver snapshots that no record or pending intent refers to,
-/// children first. Returns the highest counter among the driver's keys.
-pub fn remove_orphans(store: &SnapshotStore) -> Result<u64> {
-    let snapshotter = store.snapshotter.as_str();
-    // Walk first: anything created after the walk is not looked at, and
-    // anything the walk saw had its intent written before it existed, so the
-    // scans below see its intent or, once finished, its record.
+/// children first.
+pub fn remove_orphans(store: &SnapshotStore) -> Result<()> {
     let walked = store.call("walk", |b| b.walk())?;
-    let highest = walked
-        .iter()
-        .filter_map(|info| driver_key_counter(&info.name))
-        .max()
-        .unwrap_or(0);
+    remove_orphans_walked(store, walked)
+}
+
+/// [`remove_orphans`] with a walk taken earlier (at start, before serving).
+///
+/// Safe while clients use the store, however long ago `walked` was taken:
+/// - Anything created after the walk is not looked at, and anything the walk
+///   saw had its intent written before it existed, so the scans below see its
+///   intent or, once finished, its record.
+/// - A walked snapshot that a commit or removal takes away meanwhile is
+///   referenced by its intent (written and synced before the driver call)
+///   until the finishing batch deletes intent and record together, after the
+///   driver call. The intents are scanned before the records, so if neither
+///   scan sees it, that batch was written before the records scan, the driver
+///   no longer has it, and its removal here finds nothing (`NotFound`). A
+///   driver call that fails leaves the record, so the snapshot stays
+///   referenced.
+/// - Driver keys are never reused (the counter is past every walked key), so
+///   a removal here cannot hit a newer snapshot of the same name.
+pub fn remove_orphans_walked(store: &SnapshotStore, walked: Vec<Info>) -> Result<()> {
+    let snapshotter = store.snapshotter.as_str();
     let mut referenced: HashSet<String> = HashSet::new();
     for (_, intent) in store.meta.snapshots(snapshotter).intents()? {
         match intent {
@@ -174,5 +210,5 @@ pub fn remove_orphans(store: &SnapshotStore) -> Result<u64> {
             }
         }
     }
-    Ok(highest)
+    Ok(())
 }

@@ -535,14 +535,42 @@ fn orphans_are_removed_children_first_and_records_kept() {
     f.driver
         .insert("ns/92/g", DriverKind::Active, "ns/91/c", none());
     let s = f.open();
-    assert_eq!(f.driver.keys(), ["ns/1/real"]);
-    // The counter moved past every number the driver had used.
+    // Open only settles the counter: it moved past every number the driver had used.
+    assert_eq!(f.driver.keys().len(), 4, "orphans are removed after open");
     s.prepare("ns", "next", "", none()).unwrap();
     assert_eq!(s.stat("ns", "next").unwrap().driver_key, "ns/93/next");
+    // The deferred pass, against the walk taken at open, while the store is in use: the
+    // snapshot made since is not touched.
+    s.remove_startup_orphans();
+    assert_eq!(f.driver.keys(), ["ns/1/real", "ns/93/next"]);
+    s.remove_startup_orphans();
+    assert_eq!(f.driver.keys(), ["ns/1/real", "ns/93/next"]);
 
     f.driver.insert("other/5/x", DriverKind::Active, "", none());
     s.cleanup().unwrap();
     assert_eq!(f.driver.keys(), ["ns/1/real", "ns/93/next"]);
+}
+
+#[test]
+fn the_deferred_orphan_pass_spares_what_was_committed_or_removed_since_open() {
+    let f = Fixture::new();
+    let s = f.open();
+    s.prepare("ns", "work", "", none()).unwrap();
+    s.prepare("ns", "gone", "", none()).unwrap();
+    s.prepare("ns", "kept", "", none()).unwrap();
+    drop(s);
+    f.driver
+        .insert("ns/50/orphan", DriverKind::Active, "", none());
+    let s = f.open();
+    // Since the walk: "work" committed (its driver key replaced), "gone" removed.
+    s.commit("ns", "done", "work", none()).unwrap();
+    s.remove("ns", "gone").unwrap();
+    s.remove_startup_orphans();
+    let done = s.stat("ns", "done").unwrap().driver_key;
+    let kept = s.stat("ns", "kept").unwrap().driver_key;
+    let mut want = vec![done, kept];
+    want.sort();
+    assert_eq!(f.driver.keys(), want);
 }
 
 #[test]
