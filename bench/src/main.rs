@@ -69,36 +69,16 @@ struct PullArgs {
     /// containerd's ctr.
     #[arg(long, default_value = "/usr/bin/ctr")]
     ctr: PathBuf,
-    /// The import benchmark's tarball, pushed to the registry; made (and kept) when missing.
-    #[arg(long, default_value = "/var/tmp/rcontainerd-bench-import.tar")]
-    tarball: PathBuf,
-    /// Where the layer's files come from when the tarball is made.
-    #[arg(long, default_value = "/usr/lib")]
-    source: PathBuf,
-    /// File data in the layer when the tarball is made.
-    #[arg(long, default_value_t = 600)]
-    layer_mib: u64,
-    /// Run the daemons on a tmpfs mounted for the run.
-    #[arg(long)]
-    tmpfs: bool,
+    #[command(flatten)]
+    layer: LayerArgs,
 }
 
 #[derive(clap::Args, Debug)]
 struct ApplyArgs {
     #[command(flatten)]
     compare: CompareArgs,
-    /// The import benchmark's tarball, whose layer is applied; made (and kept) when missing.
-    #[arg(long, default_value = "/var/tmp/rcontainerd-bench-import.tar")]
-    tarball: PathBuf,
-    /// Where the layer's files come from when the tarball is made.
-    #[arg(long, default_value = "/usr/lib")]
-    source: PathBuf,
-    /// File data in the layer when the tarball is made.
-    #[arg(long, default_value_t = 600)]
-    layer_mib: u64,
-    /// Run the daemons on a tmpfs mounted for the run.
-    #[arg(long)]
-    tmpfs: bool,
+    #[command(flatten)]
+    layer: LayerArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -108,6 +88,14 @@ struct ImportArgs {
     /// The ctr that imports (containerd's, as the issue asks).
     #[arg(long, default_value = "/usr/bin/ctr")]
     ctr: PathBuf,
+    #[command(flatten)]
+    layer: LayerArgs,
+}
+
+/// The import benchmark's one-layer image, which the import, apply and pull benchmarks share, and
+/// where their daemons run.
+#[derive(clap::Args, Debug)]
+struct LayerArgs {
     /// The OCI tarball; made (and kept) when missing.
     #[arg(long, default_value = "/var/tmp/rcontainerd-bench-import.tar")]
     tarball: PathBuf,
@@ -120,6 +108,22 @@ struct ImportArgs {
     /// Run the daemons on a tmpfs mounted for the run (else in --tmp-dir, or the temp dir).
     #[arg(long)]
     tmpfs: bool,
+}
+
+impl LayerArgs {
+    /// The tmpfs mounted for the run (with `--tmpfs`; unmounted when dropped) and the directory the
+    /// daemons' run directories go in.
+    fn run_dirs(
+        &self,
+        compare: &CompareArgs,
+    ) -> anyhow::Result<(Option<import::Tmpfs>, Option<PathBuf>)> {
+        if !self.tmpfs {
+            return Ok((None, compare.tmp_dir.clone()));
+        }
+        let tmpfs = import::Tmpfs::mount(compare.tmp_dir.as_deref())?;
+        let dir = tmpfs.path().to_path_buf();
+        Ok((Some(tmpfs), Some(dir)))
+    }
 }
 
 /// What every throughput benchmark shares: the two daemons, rounds, where they run.
@@ -367,22 +371,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Import(args) => {
             let subjects = args.compare.subjects();
-            let tmpfs = if args.tmpfs {
-                Some(import::Tmpfs::mount(args.compare.tmp_dir.as_deref())?)
-            } else {
-                None
-            };
-            let tmp_dir = match &tmpfs {
-                Some(t) => Some(t.path().to_path_buf()),
-                None => args.compare.tmp_dir.clone(),
-            };
+            let (tmpfs, tmp_dir) = args.layer.run_dirs(&args.compare)?;
             let plan = import::Plan {
                 contestants: import::contestants(subjects[0].clone(), subjects[1].clone()),
                 rounds: args.compare.rounds,
                 ctr: args.ctr,
-                tarball: args.tarball,
-                source: args.source,
-                layer_mib: args.layer_mib,
+                tarball: args.layer.tarball,
+                source: args.layer.source,
+                layer_mib: args.layer.layer_mib,
                 boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
                 filesystem: import::filesystem_of(tmp_dir.as_deref()),
                 tmp_dir,
@@ -399,24 +395,20 @@ fn main() -> anyhow::Result<()> {
                 .our_ctr
                 .clone()
                 .unwrap_or_else(|| rcontainerd.with_file_name("ctr"));
-            let tmpfs = if args.tmpfs {
-                Some(import::Tmpfs::mount(args.compare.tmp_dir.as_deref())?)
-            } else {
-                None
-            };
-            let tmp_dir = match &tmpfs {
-                Some(t) => Some(t.path().to_path_buf()),
-                None => args.compare.tmp_dir.clone(),
-            };
+            let (tmpfs, tmp_dir) = args.layer.run_dirs(&args.compare)?;
             // The tarball is made here when missing (the import benchmark's).
-            import::ensure(&args.tarball, &args.source, args.layer_mib)?;
+            import::ensure(
+                &args.layer.tarball,
+                &args.layer.source,
+                args.layer.layer_mib,
+            )?;
             let mut contestants = import::contestants(subjects[0].clone(), subjects[1].clone());
             contestants.truncate(2);
             let plan = pull::Plan {
                 contestants,
                 ctrs: vec![our_ctr, args.ctr],
                 rounds: args.compare.rounds,
-                tarball: args.tarball,
+                tarball: args.layer.tarball,
                 boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
                 filesystem: import::filesystem_of(tmp_dir.as_deref()),
                 tmp_dir,
@@ -427,23 +419,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Apply(args) => {
-            let tmpfs = if args.tmpfs {
-                Some(import::Tmpfs::mount(args.compare.tmp_dir.as_deref())?)
-            } else {
-                None
-            };
-            let tmp_dir = match &tmpfs {
-                Some(t) => Some(t.path().to_path_buf()),
-                None => args.compare.tmp_dir.clone(),
-            };
-            let layers = apply::layers(&args.tarball, &args.source, args.layer_mib)?;
+            let (tmpfs, tmp_dir) = args.layer.run_dirs(&args.compare)?;
+            let layers = apply::layers(
+                &args.layer.tarball,
+                &args.layer.source,
+                args.layer.layer_mib,
+            )?;
             let plan = apply::Plan {
                 subjects: args.compare.subjects(),
                 rounds: args.compare.rounds,
                 boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
                 source: format!(
                     "{} on {}",
-                    args.tarball.display(),
+                    args.layer.tarball.display(),
                     import::filesystem_of(tmp_dir.as_deref())
                 ),
                 tmp_dir,
