@@ -14,6 +14,7 @@ pub mod binaries;
 pub mod containerd;
 pub mod ctr;
 pub mod daemon;
+pub mod layers;
 pub mod mounts;
 pub mod test_plugins;
 

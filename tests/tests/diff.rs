@@ -5,7 +5,7 @@
 //! writing the changes between two snapshots as a layer, read back by both ctrs.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,8 +22,8 @@ use rcontainerd_api::services::snapshots::{
     CommitSnapshotRequest, MountsRequest, PrepareSnapshotRequest, ViewSnapshotRequest,
 };
 use rcontainerd_api::types::{Descriptor, Mount};
+use rcontainerd_tests::layers::{digest_of, gzip};
 use rcontainerd_tests::{labels, Ctr, Daemon};
-use sha2::Digest as _;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -42,10 +42,6 @@ const LEASE: &str = "diff-tests";
 
 fn leased<T>(message: T) -> Request<T> {
     rcontainerd_api::client::leased(message, NS, LEASE)
-}
-
-fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(data))
 }
 
 /// One member of a test layer.
@@ -119,12 +115,6 @@ fn layer_tar(members: &[Member<'_>]) -> Vec<u8> {
         builder.append(&header, data).unwrap();
     }
     builder.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
 }
 
 fn gunzip(data: &[u8]) -> Vec<u8> {

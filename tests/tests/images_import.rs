@@ -6,7 +6,6 @@
 //! and import again; `--no-unpack` makes no snapshots; bad archives fail as containerd's do.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcontainerd_api::client::namespaced;
@@ -16,6 +15,7 @@ use rcontainerd_api::services::leases::leases_client::LeasesClient;
 use rcontainerd_api::services::leases::ListRequest;
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::{ListSnapshotsRequest, StatSnapshotRequest};
+use rcontainerd_tests::layers::{digest_of, gzip, hex, tar_of};
 use rcontainerd_tests::{Ctr, Daemon};
 use sha2::Digest as _;
 
@@ -23,14 +23,6 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const SNAPSHOTTER: &str = "overlayfs";
-
-fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(data))
-}
-
-fn hex(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").unwrap()
-}
 
 /// Root (mounting snapshots) and containerd's ctr (the reference) are needed.
 fn prerequisites() -> bool {
@@ -45,32 +37,6 @@ fn prerequisites() -> bool {
     true
 }
 
-/// A tar of directories (`None`) and files, as a layer or an archive holds them.
-fn tar_of(members: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut header = tar::Header::new_gnu();
-        header.set_mtime(1_700_000_000);
-        header.set_uid(0);
-        header.set_gid(0);
-        match data {
-            None => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                builder.append_data(&mut header, name, &[][..]).unwrap();
-            }
-            Some(data) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o644);
-                header.set_size(data.len() as u64);
-                builder.append_data(&mut header, name, *data).unwrap();
-            }
-        }
-    }
-    builder.into_inner().unwrap()
-}
-
 fn symlink_member(builder: &mut tar::Builder<Vec<u8>>, name: &str, target: &str) {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Symlink);
@@ -80,12 +46,6 @@ fn symlink_member(builder: &mut tar::Builder<Vec<u8>>, name: &str, target: &str)
     builder
         .append_link(&mut header, name, target)
         .expect("symlink member");
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
 }
 
 /// The test image, as an OCI layout and as a Docker archive.

@@ -8,7 +8,6 @@
 //! pull killed mid-layer, is resumed with a range request for the rest only.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,8 +19,8 @@ use rcontainerd_api::services::content::{
 };
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::ListSnapshotsRequest;
+use rcontainerd_tests::layers::{digest_of, gzip, hex, tar_of};
 use rcontainerd_tests::{Ctr, Daemon};
-use sha2::Digest as _;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -32,14 +31,6 @@ const REGISTRY: &str = "/usr/bin/docker-registry";
 const SKOPEO: &str = "/usr/bin/skopeo";
 const HTPASSWD: &str = "/usr/bin/htpasswd";
 const OPENSSL: &str = "/usr/bin/openssl";
-
-fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(data))
-}
-
-fn hex(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").unwrap()
-}
 
 /// Root (unpacking), containerd's ctr, a registry, skopeo and htpasswd are needed.
 fn prerequisites() -> bool {
@@ -59,38 +50,6 @@ fn prerequisites() -> bool {
         }
     }
     true
-}
-
-/// A tar of directories (`None`) and files.
-fn tar_of(members: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut header = tar::Header::new_gnu();
-        header.set_mtime(1_700_000_000);
-        header.set_uid(0);
-        header.set_gid(0);
-        match data {
-            None => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                builder.append_data(&mut header, name, &[][..]).unwrap();
-            }
-            Some(data) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o644);
-                header.set_size(data.len() as u64);
-                builder.append_data(&mut header, name, *data).unwrap();
-            }
-        }
-    }
-    builder.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
 }
 
 /// Bytes gzip cannot shrink (xorshift), so a layer is as big as its data.
