@@ -75,10 +75,6 @@ impl Differs {
         Differs { content, ordered }
     }
 
-    pub fn content(&self) -> &Arc<ContentStore> {
-        &self.content
-    }
-
     pub fn apply(
         &self,
         namespace: &str,

@@ -17,10 +17,10 @@ use super::{DiffContext, DiffOptions, Differ};
 use crate::leases::CallLease;
 
 /// What a layer is once applied: always the uncompressed tar.
-pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// The label containerd puts on a compressed layer it made: the digest of its tar.
-pub const UNCOMPRESSED_LABEL: &str = "containerd.io/uncompressed";
+const UNCOMPRESSED_LABEL: &str = "containerd.io/uncompressed";
 /// Largest pieces the tar writer hands the content store.
 const WRITE_BUFFER: usize = 1 << 20;
 
