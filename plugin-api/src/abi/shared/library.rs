@@ -126,11 +126,11 @@ pub(crate) fn manifests_of<L: PluginList>() -> RResult<RVec<FfiManifest>, FfiErr
 }
 
 /// Runs the init of plugin number `index` under [`guard`] and converts what it returns with
-/// `to_ffi` (which differs per generation).
+/// `to_ffi` (which differs per generation, and may refuse a driver the generation cannot carry).
 pub(crate) fn init_entry<L: PluginList, T>(
     index: u32,
     ctx: FfiInitContext,
-    to_ffi: impl FnOnce(PluginInstance, Arc<str>) -> T,
+    to_ffi: impl FnOnce(PluginInstance, Arc<str>) -> Result<T>,
 ) -> RResult<T, FfiError> {
     let Some(entry) = L::PLUGINS.get(index as usize) else {
         return RResult::RErr(
@@ -151,7 +151,7 @@ pub(crate) fn init_entry<L: PluginList, T>(
     };
     guard(&uri, || {
         let instance = (entry.init)(InitContext::from(ctx))?;
-        Ok(to_ffi(instance, Arc::from(uri.as_str())))
+        to_ffi(instance, Arc::from(uri.as_str()))
     })
 }
 
@@ -178,11 +178,12 @@ pub(crate) fn exports_from_ffi(exports: RVec<FfiKeyValue>) -> BTreeMap<String, S
 
 /// The root-module half of a generation's export, for the generation whose FFI crate is `$ffi`
 /// and whose root module is `$module` (prefix reference `$module_ref`): `lib_header`, and the
-/// `manifests` and `init` functions the module holds. Snapshotters and runtimes come from the
-/// shared adapters; the generation's `FfiContentStore` must be implemented for
-/// `ContentStoreExport`.
+/// `manifests` and `init` functions the module holds. Snapshotters come from the shared
+/// adapters; the generation's `FfiContentStore` must be implemented for `ContentStoreExport`;
+/// `$runtime` (`fn(Arc<dyn Runtime>, Arc<str>) -> Result<FfiDriver>`) turns a runtime into the
+/// generation's driver, or refuses it.
 macro_rules! root_module_exports {
-    ($ffi:ident, $module:ident, $module_ref:ident) => {
+    ($ffi:ident, $module:ident, $module_ref:ident, runtime = $runtime:path) => {
         /// The `abi_stable` library header of a plugin library of this generation.
         pub const fn lib_header<L: $crate::abi::shared::PluginList>(
         ) -> $crate::abi::shared::LibHeader {
@@ -224,7 +225,7 @@ macro_rules! root_module_exports {
             $ffi::manifest::FfiPluginInstance,
             $ffi::error::FfiError,
         > {
-            use $crate::abi::shared::{content, library, runtime, snapshot};
+            use $crate::abi::shared::{content, library, snapshot};
             use $ffi::manifest::FfiDriver;
             library::init_entry::<L, _>(index, ctx, |instance, uri| {
                 let (exports, driver) = library::split_instance(instance);
@@ -239,11 +240,9 @@ macro_rules! root_module_exports {
                             ::abi_stable::sabi_trait::TD_Opaque,
                         ))
                     }
-                    $crate::Driver::Runtime(inner) => {
-                        FfiDriver::Runtime(runtime::to_ffi(inner, uri))
-                    }
+                    $crate::Driver::Runtime(inner) => $runtime(inner, uri)?,
                 };
-                $ffi::manifest::FfiPluginInstance { exports, driver }
+                Ok($ffi::manifest::FfiPluginInstance { exports, driver })
             })
         }
     };
@@ -253,10 +252,11 @@ pub(crate) use root_module_exports;
 /// `$name`, a checked root module of the generation whose FFI crate is `$ffi` (root module prefix
 /// reference `$module_ref`): it loads a library against that generation's layout and turns what the
 /// library's `init` returns into plain drivers — the generation's own content store, the shared
-/// snapshotter and runtime. `content::Store` must be implemented for the generation's
-/// `ForeignContentStore` (see `foreign_content_store!`).
+/// snapshotter, and what `$runtime` (`fn(FfiRuntimeBox) -> Result<Driver>`) makes of its runtime
+/// object. `content::Store` must be implemented for the generation's `ForeignContentStore` (see
+/// `foreign_content_store!`).
 macro_rules! checked_module {
-    ($name:ident, $ffi:ident, $module_ref:ident) => {
+    ($name:ident, $ffi:ident, $module_ref:ident, runtime = $runtime:path) => {
         #[derive(Clone, Copy)]
         pub(crate) struct $name {
             module: $ffi::module::$module_ref,
@@ -291,7 +291,7 @@ macro_rules! checked_module {
                 index: u32,
                 ctx: $crate::InitContext,
             ) -> $crate::Result<$crate::PluginInstance> {
-                use $crate::abi::shared::{content, into_result, library, runtime, snapshot};
+                use $crate::abi::shared::{content, into_result, library, snapshot};
                 use $ffi::manifest::FfiDriver;
                 let instance = into_result(self.module.init()(index, ctx.into()))?;
                 let driver =
@@ -301,7 +301,7 @@ macro_rules! checked_module {
                         FfiDriver::Content(inner) => $crate::Driver::Content(std::sync::Arc::new(
                             content::ForeignContentStore { inner },
                         )),
-                        FfiDriver::Runtime(inner) => runtime::from_ffi(inner),
+                        FfiDriver::Runtime(inner) => $runtime(inner)?,
                     };
                 Ok($crate::PluginInstance {
                     exports: library::exports_from_ffi(instance.exports),

@@ -15,7 +15,13 @@ use crate::abi::shared::{
     library::root_module_exports,
 };
 
-root_module_exports!(rcontainerd_plugin_abi_v1, PluginModuleV1, PluginModuleV1Ref);
+// A runtime cannot cross generation 1's placeholder: refused (see `shared::runtime`).
+root_module_exports!(
+    rcontainerd_plugin_abi_v1,
+    PluginModuleV1,
+    PluginModuleV1Ref,
+    runtime = crate::abi::shared::runtime::refuse_export
+);
 
 impl FfiContentStore for ContentStoreExport {
     content_store_methods!();

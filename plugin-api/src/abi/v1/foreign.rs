@@ -7,7 +7,12 @@ use crate::abi::shared::{
     library::checked_module,
 };
 
-checked_module!(ModuleV1, rcontainerd_plugin_abi_v1, PluginModuleV1Ref);
+checked_module!(
+    ModuleV1,
+    rcontainerd_plugin_abi_v1,
+    PluginModuleV1Ref,
+    runtime = crate::abi::shared::runtime::refuse_foreign
+);
 
 foreign_content_store!(FfiContentStoreBox);
 // Generation 1 writers keep no digest the daemon can ask for: `digest` stays `None`.

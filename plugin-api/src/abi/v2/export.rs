@@ -18,7 +18,13 @@ use crate::abi::shared::{
     library::root_module_exports,
 };
 
-root_module_exports!(rcontainerd_plugin_abi_v2, PluginModuleV2, PluginModuleV2Ref);
+// A runtime cannot cross generation 2's placeholder: refused (see `shared::runtime`).
+root_module_exports!(
+    rcontainerd_plugin_abi_v2,
+    PluginModuleV2,
+    PluginModuleV2Ref,
+    runtime = crate::abi::shared::runtime::refuse_export
+);
 
 impl FfiContentStore for ContentStoreExport {
     content_store_methods!();

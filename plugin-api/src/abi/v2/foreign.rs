@@ -11,7 +11,12 @@ use crate::{
     Result,
 };
 
-checked_module!(ModuleV2, rcontainerd_plugin_abi_v2, PluginModuleV2Ref);
+checked_module!(
+    ModuleV2,
+    rcontainerd_plugin_abi_v2,
+    PluginModuleV2Ref,
+    runtime = crate::abi::shared::runtime::refuse_foreign
+);
 
 foreign_content_store!(FfiContentStoreBox);
 foreign_content_writer!(
