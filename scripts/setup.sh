@@ -13,7 +13,7 @@ PACKAGES=(
     build-essential ca-certificates curl git pkg-config
     clang libclang-dev librocksdb-dev protobuf-compiler
     containerd runc btrfs-progs util-linux zlib1g valgrind
-    docker-registry skopeo apache2-utils openssl
+    docker-registry skopeo apache2-utils openssl busybox-static
 )
 # Oldest Rust the workspace builds with (Cargo.toml `rust-version`).
 MIN_RUST_MINOR=88

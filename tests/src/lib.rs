@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 pub mod binaries;
+pub mod busybox;
 pub mod containerd;
 pub mod ctr;
 pub mod daemon;

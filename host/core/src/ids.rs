@@ -11,6 +11,8 @@ pub const EVENT_TYPE: &str = "io.containerd.event.v1";
 pub const SERVICE_TYPE: &str = "io.containerd.service.v1";
 /// gRPC services: each provides one (or more) API services at the edge.
 pub const GRPC_TYPE: &str = "io.containerd.grpc.v1";
+/// Task runtime drivers (shim v2).
+pub const RUNTIME_TYPE: &str = "io.containerd.runtime.v2";
 
 pub const METADATA: &str = "io.containerd.metadata.v1.bolt";
 pub const GC_SCHEDULER: &str = "io.containerd.gc.v1.scheduler";
@@ -24,3 +26,4 @@ pub const SNAPSHOTS_SERVICE: &str = "io.containerd.service.v1.snapshots-service"
 pub const CONTENT_SERVICE: &str = "io.containerd.service.v1.content-service";
 pub const DIFFER_TYPE: &str = "io.containerd.differ.v1";
 pub const DIFF_SERVICE: &str = "io.containerd.service.v1.diff-service";
+pub const TASKS_SERVICE: &str = "io.containerd.service.v1.tasks-service";

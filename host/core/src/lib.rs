@@ -19,3 +19,4 @@ pub mod metadata;
 pub mod records;
 pub mod registry;
 pub mod snapshots;
+pub mod tasks;

@@ -4,7 +4,9 @@
 //! serves every gRPC plugin it finds.
 
 use rcontainerd_core::registry::Registration;
-use rcontainerd_core::{content, differ, events, gc, introspection, metadata, records, snapshots};
+use rcontainerd_core::{
+    content, differ, events, gc, introspection, metadata, records, snapshots, tasks,
+};
 use rcontainerd_services as grpc;
 
 /// Every built-in plugin, in registration order (Introspection lists them
@@ -26,6 +28,7 @@ pub fn registrations() -> Vec<Registration> {
         records::leases(),
         records::namespaces(),
         snapshots::plugin::registration(),
+        tasks::plugin::registration(),
         grpc::introspection::registration(),
         grpc::containers::registration(),
         grpc::content::registration(),
@@ -35,6 +38,7 @@ pub fn registrations() -> Vec<Registration> {
         grpc::leases::registration(),
         grpc::namespaces::registration(),
         grpc::snapshots::registration(),
+        grpc::tasks::registration(),
         grpc::version::registration(),
         grpc::health::registration(),
     ]

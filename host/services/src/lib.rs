@@ -22,6 +22,7 @@ pub mod server;
 pub mod service;
 pub mod snapshots;
 pub mod status;
+pub mod tasks;
 pub mod version;
 
 pub use service::{GrpcService, Limits, Routes};
