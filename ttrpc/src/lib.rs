@@ -12,6 +12,9 @@
 //!   calls on one connection.
 //! - [`Server`] serves unary methods registered by (service, method), e.g. the
 //!   events service a shim forwards its events to.
+//!
+//! The protocol, and what containerd 1.6's runc shim does over it, are in
+//! `docs/wire-facts.md#ttrpc`.
 
 mod address;
 mod client;
