@@ -8,7 +8,9 @@ set -euo pipefail
 # loop-mounted btrfs filesystem for the btrfs tests), a C toolchain; valgrind for the plugin ABI's
 # leak check (scripts/leak-check.sh). `images pull` tests: a registry of their own
 # (docker-registry, run by the tests, not as a service), skopeo to push test images into it,
-# htpasswd (apache2-utils) for its password file, openssl for its HTTPS certificates.
+# htpasswd (apache2-utils) for its password file, openssl for its HTTPS certificates. The ttrpc
+# crate's shim test: containerd's containerd-shim-runc-v2 runs a container whose rootfs is a static
+# busybox (busybox-static).
 PACKAGES=(
     build-essential ca-certificates curl git pkg-config
     clang libclang-dev librocksdb-dev protobuf-compiler

@@ -1,8 +1,11 @@
-//! containerd's v1 gRPC API (services, types, events) as tonic/prost code.
+//! containerd's v1 gRPC API (services, types, events) as tonic/prost code, and
+//! the messages of the ttrpc services between containerd and its shims.
 //!
-//! Generated at build time from the protos that the `containerd-client`
-//! package ships (see `build.rs`); module paths follow the proto packages,
-//! e.g. [`containerd::services::namespaces::v1`].
+//! Generated at build time from the protos that the `containerd-client` and
+//! `containerd-shim-protos` packages ship (see `build.rs`); module paths follow
+//! the proto packages, e.g. [`containerd::services::namespaces::v1`]. The ttrpc
+//! services ([`ttrpc`]) come as prost messages only: they are called and served
+//! over the `rcontainerd-ttrpc` crate, not tonic.
 //!
 //! [`headers`] names the gRPC metadata containerd reads from a call. With the
 //! `client` feature (off by default: the daemon needs none of it), [`client`]
@@ -32,6 +35,30 @@ pub mod services {
 }
 
 pub use containerd::types;
+
+/// The messages of the ttrpc services a shim speaks (no service code: the ttrpc
+/// crate carries them). Service paths: [`ttrpc::task::SERVICE`] and
+/// [`ttrpc::events::SERVICE`].
+pub mod ttrpc {
+    /// `containerd.task.v2`: the task service a containerd 1.6 shim serves.
+    pub mod task {
+        pub use crate::containerd::task::v2::*;
+        /// The ttrpc service name of the task API v2.
+        pub const SERVICE: &str = "containerd.task.v2.Task";
+    }
+    /// `containerd.services.events.ttrpc.v1`: the events service a shim calls
+    /// (`Forward`) on the address in its `TTRPC_ADDRESS`.
+    pub mod events {
+        pub use crate::containerd::services::events::ttrpc::v1::*;
+        /// The ttrpc service name of the events service.
+        pub const SERVICE: &str = "containerd.services.events.ttrpc.v1.Events";
+    }
+    /// `containerd.runc.v1`: the runc shim's options (`Options`, sent as a
+    /// `CreateTaskRequest.options` Any) and `ProcessDetails`.
+    pub mod runc {
+        pub use crate::containerd::runc::v1::*;
+    }
+}
 
 /// The events containerd publishes (`containerd.events.*`; the image events
 /// are in [`services::images`], the package containerd declares them in).

@@ -455,6 +455,8 @@ impl Drop for Daemon {
         if let Some(mut child) = self.child.take() {
             stop(&mut child);
         }
+        // Tasks outlive the daemon by design: end them here, or a failed test leaves them running.
+        crate::shims::kill_all(&self.state(), &self.socket());
         mounts::unmount_all_under(self.dir.path());
         if std::thread::panicking() {
             eprintln!(

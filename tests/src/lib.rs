@@ -17,6 +17,7 @@ pub mod ctr;
 pub mod daemon;
 pub mod layers;
 pub mod mounts;
+pub mod shims;
 pub mod test_plugins;
 
 /// Plugin URIs the tests refer to.

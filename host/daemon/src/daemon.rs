@@ -78,6 +78,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     // Bind first: a second daemon on the same address must not touch plugins.
     let listener = server::bind(&socket).map_err(|e| anyhow::anyhow!(e.message))?;
+    let ttrpc_path = ttrpc_address(&config);
+    // The ttrpc socket too: shims reconnected at start-up forward their events to it.
+    let ttrpc_listener = server::bind(&SocketOptions {
+        path: ttrpc_path.clone(),
+        uid: config.ttrpc.uid,
+        gid: config.ttrpc.gid,
+        max_recv_message_size: 0,
+        max_send_message_size: 0,
+    })
+    .map_err(|e| anyhow::anyhow!(e.message))?;
 
     let cfg = config.clone();
     let registry = tokio::task::spawn_blocking(move || -> anyhow::Result<Registry> {
@@ -86,11 +96,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::warn!("config: {warning}");
         }
         let registrations = without_disabled(&cfg, registrations);
-        let ttrpc = if cfg.ttrpc.address.as_os_str().is_empty() {
-            format!("{}.ttrpc", cfg.grpc.address.display())
-        } else {
-            cfg.ttrpc.address.display().to_string()
-        };
+        let ttrpc = ttrpc_address(&cfg).display().to_string();
         let env = Environment {
             root: cfg.root.clone(),
             state: cfg.state.clone(),
@@ -104,7 +110,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     check_metadata(&registry)?;
     check_required(&config, &registry)?;
 
-    let shutdown = async {
+    // One signal stops both endpoints.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (
             signal(SignalKind::terminate()),
@@ -116,13 +124,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = term.recv() => tracing::info!("received SIGTERM; shutting down"),
             _ = int.recv() => tracing::info!("received SIGINT; shutting down"),
         }
+        let _ = stop.send(true);
     };
-    server::serve(&registry, listener, &socket, started, shutdown)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let ttrpc_stop = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let grpc = server::serve(&registry, listener, &socket, started, shutdown);
+    let ttrpc = async {
+        let served = rcontainerd_services::ttrpc::serve(&registry, ttrpc_listener, ttrpc_stop).await;
+        let _ = std::fs::remove_file(&ttrpc_path);
+        served
+    };
+    let (grpc, ttrpc) = tokio::join!(grpc, ttrpc);
+    if let Err(e) = ttrpc {
+        tracing::error!("{}", e.message);
+    }
+    grpc.map_err(|e| anyhow::anyhow!(e.message))?;
     rcontainerd_core::metadata::flush_at_shutdown(&registry);
     tracing::info!("rcontainerd stopped");
     Ok(())
+}
+
+/// `[ttrpc] address`, or `<grpc address>.ttrpc` as containerd's default.
+fn ttrpc_address(config: &Config) -> PathBuf {
+    if config.ttrpc.address.as_os_str().is_empty() {
+        PathBuf::from(format!("{}.ttrpc", config.grpc.address.display()))
+    } else {
+        config.ttrpc.address.clone()
+    }
 }
 
 /// Every namespaced service stands on the metadata store: without it the

@@ -94,7 +94,7 @@ fn to_wire(envelope: &Envelope) -> types::Envelope {
 
 /// A wire timestamp as a time; missing is Go's zero time, as containerd's
 /// gogo types read it.
-fn from_wire_time(ts: Option<prost_types::Timestamp>) -> SystemTime {
+pub(crate) fn from_wire_time(ts: Option<prost_types::Timestamp>) -> SystemTime {
     let Some(ts) = ts else {
         return go_zero_time();
     };

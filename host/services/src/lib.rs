@@ -23,6 +23,7 @@ pub mod service;
 pub mod snapshots;
 pub mod status;
 pub mod tasks;
+pub mod ttrpc;
 pub mod version;
 
 pub use service::{GrpcService, Limits, Routes};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use prost::Message;
-use rcontainerd_plugin_api::{runtime::AnyValue, PluginError, Result};
+use rcontainerd_plugin_api::{runtime::AnyValue, ErrorKind, PluginError, Result};
 use serde::Deserialize;
 
 use crate::bundle::Bundle;
@@ -104,7 +104,7 @@ fn run(mut cmd: Command, input: &[u8], what: &str) -> Result<Vec<u8>> {
     let mut combined = out.stdout;
     combined.extend_from_slice(&out.stderr);
     if !out.status.success() {
-        return Err(PluginError::unknown(format!(
+        return Err(PluginError::new(ErrorKind::Unknown, format!(
             "{what}: {}: {}",
             String::from_utf8_lossy(&combined).trim(),
             out.status
@@ -139,7 +139,7 @@ pub fn parse_address(output: &[u8]) -> Result<String> {
     let text = text.trim();
     if text.starts_with('{') {
         let boot: Bootstrap = serde_json::from_str(text).map_err(|e| {
-            PluginError::unknown(format!("shim start: unreadable bootstrap {text:?}: {e}"))
+            PluginError::new(ErrorKind::Unknown, format!("shim start: unreadable bootstrap {text:?}: {e}"))
         })?;
         if !boot.protocol.is_empty() && boot.protocol != "ttrpc" {
             return Err(PluginError::not_implemented(format!(
@@ -152,7 +152,7 @@ pub fn parse_address(output: &[u8]) -> Result<String> {
     // Only the last line: a shim may log before it prints the address.
     let address = text.lines().last().unwrap_or_default().trim();
     if address.is_empty() {
-        return Err(PluginError::unknown("shim start printed no address"));
+        return Err(PluginError::new(ErrorKind::Unknown, "shim start printed no address"));
     }
     Ok(address.to_string())
 }
@@ -181,8 +181,8 @@ pub fn delete(binary: &Path, env: &ShimEnv, bundle: &Bundle) -> Result<rcontaine
         &[],
         "shim delete",
     )?;
-    let resp = rcontainerd_api::containerd::task::v2::DeleteResponse::decode(out.as_slice())
-        .map_err(|e| PluginError::unknown(format!("shim delete: unreadable answer: {e}")))?;
+    let resp = rcontainerd_api::ttrpc::task::DeleteResponse::decode(out.as_slice())
+        .map_err(|e| PluginError::new(ErrorKind::Unknown, format!("shim delete: unreadable answer: {e}")))?;
     Ok(rcontainerd_plugin_api::runtime::Exit {
         pid: resp.pid,
         exit_status: resp.exit_status,

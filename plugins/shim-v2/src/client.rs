@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use rcontainerd_api::containerd::task::v2 as shim;
+use rcontainerd_api::ttrpc::task as shim;
 use rcontainerd_plugin_api::{ErrorKind, PluginError, Result};
 use rcontainerd_ttrpc::{Client, Error as TtrpcError};
 
-const SERVICE: &str = "containerd.task.v2.Task";
+const SERVICE: &str = shim::SERVICE;
 /// The metadata key a Go shim reads the namespace from.
 const NAMESPACE_KEY: &str = "containerd-namespace-ttrpc";
 
@@ -64,7 +64,7 @@ impl ShimClient {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        let metadata = [(NAMESPACE_KEY.to_string(), self.namespace.clone())];
+        let metadata = [(NAMESPACE_KEY, self.namespace.as_str())];
         self.client
             .call(SERVICE, method, request, &metadata, timeout)
             .await

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use prost::Message;
-use rcontainerd_api::containerd::runc::v1::Options as RuncOptions;
-use rcontainerd_api::containerd::task::v2 as shim;
+use rcontainerd_api::ttrpc::runc::Options as RuncOptions;
+use rcontainerd_api::ttrpc::task as shim;
 use rcontainerd_api::types as wire;
 use rcontainerd_plugin_api::runtime::{
     AnyValue, Connection, CreateTask, CreatedTask, ExecProcess, Exit, ProcessInfo, ProcessRef,

@@ -1,0 +1,80 @@
+//! Cleaning up what a daemon's tasks leave running: containers (through `runc --root`, the
+//! runtime driver's relocated runc state) and shims (found by the daemon socket on their
+//! command line). Runs when a [`Daemon`](crate::Daemon) is dropped, so a failed test leaves
+//! nothing running.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// runc's state directory under the runtime driver's state (its `Options.root`).
+pub fn runc_root(state: &Path) -> std::path::PathBuf {
+    state.join("io.containerd.runtime.v2.task").join(".runc")
+}
+
+/// Force-deletes every container whose runc state lives under `state`.
+pub fn delete_containers(state: &Path) {
+    let Ok(namespaces) = std::fs::read_dir(runc_root(state)) else {
+        return;
+    };
+    for ns in namespaces.flatten() {
+        let root = ns.path();
+        let Ok(ids) = std::fs::read_dir(&root) else {
+            continue;
+        };
+        for id in ids.flatten() {
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "--force"])
+                .arg(id.file_name())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Pids of the shims a daemon on `socket` started (`-address <socket>` on their command line).
+pub fn shims_of(socket: &Path) -> Vec<i32> {
+    let want = socket.as_os_str().as_encoded_bytes();
+    let mut pids = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_shim = args
+            .first()
+            .is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
+        let ours = args.windows(2).any(|w| w[0] == b"-address" && w[1] == want);
+        if is_shim && ours && !is_zombie(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A zombie is dead (this machine's init reaps slowly).
+pub fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// Kills the containers and shims of the daemon rooted in `state` on `socket`.
+pub fn kill_all(state: &Path, socket: &Path) {
+    delete_containers(state);
+    for pid in shims_of(socket) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
