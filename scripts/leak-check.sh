@@ -15,7 +15,8 @@ fi
 # Test file => the tests in it (cargo's test name filter, matched exactly) that cross the ABI.
 # Every in-tree plugin's conformance suite through its built library, an ingest resumed through
 # a re-initialised library, and the loader's own tests (manifests, refusals, panics caught at the
-# boundary, generation-1 plugins served through the compatibility glue). Empty: every test.
+# boundary, generation-1 plugins served through the compatibility glue), and every runtime call
+# across generation 3. Empty: every test.
 declare -A SUITES=(
     [plugins/native/tests/conformance.rs]=the_loaded_library_conforms
     [plugins/overlayfs/tests/conformance.rs]=the_loaded_library_conforms
@@ -24,6 +25,7 @@ declare -A SUITES=(
     [plugins/example/tests/conformance.rs]=the_loaded_library_conforms
     [plugins/content-local/tests/durability.rs]=an_ingest_resumes_through_the_library_after_reinit
     [plugin-api/tests/loading.rs]=
+    [plugin-api/tests/runtime_boundary.rs]=
 )
 
 logs=$(mktemp -d)

@@ -25,8 +25,9 @@ pub use instance::{Driver, InitContext, Plugin, PluginInstance};
 pub use manifest::{Manifest, PanicStrategy, CURRENT_ABI_GENERATION, SUPPORTED_ABI_GENERATIONS};
 
 /// Exports one or more [`Plugin`]s from a `cdylib` through the newest ABI generation
-/// (today generation 2, [`export_plugin_v2!`]; [`export_plugin_v1!`] pins a plugin to generation
-/// 1). Invoke it once, at the crate root:
+/// (today generation 3, [`export_plugin_v3!`]; [`export_plugin_v1!`] and [`export_plugin_v2!`]
+/// pin a plugin to an older generation, which cannot export a runtime driver). Invoke it once,
+/// at the crate root:
 ///
 /// ```ignore
 /// rcontainerd_plugin_api::export_plugin!(MyPlugin);
@@ -34,7 +35,7 @@ pub use manifest::{Manifest, PanicStrategy, CURRENT_ABI_GENERATION, SUPPORTED_AB
 #[macro_export]
 macro_rules! export_plugin {
     ($($plugin:ty),+ $(,)?) => {
-        $crate::export_plugin_v2!($($plugin),+);
+        $crate::export_plugin_v3!($($plugin),+);
     };
 }
 

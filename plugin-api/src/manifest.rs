@@ -1,10 +1,10 @@
 //! A plugin's registration: what it is, what it needs, how it was built.
 
 /// The ABI generation `export_plugin!` exports today.
-pub const CURRENT_ABI_GENERATION: u32 = 2;
+pub const CURRENT_ABI_GENERATION: u32 = 3;
 
 /// The ABI generations this build of the host can load.
-pub const SUPPORTED_ABI_GENERATIONS: &[u32] = &[1, 2];
+pub const SUPPORTED_ABI_GENERATIONS: &[u32] = &[1, 2, 3];
 
 /// How a plugin library handles panics. Only `Unwind` libraries can be loaded: a panic in an
 /// `Abort` library would end the daemon.

@@ -10,7 +10,7 @@
 use std::{collections::HashSet, fs, path::PathBuf};
 
 use abi_stable::{library::RootModule, type_layout::TypeLayout, StableAbi};
-use rcontainerd_plugin_api::abi::{v1, v2};
+use rcontainerd_plugin_api::abi::{v1, v2, v3};
 
 /// `M`'s name and version strings (checked when a library loads) and the layout of every type
 /// it reaches.
@@ -131,6 +131,11 @@ fn generation_2_layout_is_frozen() {
 }
 
 #[test]
+fn generation_3_layout_is_frozen() {
+    check("abi-v3", render::<v3::ffi::module::PluginModuleV3Ref>());
+}
+
+#[test]
 fn rendering_is_deterministic_and_complete() {
     let v1 = render::<v1::ffi::module::PluginModuleV1Ref>();
     assert_eq!(v1, render::<v1::ffi::module::PluginModuleV1Ref>());
@@ -149,4 +154,18 @@ fn rendering_is_deterministic_and_complete() {
     let v2 = render::<v2::ffi::module::PluginModuleV2Ref>();
     let digests = |text: &str| text.matches("field_name:digest\n").count();
     assert_eq!(digests(&v2), digests(&v1) + 1);
+    // Generation 3 keeps generation 2's writer and carries the runtime object: the placeholder's
+    // six methods are gone, the runtime interface's are there, down to its last prefix method.
+    let v3 = render::<v3::ffi::module::PluginModuleV3Ref>();
+    assert_eq!(digests(&v3), digests(&v2));
+    for name in [
+        "package:'rcontainerd-plugin-abi-v3'",
+        "FfiProcessRef",
+        "FfiRuntimeEvent",
+        "field_name:next_events\n",
+        "field_name:resize_pty\n",
+    ] {
+        assert!(v3.contains(name), "{name} is not in generation 3's layout");
+        assert!(!v2.contains(name), "{name} is in generation 2's layout");
+    }
 }

@@ -301,7 +301,7 @@ fn a_generation_the_daemon_does_not_serve_is_refused_by_name() {
     assert_eq!(err.kind(), LibraryErrorKind::UnsupportedGeneration);
     assert_eq!(
         err.reason(),
-        "plugin built for ABI generation 99; this daemon serves generations 1, 2"
+        "plugin built for ABI generation 99; this daemon serves generations 1, 2, 3"
     );
     assert_eq!(
         err.plugin(),
@@ -357,7 +357,8 @@ fn requires_are_reported_and_init_still_succeeds() {
 }
 
 /// A content store exported through generation 1 (its writers report no digest) still passes the
-/// whole content suite across the boundary; content-local's own suite covers generation 2.
+/// whole content suite across the boundary; content-local's own suite covers the current generation
+/// (whose content objects are generation 2's).
 #[test]
 fn a_content_store_pinned_to_generation_1_passes_the_content_suite() {
     let Some((dir, _)) = support::test_plugins() else {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub use error::{LibraryError, LibraryErrorKind};
 
 use crate::{
-    abi::{tag::OpenLibrary, v1::foreign::ModuleV1, v2::foreign::ModuleV2},
+    abi::{tag::OpenLibrary, v1::foreign::ModuleV1, v2::foreign::ModuleV2, v3::foreign::ModuleV3},
     manifest::SUPPORTED_ABI_GENERATIONS,
     InitContext, Manifest, PluginError, PluginInstance,
 };
@@ -32,6 +32,7 @@ pub struct LoadedPlugin {
 enum Module {
     V1(ModuleV1),
     V2(ModuleV2),
+    V3(ModuleV3),
 }
 
 impl LoadedPlugin {
@@ -50,6 +51,7 @@ impl LoadedPlugin {
         match self.module {
             Module::V1(module) => module.init(self.index, ctx),
             Module::V2(module) => module.init(self.index, ctx),
+            Module::V3(module) => module.init(self.index, ctx),
         }
     }
 }
@@ -113,11 +115,13 @@ pub fn load_library(path: &Path) -> Result<Vec<LoadedPlugin>, LibraryError> {
     let module = match tag.abi_generation {
         1 => Module::V1(ModuleV1::load(path).map_err(incompatible)?),
         2 => Module::V2(ModuleV2::load(path).map_err(incompatible)?),
+        3 => Module::V3(ModuleV3::load(path).map_err(incompatible)?),
         other => unreachable!("generation {other} is listed as supported but not dispatched"),
     };
     let manifests = match module {
         Module::V1(module) => module.manifests(),
         Module::V2(module) => module.manifests(),
+        Module::V3(module) => module.manifests(),
     }
     .map_err(|err| fail_named(LibraryErrorKind::Manifest, err.message))?;
     if manifests.is_empty() {

@@ -545,3 +545,50 @@ impl From<FfiWriterOptions> for content::WriterOptions {
         }
     }
 }
+
+/// Generation 2's store and writer objects (the writer reports its running digest), which
+/// generation 3 re-exports unchanged: implemented once, here, for every generation that carries
+/// them. (Generation 1's own objects are instantiated in `abi::v1`.)
+mod digest_writer {
+    use abi_stable::{
+        sabi_trait::TD_Opaque,
+        std_types::{ROption, RResult, RString},
+    };
+    use rcontainerd_plugin_abi_v2::content::{
+        FfiContentStore, FfiContentStoreBox, FfiContentWriter, FfiContentWriterBox,
+        FfiContentWriter_TO, FfiWriterOptions,
+    };
+
+    use super::{ContentStoreExport, WriterExport};
+    use crate::{
+        abi::shared::{ffi::error::FfiError, into_result},
+        Result,
+    };
+
+    impl FfiContentStore for ContentStoreExport {
+        content_store_methods!();
+
+        fn writer(&self, options: FfiWriterOptions) -> RResult<FfiContentWriterBox, FfiError> {
+            self.writer_with(options, |writer| {
+                FfiContentWriter_TO::from_value(writer, TD_Opaque)
+            })
+        }
+    }
+
+    impl FfiContentWriter for WriterExport {
+        content_writer_methods!();
+
+        fn digest(&mut self) -> RResult<ROption<RString>, FfiError> {
+            self.digest_ffi()
+                .map(|digest| digest.map(RString::from).into())
+        }
+    }
+
+    foreign_content_store!(FfiContentStoreBox);
+    foreign_content_writer!(
+        FfiContentWriterBox,
+        fn digest(&mut self) -> Result<Option<String>> {
+            into_result(self.inner.digest()).map(|digest| digest.into_option().map(String::from))
+        }
+    );
+}

@@ -1,15 +1,19 @@
 //! The glue every ABI generation shares, written once and instantiated by each generation's
-//! module (`abi::v1`, `abi::v2`, …), split by driver kind:
+//! module (`abi::v1`, `abi::v2`, `abi::v3`, …), split by driver kind:
 //!
 //! - [`library`]: the plugin list, manifests and init of a library, and the macros that build a
 //!   generation's root module (plugin side) and checked module (host side);
 //! - [`snapshot`], [`content`], [`runtime`]: conversions between the plain types and the FFI
 //!   types, the plugin-side `…Export` objects and the host-side `Foreign…` drivers.
 //!
-//! The FFI types the generations share are generation 1's ([`ffi`]); later generation crates
-//! re-export them, so one adapter serves every generation. Where a generation's object differs
-//! (generation 2's content store and writer), the shared part is a macro or a generic type the
-//! generation instantiates with its own FFI type.
+//! The FFI types the generations share are named from the generation that first froze them —
+//! generation 1's ([`ffi`]) for most, generation 2's for the content store and writer that
+//! report a digest, generation 3's for the runtime — and later generation crates re-export
+//! them, so one adapter serves every generation that carries the object. Where generations'
+//! objects differ (generation 1's content store and writer against generation 2's), the shared
+//! part is a macro or a generic type each object instantiates; where a generation cannot carry
+//! a driver (a runtime through generations 1 and 2), the generation passes a refusal to the
+//! root-module macros instead of an adapter.
 //!
 //! Every entry point the host can reach — root module functions and every method of every
 //! driver object — runs inside [`guard`], which turns a panic into an `Internal` error
