@@ -17,7 +17,6 @@ pub mod introspection;
 pub mod leases;
 pub mod namespace;
 pub mod namespaces;
-pub mod pending;
 pub mod server;
 pub mod service;
 pub mod snapshots;

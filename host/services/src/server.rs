@@ -4,7 +4,6 @@
 //! replaced, but if another daemon answers on it we refuse to start rather
 //! than steal its address. The socket is `0660` and owned by `grpc.uid/gid`.
 
-use crate::pending::Pending;
 use crate::service::{GrpcService, Limits, Routes};
 use rcontainerd_core::ids::GRPC_TYPE;
 use rcontainerd_core::registry::Registry;
@@ -88,7 +87,6 @@ pub async fn serve(
     {
         service.add_routes(&mut routes);
     }
-    Pending.add_routes(&mut routes);
     let router = tonic::transport::Server::builder()
         // Large blobs stream through Content.Write/Read: windows larger than
         // h2's 64 KiB default keep the pipe full on a local socket.

@@ -35,7 +35,13 @@ use crate::{blocking, namespace};
 
 pub struct TasksService {
     tasks: Arc<Tasks>,
+    /// Bounds the blocking threads Wait's first look at the task takes: many Waits at once
+    /// (a client waiting on every task) must not mean a thread each, even briefly.
+    wait_checks: Arc<tokio::sync::Semaphore>,
 }
+
+/// Concurrent state checks of Waits.
+const WAIT_CHECKS: usize = 8;
 
 fn any_from_wire(any: Option<prost_types::Any>) -> Option<AnyValue> {
     any.map(|a| AnyValue {
@@ -358,7 +364,9 @@ impl tasks_server::Tasks for TasksService {
         // Watch first, then ask: an exit that lands in between is caught either way.
         let waiter = self.tasks.exits().waiter(&process);
         let asked = process.clone();
+        let permit = self.wait_checks.acquire().await;
         let state = self.run(move |t| t.get(&asked)).await?;
+        drop(permit);
         let exit = match Tasks::exit_of(&state).or_else(|| waiter.now()) {
             Some(exit) => exit,
             None => waiter.wait().await.ok_or_else(|| {
@@ -409,6 +417,7 @@ impl GrpcService for TasksGrpc {
     fn add_routes(&self, routes: &mut Routes) {
         routes.add_namespaced(tasks_server::TasksServer::new(TasksService {
             tasks: self.0.clone(),
+            wait_checks: Arc::new(tokio::sync::Semaphore::new(WAIT_CHECKS)),
         }));
     }
 }

@@ -89,7 +89,8 @@ fn command(binary: &Path, env: &ShimEnv, bundle: &Bundle, action: &[&str]) -> Co
     cmd
 }
 
-/// Runs the command with `input` on stdin (then EOF); its combined output on success.
+/// Runs the command with `input` on stdin (then EOF); its stdout on success (a shim logs to
+/// stderr, which only goes into the error).
 fn run(mut cmd: Command, input: &[u8], what: &str) -> Result<Vec<u8>> {
     let mut child = cmd
         .spawn()
@@ -101,16 +102,16 @@ fn run(mut cmd: Command, input: &[u8], what: &str) -> Result<Vec<u8>> {
     let out = child
         .wait_with_output()
         .map_err(|e| PluginError::io(format!("{what}: wait"), e))?;
-    let mut combined = out.stdout;
-    combined.extend_from_slice(&out.stderr);
     if !out.status.success() {
+        let mut combined = out.stdout;
+        combined.extend_from_slice(&out.stderr);
         return Err(PluginError::new(ErrorKind::Unknown, format!(
             "{what}: {}: {}",
             String::from_utf8_lossy(&combined).trim(),
             out.status
         )));
     }
-    Ok(combined)
+    Ok(out.stdout)
 }
 
 fn encode_any(options: Option<&AnyValue>) -> Vec<u8> {

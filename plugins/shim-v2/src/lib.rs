@@ -48,6 +48,7 @@ impl Plugin for ShimV2Plugin {
     }
 
     fn init(ctx: InitContext) -> Result<PluginInstance> {
+        log_to_stderr();
         let config: Config = ctx.parse_config()?;
         if config.sched_core {
             return Err(rcontainerd_plugin_api::PluginError::invalid_argument(
@@ -63,6 +64,16 @@ impl Plugin for ShimV2Plugin {
             .export("state", ctx.state.to_string_lossy())
             .export("root", ctx.root.to_string_lossy()))
     }
+}
+
+/// Sends this library's log lines (the driver's and its shims') to the daemon's stderr, where
+/// the daemon logs too. Linked into a program that set its own subscriber, that one stays.
+fn log_to_stderr() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
 }
 
 export_plugin!(ShimV2Plugin);

@@ -1,0 +1,312 @@
+//! Tasks through the shim v2 runtime driver, driven by containerd 1.6.20's `ctr` against
+//! rcontainerd: `ctr run` of a busybox image (Debian's `busybox-static`) with real runc and
+//! Debian's `containerd-shim-runc-v2`; the shim's events on `ctr events`; exec, pause, metrics,
+//! kill; tasks outliving a `kill -9` of the daemon; a shim that dies; Wait without a thread per
+//! waiter; and containerd's errors for missing tasks.
+//!
+//! Needs root, runc, the shim, Debian's ctr and busybox-static; otherwise it reports the missing
+//! prerequisite (`rcontainerd_pkg::prereq`). Whatever a test leaves running is killed when its
+//! daemon is dropped (`rcontainerd_tests::shims`).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rcontainerd_api::client::namespaced;
+use rcontainerd_api::services::tasks::tasks_client::TasksClient;
+use rcontainerd_api::services::tasks::{CreateTaskRequest, GetRequest, KillRequest, WaitRequest};
+use rcontainerd_tests::busybox;
+use rcontainerd_tests::{shims, Ctr, Daemon};
+
+const NS: &str = "default";
+const IMAGE: &str = "docker.io/library/bb:1";
+const SHIM: &str = "/usr/bin/containerd-shim-runc-v2";
+const DEBIAN_CTR: &str = "/usr/bin/ctr";
+
+fn prerequisites_met() -> bool {
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    let missing: Vec<&str> = [
+        (nix::unistd::geteuid().is_root(), "root"),
+        (runc, "runc"),
+        (Path::new(SHIM).is_file(), SHIM),
+        (Path::new(DEBIAN_CTR).is_file(), DEBIAN_CTR),
+        (Path::new(busybox::BUSYBOX).is_file(), "busybox-static"),
+    ]
+    .into_iter()
+    .filter_map(|(present, what)| (!present).then_some(what))
+    .collect();
+    if !missing.is_empty() {
+        rcontainerd_pkg::prereq::missing(missing.join(", "));
+    }
+    missing.is_empty()
+}
+
+/// A daemon with the busybox image imported (by Debian's ctr, unpacked onto overlayfs).
+async fn daemon_with_image() -> Daemon {
+    let daemon = Daemon::start_without_gc().await;
+    let tar = daemon.dir().join("bb.tar");
+    busybox::write_oci_tar(&tar, IMAGE);
+    daemon.ctr(Ctr::Debian, &["images", "import", tar.to_str().unwrap()]).ok();
+    daemon
+}
+
+fn ctr(daemon: &Daemon, args: &[&str]) -> rcontainerd_tests::ctr::CtrOutput {
+    daemon.ctr(Ctr::Debian, args)
+}
+
+/// `ctr tasks ls` as (task, pid, status) rows.
+fn tasks(daemon: &Daemon) -> Vec<(String, String, String)> {
+    ctr(daemon, &["tasks", "ls"])
+        .ok()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+fn bundles(daemon: &Daemon) -> Vec<String> {
+    let dir = daemon.state().join("io.containerd.runtime.v2.task").join(NS);
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctr_run_rm_prints_output_exits_with_the_status_and_leaves_nothing() {
+    if !prerequisites_met() {
+        return;
+    }
+    let daemon = daemon_with_image().await;
+    let events = daemon.spawn_ctr(Ctr::Debian, &["events"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let run = ctr(
+        &daemon,
+        &["run", "--rm", IMAGE, "t1", "sh", "-c", "echo hello from a task; exit 3"],
+    );
+    assert_eq!(run.status.code(), Some(3), "{run:?}");
+    assert_eq!(run.stdout, "hello from a task\n");
+    events.wait_for_stdout(Duration::from_secs(10), "/tasks/delete", |s| {
+        s.contains("/containers/delete")
+    });
+    let topics: Vec<String> = events
+        .stdout()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5).map(str::to_string))
+        .filter(|t| t.starts_with("/tasks/"))
+        .collect();
+    assert_eq!(
+        topics,
+        ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"],
+        "{}",
+        events.stdout()
+    );
+    assert!(events.stdout().contains("\"exit_status\":3"), "{}", events.stdout());
+    assert!(tasks(&daemon).is_empty());
+    assert!(ctr(&daemon, &["containers", "ls", "-q"]).ok().is_empty());
+    assert!(bundles(&daemon).is_empty(), "bundles left: {:?}", bundles(&daemon));
+    assert!(shims::shims_of(&daemon.socket()).is_empty(), "a shim is still running");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_detached_task_execs_pauses_reports_metrics_and_is_killed() {
+    if !prerequisites_met() {
+        return;
+    }
+    let daemon = daemon_with_image().await;
+    ctr(&daemon, &["run", "-d", IMAGE, "t2", "sleep", "1000"]).ok();
+    let listed = tasks(&daemon);
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].0.as_str(), listed[0].2.as_str()), ("t2", "RUNNING"));
+    let pid = listed[0].1.clone();
+    assert!(ctr(&daemon, &["tasks", "ps", "t2"]).ok().contains(&pid));
+
+    let exec = ctr(&daemon, &["tasks", "exec", "--exec-id", "e1", "t2", "sh", "-c", "echo in; exit 5"]);
+    assert_eq!((exec.status.code(), exec.stdout.as_str()), (Some(5), "in\n"), "{exec:?}");
+
+    ctr(&daemon, &["tasks", "pause", "t2"]).ok();
+    assert_eq!(tasks(&daemon)[0].2, "PAUSED");
+    ctr(&daemon, &["tasks", "resume", "t2"]).ok();
+    assert_eq!(tasks(&daemon)[0].2, "RUNNING");
+    let metrics = ctr(&daemon, &["tasks", "metrics", "t2"]);
+    assert!(metrics.ok().contains("t2"), "{metrics:?}");
+
+    // A task that is running cannot be deleted: the shim's answer, passed through.
+    let refused = ctr(&daemon, &["tasks", "rm", "t2"]);
+    assert!(refused.failed().contains("failed precondition"), "{refused:?}");
+
+    ctr(&daemon, &["tasks", "kill", "-s", "KILL", "t2"]).ok();
+    wait_until(Duration::from_secs(10), "t2 stopped", || tasks(&daemon)[0].2 == "STOPPED");
+    ctr(&daemon, &["tasks", "rm", "t2"]).ok();
+    ctr(&daemon, &["containers", "rm", "t2"]).ok();
+    assert!(tasks(&daemon).is_empty());
+    assert!(bundles(&daemon).is_empty());
+    let runc_left = std::fs::read_dir(shims::runc_root(&daemon.state()).join(NS))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(runc_left, 0, "runc state left behind");
+    wait_until(Duration::from_secs(10), "the shim to exit", || {
+        shims::shims_of(&daemon.socket()).is_empty()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_tasks_survive_a_kill_9_of_the_daemon() {
+    if !prerequisites_met() {
+        return;
+    }
+    let mut daemon = daemon_with_image().await;
+    ctr(&daemon, &["run", "-d", IMAGE, "t3", "sleep", "1000"]).ok();
+    let before = tasks(&daemon);
+    daemon.kill9();
+    daemon.restart().await.unwrap();
+    assert_eq!(tasks(&daemon), before, "the task after the restart");
+    // The reconnected shim still reports to the restarted daemon.
+    let events = daemon.spawn_ctr(Ctr::Debian, &["events"]);
+    std::thread::sleep(Duration::from_millis(300));
+    ctr(&daemon, &["tasks", "kill", "-s", "KILL", "t3"]).ok();
+    events.wait_for_stdout(Duration::from_secs(10), "/tasks/exit", |s| {
+        s.contains("/tasks/exit")
+    });
+    ctr(&daemon, &["tasks", "rm", "t3"]).ok();
+    assert!(bundles(&daemon).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shim_that_dies_is_cleaned_up_and_its_task_reported_exited() {
+    if !prerequisites_met() {
+        return;
+    }
+    let daemon = daemon_with_image().await;
+    ctr(&daemon, &["run", "-d", IMAGE, "t4", "sleep", "1000"]).ok();
+    let container_pid: i32 = tasks(&daemon)[0].1.parse().unwrap();
+    let mut client = TasksClient::new(daemon.channel());
+    let wait = tokio::spawn({
+        let mut client = client.clone();
+        async move {
+            client
+                .wait(namespaced(WaitRequest { container_id: "t4".into(), exec_id: String::new() }, NS))
+                .await
+        }
+    });
+    let events = daemon.spawn_ctr(Ctr::Debian, &["events"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let shim = shims::shims_of(&daemon.socket());
+    assert_eq!(shim.len(), 1);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim[0]), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    events.wait_for_stdout(Duration::from_secs(15), "/tasks/delete", |s| {
+        s.contains("/tasks/delete")
+    });
+    assert!(events.stdout().contains("/tasks/exit"));
+    let waited = tokio::time::timeout(Duration::from_secs(10), wait).await.unwrap().unwrap();
+    assert!(waited.is_ok(), "{waited:?}");
+    assert!(tasks(&daemon).is_empty());
+    assert!(bundles(&daemon).is_empty());
+    // `shim delete` killed what the dead shim left.
+    wait_until(Duration::from_secs(10), "the container process to go", || {
+        shims::is_zombie(container_pid)
+    });
+    let gone = client
+        .get(namespaced(GetRequest { container_id: "t4".into(), exec_id: String::new() }, NS))
+        .await
+        .unwrap_err();
+    assert_eq!((gone.code(), gone.message()), (tonic::Code::NotFound, "task t4 not found"));
+}
+
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_waits_hold_no_thread_each_and_all_get_the_exit() {
+    if !prerequisites_met() {
+        return;
+    }
+    let daemon = daemon_with_image().await;
+    ctr(&daemon, &["run", "-d", IMAGE, "t5", "sleep", "1000"]).ok();
+    let pid = daemon.pid().unwrap();
+    let before = threads_of(pid);
+    let client = TasksClient::new(daemon.channel());
+    // Ten connections of twenty calls: many streams ending at once on one HTTP/2 connection
+    // trip the Rust client's own flood guard (a GOAWAY from the client's h2).
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let channel = rcontainerd_api::client::connect(daemon.socket(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        clients.push(TasksClient::new(channel));
+    }
+    let waits: Vec<_> = (0..200)
+        .map(|i| {
+            let mut client = clients[i % clients.len()].clone();
+            tokio::spawn(async move {
+                client
+                    .wait(namespaced(WaitRequest { container_id: "t5".into(), exec_id: String::new() }, NS))
+                    .await
+                    .map(|r| r.into_inner().exit_status)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let during = threads_of(pid);
+    assert!(
+        during < before + 20,
+        "200 waits took threads: {before} before, {during} during"
+    );
+    let mut client2 = client.clone();
+    client2
+        .kill(namespaced(KillRequest { container_id: "t5".into(), exec_id: String::new(), signal: 9, all: false }, NS))
+        .await
+        .unwrap();
+    for w in waits {
+        let status = tokio::time::timeout(Duration::from_secs(10), w).await.unwrap().unwrap();
+        assert_eq!(status.unwrap(), 137);
+    }
+    ctr(&daemon, &["tasks", "rm", "t5"]).ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_tasks_and_containers_answer_as_containerd() {
+    if !prerequisites_met() {
+        return;
+    }
+    let daemon = daemon_with_image().await;
+    let mut client = TasksClient::new(daemon.channel());
+    let err = client
+        .create(namespaced(CreateTaskRequest { container_id: "nope".into(), ..Default::default() }, NS))
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message()), (tonic::Code::NotFound, "container \"nope\" in namespace \"default\": not found"));
+    ctr(&daemon, &["containers", "create", IMAGE, "c1"]).ok();
+    let err = client
+        .get(namespaced(GetRequest { container_id: "c1".into(), exec_id: String::new() }, NS))
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message()), (tonic::Code::NotFound, "task c1 not found"));
+    let out = ctr(&daemon, &["tasks", "kill", "c1"]);
+    assert!(out.failed().contains("task c1 not found"), "{out:?}");
+    // Create twice: the second is refused and the first task is untouched.
+    ctr(&daemon, &["tasks", "start", "-d", "c1"]).ok();
+    let again = ctr(&daemon, &["tasks", "start", "-d", "c1"]);
+    assert!(again.failed().contains("task c1: already exists"), "{again:?}");
+    assert_eq!(tasks(&daemon)[0].2, "RUNNING");
+    ctr(&daemon, &["tasks", "kill", "-s", "KILL", "c1"]).ok();
+    wait_until(Duration::from_secs(10), "c1 stopped", || tasks(&daemon)[0].2 == "STOPPED");
+    ctr(&daemon, &["tasks", "rm", "c1"]).ok();
+}
