@@ -310,3 +310,88 @@ async fn missing_tasks_and_containers_answer_as_containerd() {
     wait_until(Duration::from_secs(10), "c1 stopped", || tasks(&daemon)[0].2 == "STOPPED");
     ctr(&daemon, &["tasks", "rm", "c1"]).ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_restart_exited_tasks_are_stopped_with_their_status_and_running_ones_exec() {
+    if !prerequisites_met() {
+        return;
+    }
+    let mut daemon = daemon_with_image().await;
+    ctr(&daemon, &["run", "-d", IMAGE, "short", "sh", "-c", "sleep 1; exit 7"]).ok();
+    ctr(&daemon, &["run", "-d", IMAGE, "long", "sleep", "1000"]).ok();
+    daemon.kill9();
+    // `short` exits while no daemon listens.
+    std::thread::sleep(Duration::from_millis(2500));
+    daemon.restart().await.unwrap();
+    let listed = tasks(&daemon);
+    let status = |id: &str| listed.iter().find(|t| t.0 == id).map(|t| t.2.clone());
+    assert_eq!(status("short").as_deref(), Some("STOPPED"), "{listed:?}");
+    assert_eq!(status("long").as_deref(), Some("RUNNING"), "{listed:?}");
+    let mut client = TasksClient::new(daemon.channel());
+    let waited = client
+        .wait(namespaced(WaitRequest { container_id: "short".into(), exec_id: String::new() }, NS))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(waited.exit_status, 7);
+    let exec = ctr(&daemon, &["tasks", "exec", "--exec-id", "after", "long", "echo", "still here"]);
+    assert_eq!(exec.ok(), "still here\n");
+    ctr(&daemon, &["tasks", "kill", "-s", "KILL", "long"]).ok();
+    wait_until(Duration::from_secs(10), "long stopped", || {
+        tasks(&daemon).iter().all(|t| t.2 == "STOPPED")
+    });
+    ctr(&daemon, &["tasks", "rm", "short"]).ok();
+    ctr(&daemon, &["tasks", "rm", "long"]).ok();
+    assert!(bundles(&daemon).is_empty());
+}
+
+/// The same faulty operations against rcontainerd and a real containerd, in a namespace of the
+/// test's own (containerd's runc state is shared by every containerd on the machine).
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_answer_as_containerd_does() {
+    if !prerequisites_met() {
+        return;
+    }
+    let ns = format!("faults-{}", std::process::id());
+    let ours = daemon_with_image().await;
+    let theirs = rcontainerd_tests::containerd::Containerd::start();
+    let tar = ours.dir().join("bb.tar");
+    let run = |socket: &Path, args: &[&str]| {
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend_from_slice(args);
+        Ctr::Debian.run(socket, &full)
+    };
+    let mut answers = Vec::new();
+    for socket in [ours.socket(), theirs.socket()] {
+        run(&socket, &["images", "import", tar.to_str().unwrap()]).ok();
+        // An unknown runtime names the shim binary it looked for.
+        let unknown = run(&socket, &["run", "--rm", "--runtime", "io.containerd.nosuch.v1", IMAGE, "u1", "true"]);
+        let message = unknown.failed().to_string();
+        assert!(
+            message.contains("binary not installed \"containerd-shim-nosuch-v1\""),
+            "{message}"
+        );
+        run(&socket, &["run", "-d", IMAGE, "x", "sleep", "1000"]).ok();
+        run(&socket, &["tasks", "exec", "-d", "--exec-id", "e1", "x", "sleep", "100"]).ok();
+        let reused = run(&socket, &["tasks", "exec", "-d", "--exec-id", "e1", "x", "true"]);
+        let twice = run(&socket, &["tasks", "start", "x"]);
+        let missing_exec = run(&socket, &["tasks", "kill", "--exec-id", "nope", "x"]);
+        answers.push((
+            reused.failed().trim().to_string(),
+            twice.failed().trim().to_string(),
+            missing_exec.failed().trim().to_string(),
+        ));
+        run(&socket, &["tasks", "kill", "-a", "-s", "KILL", "x"]).ok();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !run(&socket, &["tasks", "ls"]).ok().contains("STOPPED") {
+            assert!(Instant::now() < deadline, "x did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        run(&socket, &["tasks", "rm", "x"]).ok();
+        run(&socket, &["containers", "rm", "x"]).ok();
+        run(&socket, &["containers", "rm", "u1"]);
+    }
+    assert_eq!(answers[0], answers[1], "rcontainerd (left) and containerd (right) differ");
+    assert!(answers[0].0.contains("already exists"), "{:?}", answers[0]);
+    assert!(bundles(&ours).is_empty());
+}
