@@ -39,6 +39,9 @@ pub enum TestPlugin {
     CycleA,
     /// Type `io.containerd.test-cycle-b.v1`, requires `io.containerd.test-cycle-a.v1`.
     CycleB,
+    /// A runtime driver (`io.containerd.runtime.v2.fake`) offered through ABI generation 2, whose
+    /// runtime object is a placeholder: loads, but its init is refused.
+    RuntimePlaceholder,
 }
 
 impl TestPlugin {
@@ -55,6 +58,7 @@ impl TestPlugin {
             TestPlugin::PanicAbort => "panic_abort",
             TestPlugin::CycleA => "cycle_a",
             TestPlugin::CycleB => "cycle_b",
+            TestPlugin::RuntimePlaceholder => "runtime_placeholder",
         }
     }
 

@@ -159,6 +159,20 @@ async fn a_plugin_from_a_future_abi_generation_is_an_error() {
     );
 }
 
+/// Generations 1 and 2 carry only a runtime placeholder: a runtime driver offered through them is
+/// listed under its own URI as an error saying what it needs.
+#[tokio::test]
+async fn a_runtime_offered_through_abi_generation_2_is_an_error() {
+    let failed = refused_test_plugin(TestPlugin::RuntimePlaceholder).await;
+    assert_eq!(plugin_uri(&failed), "io.containerd.runtime.v2.fake");
+    let err = failed.init_err.unwrap();
+    assert!(
+        err.message
+            .contains("runtime drivers need ABI generation 3"),
+        "{err:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_plugin_requiring_a_type_nobody_provides_is_an_error() {
     let failed = refused_test_plugin(TestPlugin::MissingRequires).await;
