@@ -78,17 +78,18 @@ pub fn oci_tar(name: &str) -> Vec<u8> {
                                        "org.opencontainers.image.ref.name": name.rsplit(':').next().unwrap_or("latest")}}],
     }))
     .unwrap();
+    let mut files: Vec<(String, &[u8])> = vec![
+        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#),
+        ("index.json".into(), &index),
+    ];
+    for blob in [&config, &manifest, &layer] {
+        files.push((format!("blobs/sha256/{}", hex(&digest_of(blob))), blob));
+    }
     let mut b = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, data: &[u8]| {
+    for (path, data) in files {
         let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
         b.append_data(&mut h, path, data).unwrap();
-    };
-    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    add("index.json", &index);
-    for blob in [&config, &manifest, &layer] {
-        add(&format!("blobs/sha256/{}", hex(&digest_of(blob))), blob);
     }
-    drop(add);
     b.into_inner().unwrap()
 }
 

@@ -47,7 +47,9 @@ async fn daemon_with_image() -> Daemon {
     let daemon = Daemon::start_without_gc().await;
     let tar = daemon.dir().join("bb.tar");
     busybox::write_oci_tar(&tar, IMAGE);
-    daemon.ctr(Ctr::Debian, &["images", "import", tar.to_str().unwrap()]).ok();
+    daemon
+        .ctr(Ctr::Debian, &["images", "import", tar.to_str().unwrap()])
+        .ok();
     daemon
 }
 
@@ -69,7 +71,10 @@ fn tasks(daemon: &Daemon) -> Vec<(String, String, String)> {
 }
 
 fn bundles(daemon: &Daemon) -> Vec<String> {
-    let dir = daemon.state().join("io.containerd.runtime.v2.task").join(NS);
+    let dir = daemon
+        .state()
+        .join("io.containerd.runtime.v2.task")
+        .join(NS);
     std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
@@ -97,7 +102,15 @@ async fn ctr_run_rm_prints_output_exits_with_the_status_and_leaves_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     let run = ctr(
         &daemon,
-        &["run", "--rm", IMAGE, "t1", "sh", "-c", "echo hello from a task; exit 3"],
+        &[
+            "run",
+            "--rm",
+            IMAGE,
+            "t1",
+            "sh",
+            "-c",
+            "echo hello from a task; exit 3",
+        ],
     );
     assert_eq!(run.status.code(), Some(3), "{run:?}");
     assert_eq!(run.stdout, "hello from a task\n");
@@ -112,15 +125,31 @@ async fn ctr_run_rm_prints_output_exits_with_the_status_and_leaves_nothing() {
         .collect();
     assert_eq!(
         topics,
-        ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"],
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
         "{}",
         events.stdout()
     );
-    assert!(events.stdout().contains("\"exit_status\":3"), "{}", events.stdout());
+    assert!(
+        events.stdout().contains("\"exit_status\":3"),
+        "{}",
+        events.stdout()
+    );
     assert!(tasks(&daemon).is_empty());
     assert!(ctr(&daemon, &["containers", "ls", "-q"]).ok().is_empty());
-    assert!(bundles(&daemon).is_empty(), "bundles left: {:?}", bundles(&daemon));
-    assert!(shims::shims_of(&daemon.socket()).is_empty(), "a shim is still running");
+    assert!(
+        bundles(&daemon).is_empty(),
+        "bundles left: {:?}",
+        bundles(&daemon)
+    );
+    assert!(
+        shims::shims_of(&daemon.socket()).is_empty(),
+        "a shim is still running"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,12 +161,31 @@ async fn a_detached_task_execs_pauses_reports_metrics_and_is_killed() {
     ctr(&daemon, &["run", "-d", IMAGE, "t2", "sleep", "1000"]).ok();
     let listed = tasks(&daemon);
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].0.as_str(), listed[0].2.as_str()), ("t2", "RUNNING"));
+    assert_eq!(
+        (listed[0].0.as_str(), listed[0].2.as_str()),
+        ("t2", "RUNNING")
+    );
     let pid = listed[0].1.clone();
     assert!(ctr(&daemon, &["tasks", "ps", "t2"]).ok().contains(&pid));
 
-    let exec = ctr(&daemon, &["tasks", "exec", "--exec-id", "e1", "t2", "sh", "-c", "echo in; exit 5"]);
-    assert_eq!((exec.status.code(), exec.stdout.as_str()), (Some(5), "in\n"), "{exec:?}");
+    let exec = ctr(
+        &daemon,
+        &[
+            "tasks",
+            "exec",
+            "--exec-id",
+            "e1",
+            "t2",
+            "sh",
+            "-c",
+            "echo in; exit 5",
+        ],
+    );
+    assert_eq!(
+        (exec.status.code(), exec.stdout.as_str()),
+        (Some(5), "in\n"),
+        "{exec:?}"
+    );
 
     ctr(&daemon, &["tasks", "pause", "t2"]).ok();
     assert_eq!(tasks(&daemon)[0].2, "PAUSED");
@@ -148,10 +196,15 @@ async fn a_detached_task_execs_pauses_reports_metrics_and_is_killed() {
 
     // A task that is running cannot be deleted: the shim's answer, passed through.
     let refused = ctr(&daemon, &["tasks", "rm", "t2"]);
-    assert!(refused.failed().contains("failed precondition"), "{refused:?}");
+    assert!(
+        refused.failed().contains("failed precondition"),
+        "{refused:?}"
+    );
 
     ctr(&daemon, &["tasks", "kill", "-s", "KILL", "t2"]).ok();
-    wait_until(Duration::from_secs(10), "t2 stopped", || tasks(&daemon)[0].2 == "STOPPED");
+    wait_until(Duration::from_secs(10), "t2 stopped", || {
+        tasks(&daemon)[0].2 == "STOPPED"
+    });
     ctr(&daemon, &["tasks", "rm", "t2"]).ok();
     ctr(&daemon, &["containers", "rm", "t2"]).ok();
     assert!(tasks(&daemon).is_empty());
@@ -200,7 +253,13 @@ async fn a_shim_that_dies_is_cleaned_up_and_its_task_reported_exited() {
         let mut client = client.clone();
         async move {
             client
-                .wait(namespaced(WaitRequest { container_id: "t4".into(), exec_id: String::new() }, NS))
+                .wait(namespaced(
+                    WaitRequest {
+                        container_id: "t4".into(),
+                        exec_id: String::new(),
+                    },
+                    NS,
+                ))
                 .await
         }
     });
@@ -208,29 +267,48 @@ async fn a_shim_that_dies_is_cleaned_up_and_its_task_reported_exited() {
     std::thread::sleep(Duration::from_millis(300));
     let shim = shims::shims_of(&daemon.socket());
     assert_eq!(shim.len(), 1);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim[0]), nix::sys::signal::Signal::SIGKILL)
-        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     events.wait_for_stdout(Duration::from_secs(15), "/tasks/delete", |s| {
         s.contains("/tasks/delete")
     });
     assert!(events.stdout().contains("/tasks/exit"));
-    let waited = tokio::time::timeout(Duration::from_secs(10), wait).await.unwrap().unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(waited.is_ok(), "{waited:?}");
     assert!(tasks(&daemon).is_empty());
     assert!(bundles(&daemon).is_empty());
     // `shim delete` killed what the dead shim left.
-    wait_until(Duration::from_secs(10), "the container process to go", || {
-        shims::is_zombie(container_pid)
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "the container process to go",
+        || shims::is_zombie(container_pid),
+    );
     let gone = client
-        .get(namespaced(GetRequest { container_id: "t4".into(), exec_id: String::new() }, NS))
+        .get(namespaced(
+            GetRequest {
+                container_id: "t4".into(),
+                exec_id: String::new(),
+            },
+            NS,
+        ))
         .await
         .unwrap_err();
-    assert_eq!((gone.code(), gone.message()), (tonic::Code::NotFound, "task t4 not found"));
+    assert_eq!(
+        (gone.code(), gone.message()),
+        (tonic::Code::NotFound, "task t4 not found")
+    );
 }
 
 fn threads_of(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -257,7 +335,13 @@ async fn two_hundred_waits_hold_no_thread_each_and_all_get_the_exit() {
             let mut client = clients[i % clients.len()].clone();
             tokio::spawn(async move {
                 client
-                    .wait(namespaced(WaitRequest { container_id: "t5".into(), exec_id: String::new() }, NS))
+                    .wait(namespaced(
+                        WaitRequest {
+                            container_id: "t5".into(),
+                            exec_id: String::new(),
+                        },
+                        NS,
+                    ))
                     .await
                     .map(|r| r.into_inner().exit_status)
             })
@@ -271,11 +355,22 @@ async fn two_hundred_waits_hold_no_thread_each_and_all_get_the_exit() {
     );
     let mut client2 = client.clone();
     client2
-        .kill(namespaced(KillRequest { container_id: "t5".into(), exec_id: String::new(), signal: 9, all: false }, NS))
+        .kill(namespaced(
+            KillRequest {
+                container_id: "t5".into(),
+                exec_id: String::new(),
+                signal: 9,
+                all: false,
+            },
+            NS,
+        ))
         .await
         .unwrap();
     for w in waits {
-        let status = tokio::time::timeout(Duration::from_secs(10), w).await.unwrap().unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), w)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(status.unwrap(), 137);
     }
     ctr(&daemon, &["tasks", "rm", "t5"]).ok();
@@ -289,25 +384,51 @@ async fn missing_tasks_and_containers_answer_as_containerd() {
     let daemon = daemon_with_image().await;
     let mut client = TasksClient::new(daemon.channel());
     let err = client
-        .create(namespaced(CreateTaskRequest { container_id: "nope".into(), ..Default::default() }, NS))
+        .create(namespaced(
+            CreateTaskRequest {
+                container_id: "nope".into(),
+                ..Default::default()
+            },
+            NS,
+        ))
         .await
         .unwrap_err();
-    assert_eq!((err.code(), err.message()), (tonic::Code::NotFound, "container \"nope\" in namespace \"default\": not found"));
+    assert_eq!(
+        (err.code(), err.message()),
+        (
+            tonic::Code::NotFound,
+            "container \"nope\" in namespace \"default\": not found"
+        )
+    );
     ctr(&daemon, &["containers", "create", IMAGE, "c1"]).ok();
     let err = client
-        .get(namespaced(GetRequest { container_id: "c1".into(), exec_id: String::new() }, NS))
+        .get(namespaced(
+            GetRequest {
+                container_id: "c1".into(),
+                exec_id: String::new(),
+            },
+            NS,
+        ))
         .await
         .unwrap_err();
-    assert_eq!((err.code(), err.message()), (tonic::Code::NotFound, "task c1 not found"));
+    assert_eq!(
+        (err.code(), err.message()),
+        (tonic::Code::NotFound, "task c1 not found")
+    );
     let out = ctr(&daemon, &["tasks", "kill", "c1"]);
     assert!(out.failed().contains("task c1 not found"), "{out:?}");
     // Create twice: the second is refused and the first task is untouched.
     ctr(&daemon, &["tasks", "start", "-d", "c1"]).ok();
     let again = ctr(&daemon, &["tasks", "start", "-d", "c1"]);
-    assert!(again.failed().contains("task c1: already exists"), "{again:?}");
+    assert!(
+        again.failed().contains("task c1: already exists"),
+        "{again:?}"
+    );
     assert_eq!(tasks(&daemon)[0].2, "RUNNING");
     ctr(&daemon, &["tasks", "kill", "-s", "KILL", "c1"]).ok();
-    wait_until(Duration::from_secs(10), "c1 stopped", || tasks(&daemon)[0].2 == "STOPPED");
+    wait_until(Duration::from_secs(10), "c1 stopped", || {
+        tasks(&daemon)[0].2 == "STOPPED"
+    });
     ctr(&daemon, &["tasks", "rm", "c1"]).ok();
 }
 
@@ -317,7 +438,11 @@ async fn after_a_restart_exited_tasks_are_stopped_with_their_status_and_running_
         return;
     }
     let mut daemon = daemon_with_image().await;
-    ctr(&daemon, &["run", "-d", IMAGE, "short", "sh", "-c", "sleep 1; exit 7"]).ok();
+    ctr(
+        &daemon,
+        &["run", "-d", IMAGE, "short", "sh", "-c", "sleep 1; exit 7"],
+    )
+    .ok();
     ctr(&daemon, &["run", "-d", IMAGE, "long", "sleep", "1000"]).ok();
     daemon.kill9();
     // `short` exits while no daemon listens.
@@ -329,12 +454,29 @@ async fn after_a_restart_exited_tasks_are_stopped_with_their_status_and_running_
     assert_eq!(status("long").as_deref(), Some("RUNNING"), "{listed:?}");
     let mut client = TasksClient::new(daemon.channel());
     let waited = client
-        .wait(namespaced(WaitRequest { container_id: "short".into(), exec_id: String::new() }, NS))
+        .wait(namespaced(
+            WaitRequest {
+                container_id: "short".into(),
+                exec_id: String::new(),
+            },
+            NS,
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(waited.exit_status, 7);
-    let exec = ctr(&daemon, &["tasks", "exec", "--exec-id", "after", "long", "echo", "still here"]);
+    let exec = ctr(
+        &daemon,
+        &[
+            "tasks",
+            "exec",
+            "--exec-id",
+            "after",
+            "long",
+            "echo",
+            "still here",
+        ],
+    );
     assert_eq!(exec.ok(), "still here\n");
     ctr(&daemon, &["tasks", "kill", "-s", "KILL", "long"]).ok();
     wait_until(Duration::from_secs(10), "long stopped", || {
@@ -365,15 +507,42 @@ async fn faults_answer_as_containerd_does() {
     for socket in [ours.socket(), theirs.socket()] {
         run(&socket, &["images", "import", tar.to_str().unwrap()]).ok();
         // An unknown runtime names the shim binary it looked for.
-        let unknown = run(&socket, &["run", "--rm", "--runtime", "io.containerd.nosuch.v1", IMAGE, "u1", "true"]);
+        let unknown = run(
+            &socket,
+            &[
+                "run",
+                "--rm",
+                "--runtime",
+                "io.containerd.nosuch.v1",
+                IMAGE,
+                "u1",
+                "true",
+            ],
+        );
         let message = unknown.failed().to_string();
         assert!(
             message.contains("binary not installed \"containerd-shim-nosuch-v1\""),
             "{message}"
         );
         run(&socket, &["run", "-d", IMAGE, "x", "sleep", "1000"]).ok();
-        run(&socket, &["tasks", "exec", "-d", "--exec-id", "e1", "x", "sleep", "100"]).ok();
-        let reused = run(&socket, &["tasks", "exec", "-d", "--exec-id", "e1", "x", "true"]);
+        run(
+            &socket,
+            &[
+                "tasks",
+                "exec",
+                "-d",
+                "--exec-id",
+                "e1",
+                "x",
+                "sleep",
+                "100",
+            ],
+        )
+        .ok();
+        let reused = run(
+            &socket,
+            &["tasks", "exec", "-d", "--exec-id", "e1", "x", "true"],
+        );
         let twice = run(&socket, &["tasks", "start", "x"]);
         let missing_exec = run(&socket, &["tasks", "kill", "--exec-id", "nope", "x"]);
         answers.push((
@@ -391,7 +560,10 @@ async fn faults_answer_as_containerd_does() {
         run(&socket, &["containers", "rm", "x"]).ok();
         run(&socket, &["containers", "rm", "u1"]);
     }
-    assert_eq!(answers[0], answers[1], "rcontainerd (left) and containerd (right) differ");
+    assert_eq!(
+        answers[0], answers[1],
+        "rcontainerd (left) and containerd (right) differ"
+    );
     assert!(answers[0].0.contains("already exists"), "{:?}", answers[0]);
     assert!(bundles(&ours).is_empty());
 }

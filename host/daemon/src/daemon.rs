@@ -132,7 +132,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let grpc = server::serve(&registry, listener, &socket, started, shutdown);
     let ttrpc = async {
-        let served = rcontainerd_services::ttrpc::serve(&registry, ttrpc_listener, ttrpc_stop).await;
+        let served =
+            rcontainerd_services::ttrpc::serve(&registry, ttrpc_listener, ttrpc_stop).await;
         let _ = std::fs::remove_file(&ttrpc_path);
         served
     };

@@ -6,16 +6,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use prost::Message;
+use rcontainerd_api::containerd::v1::types as task_types;
 use rcontainerd_api::events::TaskExit;
 use rcontainerd_api::services::tasks::{
-    tasks_server, CheckpointTaskRequest, CheckpointTaskResponse, CloseIoRequest,
-    CreateTaskRequest, CreateTaskResponse, DeleteProcessRequest, DeleteResponse,
-    DeleteTaskRequest, ExecProcessRequest, GetRequest, GetResponse, KillRequest,
-    ListPidsRequest, ListPidsResponse, ListTasksRequest, ListTasksResponse, MetricsRequest,
-    MetricsResponse, PauseTaskRequest, ResizePtyRequest, ResumeTaskRequest, StartRequest,
-    StartResponse, UpdateTaskRequest, WaitRequest, WaitResponse,
+    tasks_server, CheckpointTaskRequest, CheckpointTaskResponse, CloseIoRequest, CreateTaskRequest,
+    CreateTaskResponse, DeleteProcessRequest, DeleteResponse, DeleteTaskRequest,
+    ExecProcessRequest, GetRequest, GetResponse, KillRequest, ListPidsRequest, ListPidsResponse,
+    ListTasksRequest, ListTasksResponse, MetricsRequest, MetricsResponse, PauseTaskRequest,
+    ResizePtyRequest, ResumeTaskRequest, StartRequest, StartResponse, UpdateTaskRequest,
+    WaitRequest, WaitResponse,
 };
-use rcontainerd_api::containerd::v1::types as task_types;
 use rcontainerd_api::types;
 use rcontainerd_core::ids::TASKS_SERVICE;
 use rcontainerd_core::registry::Registration;
@@ -23,9 +24,8 @@ use rcontainerd_core::tasks::{CreateRequest, Tasks};
 use rcontainerd_pkg::errdefs::Error;
 use rcontainerd_pkg::filters::Fields;
 use rcontainerd_plugin_api::runtime::{
-    AnyValue, Exit, ExecProcess, ProcessRef, ProcessState, Stdio, TaskStatus,
+    AnyValue, ExecProcess, Exit, ProcessRef, ProcessState, Stdio, TaskStatus,
 };
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{mounts_from_wire, timestamp_from_nanos};
@@ -99,8 +99,12 @@ fn delete_to_wire(id: String, exit: Exit) -> DeleteResponse {
 }
 
 fn nanos(t: Option<prost_types::Timestamp>) -> i64 {
-    t.map(|t| t.seconds.saturating_mul(1_000_000_000).saturating_add(i64::from(t.nanos)))
-        .unwrap_or(0)
+    t.map(|t| {
+        t.seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(t.nanos))
+    })
+    .unwrap_or(0)
 }
 
 /// The process and exit a `/tasks/exit` event reports (for the exit table).
@@ -257,10 +261,7 @@ impl tasks_server::Tasks for TasksService {
         Ok(Response::new(()))
     }
 
-    async fn resize_pty(
-        &self,
-        request: Request<ResizePtyRequest>,
-    ) -> Result<Response<()>, Status> {
+    async fn resize_pty(&self, request: Request<ResizePtyRequest>) -> Result<Response<()>, Status> {
         let ns = namespace::of(&request)?;
         let r = request.into_inner();
         let process = ProcessRef::exec(ns, r.container_id, r.exec_id);
@@ -421,4 +422,3 @@ impl GrpcService for TasksGrpc {
         }));
     }
 }
-

@@ -6,6 +6,7 @@
 pub mod content;
 mod deadline;
 mod library;
+pub mod runtime;
 pub mod snapshot;
 
 pub use deadline::within;

@@ -54,7 +54,10 @@ pub fn resolve(runtime: &str) -> Result<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         dirs.push(dir);
     }
     dirs.into_iter()
@@ -105,11 +108,14 @@ fn run(mut cmd: Command, input: &[u8], what: &str) -> Result<Vec<u8>> {
     if !out.status.success() {
         let mut combined = out.stdout;
         combined.extend_from_slice(&out.stderr);
-        return Err(PluginError::new(ErrorKind::Unknown, format!(
-            "{what}: {}: {}",
-            String::from_utf8_lossy(&combined).trim(),
-            out.status
-        )));
+        return Err(PluginError::new(
+            ErrorKind::Unknown,
+            format!(
+                "{what}: {}: {}",
+                String::from_utf8_lossy(&combined).trim(),
+                out.status
+            ),
+        ));
     }
     Ok(out.stdout)
 }
@@ -140,7 +146,10 @@ pub fn parse_address(output: &[u8]) -> Result<String> {
     let text = text.trim();
     if text.starts_with('{') {
         let boot: Bootstrap = serde_json::from_str(text).map_err(|e| {
-            PluginError::new(ErrorKind::Unknown, format!("shim start: unreadable bootstrap {text:?}: {e}"))
+            PluginError::new(
+                ErrorKind::Unknown,
+                format!("shim start: unreadable bootstrap {text:?}: {e}"),
+            )
         })?;
         if !boot.protocol.is_empty() && boot.protocol != "ttrpc" {
             return Err(PluginError::not_implemented(format!(
@@ -153,7 +162,10 @@ pub fn parse_address(output: &[u8]) -> Result<String> {
     // Only the last line: a shim may log before it prints the address.
     let address = text.lines().last().unwrap_or_default().trim();
     if address.is_empty() {
-        return Err(PluginError::new(ErrorKind::Unknown, "shim start printed no address"));
+        return Err(PluginError::new(
+            ErrorKind::Unknown,
+            "shim start printed no address",
+        ));
     }
     Ok(address.to_string())
 }
@@ -175,15 +187,24 @@ pub fn start(
 
 /// `<binary> … -bundle B delete`: cleans up after a shim that died (kills what is left,
 /// unmounts the rootfs) and answers how the task ended.
-pub fn delete(binary: &Path, env: &ShimEnv, bundle: &Bundle) -> Result<rcontainerd_plugin_api::runtime::Exit> {
+pub fn delete(
+    binary: &Path,
+    env: &ShimEnv,
+    bundle: &Bundle,
+) -> Result<rcontainerd_plugin_api::runtime::Exit> {
     let bundle_path = bundle.path.to_string_lossy().into_owned();
     let out = run(
         command(binary, env, bundle, &["-bundle", &bundle_path, "delete"]),
         &[],
         "shim delete",
     )?;
-    let resp = rcontainerd_api::ttrpc::task::DeleteResponse::decode(out.as_slice())
-        .map_err(|e| PluginError::new(ErrorKind::Unknown, format!("shim delete: unreadable answer: {e}")))?;
+    let resp =
+        rcontainerd_api::ttrpc::task::DeleteResponse::decode(out.as_slice()).map_err(|e| {
+            PluginError::new(
+                ErrorKind::Unknown,
+                format!("shim delete: unreadable answer: {e}"),
+            )
+        })?;
     Ok(rcontainerd_plugin_api::runtime::Exit {
         pid: resp.pid,
         exit_status: resp.exit_status,
@@ -200,21 +221,34 @@ mod tests {
 
     #[test]
     fn addresses_plain_and_bootstrapped() {
-        assert_eq!(parse_address(b"unix:///run/containerd/s/ab\n").unwrap(), "unix:///run/containerd/s/ab");
+        assert_eq!(
+            parse_address(b"unix:///run/containerd/s/ab\n").unwrap(),
+            "unix:///run/containerd/s/ab"
+        );
         assert_eq!(
             parse_address(br#"{"version":3,"address":"unix:///s/x","protocol":"ttrpc"}"#).unwrap(),
             "unix:///s/x"
         );
         let grpc = parse_address(br#"{"version":3,"address":"unix:///s/x","protocol":"grpc"}"#);
-        assert_eq!(grpc.unwrap_err().kind, rcontainerd_plugin_api::ErrorKind::NotImplemented);
+        assert_eq!(
+            grpc.unwrap_err().kind,
+            rcontainerd_plugin_api::ErrorKind::NotImplemented
+        );
         assert!(parse_address(b"  \n").is_err());
     }
 
     #[test]
     fn runtime_names_map_to_shim_binaries() {
         let err = resolve("io.containerd.nosuch.v9").unwrap_err();
-        assert!(err.message.contains("containerd-shim-nosuch-v9"), "{}", err.message);
-        assert_eq!(resolve("").unwrap_err().kind, rcontainerd_plugin_api::ErrorKind::InvalidArgument);
+        assert!(
+            err.message.contains("containerd-shim-nosuch-v9"),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            resolve("").unwrap_err().kind,
+            rcontainerd_plugin_api::ErrorKind::InvalidArgument
+        );
         assert!(resolve("runc").is_err());
     }
 }

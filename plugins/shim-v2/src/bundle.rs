@@ -124,7 +124,10 @@ mod tests {
         b.create(b"{}").unwrap();
         assert_eq!(fs::read(b.path.join("config.json")).unwrap(), b"{}");
         assert!(b.rootfs().is_dir());
-        assert_eq!(fs::read_link(b.path.join("work")).unwrap(), root.join("ns/c1"));
+        assert_eq!(
+            fs::read_link(b.path.join("work")).unwrap(),
+            root.join("ns/c1")
+        );
         let err = b.create(b"{}").unwrap_err();
         assert_eq!(err.kind, rcontainerd_plugin_api::ErrorKind::AlreadyExists);
         assert_eq!(Bundle::all(&state, &root).len(), 1);

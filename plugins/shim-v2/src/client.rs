@@ -59,7 +59,12 @@ impl ShimClient {
         })
     }
 
-    async fn call<Req, Resp>(&self, method: &str, request: &Req, timeout: Option<Duration>) -> Result<Resp>
+    async fn call<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+        timeout: Option<Duration>,
+    ) -> Result<Resp>
     where
         Req: prost::Message,
         Resp: prost::Message + Default,

@@ -14,11 +14,11 @@ mod runtime;
 
 use std::sync::Arc;
 
-pub use runtime::ShimRuntime;
 pub use binary::ShimEnv;
 use rcontainerd_plugin_api::{
     export_plugin, Driver, InitContext, Manifest, Plugin, PluginInstance, Result,
 };
+pub use runtime::ShimRuntime;
 use serde::Deserialize;
 
 pub const PLUGIN_TYPE: &str = "io.containerd.runtime.v2";

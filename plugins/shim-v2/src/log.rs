@@ -26,7 +26,10 @@ impl ShimLog {
     pub fn create(bundle: &Bundle, handle: &tokio::runtime::Handle) -> Result<ShimLog> {
         let path = bundle.path.join("log");
         nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o700)).map_err(|e| {
-            PluginError::io(format!("mkfifo {}", path.display()), std::io::Error::from(e))
+            PluginError::io(
+                format!("mkfifo {}", path.display()),
+                std::io::Error::from(e),
+            )
         })?;
         Self::open(bundle, handle)
     }

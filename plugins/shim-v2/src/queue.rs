@@ -52,8 +52,16 @@ impl EventQueue {
             ..Default::default()
         };
         for (topic, type_url, value) in [
-            ("/tasks/exit", "containerd.events.TaskExit", exit_event.encode_to_vec()),
-            ("/tasks/delete", "containerd.events.TaskDelete", delete_event.encode_to_vec()),
+            (
+                "/tasks/exit",
+                "containerd.events.TaskExit",
+                exit_event.encode_to_vec(),
+            ),
+            (
+                "/tasks/delete",
+                "containerd.events.TaskDelete",
+                delete_event.encode_to_vec(),
+            ),
         ] {
             self.push(RuntimeEvent {
                 namespace: namespace.to_string(),

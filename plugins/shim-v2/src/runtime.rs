@@ -53,8 +53,12 @@ fn key(namespace: &str, id: &str) -> (String, String) {
 }
 
 fn nanos(t: Option<prost_types::Timestamp>) -> i64 {
-    t.map(|t| t.seconds.saturating_mul(1_000_000_000).saturating_add(i64::from(t.nanos)))
-        .unwrap_or(0)
+    t.map(|t| {
+        t.seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(t.nanos))
+    })
+    .unwrap_or(0)
 }
 
 fn any_to_wire(a: AnyValue) -> prost_types::Any {
@@ -163,7 +167,8 @@ impl Inner {
             }
         };
         bundle.remove();
-        self.events.push_dead_task(&bundle.namespace, &bundle.id, exit);
+        self.events
+            .push_dead_task(&bundle.namespace, &bundle.id, exit);
     }
 }
 
@@ -178,8 +183,10 @@ impl ShimRuntime {
     /// Opens the driver on its directories and reconnects to the shims of tasks that outlived
     /// the previous daemon; a bundle whose shim is gone is cleaned up, its exit reported.
     pub fn open(state: PathBuf, root: PathBuf, env: ShimEnv) -> Result<ShimRuntime> {
-        std::fs::create_dir_all(&state).map_err(|e| PluginError::io(format!("create {}", state.display()), e))?;
-        std::fs::create_dir_all(&root).map_err(|e| PluginError::io(format!("create {}", root.display()), e))?;
+        std::fs::create_dir_all(&state)
+            .map_err(|e| PluginError::io(format!("create {}", state.display()), e))?;
+        std::fs::create_dir_all(&root)
+            .map_err(|e| PluginError::io(format!("create {}", root.display()), e))?;
         let io = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("shim-v2-io")
@@ -218,13 +225,16 @@ impl ShimRuntime {
             }
             let log = ShimLog::open(&bundle, self.io.handle())?;
             let client = self.block(ShimClient::connect(address.trim(), &bundle.namespace))?;
-            self.block(client.connect_task(shim::ConnectRequest { id: bundle.id.clone() }))?;
+            self.block(client.connect_task(shim::ConnectRequest {
+                id: bundle.id.clone(),
+            }))?;
             Ok((client, log))
         })();
         match connected {
             Ok((client, log)) => {
                 tracing::info!(id = %bundle.id, ns = %bundle.namespace, "reconnected to shim");
-                let runtime = std::fs::read_to_string(bundle.path.join("runtime")).unwrap_or_default();
+                let runtime =
+                    std::fs::read_to_string(bundle.path.join("runtime")).unwrap_or_default();
                 let shim = Arc::new(Shim {
                     bundle: bundle.clone(),
                     runtime,
@@ -232,14 +242,24 @@ impl ShimRuntime {
                     client,
                     _log: log,
                 });
-                self.inner.shims().insert(key(&bundle.namespace, &bundle.id), shim.clone());
+                self.inner
+                    .shims()
+                    .insert(key(&bundle.namespace, &bundle.id), shim.clone());
                 self.inner.watch(self.io.handle(), shim);
             }
             Err(e) => {
                 tracing::warn!(id = %bundle.id, ns = %bundle.namespace, error = %e.message, "shim gone; cleaning up its task");
                 if binary.as_os_str().is_empty() {
                     bundle.remove();
-                    self.inner.events.push_dead_task(&bundle.namespace, &bundle.id, Exit { pid: 0, exit_status: 255, exited_at: now_nanos() });
+                    self.inner.events.push_dead_task(
+                        &bundle.namespace,
+                        &bundle.id,
+                        Exit {
+                            pid: 0,
+                            exit_status: 255,
+                            exited_at: now_nanos(),
+                        },
+                    );
                 } else {
                     self.inner.cleanup_dead(&bundle, &binary);
                 }
@@ -267,7 +287,10 @@ impl Runtime for ShimRuntime {
             let _ = std::fs::write(bundle.path.join("runtime"), &request.runtime);
             let log = ShimLog::create(&bundle, self.io.handle())?;
             let address = binary::start(&binary, &inner.env, &bundle, options.as_ref())?;
-            let _ = std::fs::write(bundle.path.join("shim-binary-path"), binary.as_os_str().as_encoded_bytes());
+            let _ = std::fs::write(
+                bundle.path.join("shim-binary-path"),
+                binary.as_os_str().as_encoded_bytes(),
+            );
             let client = self.block(ShimClient::connect(&address, &request.namespace))?;
             let shim = Arc::new(Shim {
                 bundle: bundle.clone(),
@@ -276,27 +299,29 @@ impl Runtime for ShimRuntime {
                 client,
                 _log: log,
             });
-            let created = self.block(shim.client.create(shim::CreateTaskRequest {
-                id: request.id.clone(),
-                bundle: bundle.path.to_string_lossy().into_owned(),
-                rootfs: request
-                    .rootfs
-                    .iter()
-                    .map(|m| wire::Mount {
-                        r#type: m.mount_type.clone(),
-                        source: m.source.clone(),
-                        target: m.target.clone(),
-                        options: m.options.clone(),
-                    })
-                    .collect(),
-                terminal: request.stdio.terminal,
-                stdin: request.stdio.stdin.clone(),
-                stdout: request.stdio.stdout.clone(),
-                stderr: request.stdio.stderr.clone(),
-                checkpoint: request.checkpoint.clone(),
-                options: options.clone().map(any_to_wire),
-                ..Default::default()
-            }));
+            let created = self.block(
+                shim.client.create(shim::CreateTaskRequest {
+                    id: request.id.clone(),
+                    bundle: bundle.path.to_string_lossy().into_owned(),
+                    rootfs: request
+                        .rootfs
+                        .iter()
+                        .map(|m| wire::Mount {
+                            r#type: m.mount_type.clone(),
+                            source: m.source.clone(),
+                            target: m.target.clone(),
+                            options: m.options.clone(),
+                        })
+                        .collect(),
+                    terminal: request.stdio.terminal,
+                    stdin: request.stdio.stdin.clone(),
+                    stdout: request.stdio.stdout.clone(),
+                    stderr: request.stdio.stderr.clone(),
+                    checkpoint: request.checkpoint.clone(),
+                    options: options.clone().map(any_to_wire),
+                    ..Default::default()
+                }),
+            );
             match created {
                 Ok(created) => Ok((shim, created.pid)),
                 Err(e) => {
@@ -328,17 +353,24 @@ impl Runtime for ShimRuntime {
     fn start(&self, process: &ProcessRef) -> Result<u32> {
         let shim = self.inner.shim(&process.namespace, &process.id)?;
         let (id, exec_id) = Self::task_request(process);
-        Ok(self.block(shim.client.start(shim::StartRequest { id, exec_id }))?.pid)
+        Ok(self
+            .block(shim.client.start(shim::StartRequest { id, exec_id }))?
+            .pid)
     }
 
     fn delete(&self, process: &ProcessRef) -> Result<Exit> {
         let shim = self.inner.shim(&process.namespace, &process.id)?;
         let (id, exec_id) = Self::task_request(process);
         let task = exec_id.is_empty();
-        let resp = self.block(shim.client.delete(shim::DeleteRequest { id: id.clone(), exec_id }))?;
+        let resp = self.block(shim.client.delete(shim::DeleteRequest {
+            id: id.clone(),
+            exec_id,
+        }))?;
         if task {
             // Ours now: the connection closing below is not a death.
-            self.inner.shims().remove(&key(&process.namespace, &process.id));
+            self.inner
+                .shims()
+                .remove(&key(&process.namespace, &process.id));
             if let Err(e) = self.block(shim.client.shutdown(&id)) {
                 tracing::warn!(id, error = %e.message, "shim shutdown");
             }
@@ -354,7 +386,12 @@ impl Runtime for ShimRuntime {
     fn kill(&self, process: &ProcessRef, signal: u32, all: bool) -> Result<()> {
         let shim = self.inner.shim(&process.namespace, &process.id)?;
         let (id, exec_id) = Self::task_request(process);
-        self.block(shim.client.kill(shim::KillRequest { id, exec_id, signal, all }))
+        self.block(shim.client.kill(shim::KillRequest {
+            id,
+            exec_id,
+            signal,
+            all,
+        }))
     }
 
     fn exec(&self, request: ExecProcess) -> Result<()> {
@@ -391,7 +428,10 @@ impl Runtime for ShimRuntime {
 
     fn resume(&self, namespace: &str, id: &str) -> Result<()> {
         let shim = self.inner.shim(namespace, id)?;
-        self.block(shim.client.resume(shim::ResumeRequest { id: id.to_string() }))
+        self.block(
+            shim.client
+                .resume(shim::ResumeRequest { id: id.to_string() }),
+        )
     }
 
     fn update(
@@ -418,13 +458,21 @@ impl Runtime for ShimRuntime {
     fn close_io(&self, process: &ProcessRef, stdin: bool) -> Result<()> {
         let shim = self.inner.shim(&process.namespace, &process.id)?;
         let (id, exec_id) = Self::task_request(process);
-        self.block(shim.client.close_io(shim::CloseIoRequest { id, exec_id, stdin }))
+        self.block(
+            shim.client
+                .close_io(shim::CloseIoRequest { id, exec_id, stdin }),
+        )
     }
 
     fn resize_pty(&self, process: &ProcessRef, width: u32, height: u32) -> Result<()> {
         let shim = self.inner.shim(&process.namespace, &process.id)?;
         let (id, exec_id) = Self::task_request(process);
-        self.block(shim.client.resize_pty(shim::ResizePtyRequest { id, exec_id, width, height }))
+        self.block(shim.client.resize_pty(shim::ResizePtyRequest {
+            id,
+            exec_id,
+            width,
+            height,
+        }))
     }
 
     fn state(&self, process: &ProcessRef) -> Result<ProcessState> {
@@ -461,7 +509,10 @@ impl Runtime for ShimRuntime {
 
     fn connect(&self, namespace: &str, id: &str) -> Result<Connection> {
         let shim = self.inner.shim(namespace, id)?;
-        let c = self.block(shim.client.connect_task(shim::ConnectRequest { id: id.to_string() }))?;
+        let c = self.block(
+            shim.client
+                .connect_task(shim::ConnectRequest { id: id.to_string() }),
+        )?;
         Ok(Connection {
             shim_pid: c.shim_pid,
             task_pid: c.task_pid,

@@ -14,15 +14,16 @@ use rcontainerd_metadata::MetadataStore;
 use rcontainerd_mount::Mount;
 use rcontainerd_pkg::errdefs::{Error, Kind, Result};
 use rcontainerd_plugin_api::runtime::{
-    self as rt, AnyValue, CreatedTask, Exit, ProcessInfo, ProcessRef, ProcessState, Runtime,
-    Stdio, TaskStatus,
+    self as rt, AnyValue, CreatedTask, Exit, ProcessInfo, ProcessRef, ProcessState, Runtime, Stdio,
+    TaskStatus,
 };
 
 use crate::events::{Envelope, Exchange};
 use exits::ExitTable;
 
 /// Reads the process and exit out of a `/tasks/exit` event (the edge knows the message types).
-pub type ExitDecoder = fn(namespace: &str, topic: &str, event: &prost_types::Any) -> Option<(ProcessRef, Exit)>;
+pub type ExitDecoder =
+    fn(namespace: &str, topic: &str, event: &prost_types::Any) -> Option<(ProcessRef, Exit)>;
 
 /// The runtime driver that serves every shim v2 runtime name (`io.containerd.runc.v2`, …).
 pub const SHIM_V2_RUNTIME: &str = "io.containerd.runtime.v2.task";
@@ -98,7 +99,10 @@ impl Tasks {
 
     /// The driver of the container's existing task (NotFound "task <id> not found" otherwise).
     fn existing(&self, process: &ProcessRef) -> Result<&Arc<dyn Runtime>> {
-        let container = self.meta.containers().get(&process.namespace, &process.id)?;
+        let container = self
+            .meta
+            .containers()
+            .get(&process.namespace, &process.id)?;
         let runtime = self.runtime_for(&container.runtime.name)?;
         match runtime.state(&ProcessRef::task(&process.namespace, &process.id)) {
             Ok(_) => Ok(runtime),

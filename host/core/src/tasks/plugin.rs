@@ -13,8 +13,13 @@ use crate::registry::{InitContext, InitError, Instance, Registration};
 
 pub fn registration() -> Registration {
     // Without a runtime driver the service still serves: its calls say which driver is missing.
-    Registration::builtin(SERVICE_TYPE, "tasks-service", &[METADATA_TYPE, EVENT_TYPE], init)
-        .with_optional(&[RUNTIME_TYPE])
+    Registration::builtin(
+        SERVICE_TYPE,
+        "tasks-service",
+        &[METADATA_TYPE, EVENT_TYPE],
+        init,
+    )
+    .with_optional(&[RUNTIME_TYPE])
 }
 
 fn init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {
