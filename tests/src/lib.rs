@@ -16,6 +16,8 @@ pub mod ctr;
 pub mod daemon;
 pub mod layers;
 pub mod mounts;
+pub mod registry_token;
+pub mod slow_proxy;
 pub mod test_plugins;
 
 /// Plugin URIs the tests refer to.
