@@ -21,6 +21,7 @@ use rcontainerd_api::services::content::{
 };
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::ListSnapshotsRequest;
+use rcontainerd_tests::containerd::Containerd;
 use rcontainerd_tests::layers::{digest_of, gzip, hex, tar_of};
 use rcontainerd_tests::registry_token::TokenServer;
 use rcontainerd_tests::slow_proxy::SlowProxy;
@@ -790,6 +791,46 @@ async fn a_registry_with_token_auth_needs_user_for_the_token() {
             "{ctr:?}"
         );
         assert_mounted_files(&daemon, ctr, "token", &image).await;
+    }
+
+    // Against containerd itself, both ctrs do the same.
+    let containerd = Containerd::start();
+    for ctr in Ctr::BOTH {
+        let ns = format!("token-{ctr:?}");
+        let refused = ctr.run(
+            &containerd.socket(),
+            &["-n", &ns, "images", "pull", "--plain-http", &reference],
+        );
+        assert!(
+            refused
+                .failed()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .contains(": failed to authorize: failed to fetch anonymous token: "),
+            "{ctr:?}: {}",
+            refused.stderr
+        );
+        let pulled = ctr.run(
+            &containerd.socket(),
+            &[
+                "-n",
+                &ns,
+                "images",
+                "pull",
+                "--plain-http",
+                "--user",
+                &user,
+                &reference,
+            ],
+        );
+        assert_unpack_lines(pulled.ok(), &image.manifest, ctr);
+        let check = ctr.run(&containerd.socket(), &["-n", &ns, "images", "check"]);
+        assert!(
+            check.ok().contains("complete (4/4)"),
+            "{ctr:?}: {}",
+            check.stdout
+        );
     }
 }
 
