@@ -16,6 +16,7 @@ pub mod ctr;
 pub mod daemon;
 pub mod layers;
 pub mod mounts;
+pub mod openssl;
 pub mod registry_token;
 pub mod slow_proxy;
 pub mod test_plugins;

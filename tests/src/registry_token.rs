@@ -13,14 +13,13 @@
 //! pull that succeeds proves the client sent its credentials to the realm. Every request is kept
 //! ([`TokenServer::requests`]).
 //!
-//! The key and certificate are made with the `openssl` command (the caller checks it is there);
-//! signing uses `ring`, already the TLS crypto of our `ctr`.
+//! The key and certificate are made with the `openssl` command ([`crate::openssl`]; the caller
+//! checks it is there); signing uses `ring`, already the TLS crypto of our `ctr`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -30,7 +29,8 @@ use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
-pub const OPENSSL: &str = "/usr/bin/openssl";
+use crate::openssl;
+
 /// The `iss` of every token, and the registry's `issuer`.
 pub const ISSUER: &str = "rcontainerd-test-token-issuer";
 /// The `aud` of every token, and the registry's `service`.
@@ -75,7 +75,7 @@ impl TokenServer {
             .prefix("rcd-token-")
             .tempdir()
             .expect("temporary directory");
-        openssl(
+        openssl::run(
             dir.path(),
             &[
                 "req",
@@ -95,14 +95,14 @@ impl TokenServer {
                 &format!("/CN={ISSUER}"),
             ],
         );
-        openssl(
+        openssl::run(
             dir.path(),
             &[
                 "pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out",
                 "key.der",
             ],
         );
-        openssl(
+        openssl::run(
             dir.path(),
             &[
                 "x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der",
@@ -181,15 +181,6 @@ impl Drop for TokenServer {
             let _ = thread.join();
         }
     }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new(OPENSSL)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("running {OPENSSL}: {e}"));
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
 }
 
 /// Answers one request, then closes the connection.

@@ -23,6 +23,7 @@ use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::ListSnapshotsRequest;
 use rcontainerd_tests::containerd::Containerd;
 use rcontainerd_tests::layers::{digest_of, gzip, hex, tar_of};
+use rcontainerd_tests::openssl::{self, OPENSSL};
 use rcontainerd_tests::registry_token::TokenServer;
 use rcontainerd_tests::slow_proxy::SlowProxy;
 use rcontainerd_tests::{Ctr, Daemon};
@@ -36,7 +37,6 @@ const SNAPSHOTTER: &str = "overlayfs";
 const REGISTRY: &str = "/usr/bin/docker-registry";
 const SKOPEO: &str = "/usr/bin/skopeo";
 const HTPASSWD: &str = "/usr/bin/htpasswd";
-const OPENSSL: &str = "/usr/bin/openssl";
 
 /// Root (unpacking), containerd's ctr, a registry, skopeo and htpasswd are needed.
 fn prerequisites() -> bool {
@@ -1093,15 +1093,6 @@ fn non_loopback_address() -> Option<String> {
         .map(|a| a.to_string())
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new(OPENSSL)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
 #[tokio::test]
 async fn https_needs_a_known_ca_or_skip_verify() {
     if !prerequisites() {
@@ -1118,7 +1109,7 @@ async fn https_needs_a_known_ca_or_skip_verify() {
     // A CA of the test's own and a certificate it signed for the address.
     let certs = tempfile::tempdir().unwrap();
     let dir = certs.path();
-    openssl(
+    openssl::run(
         dir,
         &[
             "req",
@@ -1136,7 +1127,7 @@ async fn https_needs_a_known_ca_or_skip_verify() {
             "/CN=rcontainerd-test-ca",
         ],
     );
-    openssl(
+    openssl::run(
         dir,
         &[
             "req",
@@ -1156,7 +1147,7 @@ async fn https_needs_a_known_ca_or_skip_verify() {
         format!("subjectAltName=IP:{address}\nbasicConstraints=CA:FALSE\n"),
     )
     .unwrap();
-    openssl(
+    openssl::run(
         dir,
         &[
             "x509",
