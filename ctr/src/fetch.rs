@@ -22,7 +22,7 @@ use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_client::{Client, Reference, RegistryOperation};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use rcontainerd_api::client::NamespacedChannel;
 
@@ -256,21 +256,56 @@ impl Remote {
 
     /// The reference's top descriptor and its bytes.
     pub async fn resolve(&self) -> anyhow::Result<(Descriptor, Vec<u8>)> {
-        let (body, digest) = self
+        let pulled = self
             .client
             .pull_manifest_raw(&self.reference, &self.auth, &MANIFEST_TYPES)
-            .await
-            .map_err(|err| {
+            .await;
+        let (body, digest) = match pulled {
+            Ok(pulled) => pulled,
+            Err(err) => {
                 let why = if is_not_found(&err) {
                     format!("{}: not found", self.name)
+                } else if let Some(refusal) = self.token_refusal(&err).await {
+                    refusal
                 } else {
                     self.describe(err, "manifests", &self.spec.object)
                 };
-                anyhow!("failed to resolve reference {:?}: {why}", self.name)
-            })?;
+                bail!("failed to resolve reference {:?}: {why}", self.name)
+            }
+        };
         let media_type = manifest_media_type(&body);
         let desc = oci::descriptor(&media_type, &digest, body.len() as i64)?;
         Ok((desc, body.to_vec()))
+    }
+
+    /// Why a registry that wants bearer tokens refused: oci-client drops the token server's
+    /// refusal and sends the request without a token, so the registry's 401 would hide that the
+    /// credentials (or their absence) were what the token server refused. Asking the realm again
+    /// gets its answer, worded as containerd's `failed to authorize`.
+    async fn token_refusal(&self, err: &OciDistributionError) -> Option<String> {
+        if !matches!(err, OciDistributionError::UnauthorizedError { .. }) {
+            return None;
+        }
+        let asked = self
+            .client
+            .auth(&self.reference, &self.auth, RegistryOperation::Pull)
+            .await;
+        let reason = match asked {
+            Err(OciDistributionError::AuthenticationFailure(reason))
+                if !reason.trim().is_empty() =>
+            {
+                reason
+            }
+            _ => return None,
+        };
+        let which = match self.auth {
+            RegistryAuth::Anonymous => "anonymous token",
+            _ => "token",
+        };
+        Some(format!(
+            "failed to authorize: failed to fetch {which}: {}",
+            reason.trim()
+        ))
     }
 
     /// The words for a failed request: containerd's for a refused status, else the client's.

@@ -17,7 +17,10 @@ pub mod ctr;
 pub mod daemon;
 pub mod layers;
 pub mod mounts;
+pub mod openssl;
+pub mod registry_token;
 pub mod shims;
+pub mod slow_proxy;
 pub mod test_plugins;
 
 /// Plugin URIs the tests refer to.

@@ -3,9 +3,11 @@
 //! pushes OCI images built here (three gzip layers, the second whiting out a file of the first;
 //! an index of two platforms): both ctrs leave the same image, content labels and snapshots;
 //! an index gives this platform's manifest, `--platform`'s, or all in the index's order; with
-//! htpasswd a pull without `--user` fails alike and one with it succeeds; HTTPS (a CA of the
-//! test's own) needs `--tlscacert` or `-k`; an ingest half written before the pull, or left by a
-//! pull killed mid-layer, is resumed with a range request for the rest only.
+//! htpasswd a pull without `--user` fails alike and one with it succeeds; with bearer tokens from
+//! a token server of the test's own (`registry_token`), only `--user` gets a token, and a refused
+//! pull leaves nothing; HTTPS (a CA of the test's own) needs `--tlscacert` or `-k`; an ingest half
+//! written before the pull, or left by a pull killed mid-layer (the ctr, or the daemon with
+//! `kill -9` and started again), is resumed with a range request for the rest only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,18 +21,22 @@ use rcontainerd_api::services::content::{
 };
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::ListSnapshotsRequest;
+use rcontainerd_tests::containerd::Containerd;
 use rcontainerd_tests::layers::{digest_of, gzip, hex, tar_of};
+use rcontainerd_tests::openssl::{self, OPENSSL};
+use rcontainerd_tests::registry_token::TokenServer;
+use rcontainerd_tests::slow_proxy::SlowProxy;
 use rcontainerd_tests::{Ctr, Daemon};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const OCI_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const SNAPSHOTTER: &str = "overlayfs";
 const REGISTRY: &str = "/usr/bin/docker-registry";
 const SKOPEO: &str = "/usr/bin/skopeo";
 const HTPASSWD: &str = "/usr/bin/htpasswd";
-const OPENSSL: &str = "/usr/bin/openssl";
 
 /// Root (unpacking), containerd's ctr, a registry, skopeo and htpasswd are needed.
 fn prerequisites() -> bool {
@@ -217,14 +223,24 @@ struct Registry {
 const USER: &str = "puller";
 const PASSWORD: &str = "s3cret";
 
+/// Who may use a registry.
+enum Auth<'a> {
+    Anyone,
+    /// htpasswd with [`USER`] and [`PASSWORD`].
+    Password,
+    /// Bearer tokens from this server.
+    Token(&'a TokenServer),
+}
+
 impl Registry {
     /// Starts a registry; with `auth`, behind htpasswd with [`USER`] and [`PASSWORD`].
     fn start(auth: bool) -> Registry {
+        let auth = if auth { Auth::Password } else { Auth::Anyone };
         Registry::start_on("127.0.0.1", auth, None)
     }
 
     /// Starts a registry on `host`; with `tls`, HTTPS with that certificate and key.
-    fn start_on(host: &str, auth: bool, tls: Option<(&Path, &Path)>) -> Registry {
+    fn start_on(host: &str, auth: Auth<'_>, tls: Option<(&Path, &Path)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("rcd-registry-")
             .tempdir()
@@ -247,7 +263,9 @@ impl Registry {
                 key.display()
             ));
         }
-        if auth {
+        if let Auth::Token(server) = auth {
+            config.push_str(&server.registry_auth_yaml());
+        } else if let Auth::Password = auth {
             let htpasswd = dir.path().join("htpasswd");
             let made = Command::new(HTPASSWD)
                 .args(["-B", "-b", "-c"])
@@ -292,6 +310,10 @@ impl Registry {
         registry
     }
 
+    fn address(&self) -> std::net::SocketAddr {
+        format!("{}:{}", self.host, self.port).parse().unwrap()
+    }
+
     fn reference(&self, name: &str) -> String {
         format!("{}:{}/{name}", self.host, self.port)
     }
@@ -312,6 +334,8 @@ impl Registry {
             "--insecure-policy",
             "copy",
             "--all",
+            // An uncompressed layer would be gzipped (a new digest) without it.
+            "--preserve-digests",
             "--dest-tls-verify=false",
         ]);
         if creds {
@@ -633,6 +657,183 @@ async fn a_registry_with_a_password_needs_user() {
     }
 }
 
+/// Reads the pulled image's files through `images mount`, then unmounts.
+async fn assert_mounted_files(daemon: &Daemon, ctr: Ctr, ns: &str, image: &TestImage) {
+    let target = daemon.dir().join(format!("{ns}-mount"));
+    std::fs::create_dir_all(&target).unwrap();
+    let target_text = target.to_str().unwrap();
+    let reference = daemon
+        .ctr(ctr, &["-n", ns, "images", "ls", "-q"])
+        .ok()
+        .trim()
+        .to_string();
+    let out = daemon.ctr(ctr, &["-n", ns, "images", "mount", &reference, target_text]);
+    assert_eq!(
+        out.ok(),
+        format!("{}\n{target_text}\n", image.chain),
+        "{ctr:?}"
+    );
+    let read = |path: &str| std::fs::read(target.join(path));
+    assert_eq!(read("etc/hello").unwrap(), b"hello\n", "{ctr:?}");
+    assert_eq!(read("etc/new").unwrap(), b"new\n", "{ctr:?}");
+    assert!(!target.join("etc/gone").exists(), "{ctr:?}: the whiteout");
+    assert_eq!(read("data/noise").unwrap(), noise(600 * 1024, 7), "{ctr:?}");
+    let out = daemon.ctr(ctr, &["-n", ns, "images", "unmount", "--rm", target_text]);
+    assert_eq!(out.ok(), format!("{target_text}\n"), "{ctr:?}");
+}
+
+#[tokio::test]
+async fn a_registry_with_token_auth_needs_user_for_the_token() {
+    if !prerequisites() {
+        return;
+    }
+    if !Path::new(OPENSSL).is_file() {
+        rcontainerd_pkg::prereq::missing(format!("openssl at {OPENSSL}"));
+        return;
+    }
+    let tokens = TokenServer::start(USER, PASSWORD);
+    let image = test_image();
+    let registry = Registry::start_on("127.0.0.1", Auth::Token(&tokens), None);
+    registry.push(&image.archive, "test/img:1", true);
+    let reference = registry.reference("test/img:1");
+    let scope = ["repository:test/img:pull".to_string()];
+    let wrong = format!("{USER}:wrong");
+    let user = format!("{USER}:{PASSWORD}");
+    for ctr in Ctr::BOTH {
+        let daemon = Daemon::start_default().await;
+        // Without credentials, then with a wrong password: the realm gives no token, so the
+        // registry refuses.
+        let seen = tokens.requests().len();
+        for credentials in [None, Some(&wrong)] {
+            let mut args = vec!["-n", "token", "images", "pull", "--plain-http"];
+            if let Some(credentials) = credentials {
+                args.extend(["--user", credentials]);
+            }
+            args.push(&reference);
+            let refused = daemon.ctr(ctr, &args);
+            // containerd's ctr logs each host it tried first.
+            let stderr = refused.failed().lines().last().unwrap_or_default();
+            // containerd's names the status; ours (oci-client keeps only the body) the
+            // token server's words.
+            let why = match (ctr, credentials) {
+                (Ctr::Ours, None) => "anonymous token: {\"error\":\"bad credentials\"}",
+                (Ctr::Ours, Some(_)) => "token: {\"error\":\"bad credentials\"}",
+                (Ctr::Debian, None) => "anonymous token: unexpected status: 401 Unauthorized",
+                (Ctr::Debian, Some(_)) => "oauth token: unexpected status: 401 Unauthorized",
+            };
+            assert_eq!(
+                stderr,
+                format!(
+                    "ctr: failed to resolve reference \"{reference}\": failed to authorize: \
+                     failed to fetch {why}"
+                ),
+                "{ctr:?} {credentials:?}"
+            );
+        }
+        let asked = tokens.requests()[seen..].to_vec();
+        assert!(
+            asked.iter().any(|r| r.user.is_none()) && asked.iter().any(|r| r.user.is_some()),
+            "{ctr:?}: {asked:?}"
+        );
+        assert!(
+            asked.iter().all(|r| r.status == 401 && r.scopes == scope),
+            "{ctr:?}: {asked:?}"
+        );
+        // Nothing of the image is left: no image, blob, ingest or snapshot.
+        let listed = daemon.ctr(ctr, &["-n", "token", "images", "ls", "-q"]);
+        assert_eq!(listed.ok(), "", "{ctr:?}");
+        assert!(content_labels(&daemon, "token").await.is_empty(), "{ctr:?}");
+        assert!(ingests(&daemon, "token").await.is_empty(), "{ctr:?}");
+        assert!(snapshots(&daemon, "token").await.is_empty(), "{ctr:?}");
+
+        // With them: a token for pulling this repository, which the registry takes.
+        let seen = tokens.requests().len();
+        let gets = registry.blob_gets("test/img", &image.layers[2].0).len();
+        let pulled = daemon.ctr(
+            ctr,
+            &[
+                "-n",
+                "token",
+                "images",
+                "pull",
+                "--plain-http",
+                "--user",
+                &user,
+                &reference,
+            ],
+        );
+        assert_unpack_lines(pulled.ok(), &image.manifest, ctr);
+        let asked = tokens.requests()[seen..].to_vec();
+        assert!(
+            !asked.is_empty()
+                && asked.iter().all(|r| r.status == 200
+                    && r.user.as_deref() == Some(USER)
+                    && r.scopes == scope),
+            "{ctr:?}: {asked:?}"
+        );
+        // Ours asks for `bytes=0-` (206), containerd's for all of it (200).
+        let layer_gets = registry.blob_gets("test/img", &image.layers[2].0)[gets..].to_vec();
+        assert!(
+            matches!(layer_gets[..], [(200 | 206, n)] if n == image.layers[2].1.len() as u64),
+            "{ctr:?}: the layer's GETs: {layer_gets:?}"
+        );
+        let check = daemon.ctr(ctr, &["-n", "token", "images", "check"]);
+        assert!(
+            check.ok().contains("complete (4/4)"),
+            "{ctr:?}: {}",
+            check.stdout
+        );
+        assert!(
+            snapshots(&daemon, "token")
+                .await
+                .iter()
+                .any(|(name, _, _)| *name == image.chain),
+            "{ctr:?}"
+        );
+        assert_mounted_files(&daemon, ctr, "token", &image).await;
+    }
+
+    // Against containerd itself, both ctrs do the same.
+    let containerd = Containerd::start();
+    for ctr in Ctr::BOTH {
+        let ns = format!("token-{ctr:?}");
+        let refused = ctr.run(
+            &containerd.socket(),
+            &["-n", &ns, "images", "pull", "--plain-http", &reference],
+        );
+        assert!(
+            refused
+                .failed()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .contains(": failed to authorize: failed to fetch anonymous token: "),
+            "{ctr:?}: {}",
+            refused.stderr
+        );
+        let pulled = ctr.run(
+            &containerd.socket(),
+            &[
+                "-n",
+                &ns,
+                "images",
+                "pull",
+                "--plain-http",
+                "--user",
+                &user,
+                &reference,
+            ],
+        );
+        assert_unpack_lines(pulled.ok(), &image.manifest, ctr);
+        let check = ctr.run(&containerd.socket(), &["-n", &ns, "images", "check"]);
+        assert!(
+            check.ok().contains("complete (4/4)"),
+            "{ctr:?}: {}",
+            check.stdout
+        );
+    }
+}
+
 /// Writes the first `len` bytes of `data` into ingest `reference`, without committing.
 async fn write_part(daemon: &Daemon, ns: &str, reference: &str, data: &[u8], len: usize) {
     let digest = digest_of(data);
@@ -892,15 +1093,6 @@ fn non_loopback_address() -> Option<String> {
         .map(|a| a.to_string())
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new(OPENSSL)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
 #[tokio::test]
 async fn https_needs_a_known_ca_or_skip_verify() {
     if !prerequisites() {
@@ -917,7 +1109,7 @@ async fn https_needs_a_known_ca_or_skip_verify() {
     // A CA of the test's own and a certificate it signed for the address.
     let certs = tempfile::tempdir().unwrap();
     let dir = certs.path();
-    openssl(
+    openssl::run(
         dir,
         &[
             "req",
@@ -935,7 +1127,7 @@ async fn https_needs_a_known_ca_or_skip_verify() {
             "/CN=rcontainerd-test-ca",
         ],
     );
-    openssl(
+    openssl::run(
         dir,
         &[
             "req",
@@ -955,7 +1147,7 @@ async fn https_needs_a_known_ca_or_skip_verify() {
         format!("subjectAltName=IP:{address}\nbasicConstraints=CA:FALSE\n"),
     )
     .unwrap();
-    openssl(
+    openssl::run(
         dir,
         &[
             "x509",
@@ -978,7 +1170,7 @@ async fn https_needs_a_known_ca_or_skip_verify() {
     let image = test_image();
     let registry = Registry::start_on(
         &address,
-        false,
+        Auth::Anyone,
         Some((&dir.join("leaf.pem"), &dir.join("leaf.key"))),
     );
     registry.push(&image.archive, "test/img:1", false);
@@ -1129,5 +1321,157 @@ async fn a_pull_killed_mid_layer_resumes_where_it_stopped() {
             "{ctr:?}: the layer's GETs after the kill (status, bytes)"
         );
         assert!(ingests(&daemon, "kill").await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_pull_resumes_the_ingest_a_daemon_killed_mid_layer_kept() {
+    if !prerequisites() {
+        return;
+    }
+    // One layer of 64 MiB that does not compress, uncompressed (gzip would only take time),
+    // passed at 16 MiB/s: the daemon can be killed a good way into it.
+    const SIZE: usize = 64 << 20;
+    const RATE: u64 = 16 << 20;
+    let big = noise(SIZE, 13);
+    let layer = tar_of(&[("big", Some(&big))]);
+    let digest = digest_of(&layer);
+    let config = serde_json::json!({
+        "architecture": host_platform().split_once('/').unwrap().1,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [&digest]},
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": digest_of(&config), "size": config.len()},
+        "layers": [{"mediaType": OCI_TAR, "digest": &digest, "size": layer.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest_of(&manifest), "size": manifest.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let blob = |data: &[u8]| format!("blobs/sha256/{}", hex(&digest_of(data)));
+    let names = [blob(&config), blob(&manifest), blob(&layer)];
+    let archive = tar_of(&[
+        ("oci-layout", Some(br#"{"imageLayoutVersion":"1.0.0"}"#)),
+        ("index.json", Some(&index)),
+        ("blobs", None),
+        ("blobs/sha256", None),
+        (&names[0], Some(&config)),
+        (&names[1], Some(&manifest)),
+        (&names[2], Some(&layer)),
+    ]);
+    let registry = Registry::start(false);
+    registry.push(&archive, "test/huge:1", false);
+    let proxy = SlowProxy::start(registry.address(), RATE);
+    let reference = format!("127.0.0.1:{}/test/huge:1", proxy.port());
+    let ingest_ref = format!("layer-{digest}");
+    let size = layer.len() as i64;
+    let pull = ["-n", "crash", "images", "pull", &reference];
+    for ctr in Ctr::BOTH {
+        let mut daemon = Daemon::start_default().await;
+        let gets = registry.blob_gets("test/huge", &digest).len();
+        let running = daemon.spawn_ctr(ctr, &pull);
+        // The layer a good way in, and a good way from its end.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let acknowledged = loop {
+            let now = ingests(&daemon, "crash").await;
+            let offset = now.iter().find(|(r, _)| *r == ingest_ref).map(|(_, o)| *o);
+            if let Some(offset) = offset.filter(|o| (8 << 20..size - (16 << 20)).contains(o)) {
+                break offset;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ctr:?}: no ingest of {ingest_ref} part-way: {now:?}\n{}\n{}",
+                running.stdout(),
+                running.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        daemon.kill9();
+        let cut = running.wait(Duration::from_secs(30));
+        assert!(
+            !cut.success(),
+            "{ctr:?}: the pull went on without its daemon"
+        );
+        daemon.restart().await.unwrap_or_else(|e| panic!("{e}"));
+
+        // The restarted daemon kept the ingest, with at least what it had reported.
+        let offset = ingests(&daemon, "crash")
+            .await
+            .into_iter()
+            .find(|(r, _)| *r == ingest_ref)
+            .map(|(_, o)| o)
+            .unwrap_or_else(|| panic!("{ctr:?}: the ingest is gone after kill -9"));
+        assert!(
+            offset >= acknowledged && offset < size,
+            "{ctr:?}: offset {offset}, {acknowledged} reported before the kill, of {size}"
+        );
+
+        // The registry logs the cut GET once the proxy has noticed the ctr gone.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while registry.blob_gets("test/huge", &digest).len() == gets {
+            assert!(
+                Instant::now() < deadline,
+                "{ctr:?}: the cut GET is not logged: {}",
+                registry.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The same pull again: it asks for the rest only, and completes.
+        let gets = registry.blob_gets("test/huge", &digest).len();
+        let sent = proxy.bytes_sent();
+        let pulled = daemon.ctr(ctr, &pull);
+        assert_unpack_lines(pulled.ok(), &digest_of(&manifest), ctr);
+        assert_eq!(
+            registry.blob_gets("test/huge", &digest)[gets..],
+            [(206, (size - offset) as u64)],
+            "{ctr:?}: the layer's GETs after the restart (status, bytes)"
+        );
+        let passed = proxy.bytes_sent() - sent;
+        assert!(
+            passed < (size - offset) as u64 + (64 << 10),
+            "{ctr:?}: {passed} bytes passed for the {} missing",
+            size - offset
+        );
+        assert!(ingests(&daemon, "crash").await.is_empty(), "{ctr:?}");
+        let check = daemon.ctr(ctr, &["-n", "crash", "images", "check"]);
+        assert!(
+            check.ok().contains("complete (2/2)"),
+            "{ctr:?}: {}",
+            check.stdout
+        );
+
+        // The blob is the layer (its digest was checked at commit), and so is the snapshot.
+        let info = daemon.ctr(ctr, &["-n", "crash", "content", "ls", "-q"]);
+        assert!(info.ok().lines().any(|l| l == digest), "{ctr:?}");
+        let target = daemon.dir().join("crash-mount");
+        std::fs::create_dir_all(&target).unwrap();
+        let target_text = target.to_str().unwrap();
+        let mounted = daemon.ctr(
+            ctr,
+            &["-n", "crash", "images", "mount", &reference, target_text],
+        );
+        assert_eq!(
+            mounted.ok(),
+            format!("{digest}\n{target_text}\n"),
+            "{ctr:?}"
+        );
+        assert!(
+            std::fs::read(target.join("big")).unwrap() == big,
+            "{ctr:?}: the file differs"
+        );
+        let out = daemon.ctr(
+            ctr,
+            &["-n", "crash", "images", "unmount", "--rm", target_text],
+        );
+        assert_eq!(out.ok(), format!("{target_text}\n"), "{ctr:?}");
     }
 }
