@@ -158,7 +158,19 @@ async fn a_detached_task_execs_pauses_reports_metrics_and_is_killed() {
         return;
     }
     let daemon = daemon_with_image().await;
+    let events = daemon.spawn_ctr(Ctr::Debian, &["events"]);
+    std::thread::sleep(Duration::from_millis(300));
     ctr(&daemon, &["run", "-d", IMAGE, "t2", "sleep", "1000"]).ok();
+    let address = std::fs::read_to_string(
+        daemon
+            .state()
+            .join("io.containerd.runtime.v2.task")
+            .join(NS)
+            .join("t2/address"),
+    )
+    .unwrap();
+    let shim_socket = address.trim().trim_start_matches("unix://").to_string();
+    assert!(Path::new(&shim_socket).exists(), "{shim_socket}");
     let listed = tasks(&daemon);
     assert_eq!(listed.len(), 1);
     assert_eq!(
@@ -216,6 +228,52 @@ async fn a_detached_task_execs_pauses_reports_metrics_and_is_killed() {
     wait_until(Duration::from_secs(10), "the shim to exit", || {
         shims::shims_of(&daemon.socket()).is_empty()
     });
+    assert!(
+        !Path::new(&shim_socket).exists(),
+        "the shim's socket is left: {shim_socket}"
+    );
+    let mounts = rcontainerd_mount::mounts_under(&daemon.state()).unwrap();
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    // The shim's own events, passed through.
+    for topic in [
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/tasks/delete",
+    ] {
+        assert!(
+            events.stdout().contains(topic),
+            "no {topic} in\n{}",
+            events.stdout()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctr_run_with_a_terminal_gets_a_pty_and_the_exit_status() {
+    if !prerequisites_met() {
+        return;
+    }
+    let daemon = daemon_with_image().await;
+    // `script` (util-linux) gives ctr a terminal of its own.
+    let typescript = daemon.dir().join("typescript");
+    let command = format!(
+        "{DEBIAN_CTR} --address {} run -t --rm {IMAGE} tty1 sh -c 'tty; exit 4'",
+        daemon.socket().display()
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &command])
+        .arg(&typescript)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script (util-linux)");
+    let recorded = std::fs::read_to_string(&typescript).unwrap();
+    assert_eq!(status.code(), Some(4), "{recorded}");
+    assert!(recorded.contains("/dev/pts/0"), "{recorded}");
+    assert!(tasks(&daemon).is_empty());
+    assert!(bundles(&daemon).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
