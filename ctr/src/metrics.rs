@@ -397,7 +397,14 @@ mod tests {
     use super::*;
 
     fn field(number: u64, wire: u64) -> Vec<u8> {
-        vec![((number << 3) | wire) as u8]
+        let mut key = (number << 3) | wire;
+        let mut out = Vec::new();
+        while key >= 0x80 {
+            out.push((key as u8) | 0x80);
+            key >>= 7;
+        }
+        out.push(key as u8);
+        out
     }
 
     fn message(number: u64, body: &[u8]) -> Vec<u8> {

@@ -878,7 +878,7 @@ mod tests {
     use super::*;
     use clap::Parser as _;
 
-    fn create_args(args: &[&str]) -> ContainerCreate {
+    fn create_args(args: &[&str]) -> crate::cli::ContainerCreate {
         let mut full = vec!["ctr", "containers", "create"];
         full.extend_from_slice(args);
         match crate::cli::Cli::try_parse_from(full).unwrap().command {
