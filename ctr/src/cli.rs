@@ -642,6 +642,9 @@ pub struct ContainerFlags {
     /// Specify additional container environment variables (e.g. FOO=bar)
     #[arg(long)]
     pub env: Vec<String>,
+    /// Username or user id, group optional (format: <name|uid>[:<group|gid>]); containerd 1.7's flag
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
     /// Specify additional container environment variables in a file (FOO=bar, one per line)
     #[arg(long = "env-file")]
     pub env_file: Option<String>,
@@ -1237,6 +1240,79 @@ mod tests {
         assert!(list.quiet);
         assert_eq!(list.filters, ["labels.a==b"]);
         assert!(Cli::try_parse_from(["ctr", "content", "active", "-t", "5x"]).is_err());
+    }
+
+    #[test]
+    fn run_takes_options_before_the_image_only() {
+        let cli = parse(&[
+            "ctr",
+            "run",
+            "--rm",
+            "-t",
+            "-u",
+            "app",
+            "--env",
+            "A=1",
+            "img",
+            "id",
+            "sh",
+            "-c",
+            "echo --rm",
+        ]);
+        let Command::Run(run) = cli.command else {
+            panic!("not run");
+        };
+        assert!(run.rm && run.flags.tty && !run.detach);
+        assert_eq!(run.flags.user.as_deref(), Some("app"));
+        assert_eq!(run.flags.env, ["A=1"]);
+        assert_eq!(run.cpu_shares, 1024);
+        assert_eq!(run.args, ["img", "id", "sh", "-c", "echo --rm"]);
+        let cli = parse(&["ctr", "run", "img", "--rm", "id"]);
+        let Command::Run(run) = cli.command else {
+            panic!("not run");
+        };
+        assert!(!run.rm);
+        assert_eq!(run.args, ["img", "--rm", "id"]);
+    }
+
+    #[test]
+    fn reads_task_commands_with_containerds_aliases() {
+        for alias in ["t", "task", "tasks"] {
+            let cli = parse(&[
+                "ctr",
+                alias,
+                "exec",
+                "--exec-id",
+                "e",
+                "-t",
+                "c1",
+                "ls",
+                "-l",
+            ]);
+            let Command::Tasks(TasksCommand::Exec(exec)) = cli.command else {
+                panic!("{alias} exec");
+            };
+            assert_eq!(exec.exec_id.as_deref(), Some("e"));
+            assert!(exec.tty);
+            assert_eq!(exec.args, ["c1", "ls", "-l"]);
+        }
+        for alias in ["rm", "del", "remove", "delete"] {
+            let cli = parse(&["ctr", "t", alias, "-f", "a", "b"]);
+            let Command::Tasks(TasksCommand::Delete(delete)) = cli.command else {
+                panic!("{alias}");
+            };
+            assert!(delete.force);
+            assert_eq!(delete.ids, ["a", "b"]);
+        }
+        let cli = parse(&["ctr", "t", "kill", "-s", "9", "-a", "c"]);
+        let Command::Tasks(TasksCommand::Kill(kill)) = cli.command else {
+            panic!("kill");
+        };
+        assert_eq!((kill.signal.as_deref(), kill.all), (Some("9"), true));
+        assert!(matches!(
+            parse(&["ctr", "t", "metric", "--format", "json", "c"]).command,
+            Command::Tasks(TasksCommand::Metrics(_))
+        ));
     }
 
     #[test]

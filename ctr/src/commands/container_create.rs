@@ -237,8 +237,21 @@ async fn create_under(
         .map(|m| spec::parse_mount_flag(m))
         .collect::<anyhow::Result<Vec<_>>>()?;
     spec.with_mounts(mounts);
+    let mut users = UserDatabase::default();
     match &image {
-        None => spec.with_rootfs_path(&absolute(reference)?),
+        None => {
+            let root = absolute(reference)?;
+            spec.with_rootfs_path(&root);
+            if args.user.as_deref().is_some_and(|u| !u.is_empty()) {
+                let read = |name: &str| {
+                    in_root(Path::new(&root), name).and_then(|p| std::fs::read_to_string(p).ok())
+                };
+                users = UserDatabase {
+                    passwd: read("/etc/passwd"),
+                    group: read("/etc/group"),
+                };
+            }
+        }
         Some(image) => {
             let config = &image.config;
             spec.with_image_process(&ImageProcess {
@@ -249,8 +262,8 @@ async fn create_under(
                 user: String::new(),
             });
             let user = config.user().clone().unwrap_or_default();
-            let db = user_database(lease, &image.snapshotter, id).await?;
-            spec.with_image_user(&user, &db)?;
+            users = user_database(lease, &image.snapshotter, id).await?;
+            spec.with_image_user(&user, &users)?;
         }
     }
 
@@ -262,6 +275,10 @@ async fn create_under(
     }
     if let Some(cwd) = args.cwd.as_deref().filter(|c| !c.is_empty()) {
         spec.with_process_cwd(cwd);
+    }
+    if let Some(user) = args.user.as_deref().filter(|u| !u.is_empty()) {
+        spec.with_user(user, &users)?;
+        spec.with_additional_gids(user, &users);
     }
     if args.tty {
         spec.with_tty();

@@ -981,3 +981,54 @@ pub async fn attach(channel: NamespacedChannel, args: &TaskId) -> anyhow::Result
         code => Err(ExitStatus(code).into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_as_mobys_parse_signal() {
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("SIGHUP").unwrap(), 1);
+        assert_eq!(
+            parse_signal("FOO").unwrap_err().to_string(),
+            "invalid signal: FOO"
+        );
+        assert_eq!(
+            parse_signal("0").unwrap_err().to_string(),
+            "invalid signal: 0"
+        );
+    }
+
+    #[test]
+    fn exec_processes_keep_gos_member_order() {
+        let spec = gojson::parse(
+            br#"{"process":{"user":{"uid":0,"gid":0},"args":["sh"],"env":["A=1"],"cwd":"/"}}"#,
+        )
+        .unwrap();
+        let process = exec_process(&spec, true, &["ls".into(), "-l".into()], Some("/tmp"));
+        assert_eq!(
+            process.to_compact(),
+            r#"{"terminal":true,"user":{"uid":0,"gid":0},"args":["ls","-l"],"env":["A=1"],"cwd":"/tmp"}"#
+        );
+        let process = exec_process(&spec, false, &["true".into()], None);
+        assert_eq!(
+            process.to_compact(),
+            r#"{"user":{"uid":0,"gid":0},"args":["true"],"env":["A=1"],"cwd":"/"}"#
+        );
+    }
+
+    #[test]
+    fn process_details_print_as_gos_percent_plus_v() {
+        let any = prost_types::Any {
+            type_url: PROCESS_DETAILS_URL.into(),
+            value: b"\x0a\x02e2".to_vec(),
+        };
+        assert_eq!(
+            process_info(&any).unwrap(),
+            "&ProcessDetails{ExecID:e2,XXX_unrecognized:[],}"
+        );
+    }
+}
