@@ -516,7 +516,7 @@ fn on_a_pty(world: &World, which: Ctr, args: &[&str]) -> (String, i32) {
     (text, status.code().unwrap_or(-1))
 }
 
-/// `run -t`: the container's stdio is a pty of ctr's terminal's size; output keeps `\r\n`
+/// `run -t`: the container's stdio is a pty, given ctr's terminal's size; output keeps `\r\n`
 /// (the container's pty) turned into `\r\r\n` by ctr's terminal, whose output processing
 /// containerd's raw mode keeps; and the terminal's mode is restored afterwards.
 fn check_tty(world: &World) {
@@ -531,11 +531,13 @@ fn check_tty(world: &World) {
             "tty1",
             "sh",
             "-c",
-            "busybox stty size; tty; exit 5",
+            // The pty gets ctr's size just after the start (ResizePty): wait for it.
+            "for i in $(busybox seq 200); do s=$(busybox stty size 2>/dev/null); \
+             [ \"$s\" = '33 99' ] && break; sleep 0.05; done; echo \"size $s\"; tty; exit 5",
         ],
     );
     assert_eq!(code, 5, "{ours:?}");
-    assert!(ours.contains("33 99\r\r\n"), "{ours:?}");
+    assert!(ours.contains("size 33 99\r\r\n"), "{ours:?}");
     assert!(ours.contains("/dev/pts/0\r\r\n"), "{ours:?}");
     let (debian, code) = on_a_pty(
         world,
