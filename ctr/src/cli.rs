@@ -83,6 +83,224 @@ pub enum Command {
     /// Display containerd events
     #[command(visible_alias = "event")]
     Events(EventsArgs),
+    /// Run a container
+    Run(Box<Run>),
+    /// Manage tasks
+    #[command(visible_aliases = ["t", "task"], subcommand, arg_required_else_help = true)]
+    Tasks(TasksCommand),
+}
+
+/// `ctr run [flags] IMAGE|ROOTFS ID [COMMAND] [ARG...]`. Unlike `containers
+/// create`, options must come before the image: everything after it belongs
+/// to the container (urfave/cli's `SkipArgReorder`).
+#[derive(Debug, Args)]
+pub struct Run {
+    /// Remove the container after running, cannot be used with --detach
+    #[arg(long)]
+    pub rm: bool,
+    /// Send all IO to /dev/null
+    #[arg(long = "null-io")]
+    pub null_io: bool,
+    /// Log uri
+    #[arg(long = "log-uri")]
+    pub log_uri: Option<String>,
+    /// Detach from the task after it has started execution, cannot be used with --rm
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Directory used for storing IO FIFOs
+    #[arg(long = "fifo-dir")]
+    pub fifo_dir: Option<String>,
+    /// Cgroup path (To disable use of cgroup, set to "" explicitly)
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// Run image for specific platform (not supported)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Enable cni networking for the container (not supported)
+    #[arg(long)]
+    pub cni: bool,
+    /// Specify runc-compatible binary
+    #[arg(long = "runc-binary")]
+    pub runc_binary: Option<String>,
+    /// Specify runc-compatible root
+    #[arg(long = "runc-root")]
+    pub runc_root: Option<String>,
+    /// Start runc with systemd cgroup manager
+    #[arg(long = "runc-systemd-cgroup")]
+    pub runc_systemd_cgroup: bool,
+    /// Run inside a user namespace with the specified UID mapping range (not supported)
+    #[arg(long)]
+    pub uidmap: Option<String>,
+    /// Run inside a user namespace with the specified GID mapping range (not supported)
+    #[arg(long)]
+    pub gidmap: Option<String>,
+    /// Provide the user namespace ID remapping to the snapshotter via label options (not supported)
+    #[arg(long = "remap-labels")]
+    pub remap_labels: bool,
+    /// Set the CFS cpu quota
+    #[arg(long, default_value_t = 0.0)]
+    pub cpus: f64,
+    /// Set the cpu shares
+    #[arg(
+        long = "cpu-shares",
+        default_value_t = 1024,
+        allow_negative_numbers = true
+    )]
+    pub cpu_shares: i64,
+    #[command(flatten)]
+    pub flags: ContainerFlags,
+    /// IMAGE|ROOTFS ID [COMMAND] [ARG...] (ID alone with --config)
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Attach to the IO of a running container
+    Attach(TaskId),
+    /// Delete one or more tasks
+    #[command(visible_aliases = ["del", "remove", "rm"])]
+    Delete(TasksDelete),
+    /// Execute additional processes in an existing container
+    Exec(TaskExec),
+    /// List tasks
+    #[command(visible_alias = "ls")]
+    List(TasksList),
+    /// Signal a container (default: SIGTERM)
+    Kill(TaskKill),
+    /// Pause an existing container
+    Pause(TaskId),
+    /// List processes for container
+    Ps(TaskId),
+    /// Resume a paused container
+    Resume(TaskId),
+    /// Start a container that has been created
+    Start(TaskStart),
+    /// Get a single data point of metrics for a task with the built-in Linux runtime
+    #[command(visible_alias = "metric")]
+    Metrics(TaskMetrics),
+}
+
+/// A command on one container's task; further arguments are ignored.
+#[derive(Debug, Args)]
+pub struct TaskId {
+    /// The container
+    pub id: Option<String>,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TasksList {
+    /// Print only the task id
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TasksDelete {
+    /// Force delete task process
+    #[arg(short, long)]
+    pub force: bool,
+    /// Process ID to kill
+    #[arg(long = "exec-id")]
+    pub exec_id: Option<String>,
+    /// The containers
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskKill {
+    /// Signal to send to the container
+    #[arg(short, long)]
+    pub signal: Option<String>,
+    /// Process ID to kill
+    #[arg(long = "exec-id")]
+    pub exec_id: Option<String>,
+    /// Send signal to all processes inside the container
+    #[arg(short, long)]
+    pub all: bool,
+    /// The container
+    pub id: Option<String>,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskStart {
+    /// Send all IO to /dev/null
+    #[arg(long = "null-io")]
+    pub null_io: bool,
+    /// Log uri
+    #[arg(long = "log-uri")]
+    pub log_uri: Option<String>,
+    /// Directory used for storing IO FIFOs
+    #[arg(long = "fifo-dir")]
+    pub fifo_dir: Option<String>,
+    /// File path to write the task's pid
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<String>,
+    /// Detach from the task after it has started execution
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Disable use of pivot-root (linux only)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// The container
+    pub id: Option<String>,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
+}
+
+/// `ctr tasks exec [flags] CONTAINER CMD [ARG...]`: options before the
+/// container, everything after it is the command.
+#[derive(Debug, Args)]
+pub struct TaskExec {
+    /// Working directory of the new process
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Allocate a TTY for the container
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Detach from the task after it has started execution
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Exec specific id for the process (required)
+    #[arg(long = "exec-id")]
+    pub exec_id: Option<String>,
+    /// Directory used for storing IO FIFOs
+    #[arg(long = "fifo-dir")]
+    pub fifo_dir: Option<String>,
+    /// Log uri for custom shim logging
+    #[arg(long = "log-uri")]
+    pub log_uri: Option<String>,
+    /// User id or name
+    #[arg(long)]
+    pub user: Option<String>,
+    /// CONTAINER CMD [ARG...]
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskMetrics {
+    /// "table" or "json"
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// The container
+    pub id: Option<String>,
+    #[arg(hide = true)]
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -398,6 +616,17 @@ pub enum ContainersCommand {
 /// them so); `--` ends the options.
 #[derive(Debug, Args)]
 pub struct ContainerCreate {
+    #[command(flatten)]
+    pub flags: ContainerFlags,
+    /// IMAGE|ROOTFS CONTAINER [COMMAND] [ARG...] (CONTAINER alone with --config)
+    #[arg(value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// The snapshotter and container flags `containers create` and `run` share
+/// (containerd's `SnapshotterFlags`, `SnapshotterLabels` and `ContainerFlags`).
+#[derive(Debug, Args)]
+pub struct ContainerFlags {
     /// Snapshotter name; empty means the default
     #[arg(long, env = "CONTAINERD_SNAPSHOTTER")]
     pub snapshotter: Option<String>,
@@ -413,6 +642,9 @@ pub struct ContainerCreate {
     /// Specify additional container environment variables (e.g. FOO=bar)
     #[arg(long)]
     pub env: Vec<String>,
+    /// Username or user id, group optional (format: <name|uid>[:<group|gid>]); containerd 1.7's flag
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
     /// Specify additional container environment variables in a file (FOO=bar, one per line)
     #[arg(long = "env-file")]
     pub env_file: Option<String>,
@@ -497,9 +729,6 @@ pub struct ContainerCreate {
     /// Set the propagation of the container rootfs
     #[arg(long = "rootfs-propagation")]
     pub rootfs_propagation: Option<String>,
-    /// IMAGE|ROOTFS CONTAINER [COMMAND] [ARG...] (CONTAINER alone with --config)
-    #[arg(value_name = "ARGS")]
-    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -1011,6 +1240,79 @@ mod tests {
         assert!(list.quiet);
         assert_eq!(list.filters, ["labels.a==b"]);
         assert!(Cli::try_parse_from(["ctr", "content", "active", "-t", "5x"]).is_err());
+    }
+
+    #[test]
+    fn run_takes_options_before_the_image_only() {
+        let cli = parse(&[
+            "ctr",
+            "run",
+            "--rm",
+            "-t",
+            "-u",
+            "app",
+            "--env",
+            "A=1",
+            "img",
+            "id",
+            "sh",
+            "-c",
+            "echo --rm",
+        ]);
+        let Command::Run(run) = cli.command else {
+            panic!("not run");
+        };
+        assert!(run.rm && run.flags.tty && !run.detach);
+        assert_eq!(run.flags.user.as_deref(), Some("app"));
+        assert_eq!(run.flags.env, ["A=1"]);
+        assert_eq!(run.cpu_shares, 1024);
+        assert_eq!(run.args, ["img", "id", "sh", "-c", "echo --rm"]);
+        let cli = parse(&["ctr", "run", "img", "--rm", "id"]);
+        let Command::Run(run) = cli.command else {
+            panic!("not run");
+        };
+        assert!(!run.rm);
+        assert_eq!(run.args, ["img", "--rm", "id"]);
+    }
+
+    #[test]
+    fn reads_task_commands_with_containerds_aliases() {
+        for alias in ["t", "task", "tasks"] {
+            let cli = parse(&[
+                "ctr",
+                alias,
+                "exec",
+                "--exec-id",
+                "e",
+                "-t",
+                "c1",
+                "ls",
+                "-l",
+            ]);
+            let Command::Tasks(TasksCommand::Exec(exec)) = cli.command else {
+                panic!("{alias} exec");
+            };
+            assert_eq!(exec.exec_id.as_deref(), Some("e"));
+            assert!(exec.tty);
+            assert_eq!(exec.args, ["c1", "ls", "-l"]);
+        }
+        for alias in ["rm", "del", "remove", "delete"] {
+            let cli = parse(&["ctr", "t", alias, "-f", "a", "b"]);
+            let Command::Tasks(TasksCommand::Delete(delete)) = cli.command else {
+                panic!("{alias}");
+            };
+            assert!(delete.force);
+            assert_eq!(delete.ids, ["a", "b"]);
+        }
+        let cli = parse(&["ctr", "t", "kill", "-s", "9", "-a", "c"]);
+        let Command::Tasks(TasksCommand::Kill(kill)) = cli.command else {
+            panic!("kill");
+        };
+        assert_eq!((kill.signal.as_deref(), kill.all), (Some("9"), true));
+        assert!(matches!(
+            parse(&["ctr", "t", "metric", "--format", "json", "c"]).command,
+            Command::Tasks(TasksCommand::Metrics(_))
+        ));
     }
 
     #[test]

@@ -61,6 +61,19 @@ impl fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
+/// The end of a command that ran a process: ctr exits with the process's
+/// status and prints nothing (urfave/cli's `NewExitError("", code)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus(pub u32);
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitStatus {}
+
 impl From<Status> for RpcError {
     fn from(status: Status) -> Self {
         Self::from_status(&status)

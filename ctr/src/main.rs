@@ -2,14 +2,17 @@
 //! and exit codes of containerd's ctr 1.6 (for the commands it implements), so
 //! it drives containerd as well.
 
+mod cio;
 mod cli;
 mod commands;
+mod console;
 mod errors;
 mod fetch;
 mod gojson;
 mod image_content;
 mod labels;
 mod log;
+mod metrics;
 mod oci;
 mod spec;
 mod tabwriter;
@@ -25,9 +28,9 @@ use rcontainerd_api::client::{self, Headers, NamespacedChannel, DEFAULT_CONNECT_
 
 use crate::cli::{
     Cli, Command, ContainersCommand, GlobalOptions, ImagesCommand, LeasesCommand,
-    NamespacesCommand, PluginsCommand,
+    NamespacesCommand, PluginsCommand, TasksCommand,
 };
-use crate::errors::RpcError;
+use crate::errors::{ExitStatus, RpcError};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -69,9 +72,13 @@ fn usage(err: &clap::Error) -> ExitCode {
     }
 }
 
-/// Reports `err` the way containerd's ctr does: `ctr: <message>`, exit 1.
+/// Reports `err` the way containerd's ctr does: `ctr: <message>`, exit 1;
+/// a process's exit status is passed on silently.
 fn fail(err: &anyhow::Error) -> ExitCode {
     let _ = std::io::stdout().flush();
+    if let Some(ExitStatus(code)) = err.downcast_ref::<ExitStatus>() {
+        return ExitCode::from((code & 0xff) as u8);
+    }
     eprintln!("ctr: {err:#}");
     ExitCode::FAILURE
 }
@@ -188,15 +195,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Containers(command) => {
             if let ContainersCommand::Create(args) = command {
-                commands::container_create::check_arguments(args)?;
+                commands::container_create::check_arguments(
+                    &args.flags,
+                    &args.args,
+                    ": invalid argument",
+                )?;
             }
             let channel = dial(global).await?;
             use commands::containers;
             match command {
                 ContainersCommand::Create(args) => {
+                    let new = commands::container_create::NewContainer {
+                        flags: &args.flags,
+                        positional: &args.args,
+                        extras: Default::default(),
+                    };
                     within_timeout(
                         global,
-                        commands::container_create::create(channel, &global.namespace, args),
+                        commands::container_create::create(channel, &global.namespace, &new),
                     )
                     .await
                 }
@@ -255,6 +271,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )),
             }
         }
+        Command::Run(args) => {
+            commands::run::check_arguments(args)?;
+            let channel = dial(global).await?;
+            within_timeout(global, commands::run::run(channel, &global.namespace, args)).await
+        }
+        Command::Tasks(command) => run_tasks(global, command).await,
         Command::Content(command) => {
             commands::content::check_before_dial(command)?;
             let channel = dial(global).await?;
@@ -271,6 +293,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{out}");
             result
         }
+    }
+}
+
+async fn run_tasks(global: &GlobalOptions, command: &TasksCommand) -> anyhow::Result<()> {
+    use commands::tasks;
+    if let TasksCommand::Exec(args) = command {
+        if args.exec_id.is_none() {
+            // urfave/cli's check of a required flag: the help, then the failure.
+            print!("{}", cli::help_of(&["tasks", "exec"]));
+            anyhow::bail!("Required flag \"exec-id\" not set");
+        }
+    }
+    let channel = dial(global).await?;
+    match command {
+        TasksCommand::List(args) => {
+            print!(
+                "{}",
+                within_timeout(global, tasks::list(channel, args)).await?
+            );
+            Ok(())
+        }
+        TasksCommand::Ps(args) => {
+            print!(
+                "{}",
+                within_timeout(global, tasks::ps(channel, args)).await?
+            );
+            Ok(())
+        }
+        TasksCommand::Metrics(args) => {
+            print!(
+                "{}",
+                within_timeout(global, tasks::metrics(channel, args)).await?
+            );
+            Ok(())
+        }
+        TasksCommand::Kill(args) => within_timeout(global, tasks::kill(channel, args)).await,
+        TasksCommand::Delete(args) => within_timeout(global, tasks::delete(channel, args)).await,
+        TasksCommand::Pause(args) => {
+            within_timeout(global, tasks::pause(channel, args, false)).await
+        }
+        TasksCommand::Resume(args) => {
+            within_timeout(global, tasks::pause(channel, args, true)).await
+        }
+        TasksCommand::Start(args) => within_timeout(global, tasks::start(channel, args)).await,
+        TasksCommand::Exec(args) => within_timeout(global, tasks::exec(channel, args)).await,
+        TasksCommand::Attach(args) => within_timeout(global, tasks::attach(channel, args)).await,
     }
 }
 

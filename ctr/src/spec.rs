@@ -778,6 +778,19 @@ impl Spec {
         cpu.period = Some(period);
     }
 
+    /// `oci.WithCPUShares`.
+    pub fn with_cpu_shares(&mut self, shares: u64) {
+        self.resources()
+            .cpu
+            .get_or_insert_with(Default::default)
+            .shares = Some(shares);
+    }
+
+    /// `oci.WithCgroup`: the container's cgroups path (empty: runc's default).
+    pub fn with_cgroup(&mut self, path: &str) {
+        self.linux().cgroups_path = path.into();
+    }
+
     /// `apparmor.WithProfile`: the process runs under AppArmor profile `profile`.
     pub fn with_apparmor_profile(&mut self, profile: &str) {
         self.process().apparmor_profile = profile.into();

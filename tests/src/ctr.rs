@@ -157,6 +157,11 @@ pub struct RunningCtr {
 }
 
 impl RunningCtr {
+    /// Its process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// What it printed on stdout so far.
     pub fn stdout(&self) -> String {
         self.stdout

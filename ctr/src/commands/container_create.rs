@@ -22,7 +22,7 @@ use rcontainerd_api::services::snapshots::{
 };
 use tonic::Code;
 
-use crate::cli::ContainerCreate;
+use crate::cli::ContainerFlags;
 use crate::commands::leases::TemporaryLease;
 use crate::errors::RpcError;
 use crate::image_content::{chain_id, host_platform, is_config, ContentReader, Target};
@@ -44,24 +44,52 @@ const RUNTIME_OPTIONS_URL: &str = "runtimeoptions.v1.Options";
 const MAX_LABEL_SIZE: usize = 4096;
 
 /// The checks containerd's ctr makes before it dials: the image (unless
-/// `--config`) and the container id must be given.
-pub fn check_arguments(args: &ContainerCreate) -> anyhow::Result<()> {
-    if args.config.is_some() {
-        if args.args.len() > 1 {
-            bail!("with spec config file, only container id should be provided: invalid argument");
+/// `--config`) and the container id must be given. `containers create`
+/// words its failures as invalid arguments, `run` without the class.
+pub fn check_arguments(
+    flags: &ContainerFlags,
+    positional: &[String],
+    class: &str,
+) -> anyhow::Result<()> {
+    if flags.config.is_some() {
+        if positional.len() > 1 {
+            bail!("with spec config file, only container id should be provided{class}");
         }
-    } else if args.args.first().is_none_or(|r| r.is_empty()) {
-        bail!("image ref must be provided: invalid argument");
+    } else if positional.first().is_none_or(|r| r.is_empty()) {
+        bail!("image ref must be provided{class}");
     }
-    if container_id(args).is_empty() {
-        bail!("container id must be provided: invalid argument");
+    if container_id(flags, positional).is_empty() {
+        bail!("container id must be provided{class}");
     }
     Ok(())
 }
 
-fn container_id(args: &ContainerCreate) -> &str {
-    let at = if args.config.is_some() { 0 } else { 1 };
-    args.args.get(at).map(String::as_str).unwrap_or("")
+/// The container's id among the positional arguments.
+pub fn container_id<'a>(flags: &ContainerFlags, positional: &'a [String]) -> &'a str {
+    let at = if flags.config.is_some() { 0 } else { 1 };
+    positional.get(at).map(String::as_str).unwrap_or("")
+}
+
+/// What `ctr run` adds to the container `containers create` makes: its
+/// resource flags and runc's options.
+#[derive(Debug, Default)]
+pub struct RunExtras {
+    /// `--cpus`: a CFS quota of this many CPUs (0: none).
+    pub cpus: f64,
+    /// `--cpu-shares` (0: none; `run` defaults to 1024).
+    pub cpu_shares: i64,
+    /// `--cgroup`: the cgroups path, when given (even empty).
+    pub cgroup: Option<String>,
+    pub runc_binary: String,
+    pub runc_root: String,
+    pub runc_systemd_cgroup: bool,
+}
+
+/// A new container as `containers create` and `run` describe it.
+pub struct NewContainer<'a> {
+    pub flags: &'a ContainerFlags,
+    pub positional: &'a [String],
+    pub extras: RunExtras,
 }
 
 /// What the image tells the container.
@@ -76,17 +104,19 @@ struct ImageFacts {
 pub async fn create(
     channel: NamespacedChannel,
     namespace: &str,
-    args: &ContainerCreate,
+    new: &NewContainer<'_>,
 ) -> anyhow::Result<()> {
-    let id = container_id(args).to_string();
+    let args = new.flags;
+    let id = container_id(args, new.positional).to_string();
+    let runtime = runtime(args, &new.extras)?;
     if let Some(path) = &args.config {
         let lease = TemporaryLease::create(channel.clone()).await?;
-        let result = create_from_spec_file(&lease, args, &id, path).await;
+        let result = create_from_spec_file(&lease, args, &id, path, runtime).await;
         lease.release().await;
         return result;
     }
-    let reference = args.args[0].clone();
-    let command: Vec<String> = args.args.iter().skip(2).cloned().collect();
+    let reference = new.positional[0].clone();
+    let command: Vec<String> = new.positional.iter().skip(2).cloned().collect();
 
     let image = if args.rootfs {
         None
@@ -94,13 +124,13 @@ pub async fn create(
         Some(image_facts(channel.clone(), namespace, args, &reference).await?)
     };
     let annotations = annotation_args(&args.annotation)?;
-    check_flags(args)?;
-    let runtime = runtime(args);
+    check_flags(args, &new.extras)?;
 
     let lease = TemporaryLease::create(channel.clone()).await?;
     let result = create_under(
         &lease,
         args,
+        &new.extras,
         &id,
         namespace,
         &reference,
@@ -118,9 +148,10 @@ pub async fn create(
 /// annotations; no image, no snapshot.
 async fn create_from_spec_file(
     lease: &TemporaryLease,
-    args: &ContainerCreate,
+    args: &ContainerFlags,
     id: &str,
     path: &str,
+    runtime: Runtime,
 ) -> anyhow::Result<()> {
     let text = std::fs::read(path)
         .map_err(|err| anyhow!("cannot load spec config file: {}", go_io_error(path, &err)))?;
@@ -129,7 +160,7 @@ async fn create_from_spec_file(
     let container = Container {
         id: id.to_string(),
         labels: labels.into_iter().collect(),
-        runtime: Some(runtime(args)),
+        runtime: Some(runtime),
         spec: Some(spec_any(spec_bytes)),
         ..Default::default()
     };
@@ -139,7 +170,8 @@ async fn create_from_spec_file(
 #[allow(clippy::too_many_arguments)]
 async fn create_under(
     lease: &TemporaryLease,
-    args: &ContainerCreate,
+    args: &ContainerFlags,
+    extras: &RunExtras,
     id: &str,
     namespace: &str,
     reference: &str,
@@ -205,8 +237,21 @@ async fn create_under(
         .map(|m| spec::parse_mount_flag(m))
         .collect::<anyhow::Result<Vec<_>>>()?;
     spec.with_mounts(mounts);
+    let mut users = UserDatabase::default();
     match &image {
-        None => spec.with_rootfs_path(&absolute(reference)?),
+        None => {
+            let root = absolute(reference)?;
+            spec.with_rootfs_path(&root);
+            if args.user.as_deref().is_some_and(|u| !u.is_empty()) {
+                let read = |name: &str| {
+                    in_root(Path::new(&root), name).and_then(|p| std::fs::read_to_string(p).ok())
+                };
+                users = UserDatabase {
+                    passwd: read("/etc/passwd"),
+                    group: read("/etc/group"),
+                };
+            }
+        }
         Some(image) => {
             let config = &image.config;
             spec.with_image_process(&ImageProcess {
@@ -217,8 +262,8 @@ async fn create_under(
                 user: String::new(),
             });
             let user = config.user().clone().unwrap_or_default();
-            let db = user_database(lease, &image.snapshotter, id).await?;
-            spec.with_image_user(&user, &db)?;
+            users = user_database(lease, &image.snapshotter, id).await?;
+            spec.with_image_user(&user, &users)?;
         }
     }
 
@@ -230,6 +275,10 @@ async fn create_under(
     }
     if let Some(cwd) = args.cwd.as_deref().filter(|c| !c.is_empty()) {
         spec.with_process_cwd(cwd);
+    }
+    if let Some(user) = args.user.as_deref().filter(|u| !u.is_empty()) {
+        spec.with_user(user, &users)?;
+        spec.with_additional_gids(user, &users);
     }
     if args.tty {
         spec.with_tty();
@@ -261,6 +310,12 @@ async fn create_under(
     if let Some(profile) = args.apparmor_profile.as_deref().filter(|p| !p.is_empty()) {
         spec.with_apparmor_profile(profile);
     }
+    if extras.cpus > 0.0 {
+        spec.with_cpu_cfs((extras.cpus * 100000.0) as i64, 100000);
+    }
+    if extras.cpu_shares > 0 {
+        spec.with_cpu_shares(extras.cpu_shares as u64);
+    }
     if args.cpu_quota != -1 || args.cpu_period != 0 {
         spec.with_cpu_cfs(args.cpu_quota, args.cpu_period);
     }
@@ -273,6 +328,9 @@ async fn create_under(
     }
     if args.allow_new_privs {
         spec.with_new_privileges();
+    }
+    if let Some(path) = &extras.cgroup {
+        spec.with_cgroup(path);
     }
     if args.memory_limit != 0 {
         spec.with_memory_limit(args.memory_limit);
@@ -309,12 +367,29 @@ fn spec_any(value: Vec<u8>) -> prost_types::Any {
 }
 
 /// The runtime and its options as containerd's ctr sets them: runc's
-/// (empty) options for runc v2, the config path for another runtime.
-fn runtime(args: &ContainerCreate) -> Runtime {
+/// options for runc v2 (empty unless `run`'s `--runc-*` flags fill them),
+/// the config path for another runtime.
+fn runtime(args: &ContainerFlags, extras: &RunExtras) -> anyhow::Result<Runtime> {
+    if (!extras.runc_binary.is_empty() || extras.runc_systemd_cgroup) && args.runtime != RUNC_V2 {
+        bail!(
+            "specifying runc-binary and runc-systemd-cgroup is only supported for \"{RUNC_V2}\" runtime"
+        );
+    }
     let options = if args.runtime == RUNC_V2 {
+        if extras.runc_systemd_cgroup && extras.cgroup.as_deref().unwrap_or("").is_empty() {
+            bail!(
+                "option --runc-systemd-cgroup requires --cgroup to be set, e.g. \"machine.slice:foo:deadbeef\""
+            );
+        }
+        let options = RuncOptions {
+            binary_name: extras.runc_binary.clone(),
+            root: extras.runc_root.clone(),
+            systemd_cgroup: extras.runc_systemd_cgroup,
+            ..Default::default()
+        };
         Some(prost_types::Any {
             type_url: RUNC_OPTIONS_URL.to_string(),
-            value: Vec::new(),
+            value: prost::Message::encode_to_vec(&options),
         })
     } else {
         args.runtime_config_path
@@ -325,10 +400,24 @@ fn runtime(args: &ContainerCreate) -> Runtime {
                 value: runtime_options_bytes(path),
             })
     };
-    Runtime {
+    Ok(Runtime {
         name: args.runtime.clone(),
         options,
-    }
+    })
+}
+
+/// The fields of runc's shim options (`containerd.runc.v1.Options`) that
+/// ctr sets; an empty message encodes to no bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RuncOptions {
+    #[prost(bool, tag = "1")]
+    pub no_pivot_root: bool,
+    #[prost(string, tag = "6")]
+    pub binary_name: String,
+    #[prost(string, tag = "7")]
+    pub root: String,
+    #[prost(bool, tag = "9")]
+    pub systemd_cgroup: bool,
 }
 
 /// Linux's capabilities by number (containerd's list for kernel 5.9).
@@ -489,7 +578,7 @@ fn runtime_options_bytes(config_path: &str) -> Vec<u8> {
 
 /// The flag checks containerd's ctr makes once it has the image and
 /// before it creates anything, and the flags not supported here yet.
-fn check_flags(args: &ContainerCreate) -> anyhow::Result<()> {
+fn check_flags(args: &ContainerFlags, extras: &RunExtras) -> anyhow::Result<()> {
     for caps in [&args.cap_add, &args.cap_drop] {
         if caps.iter().any(|cap| !cap.starts_with("CAP_")) {
             bail!("capabilities must be specified with 'CAP_' prefix");
@@ -521,6 +610,9 @@ fn check_flags(args: &ContainerCreate) -> anyhow::Result<()> {
                 parts[0]
             );
         }
+    }
+    if extras.cpus > 0.0 && (args.cpu_quota != -1 || args.cpu_period != 0) {
+        bail!("cpus and quota/period should be used separately");
     }
     if !args.gpus.is_empty() {
         bail!("--gpus is not supported by this ctr yet: not implemented");
@@ -572,7 +664,7 @@ fn absolute(path: &str) -> anyhow::Result<String> {
 async fn image_facts(
     channel: NamespacedChannel,
     namespace: &str,
-    args: &ContainerCreate,
+    args: &ContainerFlags,
     reference: &str,
 ) -> anyhow::Result<ImageFacts> {
     let image = ImagesClient::new(channel.clone())
@@ -803,7 +895,7 @@ mod tests {
     use super::*;
     use clap::Parser as _;
 
-    fn create_args(args: &[&str]) -> ContainerCreate {
+    fn create_args(args: &[&str]) -> crate::cli::ContainerCreate {
         let mut full = vec!["ctr", "containers", "create"];
         full.extend_from_slice(args);
         match crate::cli::Cli::try_parse_from(full).unwrap().command {
@@ -815,7 +907,8 @@ mod tests {
     #[test]
     fn arguments_are_checked_as_containerds_ctr_checks_them() {
         let message = |args: &[&str]| {
-            check_arguments(&create_args(args))
+            let parsed = create_args(args);
+            check_arguments(&parsed.flags, &parsed.args, ": invalid argument")
                 .err()
                 .map(|e| e.to_string())
         };
@@ -835,19 +928,23 @@ mod tests {
         assert_eq!(message(&["--config", "/s.json", "id"]), None);
         // Options may follow the positional arguments, as urfave/cli reorders them.
         let args = create_args(&["img", "id", "--env", "A=1", "--cpu-quota", "-1", "-t"]);
-        assert_eq!(args.env, ["A=1"]);
-        assert!(args.tty);
-        assert_eq!(container_id(&args), "id");
-        assert_eq!(args.runtime, "io.containerd.runc.v2");
+        assert_eq!(args.flags.env, ["A=1"]);
+        assert!(args.flags.tty);
+        assert_eq!(container_id(&args.flags, &args.args), "id");
+        assert_eq!(args.flags.runtime, "io.containerd.runc.v2");
         // After `--`, the command's own options are the command's.
         let args = create_args(&["img", "id", "--", "sh", "-c", "echo hi"]);
         assert_eq!(args.args, ["img", "id", "sh", "-c", "echo hi"]);
-        assert_eq!(args.config, None);
+        assert_eq!(args.flags.config, None);
     }
 
     #[test]
     fn flag_checks_word_failures_like_containerds_ctr() {
-        let failure = |args: &[&str]| check_flags(&create_args(args)).err().map(|e| e.to_string());
+        let failure = |args: &[&str]| {
+            check_flags(&create_args(args).flags, &RunExtras::default())
+                .err()
+                .map(|e| e.to_string())
+        };
         assert_eq!(
             failure(&["--cap-add", "SYS_ADMIN", "i", "c"]).as_deref(),
             Some("capabilities must be specified with 'CAP_' prefix")

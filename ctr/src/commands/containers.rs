@@ -25,7 +25,7 @@ type Client = ContainersClient<NamespacedChannel>;
 
 const MISSING_ID: &str = "container id must be provided: invalid argument";
 
-async fn get(channel: NamespacedChannel, id: &str) -> anyhow::Result<Container> {
+pub async fn get(channel: NamespacedChannel, id: &str) -> anyhow::Result<Container> {
     Client::new(channel)
         .get(GetContainerRequest { id: id.to_string() })
         .await
@@ -170,7 +170,7 @@ pub async fn delete(channel: NamespacedChannel, args: &ContainersDelete) -> anyh
     }
 }
 
-async fn delete_one(channel: NamespacedChannel, id: &str, cleanup: bool) -> anyhow::Result<()> {
+pub async fn delete_one(channel: NamespacedChannel, id: &str, cleanup: bool) -> anyhow::Result<()> {
     let container = get(channel.clone(), id).await?;
     // A container with a task must not go; any answer but "there is one"
     // (including a daemon without tasks) lets the deletion proceed.

@@ -12,6 +12,8 @@ pub mod images;
 pub mod leases;
 pub mod namespaces;
 pub mod plugins;
+pub mod run;
 pub mod snapshot_diff;
 pub mod snapshots;
+pub mod tasks;
 pub mod version;
