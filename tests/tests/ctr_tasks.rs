@@ -477,6 +477,9 @@ fn on_a_pty(world: &World, which: Ctr, args: &[&str]) -> (String, i32) {
     };
     let pty = nix::pty::openpty(Some(&size), None).unwrap();
     let slave = std::fs::File::from(pty.slave);
+    // Held until ctr's output is read: once the last slave descriptor closes, Linux may drop
+    // what the master has not read yet (EIO).
+    let held = slave.try_clone().unwrap();
     let mut child = std::process::Command::new(which.path())
         .arg("--address")
         .arg(&world.socket)
@@ -512,6 +515,8 @@ fn on_a_pty(world: &World, which: Ctr, args: &[&str]) -> (String, i32) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
     let text = reader.join().unwrap();
     (text, status.code().unwrap_or(-1))
 }
@@ -625,6 +630,77 @@ fn failures_match_containerds_ctr() {
         return;
     };
     let world = World::new(&daemon.socket(), &namespace("failures"), daemon.dir());
+    let _cleanup = Cleanup(&world);
+    check_failures(&world);
+}
+
+// The same checks against rcontainerd (its shim v2 runtime driver and Tasks service).
+
+async fn started_rcontainerd() -> Option<rcontainerd_tests::Daemon> {
+    if !prerequisites_met() {
+        return None;
+    }
+    Some(rcontainerd_tests::Daemon::start_without_gc().await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_rm_on_rcontainerd() {
+    let Some(daemon) = started_rcontainerd().await else {
+        return;
+    };
+    let world = World::new(&daemon.socket(), &namespace("rm-rcd"), daemon.dir());
+    let _cleanup = Cleanup(&world);
+    check_run_rm(&world);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_detached_task_through_the_tasks_commands_on_rcontainerd() {
+    let Some(daemon) = started_rcontainerd().await else {
+        return;
+    };
+    let world = World::new(&daemon.socket(), &namespace("detached-rcd"), daemon.dir());
+    let _cleanup = Cleanup(&world);
+    let fifo_root = daemon.dir().join("fifo");
+    std::fs::create_dir(&fifo_root).unwrap();
+    check_detached_lifecycle(&world, &fifo_root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_start_on_rcontainerd() {
+    let Some(daemon) = started_rcontainerd().await else {
+        return;
+    };
+    let world = World::new(&daemon.socket(), &namespace("start-rcd"), daemon.dir());
+    let _cleanup = Cleanup(&world);
+    check_start(&world);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signals_to_ctr_reach_the_container_on_rcontainerd() {
+    let Some(daemon) = started_rcontainerd().await else {
+        return;
+    };
+    let world = World::new(&daemon.socket(), &namespace("signal-rcd"), daemon.dir());
+    let _cleanup = Cleanup(&world);
+    check_signal_forwarding(&world);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_with_a_pty_on_rcontainerd() {
+    let Some(daemon) = started_rcontainerd().await else {
+        return;
+    };
+    let world = World::new(&daemon.socket(), &namespace("tty-rcd"), daemon.dir());
+    let _cleanup = Cleanup(&world);
+    check_tty(&world);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_match_containerds_ctr_on_rcontainerd() {
+    let Some(daemon) = started_rcontainerd().await else {
+        return;
+    };
+    let world = World::new(&daemon.socket(), &namespace("failures-rcd"), daemon.dir());
     let _cleanup = Cleanup(&world);
     check_failures(&world);
 }

@@ -531,6 +531,11 @@ pub async fn start_and_follow(started: Started<'_>, mut io: TaskIo) -> anyhow::R
         });
     }
     let waiting = (!detach).then(|| spawn_wait(channel, id, exec_id));
+    // Signals are caught from before Start and passed on once it answered: a signal that
+    // arrives while Start is in flight (the process may already run) is not lost.
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let forwarder =
+        (!detach && console.is_none()).then(|| forward_signals(channel, id, exec_id, started_rx));
     tokio::task::yield_now().await;
     if let Some(path) = pid_file {
         write_pid_file(path, pid)?;
@@ -545,12 +550,14 @@ pub async fn start_and_follow(started: Started<'_>, mut io: TaskIo) -> anyhow::R
         io.remove();
         return Err(rpc(status));
     }
+    let _ = started_tx.send(());
     let Some(waiting) = waiting else {
         return Ok(0);
     };
-    let follower = match console {
-        Some(console) => keep_pty_sized(channel, id, exec_id, console).await,
-        None => forward_signals(channel, id, exec_id),
+    let follower = match (console, forwarder) {
+        (Some(console), _) => keep_pty_sized(channel, id, exec_id, console).await,
+        (None, Some(forwarder)) => forwarder,
+        (None, None) => tokio::spawn(async {}),
     };
     let waited = waiting.await;
     follower.abort();
@@ -620,7 +627,12 @@ const FORWARDED: &[i32] = &[
 
 /// `commands.ForwardAllSignals`: each signal ctr gets is sent to the
 /// process (Kill); forwarding stops once the process is gone.
-fn forward_signals(channel: &NamespacedChannel, id: &str, exec_id: &str) -> JoinHandle<()> {
+fn forward_signals(
+    channel: &NamespacedChannel,
+    id: &str,
+    exec_id: &str,
+    started: tokio::sync::oneshot::Receiver<()>,
+) -> JoinHandle<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<i32>();
     let mut listeners = Vec::new();
@@ -642,6 +654,11 @@ fn forward_signals(channel: &NamespacedChannel, id: &str, exec_id: &str) -> Join
     let id = id.to_string();
     let exec_id = exec_id.to_string();
     tokio::spawn(async move {
+        // Until the process started, signals wait in the channel; if it never starts, none go.
+        if started.await.is_err() {
+            listeners.iter().for_each(JoinHandle::abort);
+            return;
+        }
         while let Some(number) = received.recv().await {
             let killed = tasks
                 .kill(KillRequest {
@@ -965,7 +982,12 @@ pub async fn attach(channel: NamespacedChannel, args: &TaskId) -> anyhow::Result
     let waiting = spawn_wait(&channel, id, "");
     let follower = match &console {
         Some(console) => keep_pty_sized(&channel, id, "", console).await,
-        None => forward_signals(&channel, id, ""),
+        None => {
+            // Attached to a process that runs already: forward from now on.
+            let (started, ready) = tokio::sync::oneshot::channel();
+            let _ = started.send(());
+            forward_signals(&channel, id, "", ready)
+        }
     };
     let waited = waiting.await;
     follower.abort();
