@@ -92,16 +92,23 @@ async fn a_stale_socket_is_replaced() {
 }
 
 #[tokio::test]
-async fn unimplemented_services_answer_unimplemented() {
+async fn what_is_not_supported_answers_unimplemented() {
     use rcontainerd_api::services::tasks::tasks_client::TasksClient;
-    use rcontainerd_api::services::tasks::ListTasksRequest;
+    use rcontainerd_api::services::tasks::CheckpointTaskRequest;
     let daemon = Daemon::start_default().await;
     let status = TasksClient::new(daemon.channel())
-        .list(rcontainerd_api::client::namespaced(
-            ListTasksRequest::default(),
+        .checkpoint(rcontainerd_api::client::namespaced(
+            CheckpointTaskRequest {
+                container_id: "c1".into(),
+                ..Default::default()
+            },
             "default",
         ))
         .await
-        .expect_err("Tasks.List is not implemented yet");
+        .expect_err("checkpointing is not supported");
     assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "checkpointing tasks is not supported: not implemented"
+    );
 }
