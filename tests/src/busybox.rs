@@ -88,7 +88,6 @@ pub fn oci_tar(name: &str) -> Vec<u8> {
     for blob in [&config, &manifest, &layer] {
         add(&format!("blobs/sha256/{}", hex(&digest_of(blob))), blob);
     }
-    drop(add);
     b.into_inner().unwrap()
 }
 

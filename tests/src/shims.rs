@@ -13,7 +13,13 @@ pub fn runc_root(state: &Path) -> std::path::PathBuf {
 
 /// Force-deletes every container whose runc state lives under `state`.
 pub fn delete_containers(state: &Path) {
-    let Ok(namespaces) = std::fs::read_dir(runc_root(state)) else {
+    delete_containers_in(&runc_root(state));
+}
+
+/// Force-deletes every container under a runc root given to the shim (`Options.root`): the shim
+/// keeps each namespace's containers in `<root>/<namespace>`.
+pub fn delete_containers_in(runc_root: &Path) {
+    let Ok(namespaces) = std::fs::read_dir(runc_root) else {
         return;
     };
     for ns in namespaces.flatten() {
@@ -42,7 +48,11 @@ pub fn shims_of(socket: &Path) -> Vec<i32> {
         return pids;
     };
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
@@ -64,7 +74,10 @@ pub fn shims_of(socket: &Path) -> Vec<i32> {
 pub fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
