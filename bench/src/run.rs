@@ -36,8 +36,10 @@ const AIM: f64 = 1.25;
 const RM_PATIENCE: Duration = Duration::from_secs(20);
 /// How long the shims get to exit once their tasks are deleted.
 const SHIM_EXIT: Duration = Duration::from_secs(10);
-/// How long the daemon idles with the containers running before its RSS and threads are read.
-const SETTLE: Duration = Duration::from_secs(1);
+/// When the daemon's RSS and threads are read after the start of the containers: soon, and
+/// once idle threads have had time to go (tokio's blocking pool keeps one 10 s).
+const SOON: Duration = Duration::from_secs(1);
+const LATER: Duration = Duration::from_secs(12);
 
 pub struct Plan {
     /// rcontainerd first, then containerd.
@@ -61,9 +63,12 @@ pub struct Round {
     pub run_ms: Vec<f64>,
     pub start_all_s: f64,
     pub stop_all_s: f64,
-    /// The daemon's VmRSS and threads with every parallel container running.
+    /// The daemon's VmRSS and threads with every parallel container running, [`SOON`] and
+    /// [`LATER`] after they started.
     pub rss_mib: f64,
     pub threads: u64,
+    pub rss_later_mib: f64,
+    pub threads_later: u64,
     /// `tasks rm` calls repeated because the killed task was not yet seen as stopped.
     pub rm_retries: u32,
 }
@@ -92,7 +97,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
             let runs = Spread::of(&figures.run_ms).context("no runs")?;
             eprintln!(
                 "round {round:>2}  {subject:<27} run --rm {:.1} / {:.1} / {:.1} ms  start {} {:.2} s  \
-                 stop {:.2} s  rss {:.1} MiB  threads {}  rm retries {}",
+                 stop {:.2} s  rss {:.1} → {:.1} MiB  threads {} → {}  rm retries {}",
                 runs.min,
                 runs.median,
                 runs.max,
@@ -100,7 +105,9 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
                 figures.start_all_s,
                 figures.stop_all_s,
                 figures.rss_mib,
+                figures.rss_later_mib,
                 figures.threads,
+                figures.threads_later,
                 figures.rm_retries,
             );
             rounds[s].push(figures);
@@ -295,12 +302,15 @@ fn measure(
     if running != ids.len() {
         bail!("{running} of {} tasks running after the start", ids.len());
     }
-    std::thread::sleep(SETTLE);
+    let started = Instant::now();
+    std::thread::sleep(SOON);
     let status = procfs::status(pid)?;
     let shims_running = shims::shims_of(&socket).len();
     if shims_running != ids.len() {
         bail!("{shims_running} shims for {} tasks", ids.len());
     }
+    std::thread::sleep(LATER.saturating_sub(started.elapsed()));
+    let later = procfs::status(pid)?;
     let (stop_all_s, rm_retries) = stop_all(&ctr, &ids)?;
     let left = ctr.list(&["tasks", "ls", "-q"])?;
     let containers = ctr.list(&["containers", "ls", "-q"])?;
@@ -315,6 +325,8 @@ fn measure(
         stop_all_s,
         rss_mib: boot::mib(status.vm_rss_kib),
         threads: status.threads,
+        rss_later_mib: boot::mib(later.vm_rss_kib),
+        threads_later: later.threads,
         rm_retries,
     })
 }
@@ -471,13 +483,26 @@ pub fn render(plan: &Plan, results: &Results) -> String {
         plan.parallel,
         names.get(1).map(String::as_str).unwrap_or("–"),
     );
-    let rows: [(&str, usize, Figure); 4] = [
-        ("start all (s)", 2, |r| r.start_all_s),
-        ("stop all (s)", 2, |r| r.stop_all_s),
-        ("daemon RSS while they run (MiB)", 1, |r| r.rss_mib),
-        ("daemon threads while they run", 0, |r| r.threads as f64),
+    let soon = format!("{} s", SOON.as_secs());
+    let later = format!("{} s", LATER.as_secs());
+    let rows: [(&str, &str, usize, Figure); 6] = [
+        ("start all (s)", "", 2, |r| r.start_all_s),
+        ("stop all (s)", "", 2, |r| r.stop_all_s),
+        ("daemon RSS (MiB), running, ", &soon, 1, |r| r.rss_mib),
+        ("daemon threads, running, ", &soon, 0, |r| r.threads as f64),
+        ("daemon RSS (MiB), running, ", &later, 1, |r| {
+            r.rss_later_mib
+        }),
+        ("daemon threads, running, ", &later, 0, |r| {
+            r.threads_later as f64
+        }),
     ];
-    for (label, decimals, figure) in rows {
+    for (label, after, decimals, figure) in rows {
+        let label = if after.is_empty() {
+            label.to_string()
+        } else {
+            format!("{label}{after} after the start")
+        };
         let a: Vec<f64> = ours.iter().map(figure).collect();
         let b: Vec<f64> = theirs
             .first()
