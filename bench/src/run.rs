@@ -531,3 +531,73 @@ pub fn render(plan: &Plan, results: &Results) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::ContainerdConfig;
+
+    fn round(run_ms: &[f64], start_all_s: f64, rss_mib: f64, threads: u64) -> Round {
+        Round {
+            run_ms: run_ms.to_vec(),
+            start_all_s,
+            stop_all_s: 1.0,
+            rss_mib,
+            threads,
+            rss_later_mib: rss_mib,
+            threads_later: threads,
+            rm_retries: 1,
+        }
+    }
+
+    #[test]
+    fn report_pairs_round_medians_as_containerd_over_rcontainerd() {
+        let plan = Plan {
+            subjects: vec![
+                Subject::Rcontainerd {
+                    binary: "/r".into(),
+                },
+                Subject::Containerd {
+                    binary: "/c".into(),
+                    config: ContainerdConfig::NoCri,
+                },
+            ],
+            rounds: 2,
+            runs: 3,
+            parallel: 50,
+            ctr: "/usr/bin/ctr".into(),
+            boot_timeout: Duration::from_secs(1),
+            tmp_dir: None,
+            filesystem: "tmpfs".into(),
+        };
+        let results = Results {
+            rounds: vec![
+                vec![
+                    round(&[80.0, 100.0, 300.0], 2.0, 35.0, 10),
+                    round(&[90.0, 100.0, 110.0], 4.0, 36.0, 12),
+                ],
+                vec![
+                    round(&[120.0, 130.0, 140.0], 3.0, 56.0, 20),
+                    round(&[100.0, 150.0, 160.0], 3.0, 54.0, 18),
+                ],
+            ],
+        };
+        let text = render(&plan, &results);
+        // Medians 100 and 100 against 130 and 150: ratios 1.30 and 1.50.
+        assert!(
+            text.contains("| containerd (CRI disabled) | 100.0 / 135.0 / 160.0 | 130.0 / 140.0 / 150.0 | 1.30 / 1.40 / 1.50 |"),
+            "{text}"
+        );
+        assert!(text.contains("met (median)"), "{text}");
+        assert!(
+            text.contains(
+                "| start all (s) | 2.00 / 3.00 / 4.00 | 3.00 / 3.00 / 3.00 | 0.75 / 1.12 / 1.50 |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("rcontainerd 2, containerd (CRI disabled) 2."),
+            "{text}"
+        );
+    }
+}
