@@ -17,6 +17,7 @@ mod records;
 mod report;
 mod restart;
 mod rounds;
+mod run;
 mod session;
 mod snapshots;
 mod stats;
@@ -57,6 +58,27 @@ enum Command {
     Pull(PullArgs),
     /// Restart on a large store: exec → first answered Version and data calls (warm and cold cache).
     Restart(RestartArgs),
+    /// `ctr run --rm … true` of a busybox image (Debian's ctr), and many containers started and
+    /// stopped at once with the daemon's RSS and threads while they run.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// The ctr that runs the containers (containerd's, as the issue asks).
+    #[arg(long, default_value = "/usr/bin/ctr")]
+    ctr: PathBuf,
+    /// Timed `ctr run --rm … true` per daemon and round (after one warm-up).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Containers started at once, then stopped at once.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    parallel: u32,
+    /// Run the daemons on a tmpfs mounted for the run (else in --tmp-dir, or the temp dir).
+    #[arg(long)]
+    tmpfs: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -481,6 +503,31 @@ fn main() -> anyhow::Result<()> {
             };
             let results = restart::run(&plan)?;
             print!("{}", restart::render(&plan, &results));
+            Ok(())
+        }
+        Command::Run(args) => {
+            let tmpfs = if args.tmpfs {
+                Some(import::Tmpfs::mount(args.compare.tmp_dir.as_deref())?)
+            } else {
+                None
+            };
+            let tmp_dir = match &tmpfs {
+                Some(t) => Some(t.path().to_path_buf()),
+                None => args.compare.tmp_dir.clone(),
+            };
+            let plan = run::Plan {
+                subjects: args.compare.subjects(),
+                rounds: args.compare.rounds,
+                runs: args.runs,
+                parallel: args.parallel,
+                ctr: args.ctr,
+                boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
+                filesystem: import::filesystem_of(tmp_dir.as_deref()),
+                tmp_dir,
+            };
+            let results = run::run(&plan)?;
+            print!("{}", run::render(&plan, &results));
+            drop(tmpfs);
             Ok(())
         }
     }

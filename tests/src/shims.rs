@@ -13,7 +13,13 @@ pub fn runc_root(state: &Path) -> std::path::PathBuf {
 
 /// Force-deletes every container whose runc state lives under `state`.
 pub fn delete_containers(state: &Path) {
-    let Ok(namespaces) = std::fs::read_dir(runc_root(state)) else {
+    delete_containers_in(&runc_root(state));
+}
+
+/// Force-deletes every container under a runc root given to the shim (`Options.root`): the shim
+/// keeps each namespace's containers in `<root>/<namespace>`.
+pub fn delete_containers_in(runc_root: &Path) {
+    let Ok(namespaces) = std::fs::read_dir(runc_root) else {
         return;
     };
     for ns in namespaces.flatten() {
