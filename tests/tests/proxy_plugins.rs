@@ -24,7 +24,9 @@ const REMOTE_SNAPSHOTTER: &str = "io.containerd.snapshotter.v1.remote";
 const REMOTE_CONTENT: &str = "io.containerd.content.v1.remote";
 
 /// The remote: a daemon without gc, which would otherwise collect what the first daemon (or a
-/// conformance check) made there, since nothing in the remote's own records holds it.
+/// conformance check) made there, since nothing in the remote's own records holds it. The first
+/// daemons run without gc too: what the tests make through ctr is held by nothing, and a collection
+/// would remove it (through the proxy, from the remote as well, as containerd's would).
 async fn remote(socket: Option<&Path>) -> Daemon {
     let mut options = DaemonOptions::new().disable(uri::GC);
     if let Some(socket) = socket {
@@ -91,7 +93,9 @@ fn status_of(stdout: &str, uri: &str) -> String {
 async fn both_ctrs_use_a_remote_snapshotter_through_the_proxy() {
     let remote = remote(None).await;
     let daemon = Daemon::start(
-        DaemonOptions::new().extra_toml(&snapshot_proxy_toml(&remote.socket(), "native")),
+        DaemonOptions::new()
+            .disable(uri::GC)
+            .extra_toml(&snapshot_proxy_toml(&remote.socket(), "native")),
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
@@ -159,10 +163,13 @@ async fn prepare(daemon: &Daemon, key: &str) -> Result<(), tonic::Status> {
 async fn an_absent_remote_fails_calls_unavailable_until_it_listens() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("remote.sock");
-    let daemon =
-        Daemon::start(DaemonOptions::new().extra_toml(&snapshot_proxy_toml(&socket, "native")))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let daemon = Daemon::start(
+        DaemonOptions::new()
+            .disable(uri::GC)
+            .extra_toml(&snapshot_proxy_toml(&socket, "native")),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     for which in Ctr::BOTH {
         let listed = daemon.ctr(which, &["plugins", "ls"]).ok().to_owned();
         assert_eq!(
@@ -214,7 +221,9 @@ async fn the_remote_snapshot_handshake_passes_through() {
     const REF: &str = "containerd.io/snapshot.ref";
     let remote = remote(None).await;
     let daemon = Daemon::start(
-        DaemonOptions::new().extra_toml(&snapshot_proxy_toml(&remote.socket(), "native")),
+        DaemonOptions::new()
+            .disable(uri::GC)
+            .extra_toml(&snapshot_proxy_toml(&remote.socket(), "native")),
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
@@ -282,7 +291,12 @@ async fn a_remote_content_store_serves_the_daemon() {
         "[proxy_plugins.remote]\ntype = \"content\"\naddress = \"unix://{}\"\n",
         remote.socket().display()
     );
-    let daemon = Daemon::start(DaemonOptions::new().disable(uri::CONTENT).extra_toml(&toml))
+    // Without gc: a blob no image or lease holds would be collected (and deleted on the remote).
+    let options = DaemonOptions::new()
+        .disable(uri::CONTENT)
+        .disable(uri::GC)
+        .extra_toml(&toml);
+    let daemon = Daemon::start(options)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     for which in Ctr::BOTH {
