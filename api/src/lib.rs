@@ -8,7 +8,7 @@
 //! over the `rcontainerd-ttrpc` crate, not tonic.
 //!
 //! [`headers`] names the gRPC metadata containerd reads from a call. With the
-//! `client` feature (off by default: the daemon needs none of it), [`client`]
+//! `client` feature (off by default; the daemon's proxy plugins turn it on), [`client`]
 //! dials a daemon's unix socket and tags calls with those headers, the way
 //! containerd's Go client does.
 

@@ -69,7 +69,7 @@ pub struct Config {
     pub imports: Vec<String>,
     /// `[plugins."<URI>"]` tables, each handed to its plugin.
     pub plugins: BTreeMap<String, toml::Table>,
-    /// containerd's `[proxy_plugins.<name>]` (carried, unused).
+    /// containerd's `[proxy_plugins.<name>]`: drivers served by another process over gRPC.
     pub proxy_plugins: BTreeMap<String, ProxyPlugin>,
     /// containerd's `[stream_processors.<name>]` (carried, unused).
     pub stream_processors: BTreeMap<String, StreamProcessor>,
@@ -132,8 +132,13 @@ pub struct CgroupConfig {
 pub struct ProxyPlugin {
     /// TOML key `type`.
     pub plugin_type: String,
+    /// The service's unix socket.
     pub address: String,
+    /// containerd 1.7's key (carried, unused).
     pub platform: String,
+    /// Ours: the `snapshotter` name sent in snapshot requests; empty means the plugin's name (containerd's
+    /// behaviour).
+    pub snapshotter: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

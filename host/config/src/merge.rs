@@ -50,7 +50,14 @@ const TTRPC_KEYS: &[&str] = &["address", "uid", "gid"];
 const DEBUG_KEYS: &[&str] = &["address", "uid", "gid", "level", "format"];
 const METRICS_KEYS: &[&str] = &["address", "grpc_histogram"];
 const CGROUP_KEYS: &[&str] = &["path"];
-const PROXY_PLUGIN_KEYS: &[&str] = &["type", "address", "platform"];
+const PROXY_PLUGIN_KEYS: &[&str] = &["type", "address", "platform", "snapshotter"];
+/// containerd 1.6's accepted `[proxy_plugins.<name>] type` values.
+pub const PROXY_PLUGIN_TYPES: &[&str] = &[
+    "snapshot",
+    "io.containerd.snapshotter.v1",
+    "content",
+    "io.containerd.content.v1",
+];
 const STREAM_PROCESSOR_KEYS: &[&str] = &["accepts", "returns", "path", "args", "env"];
 
 /// Whether the file is the one the daemon was pointed at, or one of its imports.
@@ -204,7 +211,30 @@ pub fn apply_file(
                 plugin_type: proxy.string("type")?.unwrap_or_default(),
                 address: proxy.string("address")?.unwrap_or_default(),
                 platform: proxy.string("platform")?.unwrap_or_default(),
+                snapshotter: proxy.string("snapshotter")?.unwrap_or_default(),
             };
+            // containerd warns about an unknown type and registers a plugin of
+            // no type; a plugin nobody can use is refused here instead.
+            if !PROXY_PLUGIN_TYPES.contains(&entry.plugin_type.as_str()) {
+                return Err(proxy.invalid(
+                    "type",
+                    format!(
+                        "is {:?}; a proxy plugin's type is \"snapshot\" or \"content\" \
+                         (or io.containerd.snapshotter.v1, io.containerd.content.v1)",
+                        entry.plugin_type
+                    ),
+                ));
+            }
+            if entry.address.trim().is_empty() {
+                return Err(proxy.invalid(
+                    "address",
+                    "is empty; it must be the unix socket the plugin's service listens on".into(),
+                ));
+            }
+            let snapshot = ["snapshot", "io.containerd.snapshotter.v1"];
+            if !entry.snapshotter.is_empty() && !snapshot.contains(&entry.plugin_type.as_str()) {
+                return Err(proxy.invalid("snapshotter", "applies to snapshot proxies only".into()));
+            }
             proxy.finish(config);
             config.proxy_plugins.insert(name.clone(), entry);
         }

@@ -108,6 +108,9 @@ pub fn render(config: &Config, plugin_defaults: &BTreeMap<String, toml::Table>) 
             if !proxy.platform.is_empty() {
                 table.insert("platform", string(&proxy.platform));
             }
+            if !proxy.snapshotter.is_empty() {
+                table.insert("snapshotter", string(&proxy.snapshotter));
+            }
             parent.insert(name, Item::Table(table));
         }
         top.insert("proxy_plugins", Item::Table(parent));

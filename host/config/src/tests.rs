@@ -317,6 +317,41 @@ fn out_of_range_and_unknown_values_are_refused() {
 }
 
 #[test]
+fn proxy_plugins_need_a_known_type_and_an_address() {
+    let (_, message) = load_err(
+        "version = 2\n[proxy_plugins.remote]\ntype = \"snapshotter\"\naddress = \"/run/r.sock\"\n",
+    );
+    assert!(
+        message.contains("line 3: `proxy_plugins.remote.type` is \"snapshotter\"")
+            && message.contains("\"snapshot\" or \"content\""),
+        "{message}"
+    );
+    let (_, message) =
+        load_err("version = 2\n[proxy_plugins.remote]\ntype = \"content\"\naddress = \"\"\n");
+    assert!(
+        message.contains("line 4: `proxy_plugins.remote.address` is empty"),
+        "{message}"
+    );
+    let (_, message) = load_err("version = 2\n[proxy_plugins.remote]\ntype = \"content\"\n");
+    assert!(
+        message.contains("`proxy_plugins.remote.address` is empty"),
+        "{message}"
+    );
+    let (_, message) = load_err(
+        "version = 2\n[proxy_plugins.c]\ntype = \"content\"\naddress = \"/a\"\nsnapshotter = \"x\"\n",
+    );
+    assert!(message.contains("snapshot proxies only"), "{message}");
+    // containerd's plugin types are accepted as well as the short names.
+    let config = load_text(
+        "version = 2\n[proxy_plugins.s]\ntype = \"io.containerd.snapshotter.v1\"\naddress = \"unix:///a\"\nsnapshotter = \"native\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.proxy_plugins["s"].snapshotter, "native");
+    let rendered = render(&config, &BTreeMap::new());
+    assert!(rendered.contains("snapshotter = \"native\""), "{rendered}");
+}
+
+#[test]
 fn other_config_versions_are_refused_with_an_explanation() {
     let (err, message) = load_err("version = 3\nroot = \"/x\"\n");
     assert!(matches!(

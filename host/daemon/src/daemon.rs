@@ -5,7 +5,7 @@ use crate::{builtins, lock};
 use anyhow::{bail, Context};
 use rcontainerd_config::{self as config, Config};
 use rcontainerd_core::ids::METADATA;
-use rcontainerd_core::registry::{discovery, Environment, Outcome, Registration, Registry};
+use rcontainerd_core::registry::{discovery, proxy, Environment, Outcome, Registration, Registry};
 use rcontainerd_services::server::{self, SocketOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,13 +27,39 @@ pub fn plugin_dirs(config: &Config) -> Vec<PathBuf> {
     dirs
 }
 
-/// All registrations (loaded libraries first, then built-ins), disabled
-/// ones included (their config tables are still known keys).
+/// All registrations (loaded libraries first, then built-ins, then the
+/// proxy plugins), disabled ones included (their config tables are still
+/// known keys).
 pub fn registrations(config: &Config) -> Vec<Registration> {
     let files = discovery::library_files(&plugin_dirs(config));
     let mut all = discovery::load(&files);
     all.extend(builtins::registrations());
+    let proxies = proxy::registrations(&proxy_specs(config), &all);
+    all.extend(proxies);
     all
+}
+
+/// `[proxy_plugins]` as the registry takes them. The config loader has
+/// refused unknown types already; one that slipped through is skipped.
+fn proxy_specs(config: &Config) -> Vec<proxy::Spec> {
+    config
+        .proxy_plugins
+        .iter()
+        .filter_map(|(name, p)| {
+            let kind = proxy::Kind::parse(&p.plugin_type)?;
+            let snapshotter = if p.snapshotter.is_empty() {
+                name.clone()
+            } else {
+                p.snapshotter.clone()
+            };
+            Some(proxy::Spec {
+                name: name.clone(),
+                kind,
+                address: p.address.clone(),
+                snapshotter,
+            })
+        })
+        .collect()
 }
 
 /// Drops the registrations `disabled_plugins` names: never initialised, not listed.

@@ -10,6 +10,7 @@
 mod context;
 pub mod discovery;
 mod graph;
+pub mod proxy;
 mod registration;
 
 use std::any::Any;
@@ -129,7 +130,8 @@ fn init_one(
     board: &StatusBoard,
 ) -> PluginStatus {
     let uri = reg.uri();
-    let platforms = if PLATFORM_TYPES.contains(&reg.plugin_type.as_str()) {
+    let is_proxy = matches!(reg.init, Init::Proxy(_));
+    let platforms = if PLATFORM_TYPES.contains(&reg.plugin_type.as_str()) && !is_proxy {
         vec![rcontainerd_pkg::platform::host()]
     } else {
         Vec::new()
@@ -174,6 +176,10 @@ fn init_one(
             Init::Refused(reason) => Err(Error::unknown(reason).into()),
             Init::Builtin(builtin) => (builtin.init)(&ctx),
             Init::Library(lib) => init_library(&lib, &ctx, &reg.plugin_type),
+            Init::Proxy(spec) => {
+                let (driver, exports) = proxy::driver(&spec).map_err(Error::from)?;
+                Ok(driver_instance(driver, &ctx, &reg.plugin_type)?.with_exports(exports))
+            }
         }
     })();
 
@@ -229,7 +235,17 @@ fn init_library(
             InitError::Failed(Error::from(e))
         }
     })?;
-    let value = match instance.driver {
+    Ok(driver_instance(instance.driver, ctx, plugin_type)?.with_exports(instance.exports))
+}
+
+/// What a driver provides to the plugins after it; a second content store is
+/// refused.
+fn driver_instance(
+    driver: Driver,
+    ctx: &InitContext<'_>,
+    plugin_type: &str,
+) -> Result<Instance, InitError> {
+    let value = match driver {
         Driver::Snapshotter(s) => Instance::of(s),
         Driver::Content(c) => {
             if !ctx
@@ -247,7 +263,7 @@ fn init_library(
         Driver::Runtime(r) => Instance::of(r),
         _ => Instance::none(),
     };
-    Ok(value.with_exports(instance.exports))
+    Ok(value)
 }
 
 /// The plugin's defaults with the operator's table laid over them.

@@ -98,6 +98,9 @@ pub enum Init {
     Library(Box<LoadedPlugin>),
     /// A library that could not be loaded: listed with its reason.
     Refused(String),
+    /// A driver in another process, reached over gRPC: a `[proxy_plugins]`
+    /// entry.
+    Proxy(super::proxy::Spec),
 }
 
 pub struct Builtin {

@@ -1,0 +1,433 @@
+//! A content store driver over `containerd.services.content.v1.Content`, as
+//! containerd 1.6's proxy content store uses it: a writer is one Write
+//! stream (one request, one response at a time), a reader one Read stream
+//! per `read_at`.
+
+use std::sync::Arc;
+
+use rcontainerd_api::client::NamespacedChannel;
+use rcontainerd_api::services::content::{
+    self as wire, content_client::ContentClient, WriteAction, WriteContentRequest,
+    WriteContentResponse,
+};
+use rcontainerd_plugin_api::content::{Info, Reader, Status, Store, Writer, WriterOptions};
+use rcontainerd_plugin_api::snapshot::Labels;
+use rcontainerd_plugin_api::{PluginError, Result};
+use tokio::sync::mpsc;
+use tonic::Streaming;
+
+use crate::remote::{block, nanos, Remote, MAX_MESSAGE_SIZE};
+
+pub struct ProxyContentStore {
+    remote: Arc<Remote>,
+}
+
+impl ProxyContentStore {
+    pub fn new(remote: Arc<Remote>) -> Self {
+        ProxyContentStore { remote }
+    }
+
+    pub fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+}
+
+fn client(channel: NamespacedChannel) -> ContentClient<NamespacedChannel> {
+    ContentClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
+}
+
+fn info_from_wire(info: Option<wire::Info>) -> Info {
+    let info = info.unwrap_or_default();
+    Info {
+        digest: info.digest,
+        size: info.size,
+        created: nanos(info.created_at),
+        updated: nanos(info.updated_at),
+        labels: info.labels.into_iter().collect(),
+    }
+}
+
+fn status_from_wire(status: wire::Status) -> Status {
+    Status {
+        reference: status.r#ref,
+        offset: status.offset,
+        total: status.total,
+        expected: status.expected,
+        started_at: nanos(status.started_at),
+        updated_at: nanos(status.updated_at),
+    }
+}
+
+impl Store for ProxyContentStore {
+    fn info(&self, digest: &str) -> Result<Info> {
+        let request = wire::InfoRequest {
+            digest: digest.to_string(),
+        };
+        let info = self
+            .remote
+            .call(|ch| async move { Ok(client(ch).info(request).await?.into_inner().info) })?;
+        Ok(info_from_wire(info))
+    }
+
+    fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info> {
+        let request = wire::UpdateRequest {
+            info: Some(wire::Info {
+                digest: info.digest,
+                size: info.size,
+                created_at: None,
+                updated_at: None,
+                labels: info.labels.into_iter().collect(),
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: fieldpaths.to_vec(),
+            }),
+        };
+        let info = self
+            .remote
+            .call(|ch| async move { Ok(client(ch).update(request).await?.into_inner().info) })?;
+        Ok(info_from_wire(info))
+    }
+
+    fn list(&self) -> Result<Vec<Info>> {
+        let request = wire::ListContentRequest {
+            filters: Vec::new(),
+        };
+        let infos = self.remote.call(|ch| async move {
+            let mut stream = client(ch).list(request).await?.into_inner();
+            let mut infos = Vec::new();
+            while let Some(batch) = stream.message().await? {
+                infos.extend(batch.info);
+            }
+            Ok(infos)
+        })?;
+        Ok(infos.into_iter().map(|i| info_from_wire(Some(i))).collect())
+    }
+
+    fn delete(&self, digest: &str) -> Result<()> {
+        let request = wire::DeleteContentRequest {
+            digest: digest.to_string(),
+        };
+        self.remote.call(|ch| async move {
+            client(ch).delete(request).await?;
+            Ok(())
+        })
+    }
+
+    /// Asks for the size first, as containerd's proxy does.
+    fn reader(&self, digest: &str) -> Result<Box<dyn Reader>> {
+        let info = self.info(digest)?;
+        Ok(Box::new(ProxyReader {
+            remote: self.remote.clone(),
+            digest: info.digest,
+            size: info.size,
+        }))
+    }
+
+    fn writer(&self, options: WriterOptions) -> Result<Box<dyn Writer>> {
+        ProxyWriter::open(self.remote.clone(), options).map(|w| Box::new(w) as Box<dyn Writer>)
+    }
+
+    fn status(&self, reference: &str) -> Result<Status> {
+        let request = wire::StatusRequest {
+            r#ref: reference.to_string(),
+        };
+        let status = self
+            .remote
+            .call(|ch| async move { Ok(client(ch).status(request).await?.into_inner().status) })?;
+        Ok(status_from_wire(status.unwrap_or_default()))
+    }
+
+    fn list_statuses(&self) -> Result<Vec<Status>> {
+        let request = wire::ListStatusesRequest {
+            filters: Vec::new(),
+        };
+        let statuses = self.remote.call(|ch| async move {
+            Ok(client(ch)
+                .list_statuses(request)
+                .await?
+                .into_inner()
+                .statuses)
+        })?;
+        Ok(statuses.into_iter().map(status_from_wire).collect())
+    }
+
+    fn abort(&self, reference: &str) -> Result<()> {
+        let request = wire::AbortRequest {
+            r#ref: reference.to_string(),
+        };
+        self.remote.call(|ch| async move {
+            client(ch).abort(request).await?;
+            Ok(())
+        })
+    }
+}
+
+struct ProxyReader {
+    remote: Arc<Remote>,
+    digest: String,
+    size: i64,
+}
+
+impl Reader for ProxyReader {
+    fn size(&self) -> Result<i64> {
+        Ok(self.size)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() || offset >= self.size.max(0) as u64 {
+            return Ok(0);
+        }
+        let want = buf.len().min((self.size as u64 - offset) as usize);
+        let request = wire::ReadContentRequest {
+            digest: self.digest.clone(),
+            offset: offset as i64,
+            size: want as i64,
+        };
+        let data = self.remote.call(move |ch| async move {
+            let mut stream = client(ch).read(request).await?.into_inner();
+            let mut data = Vec::with_capacity(want);
+            while let Some(chunk) = stream.message().await? {
+                data.extend_from_slice(&chunk.data);
+                if data.len() >= want {
+                    break;
+                }
+            }
+            Ok(data)
+        })?;
+        let n = data.len().min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        Ok(n)
+    }
+}
+
+/// One ingest, over one Write stream at a time. The remote ends a stream
+/// on any refused request (containerd's rule), so the next call opens a new
+/// one on the same ref; closing waits for the stream's end, when the remote
+/// has released the ref.
+struct ProxyWriter {
+    remote: Arc<Remote>,
+    options: WriterOptions,
+    /// The remote's offset after the last response.
+    offset: i64,
+    stream: Option<WriteStream>,
+    /// Committed or closed: no more calls.
+    closed: bool,
+}
+
+struct WriteStream {
+    requests: mpsc::Sender<WriteContentRequest>,
+    responses: Arc<tokio::sync::Mutex<Streaming<WriteContentResponse>>>,
+}
+
+impl ProxyWriter {
+    fn open(remote: Arc<Remote>, options: WriterOptions) -> Result<ProxyWriter> {
+        let mut writer = ProxyWriter {
+            remote,
+            options,
+            offset: 0,
+            stream: None,
+            closed: false,
+        };
+        writer.stream()?;
+        Ok(writer)
+    }
+
+    /// The open stream, or a new one that starts with a Stat carrying the
+    /// ref and the expectations, as containerd's proxy negotiates.
+    fn stream(&mut self) -> Result<&WriteStream> {
+        if self.closed {
+            return Err(PluginError::failed_precondition(format!(
+                "ingest {} is closed",
+                self.options.reference
+            )));
+        }
+        if self.stream.is_none() {
+            let first = WriteContentRequest {
+                action: WriteAction::Stat as i32,
+                r#ref: self.options.reference.clone(),
+                total: self.options.expected_size.unwrap_or(0),
+                expected: self.options.expected_digest.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            let remote = self.remote.clone();
+            let (stream, response) = block(async move {
+                let channel = remote.channel().await?;
+                let (requests, rx) = mpsc::channel(1);
+                let _ = requests.send(first).await;
+                let rx = tokio_stream::wrappers::ReceiverStream::new(rx);
+                let mut responses = client(channel)
+                    .write(rx)
+                    .await
+                    .map_err(|s| remote.error(s))?
+                    .into_inner();
+                let response = next(&remote, &mut responses).await?;
+                let responses = Arc::new(tokio::sync::Mutex::new(responses));
+                Ok((
+                    WriteStream {
+                        requests,
+                        responses,
+                    },
+                    response,
+                ))
+            })?;
+            self.offset = response.offset;
+            self.stream = Some(stream);
+        }
+        Ok(self.stream.as_ref().expect("opened above"))
+    }
+
+    /// Sends one request and waits for its response. A failure ends the
+    /// stream.
+    fn send(&mut self, request: WriteContentRequest) -> Result<WriteContentResponse> {
+        let stream = self.stream()?;
+        let requests = stream.requests.clone();
+        let responses = stream.responses.clone();
+        let remote = self.remote.clone();
+        let result = block(async move {
+            // A send fails only when the stream has ended: its status is next.
+            let _ = requests.send(request).await;
+            next(&remote, &mut *responses.lock().await).await
+        });
+        match result {
+            Ok(response) => {
+                self.offset = response.offset;
+                Ok(response)
+            }
+            Err(e) => {
+                self.stream = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Half-closes the stream and waits for the remote to end it.
+    fn finish(&mut self) {
+        self.closed = true;
+        let Some(WriteStream {
+            requests,
+            responses,
+        }) = self.stream.take()
+        else {
+            return;
+        };
+        drop(requests);
+        let _ = block(async move {
+            let mut responses = responses.lock().await;
+            while let Ok(Some(_)) = responses.message().await {}
+            Ok(())
+        });
+    }
+}
+
+/// The next response, or the stream's error.
+async fn next(
+    remote: &Remote,
+    responses: &mut Streaming<WriteContentResponse>,
+) -> Result<WriteContentResponse> {
+    match responses.message().await {
+        Ok(Some(response)) => Ok(response),
+        Ok(None) => Err(PluginError::unavailable(format!(
+            "proxy plugin {}: write stream ended early",
+            remote.uri()
+        ))),
+        Err(status) => Err(remote.error(status)),
+    }
+}
+
+impl Writer for ProxyWriter {
+    fn status(&self) -> Result<Status> {
+        let Some(stream) = &self.stream else {
+            // The stream ended on a refusal: the remote's record of the ingest.
+            let store = ProxyContentStore::new(self.remote.clone());
+            return store.status(&self.options.reference);
+        };
+        let requests = stream.requests.clone();
+        let responses = stream.responses.clone();
+        let remote = self.remote.clone();
+        let response = block(async move {
+            let _ = requests
+                .send(WriteContentRequest {
+                    action: WriteAction::Stat as i32,
+                    ..Default::default()
+                })
+                .await;
+            next(&remote, &mut *responses.lock().await).await
+        })?;
+        Ok(Status {
+            reference: self.options.reference.clone(),
+            offset: response.offset,
+            total: response.total,
+            expected: self.options.expected_digest.clone().unwrap_or_default(),
+            started_at: nanos(response.started_at),
+            updated_at: nanos(response.updated_at),
+        })
+    }
+
+    /// At the current offset only: on the wire, a write at 0 truncates
+    /// (the trait's `truncate` does), so the check cannot be the remote's.
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<usize> {
+        self.stream()?;
+        if offset as i64 != self.offset {
+            return Err(PluginError::invalid_argument(format!(
+                "ingest {}: write @{offset} must occur at current offset {}",
+                self.options.reference, self.offset
+            )));
+        }
+        let response = self.send(WriteContentRequest {
+            action: WriteAction::Write as i32,
+            offset: offset as i64,
+            data: tonic::codegen::Bytes::copy_from_slice(data),
+            ..Default::default()
+        })?;
+        Ok((response.offset - offset as i64).max(0) as usize)
+    }
+
+    /// An empty write at offset 0 truncates on the wire; the remote cannot
+    /// truncate to anywhere else but where it is.
+    fn truncate(&mut self, size: u64) -> Result<()> {
+        self.stream()?;
+        if size as i64 == self.offset {
+            return Ok(());
+        }
+        if size != 0 {
+            return Err(PluginError::not_implemented(format_args!(
+                "proxy plugin {}: truncate to {size}",
+                self.remote.uri()
+            )));
+        }
+        self.send(WriteContentRequest {
+            action: WriteAction::Write as i32,
+            offset: 0,
+            ..Default::default()
+        })?;
+        Ok(())
+    }
+
+    fn commit(&mut self, size: i64, expected: &str, labels: Labels) -> Result<()> {
+        // Opened first, so that the offset sent is the remote's current one.
+        self.stream()?;
+        self.send(WriteContentRequest {
+            action: WriteAction::Commit as i32,
+            offset: self.offset,
+            total: size,
+            expected: expected.to_string(),
+            labels: labels.into_iter().collect(),
+            ..Default::default()
+        })?;
+        self.finish();
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.finish();
+        Ok(())
+    }
+}
+
+impl Drop for ProxyWriter {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

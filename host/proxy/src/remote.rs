@@ -1,0 +1,234 @@
+//! One external service: its socket, dialled lazily and again after a broken
+//! connection, and the blocking bridge from a driver call to a gRPC call.
+//!
+//! Driver calls come from the host's blocking threads (and `mounts` from an
+//! async worker), so the gRPC calls run on a small runtime of the proxies'
+//! own and the caller waits on a channel: never `block_on` inside someone
+//! else's runtime.
+
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rcontainerd_api::client::{os_error_text, Headers, NamespacedChannel};
+use rcontainerd_plugin_api::{ErrorKind, PluginError, Result};
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::{Code, Status};
+
+/// containerd's default limit for both directions (16 MiB): a long walk or a
+/// 200-layer mount list is larger than tonic's 4 MiB default.
+pub(crate) const MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+/// How long a dial may take before the call fails Unavailable.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The runtime every proxy's calls run on: two workers are plenty for I/O.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("proxy-plugins")
+            .enable_all()
+            .build()
+            .expect("cannot start the proxy plugins' runtime")
+    })
+}
+
+/// Runs `future` on the proxies' runtime and waits for it on this thread.
+pub(crate) fn block<T: Send + 'static>(
+    future: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv()
+        .unwrap_or_else(|_| Err(PluginError::internal("proxy plugin call was dropped")))
+}
+
+/// The service behind one proxy plugin.
+pub struct Remote {
+    uri: String,
+    address: PathBuf,
+    headers: Headers,
+    channel: Mutex<Option<Channel>>,
+}
+
+impl Remote {
+    /// The service at `address` (a socket path, optionally `unix://…`) that
+    /// plugin `uri` talks to; calls carry `namespace` as containerd's
+    /// namespace header. Nothing is dialled until the first call.
+    pub fn new(uri: &str, address: &str, namespace: &str) -> Result<Arc<Remote>> {
+        let headers = Headers::new()
+            .namespace(namespace)
+            .map_err(|e| PluginError::invalid_argument(format!("proxy plugin {uri}: {e}")))?;
+        Ok(Arc::new(Remote {
+            uri: uri.to_string(),
+            address: rcontainerd_api::client::socket_path(address),
+            headers,
+            channel: Mutex::new(None),
+        }))
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    pub fn address(&self) -> &Path {
+        &self.address
+    }
+
+    /// Runs `call` on a channel to the service, blocking this thread.
+    pub(crate) fn call<T, F, Fut>(self: &Arc<Self>, call: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(NamespacedChannel) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, Status>> + Send + 'static,
+    {
+        let remote = self.clone();
+        block(async move {
+            let channel = remote.channel().await?;
+            call(channel).await.map_err(|s| remote.error(s))
+        })
+    }
+
+    /// The cached channel, or a fresh one (dialled now).
+    pub(crate) async fn channel(&self) -> Result<NamespacedChannel> {
+        if let Some(channel) = self.lock().clone() {
+            return Ok(self.headers.clone().intercept(channel));
+        }
+        let channel = self.dial().await?;
+        *self.lock() = Some(channel.clone());
+        Ok(self.headers.clone().intercept(channel))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Channel>> {
+        self.channel.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Dials the socket; the channel re-dials the path on its own when the
+    /// connection breaks later.
+    async fn dial(&self) -> Result<Channel> {
+        let path = self.address.clone();
+        let first = match tokio::time::timeout(DIAL_TIMEOUT, UnixStream::connect(&path)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(self.unavailable(&os_error_text(&e))),
+            Err(_) => return Err(self.unavailable("timeout")),
+        };
+        let ready = Arc::new(Mutex::new(Some(first)));
+        let connector = tower::service_fn(move |_: Uri| {
+            let ready = ready.clone();
+            let path = path.clone();
+            async move {
+                let taken = ready.lock().map(|mut s| s.take()).unwrap_or(None);
+                let stream = match taken {
+                    Some(stream) => stream,
+                    None => UnixStream::connect(&path).await?,
+                };
+                Ok::<_, io::Error>(TokioIo::new(stream))
+            }
+        });
+        Endpoint::from_static("http://localhost")
+            .http2_adaptive_window(true)
+            .connect_with_connector(connector)
+            .await
+            .map_err(|e| self.unavailable(&e.to_string()))
+    }
+
+    /// `proxy plugin <uri>: dial <socket>: <reason>`, Unavailable.
+    fn unavailable(&self, reason: &str) -> PluginError {
+        PluginError::unavailable(format!(
+            "proxy plugin {}: dial {}: {reason}",
+            self.uri,
+            self.address.display()
+        ))
+    }
+
+    /// The remote's answer as a driver error, keeping its class (containerd's
+    /// errdefs mapping of gRPC codes). A failure of the connection itself
+    /// (no status from the remote) drops the channel, so the next call
+    /// dials afresh, and names the plugin and the socket.
+    pub(crate) fn error(&self, status: Status) -> PluginError {
+        let transport = std::error::Error::source(&status).is_some();
+        if transport || (status.code() == Code::Unavailable && status.message().is_empty()) {
+            *self.lock() = None;
+            let detail = std::error::Error::source(&status)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| status.message().to_string());
+            return PluginError::unavailable(format!(
+                "proxy plugin {}: {}: {detail}",
+                self.uri,
+                self.address.display()
+            ));
+        }
+        PluginError::new(kind_of(status.code()), status.message())
+    }
+}
+
+/// containerd's `errdefs.FromGRPC`, onto the classes a driver error has.
+pub(crate) fn kind_of(code: Code) -> ErrorKind {
+    match code {
+        Code::InvalidArgument | Code::OutOfRange => ErrorKind::InvalidArgument,
+        Code::NotFound => ErrorKind::NotFound,
+        Code::AlreadyExists => ErrorKind::AlreadyExists,
+        Code::FailedPrecondition => ErrorKind::FailedPrecondition,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Unavailable,
+        Code::Unimplemented => ErrorKind::NotImplemented,
+        Code::Internal | Code::DataLoss => ErrorKind::Internal,
+        _ => ErrorKind::Unknown,
+    }
+}
+
+/// Unix nanoseconds of a wire timestamp (0 when absent).
+pub(crate) fn nanos(t: Option<prost_types::Timestamp>) -> i64 {
+    t.map(|t| t.seconds.saturating_mul(1_000_000_000) + i64::from(t.nanos))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absent_socket_fails_unavailable_naming_plugin_and_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("none.sock");
+        let remote = Remote::new(
+            "io.containerd.snapshotter.v1.r",
+            socket.to_str().unwrap(),
+            "default",
+        )
+        .unwrap();
+        let err = remote
+            .call(|_channel| async { Ok::<_, Status>(()) })
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unavailable);
+        assert_eq!(
+            err.message,
+            format!(
+                "proxy plugin io.containerd.snapshotter.v1.r: dial {}: no such file or directory",
+                socket.display()
+            )
+        );
+    }
+
+    #[test]
+    fn remote_codes_keep_their_class() {
+        assert_eq!(kind_of(Code::AlreadyExists), ErrorKind::AlreadyExists);
+        assert_eq!(kind_of(Code::Unimplemented), ErrorKind::NotImplemented);
+        assert_eq!(kind_of(Code::OutOfRange), ErrorKind::InvalidArgument);
+        assert_eq!(
+            kind_of(Code::FailedPrecondition),
+            ErrorKind::FailedPrecondition
+        );
+        let remote = Remote::new("u", "/nonexistent", "default").unwrap();
+        let err = remote.error(Status::not_found("snapshot x: not found"));
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert_eq!(err.message, "snapshot x: not found");
+    }
+}

@@ -1,0 +1,216 @@
+//! A snapshotter driver over `containerd.services.snapshots.v1.Snapshots`,
+//! sending what containerd 1.6's proxy snapshotter sends: the key, parent
+//! and labels as given, and a fixed snapshotter name in every request.
+
+use std::sync::Arc;
+
+use rcontainerd_api::client::NamespacedChannel;
+use rcontainerd_api::services::snapshots::{self as wire, snapshots_client::SnapshotsClient};
+use rcontainerd_api::types;
+use rcontainerd_plugin_api::snapshot::{Info, Kind, Labels, Mount, Snapshotter, Usage};
+use rcontainerd_plugin_api::Result;
+
+use crate::remote::{nanos, Remote, MAX_MESSAGE_SIZE};
+
+pub struct ProxySnapshotter {
+    remote: Arc<Remote>,
+    /// The `snapshotter` field of every request.
+    name: String,
+}
+
+impl ProxySnapshotter {
+    /// A snapshotter served by `remote`, which knows it as `name`.
+    pub fn new(remote: Arc<Remote>, name: &str) -> Self {
+        ProxySnapshotter {
+            remote,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+}
+
+fn client(channel: NamespacedChannel) -> SnapshotsClient<NamespacedChannel> {
+    SnapshotsClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
+}
+
+fn info_from_wire(info: Option<wire::Info>) -> Info {
+    let info = info.unwrap_or_default();
+    let kind = match wire::Kind::try_from(info.kind) {
+        Ok(wire::Kind::Active) => Kind::Active,
+        Ok(wire::Kind::View) => Kind::View,
+        _ => Kind::Committed,
+    };
+    Info {
+        kind,
+        name: info.name,
+        parent: info.parent,
+        labels: info.labels.into_iter().collect(),
+        created: nanos(info.created_at),
+        updated: nanos(info.updated_at),
+    }
+}
+
+fn info_to_wire(info: Info) -> wire::Info {
+    let kind = match info.kind {
+        Kind::Active => wire::Kind::Active,
+        Kind::View => wire::Kind::View,
+        Kind::Committed => wire::Kind::Committed,
+    };
+    wire::Info {
+        name: info.name,
+        parent: info.parent,
+        kind: kind as i32,
+        labels: info.labels.into_iter().collect(),
+        created_at: None,
+        updated_at: None,
+    }
+}
+
+fn mounts_from_wire(mounts: Vec<types::Mount>) -> Vec<Mount> {
+    mounts
+        .into_iter()
+        .map(|m| Mount {
+            mount_type: m.r#type,
+            source: m.source,
+            target: m.target,
+            options: m.options,
+        })
+        .collect()
+}
+
+impl Snapshotter for ProxySnapshotter {
+    fn stat(&self, key: &str) -> Result<Info> {
+        let request = wire::StatSnapshotRequest {
+            snapshotter: self.name.clone(),
+            key: key.to_string(),
+        };
+        let info = self
+            .remote
+            .call(|ch| async move { Ok(client(ch).stat(request).await?.into_inner().info) })?;
+        Ok(info_from_wire(info))
+    }
+
+    fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info> {
+        let request = wire::UpdateSnapshotRequest {
+            snapshotter: self.name.clone(),
+            info: Some(info_to_wire(info)),
+            update_mask: Some(prost_types::FieldMask {
+                paths: fieldpaths.to_vec(),
+            }),
+        };
+        let info = self
+            .remote
+            .call(|ch| async move { Ok(client(ch).update(request).await?.into_inner().info) })?;
+        Ok(info_from_wire(info))
+    }
+
+    fn usage(&self, key: &str) -> Result<Usage> {
+        let request = wire::UsageRequest {
+            snapshotter: self.name.clone(),
+            key: key.to_string(),
+        };
+        let usage = self
+            .remote
+            .call(|ch| async move { Ok(client(ch).usage(request).await?.into_inner()) })?;
+        Ok(Usage {
+            size: usage.size,
+            inodes: usage.inodes,
+        })
+    }
+
+    /// A round trip, as containerd's proxy makes one: the remote owns the
+    /// mounts. The caller's async worker waits on the proxies' runtime.
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        let request = wire::MountsRequest {
+            snapshotter: self.name.clone(),
+            key: key.to_string(),
+        };
+        let mounts = self
+            .remote
+            .call(|ch| async move { Ok(client(ch).mounts(request).await?.into_inner().mounts) })?;
+        Ok(mounts_from_wire(mounts))
+    }
+
+    /// An AlreadyExists answer (a remote snapshotter that has the layer
+    /// named by `containerd.io/snapshot.ref`) passes through as it is.
+    fn prepare(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
+        let request = wire::PrepareSnapshotRequest {
+            snapshotter: self.name.clone(),
+            key: key.to_string(),
+            parent: parent.to_string(),
+            labels: labels.into_iter().collect(),
+        };
+        let mounts = self
+            .remote
+            .call(|ch| async move { Ok(client(ch).prepare(request).await?.into_inner().mounts) })?;
+        Ok(mounts_from_wire(mounts))
+    }
+
+    fn view(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
+        let request = wire::ViewSnapshotRequest {
+            snapshotter: self.name.clone(),
+            key: key.to_string(),
+            parent: parent.to_string(),
+            labels: labels.into_iter().collect(),
+        };
+        let mounts = self
+            .remote
+            .call(|ch| async move { Ok(client(ch).view(request).await?.into_inner().mounts) })?;
+        Ok(mounts_from_wire(mounts))
+    }
+
+    fn commit(&self, name: &str, key: &str, labels: Labels) -> Result<()> {
+        let request = wire::CommitSnapshotRequest {
+            snapshotter: self.name.clone(),
+            name: name.to_string(),
+            key: key.to_string(),
+            labels: labels.into_iter().collect(),
+        };
+        self.remote.call(|ch| async move {
+            client(ch).commit(request).await?;
+            Ok(())
+        })
+    }
+
+    fn remove(&self, key: &str) -> Result<()> {
+        let request = wire::RemoveSnapshotRequest {
+            snapshotter: self.name.clone(),
+            key: key.to_string(),
+        };
+        self.remote.call(|ch| async move {
+            client(ch).remove(request).await?;
+            Ok(())
+        })
+    }
+
+    fn walk(&self) -> Result<Vec<Info>> {
+        let request = wire::ListSnapshotsRequest {
+            snapshotter: self.name.clone(),
+            filters: Vec::new(),
+        };
+        let infos = self.remote.call(|ch| async move {
+            let mut stream = client(ch).list(request).await?.into_inner();
+            let mut infos = Vec::new();
+            while let Some(batch) = stream.message().await? {
+                infos.extend(batch.info);
+            }
+            Ok(infos)
+        })?;
+        Ok(infos.into_iter().map(|i| info_from_wire(Some(i))).collect())
+    }
+
+    fn cleanup(&self) -> Result<()> {
+        let request = wire::CleanupRequest {
+            snapshotter: self.name.clone(),
+        };
+        self.remote.call(|ch| async move {
+            client(ch).cleanup(request).await?;
+            Ok(())
+        })
+    }
+}
