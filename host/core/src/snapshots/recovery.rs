@@ -198,34 +198,17 @@ pub fn remove_orphans_walked(store: &SnapshotStore, walked: Vec<Info>) -> Result
                 orphans.keys().collect::<Vec<_>>()
             )));
         }
-        for leaf in &leaves {
-            orphans.remove(leaf);
-        }
-        // The leaves of one round are independent: removed side by side, the driver's journal
-        // syncs are shared between them instead of one sync per snapshot in a row.
-        let workers = leaves.len().clamp(1, REMOVAL_WORKERS);
-        let chunk = leaves.len().div_ceil(workers);
-        std::thread::scope(|scope| {
-            for part in leaves.chunks(chunk) {
-                scope.spawn(move || {
-                    for leaf in part {
-                        remove_orphan(store, snapshotter, leaf);
-                    }
-                });
+        for leaf in leaves {
+            orphans.remove(&leaf);
+            match store.call("remove", |b| b.remove(&leaf)) {
+                Ok(()) => {
+                    tracing::info!(snapshotter, driver_key = %leaf, "removed orphaned snapshot")
+                }
+                Err(e) if e.is(Kind::NotFound) => {}
+                Err(e) => tracing::warn!(snapshotter, driver_key = %leaf, error = %e,
+                    "could not remove orphaned snapshot"),
             }
-        });
+        }
     }
     Ok(())
-}
-
-/// Threads that remove one round of orphans together.
-const REMOVAL_WORKERS: usize = 8;
-
-fn remove_orphan(store: &SnapshotStore, snapshotter: &str, leaf: &str) {
-    match store.call("remove", |b| b.remove(leaf)) {
-        Ok(()) => tracing::info!(snapshotter, driver_key = %leaf, "removed orphaned snapshot"),
-        Err(e) if e.is(Kind::NotFound) => {}
-        Err(e) => tracing::warn!(snapshotter, driver_key = %leaf, error = %e,
-            "could not remove orphaned snapshot"),
-    }
 }
