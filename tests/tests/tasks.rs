@@ -325,6 +325,15 @@ async fn a_shim_that_dies_is_cleaned_up_and_its_task_reported_exited() {
     std::thread::sleep(Duration::from_millis(300));
     let shim = shims::shims_of(&daemon.socket());
     assert_eq!(shim.len(), 1);
+    let address = std::fs::read_to_string(
+        daemon
+            .state()
+            .join("io.containerd.runtime.v2.task")
+            .join(NS)
+            .join("t4/address"),
+    )
+    .unwrap();
+    let shim_socket = address.trim().trim_start_matches("unix://").to_string();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(shim[0]),
         nix::sys::signal::Signal::SIGKILL,
@@ -341,6 +350,10 @@ async fn a_shim_that_dies_is_cleaned_up_and_its_task_reported_exited() {
     assert!(waited.is_ok(), "{waited:?}");
     assert!(tasks(&daemon).is_empty());
     assert!(bundles(&daemon).is_empty());
+    assert!(
+        !Path::new(&shim_socket).exists(),
+        "the dead shim's socket is left"
+    );
     // `shim delete` killed what the dead shim left.
     wait_until(
         Duration::from_secs(10),

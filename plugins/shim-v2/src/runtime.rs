@@ -166,9 +166,27 @@ impl Inner {
                 }
             }
         };
+        remove_dead_socket(bundle);
         bundle.remove();
         self.events
             .push_dead_task(&bundle.namespace, &bundle.id, exit);
+    }
+}
+
+/// A shim that was killed leaves its listening socket behind (a live one removes it as it
+/// exits): unlinked here, from the address the bundle recorded.
+fn remove_dead_socket(bundle: &Bundle) {
+    let Ok(address) = std::fs::read_to_string(bundle.path.join("address")) else {
+        return;
+    };
+    let path = address.trim().trim_start_matches("unix://");
+    // Only a filesystem socket (not an abstract one) is a file to remove.
+    if path.starts_with('/') {
+        if let Err(e) = std::fs::remove_file(path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(socket = path, error = %e, "removing a dead shim's socket");
+            }
+        }
     }
 }
 
