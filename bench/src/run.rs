@@ -240,12 +240,12 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         shims::delete_containers_in(self.runc_root);
-        for pid in shims::shims_of(self.socket) {
-            eprintln!("warning: shim {pid} still running at the end of the round; killing it");
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
+        let left = shims::shims_of(self.socket);
+        if !left.is_empty() {
+            eprintln!(
+                "warning: shims {left:?} still running at the end of the round; killing them"
             );
+            shims::kill_shims_of(self.socket);
         }
     }
 }

@@ -76,54 +76,7 @@ impl Drop for Containerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        kill_shims_of(&self.socket());
+        crate::shims::kill_shims_of(&self.socket());
         crate::mounts::unmount_all_under(self.dir.path());
-    }
-}
-
-/// Kills (SIGKILL) the runtime shims a daemon listening on `socket` started, and the processes
-/// they reaped into their care (the containers' processes): what a test could not delete. The
-/// shims are recognised by the daemon's address on their command line, which is unique to the
-/// test's temporary directory.
-pub fn kill_shims_of(socket: &std::path::Path) {
-    let address = socket.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    let mut processes: Vec<(i32, i32, String)> = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-        let parent = status
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or(0);
-        processes.push((pid, parent, cmdline));
-    }
-    let shims: Vec<i32> = processes
-        .iter()
-        .filter(|(_, _, cmd)| cmd.contains("containerd-shim") && cmd.contains(&address))
-        .map(|(pid, _, _)| *pid)
-        .collect();
-    let kill = |pid: i32| {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    };
-    for shim in shims {
-        for (pid, _, _) in processes.iter().filter(|(_, parent, _)| *parent == shim) {
-            kill(*pid);
-        }
-        kill(shim);
     }
 }

@@ -1,7 +1,7 @@
 //! Cleaning up what a daemon's tasks leave running: containers (through `runc --root`, the
 //! runtime driver's relocated runc state) and shims (found by the daemon socket on their
-//! command line). Runs when a [`Daemon`](crate::Daemon) is dropped, so a failed test leaves
-//! nothing running.
+//! command line). Runs when a [`Daemon`](crate::Daemon) or a reference containerd is dropped,
+//! so a failed test leaves nothing running.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -84,10 +84,49 @@ pub fn is_zombie(pid: i32) -> bool {
 /// Kills the containers and shims of the daemon rooted in `state` on `socket`.
 pub fn kill_all(state: &Path, socket: &Path) {
     delete_containers(state);
-    for pid in shims_of(socket) {
+    kill_shims_of(socket);
+}
+
+/// Kills (SIGKILL) the shims a daemon on `socket` started and the processes they reaped into
+/// their care (the containers' processes): what a test could not delete. Works for any daemon,
+/// containerd included: the shims are recognised by the daemon's address on their command line,
+/// which is unique to the test's temporary directory.
+pub fn kill_shims_of(socket: &Path) {
+    let shims = shims_of(socket);
+    if shims.is_empty() {
+        return;
+    }
+    let kill = |pid: i32| {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         );
+    };
+    for child in children_of(&shims) {
+        kill(child);
     }
+    for shim in shims {
+        kill(shim);
+    }
+}
+
+/// Every process whose parent is one of `parents` (`PPid` in `/proc/<pid>/status`).
+fn children_of(parents: &[i32]) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let parent: i32 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))?
+                .trim()
+                .parse()
+                .ok()?;
+            parents.contains(&parent).then_some(pid)
+        })
+        .collect()
 }
