@@ -208,10 +208,7 @@ pub fn delete(
     Ok(rcontainerd_plugin_api::runtime::Exit {
         pid: resp.pid,
         exit_status: resp.exit_status,
-        exited_at: resp
-            .exited_at
-            .map(|t| t.seconds * 1_000_000_000 + i64::from(t.nanos))
-            .unwrap_or(0),
+        exited_at: crate::time::nanos(resp.exited_at),
     })
 }
 

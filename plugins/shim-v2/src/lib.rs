@@ -11,6 +11,7 @@ mod client;
 mod log;
 mod queue;
 mod runtime;
+mod time;
 
 use std::sync::Arc;
 

@@ -9,6 +9,8 @@ use prost::Message;
 use rcontainerd_api::events::{TaskDelete, TaskExit};
 use rcontainerd_plugin_api::runtime::{AnyValue, Exit, RuntimeEvent};
 
+use crate::time::timestamp;
+
 /// Beyond this many untaken events the oldest are dropped (a host that stopped taking them).
 const LIMIT: usize = 4096;
 
@@ -16,13 +18,6 @@ const LIMIT: usize = 4096;
 pub struct EventQueue {
     events: Mutex<VecDeque<RuntimeEvent>>,
     ready: Condvar,
-}
-
-fn timestamp(nanos: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: nanos.div_euclid(1_000_000_000),
-        nanos: nanos.rem_euclid(1_000_000_000) as i32,
-    }
 }
 
 impl EventQueue {

@@ -20,6 +20,7 @@ use crate::bundle::Bundle;
 use crate::client::ShimClient;
 use crate::log::ShimLog;
 use crate::queue::EventQueue;
+use crate::time::{nanos, now_nanos};
 
 const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
 /// runc's state directory under the driver's state; a dot name is never a namespace's.
@@ -50,15 +51,6 @@ pub struct ShimRuntime {
 
 fn key(namespace: &str, id: &str) -> (String, String) {
     (namespace.to_string(), id.to_string())
-}
-
-fn nanos(t: Option<prost_types::Timestamp>) -> i64 {
-    t.map(|t| {
-        t.seconds
-            .saturating_mul(1_000_000_000)
-            .saturating_add(i64::from(t.nanos))
-    })
-    .unwrap_or(0)
 }
 
 fn any_to_wire(a: AnyValue) -> prost_types::Any {
@@ -188,13 +180,6 @@ fn remove_dead_socket(bundle: &Bundle) {
             }
         }
     }
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 impl ShimRuntime {
