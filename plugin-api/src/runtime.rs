@@ -204,7 +204,8 @@ pub trait Runtime: Send + Sync {
     fn connect(&self, namespace: &str, id: &str) -> Result<Connection>;
     /// Ends whatever runs the task once it has no processes left.
     fn shutdown(&self, namespace: &str, id: &str) -> Result<()>;
-    /// The tasks the driver holds, including those it reconnected to at init.
+    /// The tasks the driver holds, including those it reconnected to at init. The host asks
+    /// before each call whether the task exists: answer from memory.
     fn tasks(&self) -> Result<Vec<TaskInfo>>;
     /// Waits up to `timeout` for events the driver publishes itself and returns them (empty on
     /// timeout). The host calls it from one thread in a loop.

@@ -55,6 +55,14 @@ fn driver<T>(result: rcontainerd_plugin_api::Result<T>) -> Result<T> {
     result.map_err(Error::from)
 }
 
+/// Whether `runtime` holds task `id` of `namespace`: from the driver's list, which it answers
+/// from memory, not a round trip to the task's shim on every call.
+fn holds(runtime: &Arc<dyn Runtime>, namespace: &str, id: &str) -> Result<bool> {
+    Ok(driver(runtime.tasks())?
+        .iter()
+        .any(|t| t.namespace == namespace && t.id == id))
+}
+
 fn task_not_found(id: &str) -> Error {
     // containerd's words, without the class suffix.
     Error::not_found(format!("task {id} not found")).bare()
@@ -78,11 +86,6 @@ impl Tasks {
         &self.exits
     }
 
-    /// The runtime drivers, by plugin URI.
-    pub fn runtimes(&self) -> &BTreeMap<String, Arc<dyn Runtime>> {
-        &self.runtimes
-    }
-
     /// The driver for a container's runtime name: a driver of that exact URI, else the shim v2
     /// driver, which runs any shim (containerd's "one runtime to rule them all").
     fn runtime_for(&self, name: &str) -> Result<&Arc<dyn Runtime>> {
@@ -104,12 +107,10 @@ impl Tasks {
             .containers()
             .get(&process.namespace, &process.id)?;
         let runtime = self.runtime_for(&container.runtime.name)?;
-        match runtime.state(&ProcessRef::task(&process.namespace, &process.id)) {
-            Ok(_) => Ok(runtime),
-            Err(e) if Error::from(e.clone()).kind == Kind::NotFound => {
-                Err(task_not_found(&process.id))
-            }
-            Err(e) => Err(e.into()),
+        if holds(runtime, &process.namespace, &process.id)? {
+            Ok(runtime)
+        } else {
+            Err(task_not_found(&process.id))
         }
     }
 
@@ -129,8 +130,7 @@ impl Tasks {
             request.runtime_path.clone()
         };
         let runtime = self.runtime_for(&container.runtime.name)?;
-        let task = ProcessRef::task(namespace, &container.id);
-        if runtime.state(&task).is_ok() {
+        if holds(runtime, namespace, &container.id)? {
             return Err(Error::already_exists(format!("task {}", container.id)));
         }
         let options = request.options.or_else(|| {
