@@ -8,6 +8,9 @@ use crate::layers::{digest_of, hex};
 /// Where Debian's `busybox-static` installs the binary.
 pub const BUSYBOX: &str = "/bin/busybox";
 
+/// Debian's runc shim (package containerd).
+pub const SHIM: &str = "/usr/bin/containerd-shim-runc-v2";
+
 /// The applets the image links to busybox.
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "env", "ps", "kill", "touch",
@@ -96,4 +99,34 @@ pub fn oci_tar(name: &str) -> Vec<u8> {
 /// Writes [`oci_tar`] to `path`.
 pub fn write_oci_tar(path: &Path, name: &str) {
     std::fs::write(path, oci_tar(name)).unwrap();
+}
+
+/// Whether containers of this image can run here — root, runc, Debian's shim and busybox-static —
+/// and whatever else the caller lists (`(present, what)`); reports what is missing through
+/// `rcontainerd_pkg::prereq` (a failure in CI).
+pub fn containers_can_run(extra: &[(bool, &str)]) -> bool {
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    let needed = [
+        (
+            nix::unistd::geteuid().is_root(),
+            "root (containers need it)",
+        ),
+        (runc, "runc"),
+        (Path::new(SHIM).is_file(), SHIM),
+        (
+            Path::new(BUSYBOX).is_file(),
+            "/bin/busybox (busybox-static)",
+        ),
+    ];
+    let missing: Vec<&str> = needed
+        .iter()
+        .chain(extra)
+        .filter_map(|(present, what)| (!present).then_some(*what))
+        .collect();
+    if !missing.is_empty() {
+        rcontainerd_pkg::prereq::missing(missing.join(", "));
+    }
+    missing.is_empty()
 }

@@ -26,29 +26,10 @@ const IMAGE: &str = "docker.io/library/busybox-test:1";
 const DEBIAN_CTR: &str = "/usr/bin/ctr";
 
 fn prerequisites_met() -> bool {
-    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
-        .iter()
-        .any(|p| Path::new(p).is_file());
-    let missing: Vec<&str> = [
-        (
-            nix::unistd::geteuid().is_root(),
-            "root (containers need it)",
-        ),
+    busybox::containers_can_run(&[
         (Path::new(CONTAINERD).is_file(), CONTAINERD),
         (Path::new(DEBIAN_CTR).is_file(), DEBIAN_CTR),
-        (runc, "runc"),
-        (
-            Path::new(busybox::BUSYBOX).is_file(),
-            "/bin/busybox (busybox-static)",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(present, what)| (!present).then_some(what))
-    .collect();
-    if !missing.is_empty() {
-        rcontainerd_pkg::prereq::missing(missing.join(", "));
-    }
-    missing.is_empty()
+    ])
 }
 
 /// A daemon (any: only its socket is used) and a namespace of the test's own, holding the

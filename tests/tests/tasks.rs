@@ -19,27 +19,10 @@ use rcontainerd_tests::{shims, Ctr, Daemon};
 
 const NS: &str = "default";
 const IMAGE: &str = "docker.io/library/bb:1";
-const SHIM: &str = "/usr/bin/containerd-shim-runc-v2";
 const DEBIAN_CTR: &str = "/usr/bin/ctr";
 
 fn prerequisites_met() -> bool {
-    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
-        .iter()
-        .any(|p| Path::new(p).is_file());
-    let missing: Vec<&str> = [
-        (nix::unistd::geteuid().is_root(), "root"),
-        (runc, "runc"),
-        (Path::new(SHIM).is_file(), SHIM),
-        (Path::new(DEBIAN_CTR).is_file(), DEBIAN_CTR),
-        (Path::new(busybox::BUSYBOX).is_file(), "busybox-static"),
-    ]
-    .into_iter()
-    .filter_map(|(present, what)| (!present).then_some(what))
-    .collect();
-    if !missing.is_empty() {
-        rcontainerd_pkg::prereq::missing(missing.join(", "));
-    }
-    missing.is_empty()
+    busybox::containers_can_run(&[(Path::new(DEBIAN_CTR).is_file(), DEBIAN_CTR)])
 }
 
 /// A daemon with the busybox image imported (by Debian's ctr, unpacked onto overlayfs).
