@@ -42,6 +42,9 @@ pub enum TestPlugin {
     /// A runtime driver (`io.containerd.runtime.v2.fake`) offered through ABI generation 2, whose
     /// runtime object is a placeholder: loads, but its init is refused.
     RuntimePlaceholder,
+    /// A working snapshotter (`io.containerd.snapshotter.v1.faulty`) that segfaults, aborts or
+    /// hangs when a key starts with `segfault-`, `abort-` or `hang-`.
+    Faulty,
 }
 
 impl TestPlugin {
@@ -59,6 +62,7 @@ impl TestPlugin {
             TestPlugin::CycleA => "cycle_a",
             TestPlugin::CycleB => "cycle_b",
             TestPlugin::RuntimePlaceholder => "runtime_placeholder",
+            TestPlugin::Faulty => "faulty",
         }
     }
 

@@ -136,6 +136,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     check_metadata(&registry)?;
     check_required(&config, &registry)?;
 
+    // SIGHUP: isolated drivers whose library file was replaced restart on
+    // the new file, each after draining its calls in flight.
+    let reloads = tokio::spawn(reload_on_sighup());
+
     // One signal stops both endpoints.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let shutdown = async move {
@@ -167,10 +171,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Err(e) = ttrpc {
         tracing::error!("{}", e.message);
     }
+    reloads.abort();
     grpc.map_err(|e| anyhow::anyhow!(e.message))?;
+    // Isolated drivers stop before the records are flushed, as in-process
+    // ones stop with the process.
+    let _ = tokio::task::spawn_blocking(rcontainerd_isolation::stop_all).await;
     rcontainerd_core::metadata::flush_at_shutdown(&registry);
     tracing::info!("rcontainerd stopped");
     Ok(())
+}
+
+/// Upgrades isolated drivers on every SIGHUP (see docs/plugin-authors.md).
+async fn reload_on_sighup() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("received SIGHUP; restarting isolated drivers whose library changed");
+        let Ok(outcomes) = tokio::task::spawn_blocking(rcontainerd_isolation::reload).await else {
+            continue;
+        };
+        for (uri, outcome) in outcomes {
+            match outcome {
+                Ok(true) => tracing::info!(plugin = %uri, "isolated driver upgraded"),
+                Ok(false) => tracing::debug!(plugin = %uri, "library unchanged"),
+                Err(e) => tracing::error!(plugin = %uri, error = %e.message, "upgrade failed"),
+            }
+        }
+    }
 }
 
 /// `[ttrpc] address`, or `<grpc address>.ttrpc` as containerd's default.

@@ -16,7 +16,7 @@ use rcontainerd_plugin_api::{PluginError, Result};
 use tokio::sync::mpsc;
 use tonic::Streaming;
 
-use crate::remote::{block, nanos, Remote, MAX_MESSAGE_SIZE};
+use crate::remote::{nanos, Remote, MAX_MESSAGE_SIZE};
 
 pub struct ProxyContentStore {
     remote: Arc<Remote>,
@@ -252,7 +252,7 @@ impl ProxyWriter {
                 ..Default::default()
             };
             let remote = self.remote.clone();
-            let (stream, response) = block(async move {
+            let (stream, response) = self.remote.run(async move {
                 let channel = remote.channel().await?;
                 let (requests, rx) = mpsc::channel(1);
                 let _ = requests.send(first).await;
@@ -285,7 +285,7 @@ impl ProxyWriter {
         let requests = stream.requests.clone();
         let responses = stream.responses.clone();
         let remote = self.remote.clone();
-        let result = block(async move {
+        let result = self.remote.run(async move {
             // A send fails only when the stream has ended: its status is next.
             let _ = requests.send(request).await;
             next(&remote, &mut *responses.lock().await).await
@@ -313,7 +313,7 @@ impl ProxyWriter {
             return;
         };
         drop(requests);
-        let _ = block(async move {
+        let _ = self.remote.run(async move {
             let mut responses = responses.lock().await;
             while let Ok(Some(_)) = responses.message().await {}
             Ok(())
@@ -329,8 +329,8 @@ async fn next(
     match responses.message().await {
         Ok(Some(response)) => Ok(response),
         Ok(None) => Err(PluginError::unavailable(format!(
-            "proxy plugin {}: write stream ended early",
-            remote.uri()
+            "{}: write stream ended early",
+            remote.describe()
         ))),
         Err(status) => Err(remote.error(status)),
     }
@@ -346,7 +346,7 @@ impl Writer for ProxyWriter {
         let requests = stream.requests.clone();
         let responses = stream.responses.clone();
         let remote = self.remote.clone();
-        let response = block(async move {
+        let response = self.remote.run(async move {
             let _ = requests
                 .send(WriteContentRequest {
                     action: WriteAction::Stat as i32,
@@ -393,8 +393,8 @@ impl Writer for ProxyWriter {
         }
         if size != 0 {
             return Err(PluginError::not_implemented(format_args!(
-                "proxy plugin {}: truncate to {size}",
-                self.remote.uri()
+                "{}: truncate to {size}",
+                self.remote.describe()
             )));
         }
         self.send(WriteContentRequest {

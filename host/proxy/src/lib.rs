@@ -16,7 +16,7 @@ mod snapshot;
 use std::sync::Arc;
 
 pub use content::ProxyContentStore;
-pub use remote::Remote;
+pub use remote::{Remote, Watcher};
 pub use snapshot::ProxySnapshotter;
 
 use rcontainerd_plugin_api::{content::Store, snapshot::Snapshotter, Result};

@@ -40,7 +40,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Runs `future` on the proxies' runtime and waits for it on this thread.
-pub(crate) fn block<T: Send + 'static>(
+fn block<T: Send + 'static>(
     future: impl Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -51,12 +51,30 @@ pub(crate) fn block<T: Send + 'static>(
         .unwrap_or_else(|_| Err(PluginError::internal("proxy plugin call was dropped")))
 }
 
+/// What watches a remote whose service is a driver in a child process of
+/// ours (isolation's supervisor): it admits each call and hears of calls
+/// that ran past their deadline.
+pub trait Watcher: Send + Sync {
+    /// Runs on the caller's thread before each call, and may wait (for a
+    /// restarting driver, say). The guard it returns is held until the call
+    /// ends, so the watcher can tell when calls are in flight; an error fails
+    /// the call.
+    fn admit(&self) -> Result<Box<dyn Send>>;
+    /// A call got no answer within the deadline: the driver hangs.
+    fn deadline_passed(&self);
+}
+
 /// The service behind one proxy plugin.
 pub struct Remote {
     uri: String,
+    /// How errors name the plugin: "proxy plugin" or "isolated plugin".
+    label: &'static str,
     address: PathBuf,
     headers: Headers,
     channel: Mutex<Option<Channel>>,
+    /// Each call fails Unavailable when it takes longer.
+    deadline: Option<Duration>,
+    watcher: Option<Arc<dyn Watcher>>,
 }
 
 impl Remote {
@@ -69,14 +87,46 @@ impl Remote {
             .map_err(|e| PluginError::invalid_argument(format!("proxy plugin {uri}: {e}")))?;
         Ok(Arc::new(Remote {
             uri: uri.to_string(),
+            label: "proxy plugin",
             address: rcontainerd_api::client::socket_path(address),
             headers,
             channel: Mutex::new(None),
+            deadline: None,
+            watcher: None,
         }))
+    }
+
+    /// The private socket of an isolated driver: every call is admitted by
+    /// `watcher` and fails after `deadline`.
+    pub fn supervised(
+        uri: &str,
+        address: &Path,
+        deadline: Duration,
+        watcher: Arc<dyn Watcher>,
+    ) -> Arc<Remote> {
+        Arc::new(Remote {
+            uri: uri.to_string(),
+            label: "isolated plugin",
+            address: address.to_path_buf(),
+            headers: Headers::new(),
+            channel: Mutex::new(None),
+            deadline: Some(deadline),
+            watcher: Some(watcher),
+        })
+    }
+
+    /// Drops the cached channel: the service at the address is a new one.
+    pub fn forget(&self) {
+        *self.lock() = None;
     }
 
     pub fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// "proxy plugin <uri>" or "isolated plugin <uri>", as errors name it.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.label, self.uri)
     }
 
     pub fn address(&self) -> &Path {
@@ -91,10 +141,46 @@ impl Remote {
         Fut: Future<Output = std::result::Result<T, Status>> + Send + 'static,
     {
         let remote = self.clone();
-        block(async move {
+        self.run(async move {
             let channel = remote.channel().await?;
             call(channel).await.map_err(|s| remote.error(s))
         })
+    }
+
+    /// Runs `future` (one exchange with the service) on the proxies'
+    /// runtime, admitted by the watcher and bounded by the deadline.
+    pub(crate) fn run<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let _admitted = match &self.watcher {
+            Some(watcher) => Some(watcher.admit()?),
+            None => None,
+        };
+        let Some(deadline) = self.deadline else {
+            return block(future);
+        };
+        let result = block(async move {
+            match tokio::time::timeout(deadline, future).await {
+                Ok(result) => result.map(Some),
+                Err(_) => Ok(None),
+            }
+        })?;
+        match result {
+            Some(value) => Ok(value),
+            None => {
+                self.forget();
+                if let Some(watcher) = &self.watcher {
+                    watcher.deadline_passed();
+                }
+                Err(PluginError::unavailable(format!(
+                    "{} {}: no answer within {}",
+                    self.label,
+                    self.uri,
+                    duration_text(deadline)
+                )))
+            }
+        }
     }
 
     /// The cached channel, or a fresh one (dialled now).
@@ -143,7 +229,8 @@ impl Remote {
     /// `proxy plugin <uri>: dial <socket>: <reason>`, Unavailable.
     fn unavailable(&self, reason: &str) -> PluginError {
         PluginError::unavailable(format!(
-            "proxy plugin {}: dial {}: {reason}",
+            "{} {}: dial {}: {reason}",
+            self.label,
             self.uri,
             self.address.display()
         ))
@@ -161,7 +248,8 @@ impl Remote {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| status.message().to_string());
             return PluginError::unavailable(format!(
-                "proxy plugin {}: {}: {detail}",
+                "{} {}: {}: {detail}",
+                self.label,
                 self.uri,
                 self.address.display()
             ));
@@ -181,6 +269,15 @@ pub(crate) fn kind_of(code: Code) -> ErrorKind {
         Code::Unimplemented => ErrorKind::NotImplemented,
         Code::Internal | Code::DataLoss => ErrorKind::Internal,
         _ => ErrorKind::Unknown,
+    }
+}
+
+/// A deadline as operators write it ("30s", "1.5s", "250ms").
+fn duration_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
     }
 }
 

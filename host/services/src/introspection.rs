@@ -117,7 +117,7 @@ fn to_wire(s: &PluginStatus) -> Plugin {
                 ..Default::default()
             })
             .collect(),
-        exports: s.exports.clone().into_iter().collect(),
+        exports: s.exports_now().into_iter().collect(),
         capabilities: s.capabilities.clone(),
         init_err,
     }

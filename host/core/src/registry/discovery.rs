@@ -59,7 +59,10 @@ pub fn load(files: &[PathBuf]) -> Vec<Registration> {
             Ok(plugins) => {
                 for plugin in plugins {
                     let m = plugin.manifest().clone();
-                    let default_config = parse_default_config(&m.default_config, path);
+                    let mut default_config = parse_default_config(&m.default_config, path);
+                    if let Some(keys) = super::isolated::default_keys(&m.plugin_type) {
+                        default_config.extend(keys);
+                    }
                     let uri = m.uri();
                     let duplicate = registrations
                         .iter()

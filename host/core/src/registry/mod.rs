@@ -10,12 +10,14 @@
 mod context;
 pub mod discovery;
 mod graph;
+pub mod isolated;
 pub mod proxy;
 mod registration;
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rcontainerd_pkg::errdefs::{Error, Kind};
 use rcontainerd_plugin_api::host::LoadedPlugin;
@@ -52,11 +54,39 @@ pub struct PluginStatus {
     pub capabilities: Vec<String>,
     pub library: Option<PathBuf>,
     pub outcome: Outcome,
+    /// Exports that change while the daemon runs (an isolated driver's
+    /// state and restart count), laid over `exports` when read.
+    pub live: Option<LiveExports>,
 }
 
 impl PluginStatus {
     pub fn uri(&self) -> String {
         format!("{}.{}", self.plugin_type, self.id)
+    }
+
+    /// The exports as of now.
+    pub fn exports_now(&self) -> BTreeMap<String, String> {
+        let mut exports = self.exports.clone();
+        if let Some(live) = &self.live {
+            exports.extend((live.0)());
+        }
+        exports
+    }
+}
+
+/// A source of exports read at every Introspection call.
+#[derive(Clone)]
+pub struct LiveExports(Arc<dyn Fn() -> BTreeMap<String, String> + Send + Sync>);
+
+impl LiveExports {
+    pub fn new(f: impl Fn() -> BTreeMap<String, String> + Send + Sync + 'static) -> Self {
+        LiveExports(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for LiveExports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveExports")
     }
 }
 
@@ -145,6 +175,7 @@ fn init_one(
         capabilities: reg.capabilities.clone(),
         library: reg.library.clone(),
         outcome: Outcome::Ok,
+        live: None,
     };
     let config = effective_config(&reg.default_config, configs.get(&uri));
     let root = env.root.join(&uri);
@@ -175,7 +206,18 @@ fn init_one(
         match reg.init {
             Init::Refused(reason) => Err(Error::unknown(reason).into()),
             Init::Builtin(builtin) => (builtin.init)(&ctx),
-            Init::Library(lib) => init_library(&lib, &ctx, &reg.plugin_type),
+            Init::Library(lib) => {
+                let (settings, driver_config) = isolated::settings(&uri, ctx.config)?;
+                if settings.mode == rcontainerd_isolation::Mode::Process {
+                    let started =
+                        isolated::start(&ctx, lib.path(), &reg.plugin_type, settings, &driver_config)?;
+                    status.live = Some(started.live);
+                    Ok(driver_instance(started.driver, &ctx, &reg.plugin_type)?
+                        .with_exports(started.exports))
+                } else {
+                    init_library(&lib, &ctx, &driver_config, &reg.plugin_type)
+                }
+            }
             Init::Proxy(spec) => {
                 let (driver, exports) = proxy::driver(&spec).map_err(Error::from)?;
                 Ok(driver_instance(driver, &ctx, &reg.plugin_type)?.with_exports(exports))
@@ -216,15 +258,18 @@ fn init_one(
     status
 }
 
+/// A library's plugin in the daemon's process; `driver_config` is its
+/// table without the host's isolation keys.
 fn init_library(
     lib: &LoadedPlugin,
     ctx: &InitContext<'_>,
+    driver_config: &toml::Table,
     plugin_type: &str,
 ) -> Result<Instance, InitError> {
     let init = rcontainerd_plugin_api::InitContext {
         root: ctx.root.to_path_buf(),
         state: ctx.state.to_path_buf(),
-        config: toml::to_string(ctx.config).unwrap_or_default(),
+        config: toml::to_string(driver_config).unwrap_or_default(),
         grpc_address: ctx.env.grpc_address.clone(),
         ttrpc_address: ctx.env.ttrpc_address.clone(),
     };
