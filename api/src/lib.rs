@@ -71,3 +71,6 @@ pub mod headers;
 #[cfg(feature = "client")]
 #[warn(clippy::all, missing_docs)]
 pub mod client;
+
+#[warn(clippy::all)]
+pub mod status;

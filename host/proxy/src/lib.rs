@@ -1,7 +1,12 @@
-//! Drivers that live in another process: containerd's `proxy_plugins`. A
-//! proxy is a driver like any loaded one (it implements plugin-api's
-//! `Snapshotter` or content `Store`), whose every call is a gRPC call to an
-//! external `Snapshots` or `Content` service on a unix socket.
+//! Drivers over containerd's `Snapshots` and `Content` gRPC services, both
+//! sides.
+//!
+//! The client side is containerd's `proxy_plugins`: a proxy is a driver like
+//! any loaded one (it implements plugin-api's `Snapshotter` or content
+//! `Store`), whose every call is a gRPC call to an external `Snapshots` or
+//! `Content` service on a unix socket. The server side ([`serve`]) is its
+//! inverse: one driver served as that service, so that a driver can run in a
+//! process of its own and the daemon reach it through a proxy.
 //!
 //! The socket is dialled on the first call, not at start-up: a service that
 //! is not there yet fails calls Unavailable, naming the plugin and the socket,
@@ -11,12 +16,14 @@
 
 mod content;
 mod remote;
+pub mod serve;
 mod snapshot;
 
 use std::sync::Arc;
 
 pub use content::ProxyContentStore;
 pub use remote::{Remote, Watcher};
+pub use serve::{serve, ContentService, ServeError, SnapshotService};
 pub use snapshot::ProxySnapshotter;
 
 use rcontainerd_plugin_api::{content::Store, snapshot::Snapshotter, Result};

@@ -287,6 +287,14 @@ pub(crate) fn nanos(t: Option<prost_types::Timestamp>) -> i64 {
         .unwrap_or(0)
 }
 
+/// The wire timestamp of unix nanoseconds (the inverse of [`nanos`]).
+pub(crate) fn timestamp(nanos: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: nanos.div_euclid(1_000_000_000),
+        nanos: nanos.rem_euclid(1_000_000_000) as i32,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +320,13 @@ mod tests {
                 socket.display()
             )
         );
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        for n in [0, 1, 1_700_000_000_123_456_789, -1] {
+            assert_eq!(nanos(Some(timestamp(n))), n);
+        }
     }
 
     #[test]

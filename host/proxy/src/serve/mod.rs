@@ -1,0 +1,114 @@
+//! The server side: one driver served as containerd's `Snapshots` or
+//! `Content` service on a unix socket, the exact inverse of the proxy
+//! clients. An isolated driver's child process serves its driver with
+//! [`serve`]; the daemon reaches it through [`crate::snapshotter`] or
+//! [`crate::content_store`], as it would any proxy plugin.
+//!
+//! One driver per socket: the `snapshotter` field of requests and the
+//! namespace header are ignored. Driver calls block, so they run on the
+//! blocking pool; errors keep their class (containerd's errdefs codes).
+
+mod content;
+mod snapshot;
+
+use std::future::Future;
+
+pub use content::ContentService;
+pub use snapshot::SnapshotService;
+
+use rcontainerd_api::services::content::content_server::ContentServer;
+use rcontainerd_api::services::snapshots::snapshots_server::SnapshotsServer;
+use rcontainerd_api::status::IntoStatus;
+use rcontainerd_plugin_api::{Driver, PluginError, Result};
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::remote::MAX_MESSAGE_SIZE;
+
+/// Why [`serve`] could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Only snapshotter and content drivers have a gRPC service.
+    #[error("a {0} driver cannot be served: only snapshotter and content drivers can")]
+    Unsupported(&'static str),
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves `driver` on `listener` until `shutdown` completes (then open calls
+/// finish first): `Snapshots` for a snapshotter, `Content` for a content
+/// store, with containerd's 16 MiB message limits both ways.
+pub async fn serve(
+    driver: Driver,
+    listener: UnixListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::result::Result<(), ServeError> {
+    let mut builder = tonic::transport::Server::builder()
+        // Blobs stream through Write and Read: windows larger than h2's
+        // 64 KiB default keep a local socket's pipe full.
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20));
+    let router = match driver {
+        Driver::Snapshotter(driver) => builder.add_service(
+            SnapshotsServer::new(SnapshotService::new(driver))
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        ),
+        Driver::Content(driver) => builder.add_service(
+            ContentServer::new(ContentService::new(driver))
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        ),
+        Driver::Runtime(_) => return Err(ServeError::Unsupported("runtime")),
+        Driver::None => return Err(ServeError::Unsupported("empty")),
+    };
+    router
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// A driver error as the status containerd would send: its class's code
+/// and the message with the class's words.
+pub(crate) fn to_status(error: PluginError) -> tonic::Status {
+    rcontainerd_pkg::errdefs::Error::from(error).into_status()
+}
+
+/// Runs a blocking driver call on the blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> std::result::Result<T, tonic::Status>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| tonic::Status::internal(format!("driver call failed: {e}")))?
+        .map_err(to_status)
+}
+
+/// `labels.<key>` of a filter path, for the List filters.
+pub(crate) fn label<'a>(
+    labels: &'a std::collections::BTreeMap<String, String>,
+    path: &[String],
+) -> Option<&'a String> {
+    labels.get(&path[1..].join("."))
+}
+
+/// Infos per List response message.
+const LIST_BATCH: usize = 100;
+
+/// `items` in List messages of [`LIST_BATCH`], moved, not copied.
+pub(crate) fn batches<T>(items: impl IntoIterator<Item = T>) -> Vec<Vec<T>> {
+    let mut all = Vec::new();
+    let mut batch = Vec::new();
+    for item in items {
+        batch.push(item);
+        if batch.len() == LIST_BATCH {
+            all.push(std::mem::take(&mut batch));
+        }
+    }
+    if !batch.is_empty() {
+        all.push(batch);
+    }
+    all
+}
