@@ -143,7 +143,9 @@ fn exports(daemon: &Daemon, which: Ctr, id: &str) -> Vec<(String, String)> {
         .ctr(which, &["plugins", "ls", "-d", &format!("id=={id}")])
         .ok()
         .to_owned();
-    let mut lines = out.lines().skip_while(|l| !l.trim_start().starts_with("Exports:"));
+    let mut lines = out
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Exports:"));
     lines.next();
     lines
         .take_while(|l| l.starts_with(char::is_whitespace) && !l.trim().is_empty())
@@ -195,13 +197,18 @@ async fn a_crash_or_hang_in_an_isolated_driver_fails_only_the_call_in_flight() {
             .unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{fault}: {status:?}");
         assert!(
-            status.message().contains(&format!("isolated plugin {FAULTY}")),
+            status
+                .message()
+                .contains(&format!("isolated plugin {FAULTY}")),
             "{fault}: {}",
             status.message()
         );
         if fault == "hang" {
             let waited = started.elapsed();
-            assert!(waited >= Duration::from_secs(2), "{fault}: failed after {waited:?}");
+            assert!(
+                waited >= Duration::from_secs(2),
+                "{fault}: failed after {waited:?}"
+            );
         }
         // The other plugins never noticed.
         prepare(&daemon, "native", &format!("native-{fault}"))
@@ -238,7 +245,11 @@ async fn a_crash_or_hang_in_an_isolated_driver_fails_only_the_call_in_flight() {
 fn helper_pids() -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         // The kernel keeps the first 15 bytes of a command's name.
@@ -250,13 +261,21 @@ fn helper_pids() -> Vec<u32> {
     pids
 }
 
-fn stat_name(daemon: &Daemon, key: &str) -> impl std::future::Future<Output = Result<(), tonic::Status>> {
+fn stat_name(
+    daemon: &Daemon,
+    key: &str,
+) -> impl std::future::Future<Output = Result<(), tonic::Status>> {
     let mut client = SnapshotsClient::new(daemon.channel());
     let request = StatSnapshotRequest {
         snapshotter: "native".into(),
         key: key.into(),
     };
-    async move { client.stat(namespaced(request, "default")).await.map(|_| ()) }
+    async move {
+        client
+            .stat(namespaced(request, "default"))
+            .await
+            .map(|_| ())
+    }
 }
 
 #[tokio::test]
@@ -360,13 +379,30 @@ async fn a_replaced_library_is_picked_up_on_sighup_without_losing_requests() {
     let view = daemon
         .ctr(
             Ctr::Ours,
-            &["snapshots", "--snapshotter", "native", "view", "last-view", last],
+            &[
+                "snapshots",
+                "--snapshotter",
+                "native",
+                "view",
+                "last-view",
+                last,
+            ],
         )
         .ok()
         .to_owned();
     assert!(view.contains("bind") || view.is_empty(), "{view}");
     daemon
-        .ctr(Ctr::Debian, &["snapshots", "--snapshotter", "native", "mounts", "/mnt", "last-view"])
+        .ctr(
+            Ctr::Debian,
+            &[
+                "snapshots",
+                "--snapshotter",
+                "native",
+                "mounts",
+                "/mnt",
+                "last-view",
+            ],
+        )
         .ok();
 }
 
@@ -387,7 +423,10 @@ async fn isolated_drivers_die_with_the_daemon_and_come_back_with_it() {
     daemon.kill9();
     let deadline = Instant::now() + Duration::from_secs(5);
     while helper_pids().contains(&pid) {
-        assert!(Instant::now() < deadline, "helper {pid} outlived the daemon");
+        assert!(
+            Instant::now() < deadline,
+            "helper {pid} outlived the daemon"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     daemon.restart().await.unwrap_or_else(|e| panic!("{e}"));
@@ -397,14 +436,10 @@ async fn isolated_drivers_die_with_the_daemon_and_come_back_with_it() {
 
 #[tokio::test]
 async fn isolation_settings_are_checked_and_runtimes_are_not_isolated() {
-    let daemon = Daemon::start(
-        DaemonOptions::new()
-            .disable(uri::GC)
-            .extra_toml(
-                "[plugins.\"io.containerd.snapshotter.v1.native\"]\nisolation = \"thread\"\n\
+    let daemon = Daemon::start(DaemonOptions::new().disable(uri::GC).extra_toml(
+        "[plugins.\"io.containerd.snapshotter.v1.native\"]\nisolation = \"thread\"\n\
                  [plugins.\"io.containerd.runtime.v2.task\"]\nisolation = \"process\"\n",
-            ),
-    )
+    ))
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     for which in Ctr::BOTH {

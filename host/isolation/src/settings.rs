@@ -182,7 +182,8 @@ mod tests {
             let err = Settings::take("io.x.v1.y", &mut table(text)).unwrap_err();
             assert_eq!(err.key, key, "{text}");
             assert!(
-                err.to_string().starts_with(&format!("plugins.\"io.x.v1.y\".{key}: ")),
+                err.to_string()
+                    .starts_with(&format!("plugins.\"io.x.v1.y\".{key}: ")),
                 "{err}"
             );
         }

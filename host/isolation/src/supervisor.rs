@@ -207,7 +207,11 @@ pub fn reload() -> Vec<(String, Result<bool>)> {
         .into_iter()
         .map(|s| {
             let changed = s.library_changed();
-            let result = if changed { s.upgrade().map(|_| true) } else { Ok(false) };
+            let result = if changed {
+                s.upgrade().map(|_| true)
+            } else {
+                Ok(false)
+            };
             (s.spec.uri.clone(), result)
         })
         .collect()
@@ -282,7 +286,12 @@ impl Supervisor {
         s.draining = true;
         let drained_by = Instant::now() + limit;
         while s.in_flight > 0 && Instant::now() < drained_by {
-            s = self.gate.changed.wait_timeout(s, limit).unwrap_or_else(|p| p.into_inner()).0;
+            s = self
+                .gate
+                .changed
+                .wait_timeout(s, limit)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         let generation = s.generation;
         s.upgrade_pending = true;
@@ -331,7 +340,10 @@ impl Supervisor {
 
     /// The supervising loop: start, wait, restart. The first start's
     /// outcome goes to `first`; if it fails there is nothing to supervise.
-    fn supervise(self: Arc<Self>, first: mpsc::Sender<Result<(DriverKind, BTreeMap<String, String>)>>) {
+    fn supervise(
+        self: Arc<Self>,
+        first: mpsc::Sender<Result<(DriverKind, BTreeMap<String, String>)>>,
+    ) {
         let mut first = Some(first);
         let mut attempt: u32 = 0;
         loop {
@@ -446,7 +458,10 @@ impl Supervisor {
             .arg("--config")
             .arg(&spec.init.config)
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -565,7 +580,11 @@ fn exit_text(status: std::io::Result<ExitStatus>) -> String {
                 let name = Signal::try_from(sig)
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_else(|_| format!("signal {sig}"));
-                let core = if status.core_dumped() { " (core dumped)" } else { "" };
+                let core = if status.core_dumped() {
+                    " (core dumped)"
+                } else {
+                    ""
+                };
                 format!("killed by {name}{core}")
             }
             None => format!("exited with status {}", status.code().unwrap_or(-1)),
@@ -602,10 +621,7 @@ mod tests {
 
     #[test]
     fn exits_read_as_operators_expect() {
-        assert_eq!(
-            exit_text(Ok(ExitStatus::from_raw(11))),
-            "killed by SIGSEGV"
-        );
+        assert_eq!(exit_text(Ok(ExitStatus::from_raw(11))), "killed by SIGSEGV");
         assert_eq!(
             exit_text(Ok(ExitStatus::from_raw(6 | 0x80))),
             "killed by SIGABRT (core dumped)"

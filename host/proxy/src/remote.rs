@@ -40,9 +40,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Runs `future` on the proxies' runtime and waits for it on this thread.
-fn block<T: Send + 'static>(
-    future: impl Future<Output = Result<T>> + Send + 'static,
-) -> Result<T> {
+fn block<T: Send + 'static>(future: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     runtime().spawn(async move {
         let _ = tx.send(future.await);

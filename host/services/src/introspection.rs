@@ -10,7 +10,7 @@ use rcontainerd_api::services::introspection::{
 use rcontainerd_api::types::Platform;
 use rcontainerd_core::ids::{INTROSPECTION_SERVICE, SERVICE_TYPE};
 use rcontainerd_core::introspection::load_or_create_uuid;
-use rcontainerd_core::registry::{Outcome, PluginStatus};
+use rcontainerd_core::registry::{LiveExports, Outcome, PluginStatus};
 use rcontainerd_core::registry::{Registration, StatusBoard};
 use rcontainerd_pkg::errdefs::Error;
 use rcontainerd_pkg::filters::{Fields, Filter};
@@ -20,8 +20,9 @@ use tonic::{Request, Response, Status};
 pub struct IntrospectionService {
     board: StatusBoard,
     /// The plugins on the wire, built on first use: the board is complete
-    /// only once every plugin has been initialised.
-    plugins: OnceLock<Vec<Plugin>>,
+    /// only once every plugin has been initialised. Live exports (an
+    /// isolated driver's state) are read again at every call.
+    plugins: OnceLock<Vec<(Plugin, Option<LiveExports>)>>,
     uuid: String,
 }
 
@@ -34,9 +35,24 @@ impl IntrospectionService {
         }
     }
 
-    fn plugins(&self) -> &[Plugin] {
-        self.plugins
-            .get_or_init(|| self.board.statuses().iter().map(to_wire).collect())
+    fn plugins(&self) -> Vec<Plugin> {
+        let cached = self.plugins.get_or_init(|| {
+            self.board
+                .statuses()
+                .iter()
+                .map(|s| (to_wire(s), s.live.clone()))
+                .collect()
+        });
+        cached
+            .iter()
+            .map(|(plugin, live)| {
+                let mut plugin = plugin.clone();
+                if let Some(live) = live {
+                    plugin.exports.extend(live.read());
+                }
+                plugin
+            })
+            .collect()
     }
 }
 
@@ -117,7 +133,7 @@ fn to_wire(s: &PluginStatus) -> Plugin {
                 ..Default::default()
             })
             .collect(),
-        exports: s.exports_now().into_iter().collect(),
+        exports: s.exports.clone().into_iter().collect(),
         capabilities: s.capabilities.clone(),
         init_err,
     }
@@ -132,9 +148,8 @@ impl introspection_server::Introspection for IntrospectionService {
         let filter = Filter::parse_all(&request.get_ref().filters).map_err(Error::into_status)?;
         let plugins = self
             .plugins()
-            .iter()
+            .into_iter()
             .filter(|p| filter.matches(&PluginFields(p)))
-            .cloned()
             .collect();
         Ok(Response::new(PluginsResponse { plugins }))
     }
@@ -164,6 +179,7 @@ mod tests {
             capabilities: vec![],
             library: None,
             outcome: Outcome::Skipped("/x is not a btrfs filesystem: skip plugin".into()),
+            live: None,
         };
         let w = to_wire(&s);
         let e = w.init_err.unwrap();

@@ -61,9 +61,8 @@ pub fn start(
         ))
     })?;
     let sockets = ctx.env.state.join("isolated");
-    std::fs::create_dir_all(&sockets).map_err(|e| {
-        Error::unavailable(format!("create {}: {e}", sockets.display()))
-    })?;
+    std::fs::create_dir_all(&sockets)
+        .map_err(|e| Error::unavailable(format!("create {}: {e}", sockets.display())))?;
     let spec = rcontainerd_isolation::Spec {
         uri: ctx.uri.to_string(),
         library: library.to_path_buf(),

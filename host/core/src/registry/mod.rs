@@ -63,15 +63,6 @@ impl PluginStatus {
     pub fn uri(&self) -> String {
         format!("{}.{}", self.plugin_type, self.id)
     }
-
-    /// The exports as of now.
-    pub fn exports_now(&self) -> BTreeMap<String, String> {
-        let mut exports = self.exports.clone();
-        if let Some(live) = &self.live {
-            exports.extend((live.0)());
-        }
-        exports
-    }
 }
 
 /// A source of exports read at every Introspection call.
@@ -81,6 +72,11 @@ pub struct LiveExports(Arc<dyn Fn() -> BTreeMap<String, String> + Send + Sync>);
 impl LiveExports {
     pub fn new(f: impl Fn() -> BTreeMap<String, String> + Send + Sync + 'static) -> Self {
         LiveExports(Arc::new(f))
+    }
+
+    /// The exports as of now; they override the init's exports of the same name.
+    pub fn read(&self) -> BTreeMap<String, String> {
+        (self.0)()
     }
 }
 
@@ -209,8 +205,13 @@ fn init_one(
             Init::Library(lib) => {
                 let (settings, driver_config) = isolated::settings(&uri, ctx.config)?;
                 if settings.mode == rcontainerd_isolation::Mode::Process {
-                    let started =
-                        isolated::start(&ctx, lib.path(), &reg.plugin_type, settings, &driver_config)?;
+                    let started = isolated::start(
+                        &ctx,
+                        lib.path(),
+                        &reg.plugin_type,
+                        settings,
+                        &driver_config,
+                    )?;
                     status.live = Some(started.live);
                     Ok(driver_instance(started.driver, &ctx, &reg.plugin_type)?
                         .with_exports(started.exports))

@@ -10,7 +10,10 @@ use rcontainerd_isolation::child::{self, Args};
 use rcontainerd_plugin_api::InitContext;
 
 #[derive(Parser)]
-#[command(version, about = "Serves one rcontainerd driver library in its own process")]
+#[command(
+    version,
+    about = "Serves one rcontainerd driver library in its own process"
+)]
 struct Cli {
     /// The plugin's URI (`<type>.<id>`).
     #[arg(long)]

@@ -75,9 +75,16 @@ pub fn run(args: Args) -> Result<(), ChildError> {
 /// Loads and initialises the library's plugin `uri`.
 fn driver(
     args: &Args,
-) -> Result<(DriverKind, Driver, std::collections::BTreeMap<String, String>), PluginError> {
-    let plugins = load_library(&args.library)
-        .map_err(|e| PluginError::failed_precondition(e.to_string()))?;
+) -> Result<
+    (
+        DriverKind,
+        Driver,
+        std::collections::BTreeMap<String, String>,
+    ),
+    PluginError,
+> {
+    let plugins =
+        load_library(&args.library).map_err(|e| PluginError::failed_precondition(e.to_string()))?;
     let plugin = plugins
         .into_iter()
         .find(|p| p.manifest().uri() == args.uri)
@@ -110,10 +117,13 @@ fn bind(args: &Args) -> Result<std::os::unix::net::UnixListener, PluginError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", e)),
         _ => {}
     }
-    let listener = std::os::unix::net::UnixListener::bind(&args.socket).map_err(|e| io("bind", e))?;
+    let listener =
+        std::os::unix::net::UnixListener::bind(&args.socket).map_err(|e| io("bind", e))?;
     std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| io("chmod", e))?;
-    listener.set_nonblocking(true).map_err(|e| io("listen on", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| io("listen on", e))?;
     Ok(listener)
 }
 

@@ -29,7 +29,8 @@ pub fn keep_only(keep: &[String]) -> Result<(), ChildError> {
                 .map_err(|_| ChildError::Capability(format!("unknown capability {name}")))
         })
         .collect::<Result<HashSet<_>, _>>()?;
-    let cap_err = |what: &str, e: caps::errors::CapsError| ChildError::Capability(format!("{what}: {e}"));
+    let cap_err =
+        |what: &str, e: caps::errors::CapsError| ChildError::Capability(format!("{what}: {e}"));
     nix::sys::prctl::set_no_new_privs()
         .map_err(|e| ChildError::Setup("set no_new_privs", e.into()))?;
     let effective = caps::read(None, CapSet::Effective).map_err(|e| cap_err("read", e))?;

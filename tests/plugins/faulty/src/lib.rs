@@ -38,8 +38,9 @@ struct Store {
     records: Mutex<BTreeMap<String, (Info, u64)>>,
 }
 
-/// Does what the key asks for.
+/// Does what the key asks for; the daemon's driver keys end with the client's key after a `/`.
 fn fault(key: &str) {
+    let key = key.rsplit('/').next().unwrap_or(key);
     if key.starts_with("segfault-") {
         let null: *mut u8 = std::ptr::null_mut();
         // SAFETY: not safe at all, on purpose: the write through a null pointer is the segfault
@@ -72,12 +73,16 @@ impl Store {
         fault(key);
         let mut records = self.records();
         if records.contains_key(key) {
-            return Err(PluginError::already_exists(format!("snapshot {key}: already exists")));
+            return Err(PluginError::already_exists(format!(
+                "snapshot {key}: already exists"
+            )));
         }
         if !parent.is_empty()
             && !matches!(records.get(parent), Some((info, _)) if info.kind == Kind::Committed)
         {
-            return Err(PluginError::not_found(format!("parent {parent}: not found")));
+            return Err(PluginError::not_found(format!(
+                "parent {parent}: not found"
+            )));
         }
         let id = records.values().map(|(_, id)| *id).max().unwrap_or(0) + 1;
         let path = self.dir.join(id.to_string());
@@ -136,7 +141,9 @@ impl Snapshotter for Store {
     fn commit(&self, name: &str, key: &str, labels: Labels) -> Result<()> {
         let mut records = self.records();
         if records.contains_key(name) {
-            return Err(PluginError::already_exists(format!("snapshot {name}: already exists")));
+            return Err(PluginError::already_exists(format!(
+                "snapshot {name}: already exists"
+            )));
         }
         match records.get(key) {
             Some((info, _)) if info.kind == Kind::Active => {}
@@ -170,7 +177,11 @@ impl Snapshotter for Store {
     }
 
     fn walk(&self) -> Result<Vec<Info>> {
-        Ok(self.records().values().map(|(info, _)| info.clone()).collect())
+        Ok(self
+            .records()
+            .values()
+            .map(|(info, _)| info.clone())
+            .collect())
     }
 }
 
