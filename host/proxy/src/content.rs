@@ -185,19 +185,25 @@ impl Reader for ProxyReader {
             offset: offset as i64,
             size: want as i64,
         };
-        let data = self.remote.call(move |ch| async move {
+        // The messages' buffers come back as they are and are copied once, into `buf`.
+        let chunks = self.remote.call(move |ch| async move {
             let mut stream = client(ch).read(request).await?.into_inner();
-            let mut data = Vec::with_capacity(want);
+            let (mut chunks, mut got) = (Vec::new(), 0);
             while let Some(chunk) = stream.message().await? {
-                data.extend_from_slice(&chunk.data);
-                if data.len() >= want {
+                got += chunk.data.len();
+                chunks.push(chunk.data);
+                if got >= want {
                     break;
                 }
             }
-            Ok(data)
+            Ok(chunks)
         })?;
-        let n = data.len().min(buf.len());
-        buf[..n].copy_from_slice(&data[..n]);
+        let mut n = 0;
+        for chunk in chunks {
+            let take = chunk.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&chunk[..take]);
+            n += take;
+        }
         Ok(n)
     }
 }
