@@ -40,13 +40,24 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Runs `future` on the proxies' runtime and waits for it on this thread.
+/// On a worker of the daemon's runtime (`mounts` is called there: in-process
+/// drivers answer it from memory) the wait first hands the worker's other
+/// tasks to another thread, so a slow or hung remote stalls only this call.
 fn block<T: Send + 'static>(future: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     runtime().spawn(async move {
         let _ = tx.send(future.await);
     });
-    rx.recv()
-        .unwrap_or_else(|_| Err(PluginError::internal("proxy plugin call was dropped")))
+    let wait = move || {
+        rx.recv()
+            .unwrap_or_else(|_| Err(PluginError::internal("proxy plugin call was dropped")))
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
 }
 
 /// What watches a remote whose service is a driver in a child process of
