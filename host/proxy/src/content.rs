@@ -16,7 +16,9 @@ use rcontainerd_plugin_api::{PluginError, Result};
 use tokio::sync::mpsc;
 use tonic::Streaming;
 
-use crate::remote::{nanos, Remote, MAX_MESSAGE_SIZE};
+use crate::remote::{Remote, MAX_MESSAGE_SIZE};
+use crate::wire::content::{info_from_wire, status_from_wire};
+use crate::wire::nanos;
 
 pub struct ProxyContentStore {
     remote: Arc<Remote>,
@@ -38,28 +40,6 @@ fn client(channel: NamespacedChannel) -> ContentClient<NamespacedChannel> {
         .max_encoding_message_size(MAX_MESSAGE_SIZE)
 }
 
-fn info_from_wire(info: Option<wire::Info>) -> Info {
-    let info = info.unwrap_or_default();
-    Info {
-        digest: info.digest,
-        size: info.size,
-        created: nanos(info.created_at),
-        updated: nanos(info.updated_at),
-        labels: info.labels.into_iter().collect(),
-    }
-}
-
-fn status_from_wire(status: wire::Status) -> Status {
-    Status {
-        reference: status.r#ref,
-        offset: status.offset,
-        total: status.total,
-        expected: status.expected,
-        started_at: nanos(status.started_at),
-        updated_at: nanos(status.updated_at),
-    }
-}
-
 impl Store for ProxyContentStore {
     fn info(&self, digest: &str) -> Result<Info> {
         let request = wire::InfoRequest {
@@ -68,7 +48,7 @@ impl Store for ProxyContentStore {
         let info = self
             .remote
             .call(|ch| async move { Ok(client(ch).info(request).await?.into_inner().info) })?;
-        Ok(info_from_wire(info))
+        Ok(info_from_wire(info.unwrap_or_default()))
     }
 
     fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info> {
@@ -87,7 +67,7 @@ impl Store for ProxyContentStore {
         let info = self
             .remote
             .call(|ch| async move { Ok(client(ch).update(request).await?.into_inner().info) })?;
-        Ok(info_from_wire(info))
+        Ok(info_from_wire(info.unwrap_or_default()))
     }
 
     fn list(&self) -> Result<Vec<Info>> {
@@ -102,7 +82,7 @@ impl Store for ProxyContentStore {
             }
             Ok(infos)
         })?;
-        Ok(infos.into_iter().map(|i| info_from_wire(Some(i))).collect())
+        Ok(infos.into_iter().map(info_from_wire).collect())
     }
 
     fn delete(&self, digest: &str) -> Result<()> {

@@ -18,6 +18,7 @@ mod content;
 mod remote;
 pub mod serve;
 mod snapshot;
+mod wire;
 
 use std::sync::Arc;
 

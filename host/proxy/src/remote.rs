@@ -290,20 +290,6 @@ fn duration_text(d: Duration) -> String {
     }
 }
 
-/// Unix nanoseconds of a wire timestamp (0 when absent).
-pub(crate) fn nanos(t: Option<prost_types::Timestamp>) -> i64 {
-    t.map(|t| t.seconds.saturating_mul(1_000_000_000) + i64::from(t.nanos))
-        .unwrap_or(0)
-}
-
-/// The wire timestamp of unix nanoseconds (the inverse of [`nanos`]).
-pub(crate) fn timestamp(nanos: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: nanos.div_euclid(1_000_000_000),
-        nanos: nanos.rem_euclid(1_000_000_000) as i32,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,13 +315,6 @@ mod tests {
                 socket.display()
             )
         );
-    }
-
-    #[test]
-    fn timestamps_round_trip() {
-        for n in [0, 1, 1_700_000_000_123_456_789, -1] {
-            assert_eq!(nanos(Some(timestamp(n))), n);
-        }
     }
 
     #[test]

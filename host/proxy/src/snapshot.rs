@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use rcontainerd_api::client::NamespacedChannel;
 use rcontainerd_api::services::snapshots::{self as wire, snapshots_client::SnapshotsClient};
-use rcontainerd_api::types;
-use rcontainerd_plugin_api::snapshot::{Info, Kind, Labels, Mount, Snapshotter, Usage};
+use rcontainerd_plugin_api::snapshot::{Info, Labels, Mount, Snapshotter, Usage};
 use rcontainerd_plugin_api::Result;
 
-use crate::remote::{nanos, Remote, MAX_MESSAGE_SIZE};
+use crate::remote::{Remote, MAX_MESSAGE_SIZE};
+use crate::wire::snapshot::{info_from_wire, info_to_wire, mounts_from_wire};
 
 pub struct ProxySnapshotter {
     remote: Arc<Remote>,
@@ -38,51 +38,6 @@ fn client(channel: NamespacedChannel) -> SnapshotsClient<NamespacedChannel> {
         .max_encoding_message_size(MAX_MESSAGE_SIZE)
 }
 
-fn info_from_wire(info: Option<wire::Info>) -> Info {
-    let info = info.unwrap_or_default();
-    let kind = match wire::Kind::try_from(info.kind) {
-        Ok(wire::Kind::Active) => Kind::Active,
-        Ok(wire::Kind::View) => Kind::View,
-        _ => Kind::Committed,
-    };
-    Info {
-        kind,
-        name: info.name,
-        parent: info.parent,
-        labels: info.labels.into_iter().collect(),
-        created: nanos(info.created_at),
-        updated: nanos(info.updated_at),
-    }
-}
-
-fn info_to_wire(info: Info) -> wire::Info {
-    let kind = match info.kind {
-        Kind::Active => wire::Kind::Active,
-        Kind::View => wire::Kind::View,
-        Kind::Committed => wire::Kind::Committed,
-    };
-    wire::Info {
-        name: info.name,
-        parent: info.parent,
-        kind: kind as i32,
-        labels: info.labels.into_iter().collect(),
-        created_at: None,
-        updated_at: None,
-    }
-}
-
-fn mounts_from_wire(mounts: Vec<types::Mount>) -> Vec<Mount> {
-    mounts
-        .into_iter()
-        .map(|m| Mount {
-            mount_type: m.r#type,
-            source: m.source,
-            target: m.target,
-            options: m.options,
-        })
-        .collect()
-}
-
 impl Snapshotter for ProxySnapshotter {
     fn stat(&self, key: &str) -> Result<Info> {
         let request = wire::StatSnapshotRequest {
@@ -92,7 +47,7 @@ impl Snapshotter for ProxySnapshotter {
         let info = self
             .remote
             .call(|ch| async move { Ok(client(ch).stat(request).await?.into_inner().info) })?;
-        Ok(info_from_wire(info))
+        Ok(info_from_wire(info.unwrap_or_default()))
     }
 
     fn update(&self, info: Info, fieldpaths: &[String]) -> Result<Info> {
@@ -106,7 +61,7 @@ impl Snapshotter for ProxySnapshotter {
         let info = self
             .remote
             .call(|ch| async move { Ok(client(ch).update(request).await?.into_inner().info) })?;
-        Ok(info_from_wire(info))
+        Ok(info_from_wire(info.unwrap_or_default()))
     }
 
     fn usage(&self, key: &str) -> Result<Usage> {
@@ -201,7 +156,7 @@ impl Snapshotter for ProxySnapshotter {
             }
             Ok(infos)
         })?;
-        Ok(infos.into_iter().map(|i| info_from_wire(Some(i))).collect())
+        Ok(infos.into_iter().map(info_from_wire).collect())
     }
 
     fn cleanup(&self) -> Result<()> {

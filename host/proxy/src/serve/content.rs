@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use rcontainerd_api::services::content::{
-    self as wire, content_server, AbortRequest, DeleteContentRequest, InfoRequest, InfoResponse,
+    content_server, AbortRequest, DeleteContentRequest, InfoRequest, InfoResponse,
     ListContentRequest, ListContentResponse, ListStatusesRequest, ListStatusesResponse,
     ReadContentRequest, ReadContentResponse, StatusRequest, StatusResponse, UpdateRequest,
     UpdateResponse, WriteAction, WriteContentRequest, WriteContentResponse,
@@ -35,7 +35,8 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{batches, blocking, label, to_status};
-use crate::remote::{nanos, timestamp};
+use crate::wire::content::{info_from_wire, info_to_wire, status_to_wire};
+use crate::wire::timestamp;
 
 /// Bytes per Read response message (containerd's).
 const READ_CHUNK: usize = 1 << 20;
@@ -60,37 +61,6 @@ impl ContentService {
     {
         let driver = self.driver.clone();
         blocking(move || f(&*driver)).await
-    }
-}
-
-fn info_to_wire(info: Info) -> wire::Info {
-    wire::Info {
-        digest: info.digest,
-        size: info.size,
-        created_at: Some(timestamp(info.created)),
-        updated_at: Some(timestamp(info.updated)),
-        labels: info.labels.into_iter().collect(),
-    }
-}
-
-fn info_from_wire(info: wire::Info) -> Info {
-    Info {
-        digest: info.digest,
-        size: info.size,
-        created: nanos(info.created_at),
-        updated: nanos(info.updated_at),
-        labels: info.labels.into_iter().collect(),
-    }
-}
-
-fn status_to_wire(status: IngestStatus) -> wire::Status {
-    wire::Status {
-        started_at: Some(timestamp(status.started_at)),
-        updated_at: Some(timestamp(status.updated_at)),
-        r#ref: status.reference,
-        offset: status.offset,
-        total: status.total,
-        expected: status.expected,
     }
 }
 

@@ -4,20 +4,19 @@
 use std::sync::Arc;
 
 use rcontainerd_api::services::snapshots::{
-    self as wire, snapshots_server, CleanupRequest, CommitSnapshotRequest, ListSnapshotsRequest,
+    snapshots_server, CleanupRequest, CommitSnapshotRequest, ListSnapshotsRequest,
     ListSnapshotsResponse, MountsRequest, MountsResponse, PrepareSnapshotRequest,
     PrepareSnapshotResponse, RemoveSnapshotRequest, StatSnapshotRequest, StatSnapshotResponse,
     UpdateSnapshotRequest, UpdateSnapshotResponse, UsageRequest, UsageResponse,
     ViewSnapshotRequest, ViewSnapshotResponse,
 };
 use rcontainerd_api::status::IntoStatus;
-use rcontainerd_api::types;
 use rcontainerd_pkg::filters::{Fields, Filter};
-use rcontainerd_plugin_api::snapshot::{Info, Kind, Mount, Snapshotter};
+use rcontainerd_plugin_api::snapshot::{Info, Kind, Snapshotter};
 use tonic::{Request, Response, Status};
 
 use super::{batches, blocking, label, to_status};
-use crate::remote::{nanos, timestamp};
+use crate::wire::snapshot::{info_from_wire, info_to_wire, mounts_to_wire};
 
 /// Serves one snapshotter driver.
 pub struct SnapshotService {
@@ -38,54 +37,6 @@ impl SnapshotService {
         let driver = self.driver.clone();
         blocking(move || f(&*driver)).await
     }
-}
-
-fn kind_to_wire(kind: Kind) -> wire::Kind {
-    match kind {
-        Kind::View => wire::Kind::View,
-        Kind::Active => wire::Kind::Active,
-        Kind::Committed => wire::Kind::Committed,
-    }
-}
-
-fn info_to_wire(info: Info) -> wire::Info {
-    wire::Info {
-        name: info.name,
-        parent: info.parent,
-        kind: kind_to_wire(info.kind) as i32,
-        labels: info.labels.into_iter().collect(),
-        created_at: Some(timestamp(info.created)),
-        updated_at: Some(timestamp(info.updated)),
-    }
-}
-
-/// An Update's info; an unknown kind is read as committed, as the client does.
-fn info_from_wire(info: wire::Info) -> Info {
-    let kind = match wire::Kind::try_from(info.kind) {
-        Ok(wire::Kind::Active) => Kind::Active,
-        Ok(wire::Kind::View) => Kind::View,
-        _ => Kind::Committed,
-    };
-    Info {
-        kind,
-        name: info.name,
-        parent: info.parent,
-        labels: info.labels.into_iter().collect(),
-        created: nanos(info.created_at),
-        updated: nanos(info.updated_at),
-    }
-}
-
-fn mounts_to_wire(mounts: Vec<Mount>) -> Vec<types::Mount> {
-    mounts
-        .into_iter()
-        .map(|m| types::Mount {
-            r#type: m.mount_type,
-            source: m.source,
-            target: m.target,
-            options: m.options,
-        })
-        .collect()
 }
 
 /// containerd's snapshot filter fields: `kind`, `name`, `parent`, `labels.<key>`.
