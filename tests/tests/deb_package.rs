@@ -233,9 +233,12 @@ fn the_installed_package_runs_as_its_unit_says_restarts_and_purges_clean() {
         prereq::missing("root (dpkg -i installs the package)");
         return;
     }
-    let debian_ctr = Path::new(binaries::DEBIAN_CTR);
-    if !debian_ctr.is_file() {
+    if !Path::new(binaries::DEBIAN_CTR).is_file() {
         prereq::missing("Debian's ctr (package containerd)");
+        return;
+    }
+    if !Path::new(busybox::BUSYBOX).is_file() {
+        prereq::missing("/bin/busybox (busybox-static), the test image's content");
         return;
     }
     // Two test runs on one machine take turns.
