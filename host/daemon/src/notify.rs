@@ -97,3 +97,48 @@ async fn serving(socket: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(socket: &UnixDatagram) -> String {
+        let mut buffer = [0u8; 256];
+        let n = socket.recv(&mut buffer).expect("a notification");
+        String::from_utf8_lossy(&buffer[..n]).into_owned()
+    }
+
+    #[test]
+    fn notifies_a_socket_at_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let systemd = UnixDatagram::bind(&path).unwrap();
+        let notifier = Notifier {
+            address: path.into_os_string(),
+        };
+        notifier.send("READY=1\nSTATUS=x").unwrap();
+        assert_eq!(received(&systemd), "READY=1\nSTATUS=x");
+    }
+
+    #[test]
+    fn notifies_an_abstract_socket() {
+        // systemd's own NOTIFY_SOCKET is a path; a container manager's may be abstract.
+        let name = format!("rcontainerd-notify-test-{}", std::process::id());
+        let address = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let systemd = UnixDatagram::bind_addr(&address).unwrap();
+        let notifier = Notifier {
+            address: format!("@{name}").into(),
+        };
+        notifier.send("READY=1").unwrap();
+        assert_eq!(received(&systemd), "READY=1");
+    }
+
+    #[test]
+    fn refuses_an_address_that_is_not_a_unix_socket() {
+        let notifier = Notifier {
+            address: "vsock:2:1234".into(),
+        };
+        let error = notifier.send("READY=1").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    }
+}
