@@ -10,12 +10,15 @@ set -euo pipefail
 # (docker-registry, run by the tests, not as a service), skopeo to push test images into it,
 # htpasswd (apache2-utils) for its password file, openssl for its HTTPS certificates. The ttrpc
 # crate's shim test: containerd's containerd-shim-runc-v2 runs a container whose rootfs is a static
-# busybox (busybox-static).
+# busybox (busybox-static). The Debian package's test (tests/deb_package.rs): dpkg-deb,
+# dpkg-shlibdeps and strip come with build-essential (dpkg-dev, binutils); systemd-analyze
+# (systemd) checks the unit.
 PACKAGES=(
     build-essential ca-certificates curl git pkg-config
     clang libclang-dev librocksdb-dev protobuf-compiler
     containerd runc btrfs-progs util-linux zlib1g valgrind
     docker-registry skopeo apache2-utils openssl busybox-static
+    systemd
 )
 # Oldest Rust the workspace builds with (Cargo.toml `rust-version`).
 MIN_RUST_MINOR=88

@@ -2,7 +2,8 @@
 //! `ctr`: error classes ([`errdefs`]), identifier rules ([`identifiers`]), label rules
 //! ([`labels`]), digest strings ([`digest`]), Go durations ([`duration`]), record times
 //! ([`time`]), the filter syntax of every List ([`filters`]) and OCI platform names
-//! ([`platform`]); and, for tests, how a missing prerequisite skips or fails ([`prereq`]).
+//! ([`platform`]); for tests, how a missing prerequisite skips or fails ([`prereq`]); and,
+//! with the `journal` feature, log lines for systemd's journal (`journal`).
 //!
 //! Nothing here talks to the network or the disk; the gRPC mapping of [`errdefs::Kind`] lives
 //! at the daemon's edge (`rcontainerd-services`).
@@ -12,6 +13,8 @@ pub mod duration;
 pub mod errdefs;
 pub mod filters;
 pub mod identifiers;
+#[cfg(feature = "journal")]
+pub mod journal;
 pub mod labels;
 pub mod platform;
 pub mod prereq;

@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 mod builtins;
 mod daemon;
 mod lock;
+mod logging;
+mod notify;
 
 use rcontainerd_config as config;
 use std::path::PathBuf;
@@ -55,8 +57,10 @@ enum ConfigAction {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before any thread starts: it changes the environment.
+    let notifier = notify::Notifier::take_from_env();
     let cli = Cli::parse();
-    match run(cli) {
+    match run(cli, notifier) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rcontainerd: {e:#}");
@@ -65,12 +69,13 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+/// `notifier`: systemd's, when it started the daemon as a `Type=notify` service.
+fn run(cli: Cli, notifier: Option<notify::Notifier>) -> anyhow::Result<std::process::ExitCode> {
     match &cli.command {
         Some(Command::Config {
             action: ConfigAction::Default,
         }) => {
-            init_logging("warn");
+            logging::init("warn", "");
             let config = config::Config::default();
             let defaults = daemon::plugin_defaults(&daemon::registrations(&config));
             print!("{}", config::render(&config, &defaults));
@@ -80,7 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             action: ConfigAction::Dump,
         }) => {
             let config = load_config(&cli)?;
-            init_logging("warn");
+            logging::init("warn", "");
             let defaults = daemon::plugin_defaults(&daemon::registrations(&config));
             print!("{}", config::render(&config, &defaults));
             Ok(std::process::ExitCode::SUCCESS)
@@ -89,7 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             action: ConfigAction::Check,
         }) => {
             let config = load_config(&cli)?;
-            init_logging("error");
+            logging::init("error", "");
             let defaults = daemon::plugin_defaults(&daemon::registrations(&config));
             let warnings = config::check_plugin_tables(&config, &defaults);
             for w in &warnings {
@@ -104,13 +109,16 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         None => {
             let config = load_config(&cli)?;
-            init_logging_as(&config.debug.level, &config.debug.format);
+            logging::init(&config.debug.level, &config.debug.format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 // Named so the daemon's threads stand out in `ps` and profiles.
                 .thread_name("rcontainerd-rt")
                 .build()
                 .context("starting the async runtime")?;
+            if let Some(notifier) = notifier {
+                runtime.spawn(notifier.ready_when_serving(config.grpc.address.clone()));
+            }
             runtime.block_on(daemon::run(config))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
@@ -150,31 +158,4 @@ fn load_config(cli: &Cli) -> anyhow::Result<config::Config> {
         config.debug.level = level.clone();
     }
     Ok(config)
-}
-
-fn init_logging(level: &str) {
-    init_logging_as(level, "");
-}
-
-/// Logs to stderr at `level` (`RUST_LOG` overrides), as text or JSON lines.
-fn init_logging_as(level: &str, format: &str) {
-    // containerd's (logrus) level names, in tracing's terms.
-    let level = match level {
-        "warning" => "warn",
-        "fatal" | "panic" => "error",
-        other => other,
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
-    }
 }

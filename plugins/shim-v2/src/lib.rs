@@ -68,13 +68,20 @@ impl Plugin for ShimV2Plugin {
 }
 
 /// Sends this library's log lines (the driver's and its shims') to the daemon's stderr, where
-/// the daemon logs too. Linked into a program that set its own subscriber, that one stays.
+/// the daemon logs too, in the journal's format when that is where stderr goes. Linked into a
+/// program that set its own subscriber, that one stays.
 fn log_to_stderr() {
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .try_init();
+        .with_max_level(tracing::Level::INFO);
+    let _ = if rcontainerd_pkg::journal::stderr_is_journal() {
+        builder
+            .event_format(rcontainerd_pkg::journal::format())
+            .try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 export_plugin!(ShimV2Plugin);

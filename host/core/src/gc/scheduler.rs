@@ -64,6 +64,8 @@ struct State {
     waiters: Vec<Waiter>,
     /// Asked for by a caller: run after `schedule_delay`.
     requested: bool,
+    /// The scheduler was dropped: the thread ends.
+    stopping: bool,
 }
 
 struct Inner {
@@ -72,9 +74,13 @@ struct Inner {
     wake: Condvar,
 }
 
-/// Runs collections on its thread; the thread ends when the scheduler is dropped.
+/// Runs collections on its thread; dropping the scheduler ends the thread and waits for it
+/// (a collection under way finishes first). The thread holds the metadata store while it runs:
+/// left behind at the daemon's exit, it kept RocksDB open, whose background threads then met
+/// the process's exit half-way (aborts: "pthread lock: Invalid argument").
 pub struct Scheduler {
     inner: Arc<Inner>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Scheduler {
@@ -88,10 +94,12 @@ impl Scheduler {
         let spawned = std::thread::Builder::new()
             .name("gc-scheduler".into())
             .spawn(move || run(weak, settings));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "gc: cannot start the scheduler thread; no collections will run");
-        }
-        Scheduler { inner }
+        let thread = spawned
+            .inspect_err(|e| {
+                tracing::error!(error = %e, "gc: cannot start the scheduler thread; no collections will run")
+            })
+            .ok();
+        Scheduler { inner, thread }
     }
 
     pub fn collector(&self) -> &Arc<Collector> {
@@ -110,6 +118,16 @@ impl Scheduler {
         self.inner.wake.notify_all();
         rx.recv()
             .map_err(|_| Error::unavailable("gc: the scheduler stopped"))?
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.inner.lock().stopping = true;
+        self.inner.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -137,6 +155,9 @@ fn run(weak: Weak<Inner>, settings: Settings) {
         let waiters = {
             let mut state = inner.lock();
             loop {
+                if state.stopping {
+                    return;
+                }
                 let now = Instant::now();
                 let (mutations, deletions) = inner.collector.metadata().activity();
                 let (new_mutations, new_deletions) = (mutations - seen.0, deletions - seen.1);
