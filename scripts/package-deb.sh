@@ -3,6 +3,8 @@
 #
 #   /usr/bin/rcontainerd                      the daemon
 #   /usr/bin/rctr                             our ctr (Debian's containerd package owns /usr/bin/ctr)
+#   /usr/lib/rcontainerd/rcontainerd-isolated the helper that serves an isolated driver
+#                                             (`isolation = "process"`); not a command for users
 #   /usr/lib/rcontainerd/plugins/*.so         the in-tree drivers (every plugins/* crate of the
 #                                             root workspace; the example is not one)
 #   /etc/rcontainerd/config.toml              conffile: config/config.toml with plugin_dirs set
@@ -51,7 +53,7 @@ fi
 if [[ -z $binaries ]]; then
     # Packages, the toolchain, RocksDB from Debian; also cds to the repository.
     source "$repo/scripts/env.sh"
-    packages=(-p rcontainerd -p rcontainerd-ctr)
+    packages=(-p rcontainerd -p rcontainerd-ctr -p rcontainerd-isolation)
     for p in "${plugin_packages[@]}"; do packages+=(-p "$p"); done
     cargo build --release --locked "${packages[@]}" >&2
     binaries=$CARGO_TARGET_DIR/release
@@ -74,6 +76,7 @@ install_stripped() {
 }
 install_stripped 755 "$binaries/rcontainerd" "$root/usr/bin/rcontainerd"
 install_stripped 755 "$binaries/ctr" "$root/usr/bin/rctr"
+install_stripped 755 "$binaries/rcontainerd-isolated" "$root/usr/lib/rcontainerd/rcontainerd-isolated"
 for p in "${plugin_packages[@]}"; do
     library=lib${p//-/_}.so
     install_stripped 644 "$binaries/$library" "$root/usr/lib/rcontainerd/plugins/$library"
@@ -115,7 +118,7 @@ gzip -9n "$doc/changelog"
 # Shared-library dependencies (Debian's RocksDB, libc...) as Debian computes them.
 mkdir -p "$root/DEBIAN"
 printf 'Source: rcontainerd\n\nPackage: rcontainerd\nArchitecture: any\n' >"$work/debian/control"
-elves=("$root/usr/bin/rcontainerd" "$root/usr/bin/rctr" "$root"/usr/lib/rcontainerd/plugins/*.so)
+elves=("$root/usr/bin/rcontainerd" "$root/usr/bin/rctr" "$root/usr/lib/rcontainerd/rcontainerd-isolated" "$root"/usr/lib/rcontainerd/plugins/*.so)
 depends=$(cd "$work" && dpkg-shlibdeps -O "${elves[@]}" 2>"$work/shlibdeps.log" |
     sed -n 's/^shlibs:Depends=//p') || {
     cat "$work/shlibdeps.log" >&2

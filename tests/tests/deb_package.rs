@@ -32,6 +32,8 @@ const PACKAGE: &str = "rcontainerd";
 const DAEMON: &str = "/usr/bin/rcontainerd";
 /// Our ctr: Debian's containerd package owns /usr/bin/ctr.
 const RCTR: &str = "/usr/bin/rctr";
+/// Where the daemon finds it (`../lib/rcontainerd/` beside `/usr/bin/rcontainerd`).
+const ISOLATED_HELPER: &str = "/usr/lib/rcontainerd/rcontainerd-isolated";
 const PLUGIN_DIR: &str = "/usr/lib/rcontainerd/plugins";
 const CONFFILE: &str = "/etc/rcontainerd/config.toml";
 const UNIT: &str = "/lib/systemd/system/rcontainerd.service";
@@ -123,7 +125,7 @@ fn the_package_holds_the_daemon_rctr_the_in_tree_drivers_a_conffile_and_the_unit
         .filter(|p| !p.is_dir())
         .map(|p| format!("/{}", p.strip_prefix(&tree).unwrap().display()))
         .collect();
-    let mut expected: BTreeSet<String> = [DAEMON, RCTR, CONFFILE, UNIT]
+    let mut expected: BTreeSet<String> = [DAEMON, RCTR, ISOLATED_HELPER, CONFFILE, UNIT]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -216,6 +218,11 @@ fn the_package_holds_the_daemon_rctr_the_in_tree_drivers_a_conffile_and_the_unit
         assert_eq!(service_values(&unit, key), [value], "{key}= in:\n{unit}");
     }
     assert_eq!(service_values(&unit, "LimitNOFILE").len(), 1, "{unit}");
+    assert_eq!(
+        service_values(&unit, "ExecReload"),
+        ["/bin/kill -HUP $MAINPID"],
+        "{unit}"
+    );
     assert_eq!(
         service_values(&unit, "ExecStartPre"),
         [format!("{DAEMON} config check")],
