@@ -40,6 +40,7 @@ impl Plan {
     pub fn subjects(&self) -> Vec<Subject> {
         let mut subjects = vec![Subject::Rcontainerd {
             binary: self.rcontainerd.clone(),
+            isolated: false,
         }];
         subjects.extend(
             self.containerd_configs

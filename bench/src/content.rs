@@ -3,6 +3,7 @@
 
 use crate::client;
 use crate::daemon::Subject;
+use crate::isolated_report::{self, CONTAINERD, IN_PROCESS};
 use crate::session::Session;
 use crate::workdir::WorkDir;
 use anyhow::{bail, ensure, Context};
@@ -368,6 +369,9 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 const AIM_DISK: f64 = 0.9;
 const AIM_CONTAINERD: f64 = 1.0;
 
+/// Picks one figure's value out of a round.
+type Pick = fn(&Round) -> f64;
+
 pub fn render(plan: &Plan, results: &Results) -> String {
     use crate::throughput_report::{spread, table, Aim, Row};
     let names: Vec<String> = plan.subjects.iter().map(|s| s.to_string()).collect();
@@ -386,36 +390,53 @@ pub fn render(plan: &Plan, results: &Results) -> String {
         plan.small_count,
         plan.small_bytes,
     );
-    let column = |s: usize, pick: fn(&Round) -> f64| -> Vec<f64> {
-        results.rounds[s].iter().map(pick).collect()
-    };
-    let rows = [
-        Row {
-            label: format!("write {} MiB blob", plan.large_mib),
-            unit: "MB/s",
-            ours: column(0, |r| r.write),
-            theirs: column(1, |r| r.write),
-            aim: Some(Aim::AtLeast(AIM_CONTAINERD)),
-        },
-        Row {
-            label: format!("read {} MiB blob", plan.large_mib),
-            unit: "MB/s",
-            ours: column(0, |r| r.read),
-            theirs: column(1, |r| r.read),
-            aim: Some(Aim::AtLeast(AIM_CONTAINERD)),
-        },
-        Row {
-            label: format!(
+    let column =
+        |s: usize, pick: Pick| -> Vec<f64> { results.rounds[s].iter().map(pick).collect() };
+    // Each figure with the isolated subject's aim against in-process, if the issue names one.
+    let picks: [(String, &'static str, Pick, Option<Aim>); 3] = [
+        (
+            format!("write {} MiB blob", plan.large_mib),
+            "MB/s",
+            |r| r.write,
+            Some(isolated_report::LARGE_WRITE_AIM),
+        ),
+        (
+            format!("read {} MiB blob", plan.large_mib),
+            "MB/s",
+            |r| r.read,
+            None,
+        ),
+        (
+            format!(
                 "{} × {} B blobs, one stream each",
                 plan.small_count, plan.small_bytes
             ),
-            unit: "blobs/s",
-            ours: column(0, |r| r.small),
-            theirs: column(1, |r| r.small),
-            aim: Some(Aim::AtLeast(AIM_CONTAINERD)),
-        },
+            "blobs/s",
+            |r| r.small,
+            None,
+        ),
     ];
-    out.push_str(&table(&names[0], &names[1], &rows));
+    let rows: Vec<Row> = picks
+        .iter()
+        .map(|(label, unit, pick, _)| Row {
+            label: label.clone(),
+            unit,
+            ours: column(IN_PROCESS, *pick),
+            theirs: column(CONTAINERD, *pick),
+            aim: Some(Aim::AtLeast(AIM_CONTAINERD)),
+        })
+        .collect();
+    let figures: Vec<isolated_report::Figure> = picks
+        .iter()
+        .map(|(label, unit, pick, aim)| isolated_report::Figure {
+            label: label.clone(),
+            unit,
+            values: (0..plan.subjects.len()).map(|s| column(s, *pick)).collect(),
+            aim: *aim,
+        })
+        .collect();
+    out.push_str(&table(&names[IN_PROCESS], &names[CONTAINERD], &rows));
+    out.push_str(&isolated_report::render(&names, &figures));
     let _ = std::fmt::Write::write_fmt(
         &mut out,
         format_args!(

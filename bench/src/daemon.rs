@@ -19,6 +19,8 @@ pub enum ContainerdConfig {
 pub enum Subject {
     Rcontainerd {
         binary: PathBuf,
+        /// Its snapshotters and content store run isolated (`isolation = "process"`).
+        isolated: bool,
     },
     Containerd {
         binary: PathBuf,
@@ -38,7 +40,10 @@ pub struct Launch {
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Subject::Rcontainerd { .. } => f.pad("rcontainerd"),
+            Subject::Rcontainerd {
+                isolated: false, ..
+            } => f.pad("rcontainerd"),
+            Subject::Rcontainerd { isolated: true, .. } => f.pad("rcontainerd (isolated drivers)"),
             Subject::Containerd {
                 config: ContainerdConfig::Stock,
                 ..
@@ -62,7 +67,7 @@ impl Subject {
 
     pub fn binary(&self) -> &Path {
         match self {
-            Subject::Rcontainerd { binary } | Subject::Containerd { binary, .. } => binary,
+            Subject::Rcontainerd { binary, .. } | Subject::Containerd { binary, .. } => binary,
         }
     }
 
@@ -70,10 +75,10 @@ impl Subject {
     pub fn prepare(&self, dir: &Path) -> std::io::Result<Launch> {
         let log = dir.join("daemon.log");
         let (mut command, socket) = match self {
-            Subject::Rcontainerd { binary } => {
+            Subject::Rcontainerd { binary, isolated } => {
                 let socket = dir.join("rcontainerd.sock");
                 let config = dir.join("rcontainerd.toml");
-                std::fs::write(&config, rcontainerd_config(dir, &socket))?;
+                std::fs::write(&config, rcontainerd_config(dir, &socket, *isolated))?;
                 let mut command = Command::new(binary);
                 // The flags repeat the file on purpose: the file only keeps /etc/rcontainerd out of the run.
                 command
@@ -113,13 +118,27 @@ impl Subject {
     }
 }
 
-fn rcontainerd_config(dir: &Path, socket: &Path) -> String {
-    format!(
+/// The drivers an isolated subject runs in child processes: every snapshotter and content store
+/// the benchmarks call.
+const ISOLATED_PLUGINS: [&str; 3] = [
+    "io.containerd.snapshotter.v1.overlayfs",
+    "io.containerd.snapshotter.v1.native",
+    "io.containerd.content.v1.content",
+];
+
+fn rcontainerd_config(dir: &Path, socket: &Path, isolated: bool) -> String {
+    let mut text = format!(
         "version = 2\nroot = {}\nstate = {}\n\n[grpc]\naddress = {}\n",
         toml_string(&dir.join("root")),
         toml_string(&dir.join("state")),
         toml_string(socket),
-    )
+    );
+    if isolated {
+        for uri in ISOLATED_PLUGINS {
+            text.push_str(&format!("\n[plugins.\"{uri}\"]\nisolation = \"process\"\n"));
+        }
+    }
+    text
 }
 
 /// containerd's config for a run: every path it would otherwise create or serve on in a system location
@@ -190,6 +209,20 @@ mod tests {
             text.contains("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn isolated_config_isolates_the_snapshotters_and_the_content_store() {
+        let dir = Path::new("/tmp/run");
+        let socket = dir.join("rcontainerd.sock");
+        assert!(!rcontainerd_config(dir, &socket, false).contains("isolation"));
+        let text = rcontainerd_config(dir, &socket, true);
+        for uri in ISOLATED_PLUGINS {
+            assert!(
+                text.contains(&format!("[plugins.\"{uri}\"]\nisolation = \"process\"\n")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod content;
 mod daemon;
 mod gc;
 mod import;
+mod isolated_report;
 mod probe;
 mod procfs;
 mod pull;
@@ -171,19 +172,43 @@ struct CompareArgs {
     /// Parent of the per-run temporary directories [default: the system temp dir].
     #[arg(long)]
     tmp_dir: Option<PathBuf>,
+    /// Also measure rcontainerd with its snapshotters and content store isolated
+    /// (`isolation = "process"`), as a third daemon in every round (snapshots and content only).
+    #[arg(long)]
+    isolated: bool,
 }
 
 impl CompareArgs {
-    fn subjects(&self) -> Vec<daemon::Subject> {
-        vec![
+    /// rcontainerd and containerd, for the benchmarks that compare two daemons.
+    fn subjects(&self) -> anyhow::Result<Vec<daemon::Subject>> {
+        anyhow::ensure!(
+            !self.isolated,
+            "--isolated: only the snapshots and content benchmarks measure isolated drivers"
+        );
+        Ok(self.subjects_and_isolated())
+    }
+
+    /// rcontainerd, containerd and, with `--isolated`, rcontainerd with isolated drivers last (see
+    /// [`isolated_report`]).
+    fn subjects_and_isolated(&self) -> Vec<daemon::Subject> {
+        let rcontainerd = self.rcontainerd.clone().unwrap_or_else(default_rcontainerd);
+        let mut subjects = vec![
             daemon::Subject::Rcontainerd {
-                binary: self.rcontainerd.clone().unwrap_or_else(default_rcontainerd),
+                binary: rcontainerd.clone(),
+                isolated: false,
             },
             daemon::Subject::Containerd {
                 binary: self.containerd.clone(),
                 config: self.containerd_config,
             },
-        ]
+        ];
+        if self.isolated {
+            subjects.push(daemon::Subject::Rcontainerd {
+                binary: rcontainerd,
+                isolated: true,
+            });
+        }
+        subjects
     }
 }
 
@@ -348,7 +373,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Snapshots(args) => {
             let plan = snapshots::Plan {
-                subjects: args.compare.subjects(),
+                subjects: args.compare.subjects_and_isolated(),
                 snapshotters: args.snapshotters,
                 rounds: args.compare.rounds,
                 pairs_one: args.pairs,
@@ -365,7 +390,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Content(args) => {
             let plan = content::Plan {
-                subjects: args.compare.subjects(),
+                subjects: args.compare.subjects_and_isolated(),
                 rounds: args.compare.rounds,
                 large_mib: args.large_mib,
                 chunk_mib: args.chunk_mib,
@@ -380,7 +405,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Gc(args) => {
             let plan = gc::Plan {
-                subjects: args.compare.subjects(),
+                subjects: args.compare.subjects()?,
                 rounds: args.compare.rounds,
                 snapshots: args.snapshots,
                 blobs: args.blobs,
@@ -392,7 +417,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import(args) => {
-            let subjects = args.compare.subjects();
+            let subjects = args.compare.subjects()?;
             let (tmpfs, tmp_dir) = args.layer.run_dirs(&args.compare)?;
             let plan = import::Plan {
                 contestants: import::contestants(subjects[0].clone(), subjects[1].clone()),
@@ -411,7 +436,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pull(args) => {
-            let subjects = args.compare.subjects();
+            let subjects = args.compare.subjects()?;
             let rcontainerd = subjects[0].binary().to_path_buf();
             let our_ctr = args
                 .our_ctr
@@ -448,7 +473,7 @@ fn main() -> anyhow::Result<()> {
                 args.layer.layer_mib,
             )?;
             let plan = apply::Plan {
-                subjects: args.compare.subjects(),
+                subjects: args.compare.subjects()?,
                 rounds: args.compare.rounds,
                 boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
                 source: format!(
@@ -468,7 +493,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Records(args) => {
             let plan = records::Plan {
-                subjects: args.compare.subjects(),
+                subjects: args.compare.subjects()?,
                 rounds: args.compare.rounds,
                 ops_one: args.ops,
                 clients: args.clients,
@@ -488,7 +513,7 @@ fn main() -> anyhow::Result<()> {
                 "--blobs must be at least --images: each image targets its own blob"
             );
             let plan = restart::Plan {
-                subjects: args.compare.subjects(),
+                subjects: args.compare.subjects()?,
                 rounds: args.compare.rounds,
                 restarts: args.restarts,
                 cold_restarts: if args.cold { args.cold_restarts } else { 0 },
@@ -516,7 +541,7 @@ fn main() -> anyhow::Result<()> {
                 None => args.compare.tmp_dir.clone(),
             };
             let plan = run::Plan {
-                subjects: args.compare.subjects(),
+                subjects: args.compare.subjects()?,
                 rounds: args.compare.rounds,
                 runs: args.runs,
                 parallel: args.parallel,

@@ -556,6 +556,7 @@ mod tests {
             subjects: vec![
                 Subject::Rcontainerd {
                     binary: "/r".into(),
+                    isolated: false,
                 },
                 Subject::Containerd {
                     binary: "/c".into(),

@@ -3,6 +3,7 @@
 
 use crate::client;
 use crate::daemon::Subject;
+use crate::isolated_report::{self, CONTAINERD, IN_PROCESS};
 use crate::session::Session;
 use crate::workdir::WorkDir;
 use anyhow::Context;
@@ -226,8 +227,9 @@ pub fn render(plan: &Plan, results: &Results) -> String {
         results.rounds[s].iter().map(|r| pick(r)[k]).collect()
     };
     let mut rows = Vec::new();
+    let mut figures = Vec::new();
     for (k, snapshotter) in plan.snapshotters.iter().enumerate() {
-        let figures: [(String, &'static str, Pick, Option<f64>); 4] = [
+        let picks: [(String, &'static str, Pick, Option<f64>); 4] = [
             (
                 format!("{snapshotter}: Prepare+Commit, 1 client"),
                 "pairs/s",
@@ -253,18 +255,29 @@ pub fn render(plan: &Plan, results: &Results) -> String {
                 None,
             ),
         ];
-        for (label, unit, pick, aim) in figures {
+        for (label, unit, pick, aim) in picks {
             rows.push(crate::throughput_report::Row {
+                label: label.clone(),
+                unit,
+                ours: column(IN_PROCESS, pick, k),
+                theirs: column(CONTAINERD, pick, k),
+                aim: aim.map(crate::throughput_report::Aim::AtLeast),
+            });
+            figures.push(isolated_report::Figure {
                 label,
                 unit,
-                ours: column(0, pick, k),
-                theirs: column(1, pick, k),
-                aim: aim.map(crate::throughput_report::Aim::AtLeast),
+                values: (0..plan.subjects.len())
+                    .map(|s| column(s, pick, k))
+                    .collect(),
+                aim: Some(isolated_report::SNAPSHOT_AIM),
             });
         }
     }
     out.push_str(&crate::throughput_report::table(
-        &names[0], &names[1], &rows,
+        &names[IN_PROCESS],
+        &names[CONTAINERD],
+        &rows,
     ));
+    out.push_str(&isolated_report::render(&names, &figures));
     out
 }

@@ -155,6 +155,40 @@ fn missing_objects_answer_not_found() {
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
 }
 
+/// The proxy writer reports the served driver's running digest (so the daemon need not hash what it
+/// forwards), from the opening Stat on, across a truncate and on a resumed ingest.
+#[test]
+fn a_proxy_writer_reports_the_remote_running_digest() {
+    let sha = |data: &[u8]| format!("sha256:{:x}", Sha256::digest(data));
+    let (roots, mut servers) = (Roots::new(), Servers::new());
+    let store = content_stores(&roots, &mut servers)();
+    let options = || WriterOptions {
+        reference: "running".into(),
+        expected_size: None,
+        expected_digest: None,
+    };
+    let mut writer = store.writer(options()).unwrap();
+    assert_eq!(writer.status().unwrap().offset, 0);
+    assert_eq!(writer.digest().unwrap(), Some(sha(b"")));
+    writer.write(0, b"hello ").unwrap();
+    assert_eq!(writer.digest().unwrap(), Some(sha(b"hello ")));
+    writer.truncate(0).unwrap();
+    assert_eq!(writer.digest().unwrap(), Some(sha(b"")));
+    writer.write(0, b"hello ").unwrap();
+    writer.close().unwrap();
+    drop(writer);
+
+    let mut writer = store.writer(options()).unwrap();
+    assert_eq!(writer.status().unwrap().offset, 6);
+    assert_eq!(writer.digest().unwrap(), Some(sha(b"hello ")));
+    writer.write(6, b"world").unwrap();
+    assert_eq!(writer.digest().unwrap(), Some(sha(b"hello world")));
+    writer
+        .commit(11, &sha(b"hello world"), Default::default())
+        .unwrap();
+    assert_eq!(store.info(&sha(b"hello world")).unwrap().size, 11);
+}
+
 /// Written in 4 MiB writes, read back in 3 MiB reads (not a multiple of the 1 MiB messages).
 #[test]
 fn a_64_mib_blob_round_trips() {

@@ -1,7 +1,9 @@
 //! A content store driver over `containerd.services.content.v1.Content`, as
 //! containerd 1.6's proxy content store uses it: a writer is one Write
 //! stream (one request, one response at a time), a reader one Read stream
-//! per `read_at`.
+//! per `read_at`. A writer reports the running digest the remote sends on
+//! every Stat and Write response, so the daemon does not hash the data a
+//! second time.
 
 use std::sync::Arc;
 
@@ -197,6 +199,16 @@ struct ProxyWriter {
     options: WriterOptions,
     /// The remote's offset after the last response.
     offset: i64,
+    /// The remote's running digest in the last response (containerd sends
+    /// one on every Stat and Write response), or `None` when the writer's
+    /// first response had none: a remote that keeps no running digest.
+    digest: Option<String>,
+    /// A response has come: whether the remote keeps a digest is settled.
+    answered: bool,
+    /// The stream's opening Stat answer while nothing else was sent since:
+    /// the ingest is this stream's alone, so it still holds, and the
+    /// status asked for right after opening costs no round trip.
+    opening: Option<WriteContentResponse>,
     stream: Option<WriteStream>,
     /// Committed or closed: no more calls.
     closed: bool,
@@ -213,6 +225,9 @@ impl ProxyWriter {
             remote,
             options,
             offset: 0,
+            digest: None,
+            answered: false,
+            opening: None,
             stream: None,
             closed: false,
         };
@@ -258,7 +273,8 @@ impl ProxyWriter {
                     response,
                 ))
             })?;
-            self.offset = response.offset;
+            self.heard(&response);
+            self.opening = Some(response);
             self.stream = Some(stream);
         }
         Ok(self.stream.as_ref().expect("opened above"))
@@ -267,7 +283,9 @@ impl ProxyWriter {
     /// Sends one request and waits for its response. A failure ends the
     /// stream.
     fn send(&mut self, request: WriteContentRequest) -> Result<WriteContentResponse> {
-        let stream = self.stream()?;
+        self.stream()?;
+        self.opening = None;
+        let stream = self.stream.as_ref().expect("opened above");
         let requests = stream.requests.clone();
         let responses = stream.responses.clone();
         let remote = self.remote.clone();
@@ -278,13 +296,41 @@ impl ProxyWriter {
         });
         match result {
             Ok(response) => {
-                self.offset = response.offset;
+                self.heard(&response);
                 Ok(response)
             }
             Err(e) => {
                 self.stream = None;
                 Err(e)
             }
+        }
+    }
+
+    /// Takes the offset and the running digest of a response. Whether the
+    /// remote keeps a digest is settled by the writer's first response, as a
+    /// driver's answer to `digest` must not change over a writer's life.
+    fn heard(&mut self, response: &WriteContentResponse) {
+        self.offset = response.offset;
+        let keeps = if self.answered {
+            self.digest.is_some()
+        } else {
+            !response.digest.is_empty()
+        };
+        self.answered = true;
+        if keeps {
+            self.digest = Some(response.digest.clone());
+        }
+    }
+
+    /// The ingest's status as a Stat answer gives it.
+    fn status_of(&self, response: &WriteContentResponse) -> Status {
+        Status {
+            reference: self.options.reference.clone(),
+            offset: response.offset,
+            total: response.total,
+            expected: self.options.expected_digest.clone().unwrap_or_default(),
+            started_at: nanos(response.started_at),
+            updated_at: nanos(response.updated_at),
         }
     }
 
@@ -329,6 +375,9 @@ impl Writer for ProxyWriter {
             let store = ProxyContentStore::new(self.remote.clone());
             return store.status(&self.options.reference);
         };
+        if let Some(opening) = &self.opening {
+            return Ok(self.status_of(opening));
+        }
         let requests = stream.requests.clone();
         let responses = stream.responses.clone();
         let remote = self.remote.clone();
@@ -341,14 +390,7 @@ impl Writer for ProxyWriter {
                 .await;
             next(&remote, &mut *responses.lock().await).await
         })?;
-        Ok(Status {
-            reference: self.options.reference.clone(),
-            offset: response.offset,
-            total: response.total,
-            expected: self.options.expected_digest.clone().unwrap_or_default(),
-            started_at: nanos(response.started_at),
-            updated_at: nanos(response.updated_at),
-        })
+        Ok(self.status_of(&response))
     }
 
     /// At the current offset only: on the wire, a write at 0 truncates
@@ -409,6 +451,22 @@ impl Writer for ProxyWriter {
     fn close(&mut self) -> Result<()> {
         self.finish();
         Ok(())
+    }
+
+    /// The remote's, from its last response (a stream ended by a refusal is
+    /// opened again first, and its Stat says where the data now stands).
+    fn digest(&mut self) -> Result<Option<String>> {
+        if self.digest.is_some() && !self.closed {
+            self.stream()?;
+        }
+        match &self.digest {
+            Some(digest) if digest.is_empty() => Err(PluginError::internal(format!(
+                "{}: no digest in the answer for ingest {}",
+                self.remote.describe(),
+                self.options.reference
+            ))),
+            digest => Ok(digest.clone()),
+        }
     }
 }
 

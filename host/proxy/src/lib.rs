@@ -15,6 +15,7 @@
 //! errdefs mapping of gRPC codes).
 
 mod content;
+mod park;
 mod remote;
 pub mod serve;
 mod snapshot;

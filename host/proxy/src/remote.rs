@@ -2,9 +2,9 @@
 //! connection, and the blocking bridge from a driver call to a gRPC call.
 //!
 //! Driver calls come from the host's blocking threads (and `mounts` from an
-//! async worker), so the gRPC calls run on a small runtime of the proxies'
-//! own and the caller waits on a channel: never `block_on` inside someone
-//! else's runtime.
+//! async worker), so the connections live on a small runtime of the proxies'
+//! own, and the caller polls its call on its own thread (see [`crate::park`]):
+//! never a runtime's `block_on` inside someone else's runtime.
 
 use std::future::Future;
 use std::io;
@@ -39,19 +39,12 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Runs `future` on the proxies' runtime and waits for it on this thread.
-/// On a worker of the daemon's runtime (`mounts` is called there: in-process
+/// Runs `future` in the proxies' runtime's context, on this thread. On a
+/// worker of the daemon's runtime (`mounts` is called there: in-process
 /// drivers answer it from memory) the wait first hands the worker's other
 /// tasks to another thread, so a slow or hung remote stalls only this call.
-fn block<T: Send + 'static>(future: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    runtime().spawn(async move {
-        let _ = tx.send(future.await);
-    });
-    let wait = move || {
-        rx.recv()
-            .unwrap_or_else(|_| Err(PluginError::internal("proxy plugin call was dropped")))
-    };
+fn block<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
+    let wait = || crate::park::block_on(runtime(), future);
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(wait)
@@ -228,8 +221,11 @@ impl Remote {
                 Ok::<_, io::Error>(TokioIo::new(stream))
             }
         });
+        // Fixed windows as large as the server's: the adaptive window would
+        // add a BDP ping to the responses' round trips.
         Endpoint::from_static("http://localhost")
-            .http2_adaptive_window(true)
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
             .connect_with_connector(connector)
             .await
             .map_err(|e| self.unavailable(&e.to_string()))
