@@ -279,8 +279,16 @@ fn the_installed_package_runs_as_its_unit_says_restarts_and_purges_clean() {
         prereq::missing("systemd-analyze (package systemd) to verify the unit");
     }
 
-    // An operator's edit of the conffile, which dpkg -r must keep.
-    let edited = read(Path::new(CONFFILE)) + "# an operator's note\n";
+    // An operator's edit of the conffile, which dpkg -r must keep: the native snapshotter isolated
+    // in a process of its own, which takes the packaged helper (/usr/lib/rcontainerd).
+    let native_table = "[plugins.\"io.containerd.snapshotter.v1.native\"]\n";
+    let packaged = read(Path::new(CONFFILE));
+    assert!(packaged.contains(native_table), "{packaged}");
+    let edited = packaged.replacen(
+        native_table,
+        &format!("{native_table}isolation = \"process\"\n"),
+        1,
+    ) + "# an operator's note\n";
     std::fs::write(CONFFILE, &edited).expect("editing the conffile");
 
     // A running container shows its shim outliving the daemon's restart; without runc and
@@ -408,9 +416,25 @@ fn drive_first_run(scratch: &Path, with_task: bool) -> Option<String> {
 }
 
 /// After the restart: what the first run made is there, for both ctrs; the task still runs,
-/// as the same process (its shim outlived the daemon).
+/// as the same process (its shim outlived the daemon); the isolated native snapshotter serves
+/// from its own process.
 fn drive_after_restart(task_pid: Option<&str>) {
     for ctr in [binaries::DEBIAN_CTR, RCTR] {
+        let native = ctr_ok(ctr, &["plugins", "ls", "-d", "id==native"]);
+        for export in [["isolation", "process"], ["state", "running"]] {
+            assert!(
+                native
+                    .lines()
+                    .any(|l| l.split_whitespace().collect::<Vec<_>>() == export),
+                "{ctr} plugins ls -d id==native lacks {export:?}:\n{native}"
+            );
+        }
+        let key = format!("isolated-{}", if ctr == RCTR { "rctr" } else { "ctr" });
+        // Held by nothing, so the gc may take it later; the prepare's answer is what counts.
+        ctr_ok(
+            ctr,
+            &["snapshots", "--snapshotter", "native", "prepare", &key],
+        );
         let images = ctr_ok(ctr, &["images", "ls", "-q"]);
         assert!(
             images.lines().any(|l| l == IMAGE),
