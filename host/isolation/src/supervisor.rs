@@ -28,6 +28,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// …up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long a call waits at least for a (re)starting child to serve.
+const MIN_ADMISSION_WAIT: Duration = Duration::from_secs(10);
 /// A child that served this long before it died starts the backoff afresh.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
 
@@ -527,7 +529,8 @@ impl Supervisor {
 
 impl Watcher for Supervisor {
     fn admit(&self) -> Result<Box<dyn Send>> {
-        let limit = self.spec.settings.call_timeout;
+        // A short call deadline is about a hang; a restart may take longer.
+        let limit = self.spec.settings.call_timeout.max(MIN_ADMISSION_WAIT);
         let by = Instant::now() + limit;
         let mut s = self.gate.lock();
         loop {
