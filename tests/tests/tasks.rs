@@ -129,10 +129,32 @@ async fn ctr_run_rm_prints_output_exits_with_the_status_and_leaves_nothing() {
         "bundles left: {:?}",
         bundles(&daemon)
     );
-    assert!(
-        shims::shims_of(&daemon.socket()).is_empty(),
-        "a shim is still running"
-    );
+    // The same id at once: the deleted task's bundle is already out of the way (its shim's
+    // shutdown and the bundle's removal finish after Delete answered).
+    let again = ctr(&daemon, &["run", "--rm", IMAGE, "t1", "true"]);
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    wait_until(Duration::from_secs(10), "the shims to exit", || {
+        shims::shims_of(&daemon.socket()).is_empty()
+    });
+    wait_until(Duration::from_secs(10), "the retired bundles to go", || {
+        retired(&daemon).is_empty()
+    });
+    assert!(bundles(&daemon).is_empty());
+}
+
+/// Deleted tasks' bundles not yet removed.
+fn retired(daemon: &Daemon) -> Vec<String> {
+    let dir = daemon
+        .state()
+        .join("io.containerd.runtime.v2.task")
+        .join(".retired");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
