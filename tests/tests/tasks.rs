@@ -53,11 +53,12 @@ fn tasks(daemon: &Daemon) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn bundles(daemon: &Daemon) -> Vec<String> {
+/// The names in `<state>/io.containerd.runtime.v2.task/<sub>`.
+fn runtime_state(daemon: &Daemon, sub: &str) -> Vec<String> {
     let dir = daemon
         .state()
         .join("io.containerd.runtime.v2.task")
-        .join(NS);
+        .join(sub);
     std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
@@ -65,6 +66,10 @@ fn bundles(daemon: &Daemon) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn bundles(daemon: &Daemon) -> Vec<String> {
+    runtime_state(daemon, NS)
 }
 
 fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
@@ -144,17 +149,7 @@ async fn ctr_run_rm_prints_output_exits_with_the_status_and_leaves_nothing() {
 
 /// Deleted tasks' bundles not yet removed.
 fn retired(daemon: &Daemon) -> Vec<String> {
-    let dir = daemon
-        .state()
-        .join("io.containerd.runtime.v2.task")
-        .join(".retired");
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    runtime_state(daemon, ".retired")
 }
 
 #[tokio::test(flavor = "multi_thread")]
