@@ -134,22 +134,13 @@ async fn ctr_run_rm_prints_output_exits_with_the_status_and_leaves_nothing() {
         "bundles left: {:?}",
         bundles(&daemon)
     );
-    // The same id at once: the deleted task's bundle is already out of the way (its shim's
-    // shutdown and the bundle's removal finish after Delete answered).
+    // The same id at once: the deleted task's bundle is out of the way.
     let again = ctr(&daemon, &["run", "--rm", IMAGE, "t1", "true"]);
     assert_eq!(again.status.code(), Some(0), "{again:?}");
     wait_until(Duration::from_secs(10), "the shims to exit", || {
         shims::shims_of(&daemon.socket()).is_empty()
     });
-    wait_until(Duration::from_secs(10), "the retired bundles to go", || {
-        retired(&daemon).is_empty()
-    });
     assert!(bundles(&daemon).is_empty());
-}
-
-/// Deleted tasks' bundles not yet removed.
-fn retired(daemon: &Daemon) -> Vec<String> {
-    runtime_state(daemon, ".retired")
 }
 
 #[tokio::test(flavor = "multi_thread")]

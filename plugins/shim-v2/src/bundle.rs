@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 
 use rcontainerd_plugin_api::{PluginError, Result};
 
-/// Where deleted tasks' bundles wait for removal (a dot name: never a namespace).
-const RETIRED: &str = ".retired";
-
 #[derive(Debug, Clone)]
 pub struct Bundle {
     pub namespace: String,
@@ -88,46 +85,6 @@ impl Bundle {
                 }
             }
         }
-    }
-
-    /// Moves the bundle out of the way of a new task of the same id, under `.retired/` of the
-    /// state and root directories (each on its own filesystem, so renames work), and returns
-    /// it there for removal later. `None` (nothing moved) if a rename fails.
-    pub fn retire(&self, state: &Path, root: &Path) -> Option<Bundle> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("{}-{}-{}-{n}", self.namespace, self.id, std::process::id());
-        let retired = Bundle {
-            namespace: RETIRED.to_string(),
-            id: name.clone(),
-            path: state.join(RETIRED).join(&name),
-            work: root.join(RETIRED).join(&name),
-        };
-        for dir in [state.join(RETIRED), root.join(RETIRED)] {
-            fs::create_dir_all(&dir).ok()?;
-        }
-        fs::rename(&self.path, &retired.path).ok()?;
-        match fs::rename(&self.work, &retired.work) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(_) => {
-                // Put the bundle back: the caller removes it where it is.
-                let _ = fs::rename(&retired.path, &self.path);
-                return None;
-            }
-        }
-        Some(retired)
-    }
-
-    /// Bundles retired before a restart (their shims are gone with their tasks).
-    pub fn retired(state: &Path, root: &Path) -> Vec<Bundle> {
-        let Ok(entries) = fs::read_dir(state.join(RETIRED)) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .map(|e| Bundle::locate(state, root, RETIRED, &e.file_name().to_string_lossy()))
-            .collect()
     }
 
     /// Every bundle under `state` (`<ns>/<id>` directories), for reconnecting after a restart.

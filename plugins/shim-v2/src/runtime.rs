@@ -204,10 +204,6 @@ impl ShimRuntime {
             events: EventQueue::default(),
         });
         let runtime = ShimRuntime { inner, io };
-        // Deleted tasks' bundles whose removal a restart cut short.
-        for retired in Bundle::retired(&state, &root) {
-            retired.remove();
-        }
         for bundle in Bundle::all(&state, &root) {
             if bundle.namespace.starts_with('.') {
                 continue;
@@ -378,25 +374,10 @@ impl Runtime for ShimRuntime {
             self.inner
                 .shims()
                 .remove(&key(&process.namespace, &process.id));
-            // The task is gone once the shim's Delete answered: the shim's Shutdown and the
-            // bundle's removal need not hold up the answer, once the bundle is out of the way
-            // of a new task of the same id.
-            match shim.bundle.retire(&self.inner.state, &self.inner.root) {
-                Some(retired) => {
-                    self.io.spawn(async move {
-                        if let Err(e) = shim.client.shutdown(&id).await {
-                            tracing::warn!(id, error = %e.message, "shim shutdown");
-                        }
-                        let _ = tokio::task::spawn_blocking(move || retired.remove()).await;
-                    });
-                }
-                None => {
-                    if let Err(e) = self.block(shim.client.shutdown(&id)) {
-                        tracing::warn!(id, error = %e.message, "shim shutdown");
-                    }
-                    shim.bundle.remove();
-                }
+            if let Err(e) = self.block(shim.client.shutdown(&id)) {
+                tracing::warn!(id, error = %e.message, "shim shutdown");
             }
+            shim.bundle.remove();
         }
         Ok(Exit {
             pid: resp.pid,
