@@ -27,7 +27,9 @@ use rcontainerd_api::services::content::{
     ReadContentRequest, ReadContentResponse, StatusRequest, StatusResponse, UpdateRequest,
     UpdateResponse, WriteAction, WriteContentRequest, WriteContentResponse,
 };
-use rcontainerd_plugin_api::content::{Reader, Status as IngestStatus};
+use rcontainerd_plugin_api::content::Status as IngestStatus;
+// Read answers as the driver server answers them.
+use rcontainerd_proxy::serve::read_stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
@@ -47,8 +49,6 @@ use rcontainerd_metadata::{BlobRecord, Resource};
 use rcontainerd_pkg::errdefs::{Error, Kind, Result};
 use rcontainerd_pkg::filters::{Fields, Filter};
 
-/// Bytes per `Read` response message (containerd's).
-pub const READ_CHUNK: usize = 1 << 20;
 /// Infos per `List` response message.
 const LIST_BATCH: usize = 100;
 /// Responses buffered ahead of the client.
@@ -209,11 +209,12 @@ impl content_server::Content for ContentService {
         let store = self.store.clone();
         let digest = request.digest.clone();
         let (blob, reader) = blocking(move || store.reader(&ns, &digest)).await?;
-        let (start, length) = read_range(blob.size, request.offset, request.size);
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let reader: Arc<dyn Reader> = Arc::from(reader);
-        tokio::task::spawn_blocking(move || stream_blob(reader, start, length, tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(read_stream(
+            reader,
+            blob.size,
+            request.offset,
+            request.size,
+        )))
     }
 
     async fn status(
@@ -277,64 +278,6 @@ impl content_server::Content for ContentService {
         .await?;
         Ok(Response::new(()))
     }
-}
-
-/// containerd's read window: offset clamped into the blob; a size of 0 or
-/// one reaching past the end reads to the end.
-fn read_range(blob_size: i64, offset: i64, size: i64) -> (u64, u64) {
-    let start = offset.clamp(0, blob_size.max(0));
-    let length = if size <= 0 || start.saturating_add(size) > blob_size {
-        blob_size - start
-    } else {
-        size
-    };
-    (start as u64, length.max(0) as u64)
-}
-
-/// Sends `length` bytes from `start` in [`READ_CHUNK`] messages. Runs on a
-/// blocking thread for the whole blob (one hop, not one per chunk); the
-/// channel's bound paces it to the client.
-fn stream_blob(
-    reader: Arc<dyn Reader>,
-    start: u64,
-    length: u64,
-    tx: mpsc::Sender<Result<ReadContentResponse, Status>>,
-) {
-    let end = start + length;
-    let mut offset = start;
-    while offset < end {
-        let want = (end - offset).min(READ_CHUNK as u64) as usize;
-        let message = match read_full(&*reader, offset, want) {
-            Ok(data) if data.is_empty() => break,
-            Ok(data) => ReadContentResponse {
-                offset: offset as i64,
-                data: data.into(),
-            },
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e.into_status()));
-                return;
-            }
-        };
-        offset += message.data.len() as u64;
-        if tx.blocking_send(Ok(message)).is_err() {
-            return; // the client went away
-        }
-    }
-}
-
-/// Reads up to `want` bytes at `offset`, fewer only at the end of the blob.
-fn read_full(reader: &dyn Reader, offset: u64, want: usize) -> Result<Vec<u8>> {
-    let mut data = vec![0; want];
-    let mut filled = 0;
-    while filled < want {
-        let n = reader.read_at(offset + filled as u64, &mut data[filled..])?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    data.truncate(filled);
-    Ok(data)
 }
 
 /// What a handled Write message leads to.
@@ -618,16 +561,6 @@ impl GrpcService for ContentGrpc {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn read_range_follows_containerd() {
-        assert_eq!(read_range(10, 0, 0), (0, 10));
-        assert_eq!(read_range(10, 3, 4), (3, 4));
-        assert_eq!(read_range(10, 3, 100), (3, 7));
-        assert_eq!(read_range(10, -5, 0), (0, 10));
-        assert_eq!(read_range(10, 20, 0), (10, 0));
-        assert_eq!(read_range(0, 0, 0), (0, 0));
-    }
 
     #[test]
     fn blob_fields_expose_digest_size_and_labels() {

@@ -26,21 +26,17 @@ use rcontainerd_api::services::content::{
 use rcontainerd_api::status::IntoStatus;
 use rcontainerd_pkg::errdefs::Error;
 use rcontainerd_pkg::filters::{Fields, Filter};
-use rcontainerd_plugin_api::content::{
-    Info, Reader, Status as IngestStatus, Store, Writer, WriterOptions,
-};
+use rcontainerd_plugin_api::content::{Info, Status as IngestStatus, Store, Writer, WriterOptions};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{batches, blocking, label, to_status};
+use super::{batches, blocking, label, read_stream, to_status};
 use crate::wire::content::{info_from_wire, info_to_wire, status_to_wire};
 use crate::wire::timestamp;
 
-/// Bytes per Read response message (containerd's).
-const READ_CHUNK: usize = 1 << 20;
-/// Messages buffered ahead of the client: bounds a Read's memory.
+/// Messages buffered ahead of the client.
 const STREAM_BUFFER: usize = 4;
 
 /// Serves one content store driver.
@@ -139,8 +135,6 @@ impl content_server::Content for ContentService {
         Ok(Response::new(()))
     }
 
-    /// [`READ_CHUNK`] messages from a blocking thread, through a bounded
-    /// channel that paces it to the client.
     async fn read(
         &self,
         request: Request<ReadContentRequest>,
@@ -153,10 +147,7 @@ impl content_server::Content for ContentService {
                 Ok((reader, size))
             })
             .await?;
-        let (start, length) = read_range(size, r.offset, r.size);
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::task::spawn_blocking(move || stream_blob(&*reader, start, length, tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(read_stream(reader, size, r.offset, r.size)))
     }
 
     async fn status(
@@ -206,69 +197,6 @@ impl content_server::Content for ContentService {
         self.run(move |d| d.abort(&reference)).await?;
         Ok(Response::new(()))
     }
-}
-
-/// containerd's read window: the offset clamped into the blob; a size of 0
-/// or one reaching past the end reads to the end.
-fn read_range(blob_size: i64, offset: i64, size: i64) -> (u64, u64) {
-    let blob_size = blob_size.max(0);
-    let start = offset.clamp(0, blob_size);
-    let length = if size <= 0 || start.saturating_add(size) > blob_size {
-        blob_size - start
-    } else {
-        size
-    };
-    (start as u64, length as u64)
-}
-
-/// Sends `length` bytes from `start`; each message's buffer is read into
-/// once and moved into the message.
-fn stream_blob(
-    reader: &dyn Reader,
-    start: u64,
-    length: u64,
-    tx: mpsc::Sender<Result<ReadContentResponse, Status>>,
-) {
-    let end = start + length;
-    let mut offset = start;
-    while offset < end {
-        let want = (end - offset).min(READ_CHUNK as u64) as usize;
-        let data = match read_full(reader, offset, want) {
-            Ok(data) if data.is_empty() => return,
-            Ok(data) => data,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(to_status(e)));
-                return;
-            }
-        };
-        let message = ReadContentResponse {
-            offset: offset as i64,
-            data: data.into(),
-        };
-        offset += message.data.len() as u64;
-        if tx.blocking_send(Ok(message)).is_err() {
-            return; // the client went away
-        }
-    }
-}
-
-/// Up to `want` bytes at `offset`, fewer only at the end of the blob.
-fn read_full(
-    reader: &dyn Reader,
-    offset: u64,
-    want: usize,
-) -> rcontainerd_plugin_api::Result<Vec<u8>> {
-    let mut data = vec![0; want];
-    let mut filled = 0;
-    while filled < want {
-        let n = reader.read_at(offset + filled as u64, &mut data[filled..])?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    data.truncate(filled);
-    Ok(data)
 }
 
 /// What a handled Write message leads to.
@@ -477,19 +405,4 @@ async fn write_stream(
         let _ = tokio::task::spawn_blocking(move || session.close()).await;
     }
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_range_follows_containerd() {
-        assert_eq!(read_range(10, 0, 0), (0, 10));
-        assert_eq!(read_range(10, 3, 4), (3, 4));
-        assert_eq!(read_range(10, 3, 100), (3, 7));
-        assert_eq!(read_range(10, -5, 0), (0, 10));
-        assert_eq!(read_range(10, 20, 0), (10, 0));
-        assert_eq!(read_range(0, 0, 0), (0, 0));
-    }
 }

@@ -9,11 +9,13 @@
 //! blocking pool; errors keep their class (containerd's errdefs codes).
 
 mod content;
+mod read;
 mod snapshot;
 
 use std::future::Future;
 
 pub use content::ContentService;
+pub use read::{read_stream, READ_CHUNK};
 pub use snapshot::SnapshotService;
 
 use rcontainerd_api::services::content::content_server::ContentServer;
