@@ -58,6 +58,24 @@ pub fn parse(text: &str) -> Result<Duration, InvalidDuration> {
     Ok(Duration::from_nanos(nanos.round() as u64))
 }
 
+/// A duration rounded to milliseconds as Go prints it (`326ms`, `1.5s`, `2m3.25s`): how
+/// durations read in messages.
+pub fn format(d: Duration) -> String {
+    let millis = d.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let minutes = millis / 60_000;
+    let rest = millis % 60_000;
+    let seconds = format!("{}.{:03}", rest / 1000, rest % 1000);
+    let seconds = seconds.trim_end_matches('0').trim_end_matches('.');
+    if minutes == 0 {
+        format!("{seconds}s")
+    } else {
+        format!("{minutes}m{seconds}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse;
@@ -80,5 +98,13 @@ mod tests {
         for text in ["", "10", "s", "1x", "-1s", "1..5s", ".s", "1 s"] {
             assert!(parse(text).is_err(), "{text:?} was accepted");
         }
+    }
+
+    #[test]
+    fn formats_as_go_prints() {
+        assert_eq!(super::format(Duration::from_micros(326_400)), "326ms");
+        assert_eq!(super::format(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(super::format(Duration::from_millis(2000)), "2s");
+        assert_eq!(super::format(Duration::from_millis(123_250)), "2m3.25s");
     }
 }

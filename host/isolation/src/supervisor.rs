@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use rcontainerd_pkg::duration;
 use rcontainerd_plugin_api::{InitContext, PluginError, Result};
 use rcontainerd_proxy::{Remote, Watcher};
 
@@ -315,9 +316,9 @@ impl Supervisor {
             let now = Instant::now();
             if now >= started_by {
                 return Err(PluginError::unavailable(format!(
-                    "{}: the upgrade did not finish within {:?}",
+                    "{}: the upgrade did not finish within {}",
                     self.describe(),
-                    START_TIMEOUT + limit
+                    duration::format(START_TIMEOUT + limit)
                 )));
             }
             s = self
@@ -503,8 +504,9 @@ impl Supervisor {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(PluginError::unavailable(format!(
-                    "{}: not serving within {START_TIMEOUT:?}",
-                    self.describe()
+                    "{}: not serving within {}",
+                    self.describe(),
+                    duration::format(START_TIMEOUT)
                 )));
             }
         };
@@ -566,8 +568,8 @@ impl Watcher for Supervisor {
         let Some(pid) = s.pid else { return };
         if s.killed_for.is_none() && !s.upgrade_pending {
             s.killed_for = Some(format!(
-                "a call got no answer within {:?}",
-                self.spec.settings.call_timeout
+                "a call got no answer within {}",
+                duration::format(self.spec.settings.call_timeout)
             ));
             tracing::warn!(plugin = %self.spec.uri, pid, "isolated driver hangs; killing it");
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);

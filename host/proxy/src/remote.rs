@@ -179,7 +179,7 @@ impl Remote {
                     "{} {}: no answer within {}",
                     self.label,
                     self.uri,
-                    duration_text(deadline)
+                    rcontainerd_pkg::duration::format(deadline)
                 )))
             }
         }
@@ -274,15 +274,6 @@ pub(crate) fn kind_of(code: Code) -> ErrorKind {
         Code::Unimplemented => ErrorKind::NotImplemented,
         Code::Internal | Code::DataLoss => ErrorKind::Internal,
         _ => ErrorKind::Unknown,
-    }
-}
-
-/// A deadline as operators write it ("30s", "1.5s", "250ms").
-fn duration_text(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use rcontainerd_pkg::errdefs::{Error, Result};
 
@@ -35,7 +35,7 @@ impl IngestLocks {
         if let Some((since, at)) = held.get(driver_ref) {
             return Err(Error::unavailable(format!(
                 "ref {driver_ref} locked for {} (since {})",
-                go_duration(since.elapsed()),
+                rcontainerd_pkg::duration::format(since.elapsed()),
                 go_time(*at)
             )));
         }
@@ -55,23 +55,6 @@ impl IngestLocks {
 impl Drop for IngestLock {
     fn drop(&mut self) {
         self.table.table().remove(&self.driver_ref);
-    }
-}
-
-/// A duration rounded to milliseconds as Go prints it (`326ms`, `1.5s`, `2m3.25s`).
-fn go_duration(elapsed: Duration) -> String {
-    let millis = elapsed.as_millis();
-    if millis < 1000 {
-        return format!("{millis}ms");
-    }
-    let minutes = millis / 60_000;
-    let rest = millis % 60_000;
-    let seconds = format!("{}.{:03}", rest / 1000, rest % 1000);
-    let seconds = seconds.trim_end_matches('0').trim_end_matches('.');
-    if minutes == 0 {
-        format!("{seconds}s")
-    } else {
-        format!("{minutes}m{seconds}s")
     }
 }
 
@@ -107,13 +90,5 @@ mod tests {
         let _again = locks.try_lock("default/1/r").unwrap();
         drop(other);
         assert!(!locks.is_locked("default/2/r"));
-    }
-
-    #[test]
-    fn durations_read_like_go() {
-        assert_eq!(go_duration(Duration::from_micros(326_400)), "326ms");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(go_duration(Duration::from_millis(2000)), "2s");
-        assert_eq!(go_duration(Duration::from_millis(123_250)), "2m3.25s");
     }
 }
