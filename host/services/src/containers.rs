@@ -27,7 +27,7 @@ use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
-use crate::{blocking, record_filter};
+use crate::{blocking, inline, record_filter};
 
 pub struct ContainersService {
     store: Arc<MetadataStore>,
@@ -145,7 +145,7 @@ impl containers_server::Containers for ContainersService {
         let ns = namespace::of(&request)?;
         let id = request.into_inner().id;
         let store = self.store.clone();
-        let container = blocking(move || store.containers().get(&ns, &id)).await?;
+        let container = inline(|| store.containers().get(&ns, &id))?;
         Ok(Response::new(GetContainerResponse {
             container: Some(to_wire(container)),
         }))

@@ -35,12 +35,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::blocking;
 use crate::convert::{timestamp, timestamp_from_nanos};
 use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
+use crate::{blocking, inline};
 use rcontainerd_core::content::{ContentStore, IngestWriter};
 use rcontainerd_core::ids::{CONTENT_SERVICE, SERVICE_TYPE};
 use rcontainerd_core::leases::CallLease;
@@ -129,7 +129,7 @@ impl content_server::Content for ContentService {
         let digest = request.into_inner().digest;
         check_digest(&digest)?;
         let store = self.store.clone();
-        let blob = blocking(move || store.info(&ns, &digest)).await?;
+        let blob = inline(|| store.info(&ns, &digest))?;
         Ok(Response::new(InfoResponse {
             info: Some(info_to_wire(blob)),
         }))

@@ -24,7 +24,7 @@ use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
-use crate::{blocking, collect_after_sync_delete, record_filter};
+use crate::{blocking, collect_after_sync_delete, inline, record_filter};
 
 pub struct ImagesService {
     store: Arc<MetadataStore>,
@@ -99,7 +99,7 @@ impl images_server::Images for ImagesService {
         let ns = namespace::of(&request)?;
         let name = request.into_inner().name;
         let store = self.store.clone();
-        let image = blocking(move || store.images().get(&ns, &name)).await?;
+        let image = inline(|| store.images().get(&ns, &name))?;
         Ok(Response::new(GetImageResponse {
             image: Some(to_wire(image)),
         }))

@@ -57,6 +57,15 @@ pub async fn collect_after_sync_delete(
     Ok(())
 }
 
+/// Runs a point read of the store (a Get, an Info) on the calling worker.
+/// A read is a few µs of RocksDB's memtable or block cache, while the hop
+/// to a blocking thread and back costs tens of µs of wake-ups on a busy
+/// host, more than the read itself; writes (which sync) and whole-namespace
+/// lists still go through [`blocking`].
+pub fn inline<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, tonic::Status> {
+    f().map_err(IntoStatus::into_status)
+}
+
 /// Runs synchronous store or driver work off the async executor; its error
 /// becomes the call's status.
 pub async fn blocking<T, F>(f: F) -> Result<T, tonic::Status>

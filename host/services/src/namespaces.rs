@@ -6,11 +6,11 @@
 //! answers with an error after making the change, gets the change and the
 //! event in the namespace it named), `/namespaces/delete` in the deleted one.
 
-use crate::blocking;
 use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
+use crate::{blocking, inline};
 use rcontainerd_api::events::{NamespaceCreate, NamespaceDelete, NamespaceUpdate};
 use rcontainerd_api::services::namespaces::{
     self as wire, namespaces_server, CreateNamespaceRequest, CreateNamespaceResponse,
@@ -76,7 +76,7 @@ impl namespaces_server::Namespaces for NamespacesService {
     ) -> Result<Response<GetNamespaceResponse>, Status> {
         let name = request.into_inner().name;
         let store = self.store.clone();
-        let ns = blocking(move || store.namespaces().get(&name)).await?;
+        let ns = inline(|| store.namespaces().get(&name))?;
         Ok(Response::new(GetNamespaceResponse {
             namespace: Some(to_wire(ns)),
         }))
