@@ -22,7 +22,7 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    fn parse(b: &[u8; HEADER_LEN]) -> Self {
+    pub(crate) fn parse(b: &[u8; HEADER_LEN]) -> Self {
         Header {
             len: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
             stream_id: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
@@ -65,9 +65,9 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Opt
 }
 
 /// A whole frame, header and payload, ready for one write. The caller has
-/// checked the payload against [`MAX_MESSAGE_LEN`].
+/// checked the payload against its limit ([`MAX_MESSAGE_LEN`] but for the
+/// blocking module's private sockets).
 pub(crate) fn encode(stream_id: u32, kind: u8, payload: &[u8]) -> Vec<u8> {
-    debug_assert!(payload.len() <= MAX_MESSAGE_LEN);
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(&stream_id.to_be_bytes());

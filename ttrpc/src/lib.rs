@@ -12,11 +12,14 @@
 //!   calls on one connection.
 //! - [`Server`] serves unary methods registered by (service, method), e.g. the
 //!   events service a shim forwards its events to.
+//! - [`blocking`] is both sides on blocking sockets, a call at a time per
+//!   connection: for private sockets between our own processes.
 //!
 //! The protocol, and what containerd 1.6's runc shim does over it, are in
 //! `docs/wire-facts.md#ttrpc`.
 
 mod address;
+pub mod blocking;
 mod client;
 mod error;
 mod frame;

@@ -306,7 +306,7 @@ fn answer(tx: &mpsc::UnboundedSender<Vec<u8>>, id: u32, result: Result<Vec<u8>, 
     let _ = tx.send(frame::encode(id, TYPE_RESPONSE, &bytes));
 }
 
-fn response(result: Result<Vec<u8>, Status>) -> proto::Response {
+pub(crate) fn response(result: Result<Vec<u8>, Status>) -> proto::Response {
     match result {
         Ok(payload) => proto::Response {
             status: Some(proto::RpcStatus::default()),

@@ -77,6 +77,9 @@ pub struct Remote {
     /// Each call fails Unavailable when it takes longer.
     deadline: Option<Duration>,
     watcher: Option<Arc<dyn Watcher>>,
+    /// Unary calls go over ttrpc on blocking sockets instead of gRPC (an
+    /// isolated snapshotter's child serves that).
+    ttrpc: Option<rcontainerd_ttrpc::blocking::Client>,
 }
 
 impl Remote {
@@ -95,16 +98,20 @@ impl Remote {
             channel: Mutex::new(None),
             deadline: None,
             watcher: None,
+            ttrpc: None,
         }))
     }
 
     /// The private socket of an isolated driver: every call is admitted by
-    /// `watcher` and fails after `deadline`.
+    /// `watcher` and fails after `deadline`. With `ttrpc` (a snapshotter's
+    /// child serves [`crate::serve::snapshotter_over_ttrpc`]) the calls go
+    /// over ttrpc on blocking sockets, otherwise over gRPC.
     pub fn supervised(
         uri: &str,
         address: &Path,
         deadline: Duration,
         watcher: Arc<dyn Watcher>,
+        ttrpc: bool,
     ) -> Arc<Remote> {
         Arc::new(Remote {
             uri: uri.to_string(),
@@ -114,12 +121,27 @@ impl Remote {
             channel: Mutex::new(None),
             deadline: Some(deadline),
             watcher: Some(watcher),
+            ttrpc: ttrpc.then(|| {
+                rcontainerd_ttrpc::blocking::Client::new(
+                    address,
+                    crate::serve::TTRPC_MAX_MESSAGE_SIZE,
+                )
+            }),
         })
     }
 
-    /// Drops the cached channel: the service at the address is a new one.
+    /// Drops the cached channel (and idle connections): the service at the
+    /// address is a new one.
     pub fn forget(&self) {
         *self.lock() = None;
+        if let Some(ttrpc) = &self.ttrpc {
+            ttrpc.forget();
+        }
+    }
+
+    /// Whether unary calls go over ttrpc (see [`Remote::supervised`]).
+    pub(crate) fn speaks_ttrpc(&self) -> bool {
+        self.ttrpc.is_some()
     }
 
     pub fn uri(&self) -> &str {
@@ -133,6 +155,81 @@ impl Remote {
 
     pub fn address(&self) -> &Path {
         &self.address
+    }
+
+    /// One unary call of `service`/`method`: over ttrpc when the remote
+    /// speaks it, otherwise `grpc` on a channel to the service. Blocks this
+    /// thread.
+    pub(crate) fn unary<Req, Resp, F, Fut>(
+        self: &Arc<Self>,
+        service: &str,
+        method: &str,
+        request: Req,
+        grpc: F,
+    ) -> Result<Resp>
+    where
+        Req: prost::Message + Send + 'static,
+        Resp: prost::Message + Default + Send + 'static,
+        F: FnOnce(NamespacedChannel, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Resp, Status>> + Send + 'static,
+    {
+        match &self.ttrpc {
+            Some(ttrpc) => self.over_ttrpc(ttrpc, service, method, request),
+            None => self.call(move |channel| grpc(channel, request)),
+        }
+    }
+
+    /// A unary call over ttrpc on this thread, admitted by the watcher and
+    /// bounded by the deadline as gRPC calls are.
+    fn over_ttrpc<Req: prost::Message, Resp: prost::Message + Default>(
+        &self,
+        ttrpc: &rcontainerd_ttrpc::blocking::Client,
+        service: &str,
+        method: &str,
+        request: Req,
+    ) -> Result<Resp> {
+        use rcontainerd_ttrpc::Error;
+        let _admitted = match &self.watcher {
+            Some(watcher) => Some(watcher.admit()?),
+            None => None,
+        };
+        let payload = request.encode_to_vec();
+        let exchange = || ttrpc.call(service, method, payload, self.deadline);
+        let answer = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(exchange)
+            }
+            _ => exchange(),
+        };
+        match answer {
+            Ok(bytes) => Resp::decode(bytes).map_err(|e| {
+                PluginError::internal(format!("{}: undecodable answer: {e}", self.describe()))
+            }),
+            Err(Error::Status { code, message }) => {
+                Err(PluginError::new(kind_of(Code::from_i32(code)), message))
+            }
+            Err(Error::Timeout) => {
+                self.forget();
+                if let Some(watcher) = &self.watcher {
+                    watcher.deadline_passed();
+                }
+                Err(self.no_answer())
+            }
+            Err(e) => {
+                self.forget();
+                let detail = match e {
+                    Error::Io(e) => os_error_text(&e),
+                    Error::Closed => "connection closed".to_string(),
+                    other => other.to_string(),
+                };
+                Err(PluginError::unavailable(format!(
+                    "{} {}: {}: {detail}",
+                    self.label,
+                    self.uri,
+                    self.address.display()
+                )))
+            }
+        }
     }
 
     /// Runs `call` on a channel to the service, blocking this thread.
@@ -175,14 +272,19 @@ impl Remote {
                 if let Some(watcher) = &self.watcher {
                     watcher.deadline_passed();
                 }
-                Err(PluginError::unavailable(format!(
-                    "{} {}: no answer within {}",
-                    self.label,
-                    self.uri,
-                    rcontainerd_pkg::duration::format(deadline)
-                )))
+                Err(self.no_answer())
             }
         }
+    }
+
+    /// `isolated plugin <uri>: no answer within <deadline>`, Unavailable.
+    fn no_answer(&self) -> PluginError {
+        PluginError::unavailable(format!(
+            "{} {}: no answer within {}",
+            self.label,
+            self.uri,
+            rcontainerd_pkg::duration::format(self.deadline.unwrap_or_default())
+        ))
     }
 
     /// The cached channel, or a fresh one (dialled now).

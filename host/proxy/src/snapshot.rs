@@ -2,6 +2,7 @@
 //! sending what containerd 1.6's proxy snapshotter sends: the key, parent
 //! and labels as given, and a fixed snapshotter name in every request.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use rcontainerd_api::client::NamespacedChannel;
@@ -10,6 +11,7 @@ use rcontainerd_plugin_api::snapshot::{Info, Labels, Mount, Snapshotter, Usage};
 use rcontainerd_plugin_api::Result;
 
 use crate::remote::{Remote, MAX_MESSAGE_SIZE};
+use crate::serve::snapshot::SERVICE;
 use crate::wire::snapshot::{info_from_wire, info_to_wire, mounts_from_wire};
 
 pub struct ProxySnapshotter {
@@ -38,6 +40,28 @@ fn client(channel: NamespacedChannel) -> SnapshotsClient<NamespacedChannel> {
         .max_encoding_message_size(MAX_MESSAGE_SIZE)
 }
 
+impl ProxySnapshotter {
+    /// One unary call: `grpc` with a client, or the same request over ttrpc.
+    fn unary<Req, Resp, F, Fut>(&self, method: &str, request: Req, grpc: F) -> Result<Resp>
+    where
+        Req: prost::Message + Send + 'static,
+        Resp: prost::Message + Default + Send + 'static,
+        F: FnOnce(SnapshotsClient<NamespacedChannel>, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>
+            + Send
+            + 'static,
+    {
+        self.remote.unary(
+            SERVICE,
+            method,
+            request,
+            move |channel, request| async move {
+                Ok(grpc(client(channel), request).await?.into_inner())
+            },
+        )
+    }
+}
+
 impl Snapshotter for ProxySnapshotter {
     fn stat(&self, key: &str) -> Result<Info> {
         let request = wire::StatSnapshotRequest {
@@ -45,8 +69,8 @@ impl Snapshotter for ProxySnapshotter {
             key: key.to_string(),
         };
         let info = self
-            .remote
-            .call(|ch| async move { Ok(client(ch).stat(request).await?.into_inner().info) })?;
+            .unary("Stat", request, |mut c, r| async move { c.stat(r).await })?
+            .info;
         Ok(info_from_wire(info.unwrap_or_default()))
     }
 
@@ -59,8 +83,12 @@ impl Snapshotter for ProxySnapshotter {
             }),
         };
         let info = self
-            .remote
-            .call(|ch| async move { Ok(client(ch).update(request).await?.into_inner().info) })?;
+            .unary(
+                "Update",
+                request,
+                |mut c, r| async move { c.update(r).await },
+            )?
+            .info;
         Ok(info_from_wire(info.unwrap_or_default()))
     }
 
@@ -69,9 +97,7 @@ impl Snapshotter for ProxySnapshotter {
             snapshotter: self.name.clone(),
             key: key.to_string(),
         };
-        let usage = self
-            .remote
-            .call(|ch| async move { Ok(client(ch).usage(request).await?.into_inner()) })?;
+        let usage = self.unary("Usage", request, |mut c, r| async move { c.usage(r).await })?;
         Ok(Usage {
             size: usage.size,
             inodes: usage.inodes,
@@ -86,8 +112,12 @@ impl Snapshotter for ProxySnapshotter {
             key: key.to_string(),
         };
         let mounts = self
-            .remote
-            .call(|ch| async move { Ok(client(ch).mounts(request).await?.into_inner().mounts) })?;
+            .unary(
+                "Mounts",
+                request,
+                |mut c, r| async move { c.mounts(r).await },
+            )?
+            .mounts;
         Ok(mounts_from_wire(mounts))
     }
 
@@ -101,8 +131,12 @@ impl Snapshotter for ProxySnapshotter {
             labels: labels.into_iter().collect(),
         };
         let mounts = self
-            .remote
-            .call(|ch| async move { Ok(client(ch).prepare(request).await?.into_inner().mounts) })?;
+            .unary(
+                "Prepare",
+                request,
+                |mut c, r| async move { c.prepare(r).await },
+            )?
+            .mounts;
         Ok(mounts_from_wire(mounts))
     }
 
@@ -114,8 +148,8 @@ impl Snapshotter for ProxySnapshotter {
             labels: labels.into_iter().collect(),
         };
         let mounts = self
-            .remote
-            .call(|ch| async move { Ok(client(ch).view(request).await?.into_inner().mounts) })?;
+            .unary("View", request, |mut c, r| async move { c.view(r).await })?
+            .mounts;
         Ok(mounts_from_wire(mounts))
     }
 
@@ -126,10 +160,11 @@ impl Snapshotter for ProxySnapshotter {
             key: key.to_string(),
             labels: labels.into_iter().collect(),
         };
-        self.remote.call(|ch| async move {
-            client(ch).commit(request).await?;
-            Ok(())
-        })
+        self.unary(
+            "Commit",
+            request,
+            |mut c, r| async move { c.commit(r).await },
+        )
     }
 
     fn remove(&self, key: &str) -> Result<()> {
@@ -137,10 +172,11 @@ impl Snapshotter for ProxySnapshotter {
             snapshotter: self.name.clone(),
             key: key.to_string(),
         };
-        self.remote.call(|ch| async move {
-            client(ch).remove(request).await?;
-            Ok(())
-        })
+        self.unary(
+            "Remove",
+            request,
+            |mut c, r| async move { c.remove(r).await },
+        )
     }
 
     fn walk(&self) -> Result<Vec<Info>> {
@@ -148,14 +184,23 @@ impl Snapshotter for ProxySnapshotter {
             snapshotter: self.name.clone(),
             filters: Vec::new(),
         };
-        let infos = self.remote.call(|ch| async move {
-            let mut stream = client(ch).list(request).await?.into_inner();
-            let mut infos = Vec::new();
-            while let Some(batch) = stream.message().await? {
-                infos.extend(batch.info);
-            }
-            Ok(infos)
-        })?;
+        let infos = if self.remote.speaks_ttrpc() {
+            // One message with every snapshot (ttrpc here is unary).
+            let all: wire::ListSnapshotsResponse =
+                self.remote.unary(SERVICE, "List", request, |_, _| async {
+                    Err(tonic::Status::internal("not over gRPC"))
+                })?;
+            all.info
+        } else {
+            self.remote.call(|ch| async move {
+                let mut stream = client(ch).list(request).await?.into_inner();
+                let mut infos = Vec::new();
+                while let Some(batch) = stream.message().await? {
+                    infos.extend(batch.info);
+                }
+                Ok(infos)
+            })?
+        };
         Ok(infos.into_iter().map(info_from_wire).collect())
     }
 
@@ -163,9 +208,10 @@ impl Snapshotter for ProxySnapshotter {
         let request = wire::CleanupRequest {
             snapshotter: self.name.clone(),
         };
-        self.remote.call(|ch| async move {
-            client(ch).cleanup(request).await?;
-            Ok(())
-        })
+        self.unary(
+            "Cleanup",
+            request,
+            |mut c, r| async move { c.cleanup(r).await },
+        )
     }
 }

@@ -66,10 +66,47 @@ pub fn run(args: Args) -> Result<(), ChildError> {
             .write_all(ready.to_line().as_bytes())
             .map_err(|e| ChildError::Setup("write the handshake", e))?;
         drop(handshake);
-        rcontainerd_proxy::serve(driver, listener, terminated())
-            .await
-            .map_err(|e| ChildError::Serve(e.to_string()))
+        match driver {
+            Driver::Snapshotter(driver) => serve_over_ttrpc(driver, listener).await,
+            driver => rcontainerd_proxy::serve(driver, listener, terminated())
+                .await
+                .map_err(|e| ChildError::Serve(e.to_string())),
+        }
     })
+}
+
+/// How long a stopping child waits for the calls it is answering.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves a snapshotter over ttrpc on blocking sockets (the accept loop and
+/// a thread per connection) until SIGTERM, then lets the calls being
+/// answered finish.
+async fn serve_over_ttrpc(
+    driver: std::sync::Arc<dyn rcontainerd_plugin_api::snapshot::Snapshotter>,
+    listener: tokio::net::UnixListener,
+) -> Result<(), ChildError> {
+    let listener = listener
+        .into_std()
+        .and_then(|l| l.set_nonblocking(false).map(|()| l))
+        .map_err(|e| ChildError::Setup("listen", e))?;
+    let server = rcontainerd_proxy::serve::snapshotter_over_ttrpc(driver);
+    let accepting = server.clone();
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("ttrpc-accept".into())
+        .spawn(move || {
+            let result = accepting.serve(listener);
+            let _ = failed_tx.send(result);
+        })
+        .map_err(|e| ChildError::Setup("start the accept thread", e))?;
+    tokio::select! {
+        _ = terminated() => {}
+        Ok(Err(e)) = failed_rx => return Err(ChildError::Serve(e.to_string())),
+    }
+    if !tokio::task::block_in_place(|| server.stop(DRAIN)) {
+        tracing::warn!("calls still running {}s after SIGTERM", DRAIN.as_secs());
+    }
+    Ok(())
 }
 
 /// Loads and initialises the library's plugin `uri`.

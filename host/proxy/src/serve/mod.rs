@@ -10,13 +10,17 @@
 
 mod content;
 mod read;
-mod snapshot;
+pub(crate) mod snapshot;
 
 use std::future::Future;
 
 pub use content::ContentService;
 pub use read::{read_stream, READ_CHUNK};
 pub use snapshot::SnapshotService;
+
+use std::sync::Arc;
+
+use rcontainerd_plugin_api::snapshot::Snapshotter;
 
 use rcontainerd_api::services::content::content_server::ContentServer;
 use rcontainerd_api::services::snapshots::snapshots_server::SnapshotsServer;
@@ -68,6 +72,27 @@ pub async fn serve(
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// The largest message of the isolated snapshotters' ttrpc transport: a
+/// walk answers in one message, so more than gRPC's 16 MiB per message.
+pub const TTRPC_MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+/// A snapshotter driver as a `Snapshots` service over ttrpc on blocking
+/// sockets, each connection's calls answered on its own thread: what an
+/// isolated snapshotter's child serves ([`crate::Remote::supervised`] is its
+/// client). One round trip per call, where gRPC cost several thread
+/// hand-offs on each side (docs/benchmarks.md#isolation).
+pub fn snapshotter_over_ttrpc(
+    driver: Arc<dyn Snapshotter>,
+) -> Arc<rcontainerd_ttrpc::blocking::Server> {
+    let handler =
+        move |method: &str, payload: bytes::Bytes| snapshot::answer(&*driver, method, payload);
+    rcontainerd_ttrpc::blocking::Server::new(
+        snapshot::SERVICE,
+        Arc::new(handler),
+        TTRPC_MAX_MESSAGE_SIZE,
+    )
 }
 
 /// A driver error as the status containerd would send: its class's code

@@ -15,7 +15,7 @@ use rcontainerd_pkg::filters::{Fields, Filter};
 use rcontainerd_plugin_api::snapshot::{Info, Kind, Snapshotter};
 use tonic::{Request, Response, Status};
 
-use super::{batches, blocking, label, to_status};
+use super::{batches, label, to_status};
 use crate::wire::snapshot::{info_from_wire, info_to_wire, mounts_to_wire};
 
 /// Serves one snapshotter driver.
@@ -28,14 +28,22 @@ impl SnapshotService {
         SnapshotService { driver }
     }
 
-    /// Runs `f` with the driver on the blocking pool.
-    async fn run<T, F>(&self, f: F) -> Result<T, Status>
+    /// Answers `request` with `f` and the driver, on the blocking pool.
+    async fn run<Req, Resp>(
+        &self,
+        request: Request<Req>,
+        f: fn(&dyn Snapshotter, Req) -> Result<Resp, Status>,
+    ) -> Result<Response<Resp>, Status>
     where
-        F: FnOnce(&dyn Snapshotter) -> rcontainerd_plugin_api::Result<T> + Send + 'static,
-        T: Send + 'static,
+        Req: Send + 'static,
+        Resp: Send + 'static,
     {
         let driver = self.driver.clone();
-        blocking(move || f(&*driver)).await
+        let request = request.into_inner();
+        tokio::task::spawn_blocking(move || f(&*driver, request))
+            .await
+            .map_err(|e| Status::internal(format!("driver call failed: {e}")))?
+            .map(Response::new)
     }
 }
 
@@ -63,32 +71,143 @@ impl Fields for InfoFields<'_> {
 
 type InfoBatches = tonic::codegen::BoxStream<ListSnapshotsResponse>;
 
+/// The `Snapshots` service's name, on gRPC and on ttrpc alike.
+pub const SERVICE: &str = "containerd.services.snapshots.v1.Snapshots";
+
+/// Answers one call of the `Snapshots` service over ttrpc, the isolated
+/// driver's transport: the same messages as gRPC's, on the calling thread;
+/// List answers with every matching snapshot in one message.
+pub fn answer(
+    driver: &dyn Snapshotter,
+    method: &str,
+    payload: bytes::Bytes,
+) -> Result<Vec<u8>, rcontainerd_ttrpc::Status> {
+    fn call<Req: prost::Message + Default, Resp: prost::Message>(
+        driver: &dyn Snapshotter,
+        payload: bytes::Bytes,
+        f: fn(&dyn Snapshotter, Req) -> Result<Resp, Status>,
+    ) -> Result<Vec<u8>, rcontainerd_ttrpc::Status> {
+        let request = Req::decode(payload).map_err(|e| {
+            rcontainerd_ttrpc::Status::invalid_argument(format!("undecodable request: {e}"))
+        })?;
+        f(driver, request)
+            .map(|response| response.encode_to_vec())
+            .map_err(|s| rcontainerd_ttrpc::Status::new(s.code() as i32, s.message()))
+    }
+    match method {
+        "Prepare" => call(driver, payload, prepare),
+        "View" => call(driver, payload, view),
+        "Mounts" => call(driver, payload, mounts),
+        "Commit" => call(driver, payload, commit),
+        "Remove" => call(driver, payload, remove),
+        "Stat" => call(driver, payload, stat),
+        "Update" => call(driver, payload, update),
+        "List" => call(driver, payload, |d, r| {
+            Ok(ListSnapshotsResponse {
+                info: list(d, r)?.collect(),
+            })
+        }),
+        "Usage" => call(driver, payload, usage),
+        "Cleanup" => call(driver, payload, cleanup),
+        other => Err(rcontainerd_ttrpc::Status::unimplemented(format!(
+            "{SERVICE}/{other} is not served"
+        ))),
+    }
+}
+
+fn prepare(
+    d: &dyn Snapshotter,
+    r: PrepareSnapshotRequest,
+) -> Result<PrepareSnapshotResponse, Status> {
+    let labels = r.labels.into_iter().collect();
+    let mounts = d.prepare(&r.key, &r.parent, labels).map_err(to_status)?;
+    Ok(PrepareSnapshotResponse {
+        mounts: mounts_to_wire(mounts),
+    })
+}
+
+fn view(d: &dyn Snapshotter, r: ViewSnapshotRequest) -> Result<ViewSnapshotResponse, Status> {
+    let labels = r.labels.into_iter().collect();
+    let mounts = d.view(&r.key, &r.parent, labels).map_err(to_status)?;
+    Ok(ViewSnapshotResponse {
+        mounts: mounts_to_wire(mounts),
+    })
+}
+
+fn mounts(d: &dyn Snapshotter, r: MountsRequest) -> Result<MountsResponse, Status> {
+    let mounts = d.mounts(&r.key).map_err(to_status)?;
+    Ok(MountsResponse {
+        mounts: mounts_to_wire(mounts),
+    })
+}
+
+fn commit(d: &dyn Snapshotter, r: CommitSnapshotRequest) -> Result<(), Status> {
+    let labels = r.labels.into_iter().collect();
+    d.commit(&r.name, &r.key, labels).map_err(to_status)
+}
+
+fn remove(d: &dyn Snapshotter, r: RemoveSnapshotRequest) -> Result<(), Status> {
+    d.remove(&r.key).map_err(to_status)
+}
+
+fn stat(d: &dyn Snapshotter, r: StatSnapshotRequest) -> Result<StatSnapshotResponse, Status> {
+    let info = d.stat(&r.key).map_err(to_status)?;
+    Ok(StatSnapshotResponse {
+        info: Some(info_to_wire(info)),
+    })
+}
+
+fn update(d: &dyn Snapshotter, r: UpdateSnapshotRequest) -> Result<UpdateSnapshotResponse, Status> {
+    let info = r
+        .info
+        .map(info_from_wire)
+        .ok_or_else(|| Status::invalid_argument("info is required"))?;
+    let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+    let info = d.update(info, &paths).map_err(to_status)?;
+    Ok(UpdateSnapshotResponse {
+        info: Some(info_to_wire(info)),
+    })
+}
+
+/// The snapshots matching the request's filters, as containerd filters.
+fn list(
+    d: &dyn Snapshotter,
+    r: ListSnapshotsRequest,
+) -> Result<impl Iterator<Item = rcontainerd_api::services::snapshots::Info>, Status> {
+    let filter = Filter::parse_all(&r.filters).map_err(IntoStatus::into_status)?;
+    let infos = d.walk().map_err(to_status)?;
+    Ok(infos
+        .into_iter()
+        .filter(move |i| filter.matches(&InfoFields(i)))
+        .map(info_to_wire))
+}
+
+fn usage(d: &dyn Snapshotter, r: UsageRequest) -> Result<UsageResponse, Status> {
+    let usage = d.usage(&r.key).map_err(to_status)?;
+    Ok(UsageResponse {
+        size: usage.size,
+        inodes: usage.inodes,
+    })
+}
+
+fn cleanup(d: &dyn Snapshotter, _: CleanupRequest) -> Result<(), Status> {
+    d.cleanup().map_err(to_status)
+}
+
 #[tonic::async_trait]
 impl snapshots_server::Snapshots for SnapshotService {
     async fn prepare(
         &self,
         request: Request<PrepareSnapshotRequest>,
     ) -> Result<Response<PrepareSnapshotResponse>, Status> {
-        let r = request.into_inner();
-        let labels = r.labels.into_iter().collect();
-        let mounts = self
-            .run(move |d| d.prepare(&r.key, &r.parent, labels))
-            .await?;
-        Ok(Response::new(PrepareSnapshotResponse {
-            mounts: mounts_to_wire(mounts),
-        }))
+        self.run(request, prepare).await
     }
 
     async fn view(
         &self,
         request: Request<ViewSnapshotRequest>,
     ) -> Result<Response<ViewSnapshotResponse>, Status> {
-        let r = request.into_inner();
-        let labels = r.labels.into_iter().collect();
-        let mounts = self.run(move |d| d.view(&r.key, &r.parent, labels)).await?;
-        Ok(Response::new(ViewSnapshotResponse {
-            mounts: mounts_to_wire(mounts),
-        }))
+        self.run(request, view).await
     }
 
     /// On the calling worker: the author contract has `mounts` answer from
@@ -97,59 +216,35 @@ impl snapshots_server::Snapshots for SnapshotService {
         &self,
         request: Request<MountsRequest>,
     ) -> Result<Response<MountsResponse>, Status> {
-        let mounts = self
-            .driver
-            .mounts(&request.into_inner().key)
-            .map_err(to_status)?;
-        Ok(Response::new(MountsResponse {
-            mounts: mounts_to_wire(mounts),
-        }))
+        mounts(&*self.driver, request.into_inner()).map(Response::new)
     }
 
     async fn commit(
         &self,
         request: Request<CommitSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
-        let r = request.into_inner();
-        let labels = r.labels.into_iter().collect();
-        self.run(move |d| d.commit(&r.name, &r.key, labels)).await?;
-        Ok(Response::new(()))
+        self.run(request, commit).await
     }
 
     async fn remove(
         &self,
         request: Request<RemoveSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
-        let key = request.into_inner().key;
-        self.run(move |d| d.remove(&key)).await?;
-        Ok(Response::new(()))
+        self.run(request, remove).await
     }
 
     async fn stat(
         &self,
         request: Request<StatSnapshotRequest>,
     ) -> Result<Response<StatSnapshotResponse>, Status> {
-        let key = request.into_inner().key;
-        let info = self.run(move |d| d.stat(&key)).await?;
-        Ok(Response::new(StatSnapshotResponse {
-            info: Some(info_to_wire(info)),
-        }))
+        self.run(request, stat).await
     }
 
     async fn update(
         &self,
         request: Request<UpdateSnapshotRequest>,
     ) -> Result<Response<UpdateSnapshotResponse>, Status> {
-        let r = request.into_inner();
-        let info = r
-            .info
-            .map(info_from_wire)
-            .ok_or_else(|| Status::invalid_argument("info is required"))?;
-        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
-        let info = self.run(move |d| d.update(info, &paths)).await?;
-        Ok(Response::new(UpdateSnapshotResponse {
-            info: Some(info_to_wire(info)),
-        }))
+        self.run(request, update).await
     }
 
     /// Batches of infos, filtered as containerd filters.
@@ -157,13 +252,10 @@ impl snapshots_server::Snapshots for SnapshotService {
         &self,
         request: Request<ListSnapshotsRequest>,
     ) -> Result<Response<InfoBatches>, Status> {
-        let filter =
-            Filter::parse_all(&request.into_inner().filters).map_err(IntoStatus::into_status)?;
-        let infos = self.run(|d| d.walk()).await?;
-        let matching = infos
-            .into_iter()
-            .filter(|i| filter.matches(&InfoFields(i)))
-            .map(info_to_wire);
+        let matching = self
+            .run(request, |d, r| Ok(list(d, r)?.collect::<Vec<_>>()))
+            .await?
+            .into_inner();
         let messages = batches(matching)
             .into_iter()
             .map(|info| Ok(ListSnapshotsResponse { info }));
@@ -174,16 +266,10 @@ impl snapshots_server::Snapshots for SnapshotService {
         &self,
         request: Request<UsageRequest>,
     ) -> Result<Response<UsageResponse>, Status> {
-        let key = request.into_inner().key;
-        let usage = self.run(move |d| d.usage(&key)).await?;
-        Ok(Response::new(UsageResponse {
-            size: usage.size,
-            inodes: usage.inodes,
-        }))
+        self.run(request, usage).await
     }
 
-    async fn cleanup(&self, _: Request<CleanupRequest>) -> Result<Response<()>, Status> {
-        self.run(|d| d.cleanup()).await?;
-        Ok(Response::new(()))
+    async fn cleanup(&self, request: Request<CleanupRequest>) -> Result<Response<()>, Status> {
+        self.run(request, cleanup).await
     }
 }
