@@ -186,14 +186,12 @@ pub fn start(spec: Spec) -> Result<Isolated> {
     let (kind, exports) = first_rx
         .recv()
         .map_err(|_| PluginError::internal("the supervising thread ended"))??;
-    // A snapshotter's child serves ttrpc on blocking sockets (one round trip
-    // per call); a content store's serves gRPC (its writes and reads stream).
+    // The child serves ttrpc on blocking sockets: one round trip per call.
     let remote = Remote::supervised(
         &supervisor.spec.uri,
         &supervisor.spec.socket,
         supervisor.spec.settings.call_timeout,
         supervisor.clone(),
-        kind == DriverKind::Snapshotter,
     );
     let _ = supervisor.remote.set(Arc::downgrade(&remote));
     supervisors().push(Arc::downgrade(&supervisor));

@@ -5,6 +5,7 @@
 //! every Stat and Write response, so the daemon does not hash the data a
 //! second time.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use rcontainerd_api::client::NamespacedChannel;
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 use tonic::Streaming;
 
 use crate::remote::{Remote, MAX_MESSAGE_SIZE};
+use crate::serve::content::SERVICE;
 use crate::wire::content::{info_from_wire, status_from_wire};
 use crate::wire::nanos;
 
@@ -42,14 +44,36 @@ fn client(channel: NamespacedChannel) -> ContentClient<NamespacedChannel> {
         .max_encoding_message_size(MAX_MESSAGE_SIZE)
 }
 
+impl ProxyContentStore {
+    /// One unary call: `grpc` with a client, or the same request over ttrpc.
+    fn unary<Req, Resp, F, Fut>(&self, method: &str, request: Req, grpc: F) -> Result<Resp>
+    where
+        Req: prost::Message + Send + 'static,
+        Resp: prost::Message + Default + Send + 'static,
+        F: FnOnce(ContentClient<NamespacedChannel>, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>
+            + Send
+            + 'static,
+    {
+        self.remote.unary(
+            SERVICE,
+            method,
+            request,
+            move |channel, request| async move {
+                Ok(grpc(client(channel), request).await?.into_inner())
+            },
+        )
+    }
+}
+
 impl Store for ProxyContentStore {
     fn info(&self, digest: &str) -> Result<Info> {
         let request = wire::InfoRequest {
             digest: digest.to_string(),
         };
         let info = self
-            .remote
-            .call(|ch| async move { Ok(client(ch).info(request).await?.into_inner().info) })?;
+            .unary("Info", request, |mut c, r| async move { c.info(r).await })?
+            .info;
         Ok(info_from_wire(info.unwrap_or_default()))
     }
 
@@ -67,8 +91,12 @@ impl Store for ProxyContentStore {
             }),
         };
         let info = self
-            .remote
-            .call(|ch| async move { Ok(client(ch).update(request).await?.into_inner().info) })?;
+            .unary(
+                "Update",
+                request,
+                |mut c, r| async move { c.update(r).await },
+            )?
+            .info;
         Ok(info_from_wire(info.unwrap_or_default()))
     }
 
@@ -76,14 +104,23 @@ impl Store for ProxyContentStore {
         let request = wire::ListContentRequest {
             filters: Vec::new(),
         };
-        let infos = self.remote.call(|ch| async move {
-            let mut stream = client(ch).list(request).await?.into_inner();
-            let mut infos = Vec::new();
-            while let Some(batch) = stream.message().await? {
-                infos.extend(batch.info);
-            }
-            Ok(infos)
-        })?;
+        let infos = if self.remote.speaks_ttrpc() {
+            // One message with every blob (ttrpc here is unary).
+            let all: wire::ListContentResponse =
+                self.remote.unary(SERVICE, "List", request, |_, _| async {
+                    Err(tonic::Status::internal("not over gRPC"))
+                })?;
+            all.info
+        } else {
+            self.remote.call(|ch| async move {
+                let mut stream = client(ch).list(request).await?.into_inner();
+                let mut infos = Vec::new();
+                while let Some(batch) = stream.message().await? {
+                    infos.extend(batch.info);
+                }
+                Ok(infos)
+            })?
+        };
         Ok(infos.into_iter().map(info_from_wire).collect())
     }
 
@@ -91,10 +128,11 @@ impl Store for ProxyContentStore {
         let request = wire::DeleteContentRequest {
             digest: digest.to_string(),
         };
-        self.remote.call(|ch| async move {
-            client(ch).delete(request).await?;
-            Ok(())
-        })
+        self.unary(
+            "Delete",
+            request,
+            |mut c, r| async move { c.delete(r).await },
+        )
     }
 
     /// Asks for the size first, as containerd's proxy does.
@@ -116,8 +154,12 @@ impl Store for ProxyContentStore {
             r#ref: reference.to_string(),
         };
         let status = self
-            .remote
-            .call(|ch| async move { Ok(client(ch).status(request).await?.into_inner().status) })?;
+            .unary(
+                "Status",
+                request,
+                |mut c, r| async move { c.status(r).await },
+            )?
+            .status;
         Ok(status_from_wire(status.unwrap_or_default()))
     }
 
@@ -125,13 +167,11 @@ impl Store for ProxyContentStore {
         let request = wire::ListStatusesRequest {
             filters: Vec::new(),
         };
-        let statuses = self.remote.call(|ch| async move {
-            Ok(client(ch)
-                .list_statuses(request)
-                .await?
-                .into_inner()
-                .statuses)
-        })?;
+        let statuses = self
+            .unary("ListStatuses", request, |mut c, r| async move {
+                c.list_statuses(r).await
+            })?
+            .statuses;
         Ok(statuses.into_iter().map(status_from_wire).collect())
     }
 
@@ -139,10 +179,7 @@ impl Store for ProxyContentStore {
         let request = wire::AbortRequest {
             r#ref: reference.to_string(),
         };
-        self.remote.call(|ch| async move {
-            client(ch).abort(request).await?;
-            Ok(())
-        })
+        self.unary("Abort", request, |mut c, r| async move { c.abort(r).await })
     }
 }
 
@@ -167,6 +204,16 @@ impl Reader for ProxyReader {
             offset: offset as i64,
             size: want as i64,
         };
+        if self.remote.speaks_ttrpc() {
+            // One range per call; the answer's buffer is copied once, into `buf`.
+            let answer: wire::ReadContentResponse =
+                self.remote.unary(SERVICE, "Read", request, |_, _| async {
+                    Err(tonic::Status::internal("not over gRPC"))
+                })?;
+            let n = answer.data.len().min(buf.len());
+            buf[..n].copy_from_slice(&answer.data[..n]);
+            return Ok(n);
+        }
         // The messages' buffers come back as they are and are copied once, into `buf`.
         let chunks = self.remote.call(move |ch| async move {
             let mut stream = client(ch).read(request).await?.into_inner();
@@ -209,9 +256,19 @@ struct ProxyWriter {
     /// the ingest is this stream's alone, so it still holds, and the
     /// status asked for right after opening costs no round trip.
     opening: Option<WriteContentResponse>,
-    stream: Option<WriteStream>,
+    stream: Option<WriteChannel>,
     /// Committed or closed: no more calls.
     closed: bool,
+    /// The remote answered the commit.
+    committed: bool,
+}
+
+/// Where a writer's requests go: a gRPC Write stream, or (an isolated
+/// driver) a ttrpc connection of its own, whose open ingest the remote keeps
+/// until a refusal, a commit, `CloseWrite` or the connection's end.
+enum WriteChannel {
+    Grpc(WriteStream),
+    Ttrpc(rcontainerd_ttrpc::blocking::Session),
 }
 
 struct WriteStream {
@@ -230,6 +287,7 @@ impl ProxyWriter {
             opening: None,
             stream: None,
             closed: false,
+            committed: false,
         };
         writer.stream()?;
         Ok(writer)
@@ -237,7 +295,7 @@ impl ProxyWriter {
 
     /// The open stream, or a new one that starts with a Stat carrying the
     /// ref and the expectations, as containerd's proxy negotiates.
-    fn stream(&mut self) -> Result<&WriteStream> {
+    fn stream(&mut self) -> Result<&WriteChannel> {
         if self.closed {
             return Err(PluginError::failed_precondition(format!(
                 "ingest {} is closed",
@@ -252,6 +310,14 @@ impl ProxyWriter {
                 expected: self.options.expected_digest.clone().unwrap_or_default(),
                 ..Default::default()
             };
+            if let Some(session) = self.remote.ttrpc_session() {
+                let mut session = session?;
+                let response = write_over_ttrpc(&self.remote, &mut session, first)?;
+                self.heard(&response);
+                self.opening = Some(response);
+                self.stream = Some(WriteChannel::Ttrpc(session));
+                return Ok(self.stream.as_ref().expect("opened above"));
+            }
             let remote = self.remote.clone();
             let (stream, response) = self.remote.run(async move {
                 let channel = remote.channel().await?;
@@ -275,35 +341,52 @@ impl ProxyWriter {
             })?;
             self.heard(&response);
             self.opening = Some(response);
-            self.stream = Some(stream);
+            self.stream = Some(WriteChannel::Grpc(stream));
         }
         Ok(self.stream.as_ref().expect("opened above"))
     }
 
+    /// One request (with `data` as its data) and its response on the open
+    /// channel (opened first if need be). A failure ends the channel, as the
+    /// remote ends its side.
+    fn exchange(
+        &mut self,
+        mut request: WriteContentRequest,
+        data: &[u8],
+    ) -> Result<WriteContentResponse> {
+        self.stream()?;
+        let result = match self.stream.as_mut().expect("opened above") {
+            WriteChannel::Ttrpc(session) => {
+                let payload = rcontainerd_ttrpc::blocking::Split::with_bytes(&request, 6, data);
+                self.remote
+                    .ttrpc_call(|deadline| session.call(SERVICE, "Write", payload, deadline))
+            }
+            WriteChannel::Grpc(stream) => {
+                request.data = tonic::codegen::Bytes::copy_from_slice(data);
+                let requests = stream.requests.clone();
+                let responses = stream.responses.clone();
+                let remote = self.remote.clone();
+                self.remote.run(async move {
+                    // A send fails only when the stream has ended: its status is next.
+                    let _ = requests.send(request).await;
+                    next(&remote, &mut *responses.lock().await).await
+                })
+            }
+        };
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
     /// Sends one request and waits for its response. A failure ends the
     /// stream.
-    fn send(&mut self, request: WriteContentRequest) -> Result<WriteContentResponse> {
+    fn send(&mut self, request: WriteContentRequest, data: &[u8]) -> Result<WriteContentResponse> {
         self.stream()?;
         self.opening = None;
-        let stream = self.stream.as_ref().expect("opened above");
-        let requests = stream.requests.clone();
-        let responses = stream.responses.clone();
-        let remote = self.remote.clone();
-        let result = self.remote.run(async move {
-            // A send fails only when the stream has ended: its status is next.
-            let _ = requests.send(request).await;
-            next(&remote, &mut *responses.lock().await).await
-        });
-        match result {
-            Ok(response) => {
-                self.heard(&response);
-                Ok(response)
-            }
-            Err(e) => {
-                self.stream = None;
-                Err(e)
-            }
-        }
+        let response = self.exchange(request, data)?;
+        self.heard(&response);
+        Ok(response)
     }
 
     /// Takes the offset and the running digest of a response. Whether the
@@ -334,15 +417,35 @@ impl ProxyWriter {
         }
     }
 
-    /// Half-closes the stream and waits for the remote to end it.
+    /// Half-closes the stream and waits for the remote to end it (over
+    /// ttrpc: asks the remote to release the ingest).
     fn finish(&mut self) {
         self.closed = true;
-        let Some(WriteStream {
+        let Some(channel) = self.stream.take() else {
+            return;
+        };
+        let WriteStream {
             requests,
             responses,
-        }) = self.stream.take()
-        else {
-            return;
+        } = match channel {
+            WriteChannel::Grpc(stream) => stream,
+            WriteChannel::Ttrpc(mut session) => {
+                // A commit ended the ingest on the remote's side already;
+                // otherwise it is released first. Then the connection serves
+                // other calls.
+                let released = self.committed
+                    || self
+                        .remote
+                        .ttrpc_call::<()>(|deadline| {
+                            let nothing = rcontainerd_ttrpc::blocking::Split::whole(Vec::new());
+                            session.call(SERVICE, "CloseWrite", nothing, deadline)
+                        })
+                        .is_ok();
+                if released {
+                    session.release();
+                }
+                return;
+            }
         };
         drop(requests);
         let _ = self.remote.run(async move {
@@ -351,6 +454,17 @@ impl ProxyWriter {
             Ok(())
         });
     }
+}
+
+/// One Write request over a ttrpc session, and its response.
+fn write_over_ttrpc(
+    remote: &Remote,
+    session: &mut rcontainerd_ttrpc::blocking::Session,
+    request: WriteContentRequest,
+) -> Result<WriteContentResponse> {
+    let payload =
+        rcontainerd_ttrpc::blocking::Split::whole(prost::Message::encode_to_vec(&request));
+    remote.ttrpc_call(|deadline| session.call(SERVICE, "Write", payload, deadline))
 }
 
 /// The next response, or the stream's error.
@@ -378,6 +492,15 @@ impl Writer for ProxyWriter {
         if let Some(opening) = &self.opening {
             return Ok(self.status_of(opening));
         }
+        let stream = match stream {
+            WriteChannel::Grpc(stream) => stream,
+            // A Stat on the writer's own connection needs `&mut`: the
+            // remote's record of the ingest says the same.
+            WriteChannel::Ttrpc(_) => {
+                let store = ProxyContentStore::new(self.remote.clone());
+                return store.status(&self.options.reference);
+            }
+        };
         let requests = stream.requests.clone();
         let responses = stream.responses.clone();
         let remote = self.remote.clone();
@@ -403,12 +526,14 @@ impl Writer for ProxyWriter {
                 self.options.reference, self.offset
             )));
         }
-        let response = self.send(WriteContentRequest {
-            action: WriteAction::Write as i32,
-            offset: offset as i64,
-            data: tonic::codegen::Bytes::copy_from_slice(data),
-            ..Default::default()
-        })?;
+        let response = self.send(
+            WriteContentRequest {
+                action: WriteAction::Write as i32,
+                offset: offset as i64,
+                ..Default::default()
+            },
+            data,
+        )?;
         Ok((response.offset - offset as i64).max(0) as usize)
     }
 
@@ -425,25 +550,32 @@ impl Writer for ProxyWriter {
                 self.remote.describe()
             )));
         }
-        self.send(WriteContentRequest {
-            action: WriteAction::Write as i32,
-            offset: 0,
-            ..Default::default()
-        })?;
+        self.send(
+            WriteContentRequest {
+                action: WriteAction::Write as i32,
+                offset: 0,
+                ..Default::default()
+            },
+            &[],
+        )?;
         Ok(())
     }
 
     fn commit(&mut self, size: i64, expected: &str, labels: Labels) -> Result<()> {
         // Opened first, so that the offset sent is the remote's current one.
         self.stream()?;
-        self.send(WriteContentRequest {
-            action: WriteAction::Commit as i32,
-            offset: self.offset,
-            total: size,
-            expected: expected.to_string(),
-            labels: labels.into_iter().collect(),
-            ..Default::default()
-        })?;
+        self.send(
+            WriteContentRequest {
+                action: WriteAction::Commit as i32,
+                offset: self.offset,
+                total: size,
+                expected: expected.to_string(),
+                labels: labels.into_iter().collect(),
+                ..Default::default()
+            },
+            &[],
+        )?;
+        self.committed = true;
         self.finish();
         Ok(())
     }

@@ -102,16 +102,15 @@ impl Remote {
         }))
     }
 
-    /// The private socket of an isolated driver: every call is admitted by
-    /// `watcher` and fails after `deadline`. With `ttrpc` (a snapshotter's
-    /// child serves [`crate::serve::snapshotter_over_ttrpc`]) the calls go
-    /// over ttrpc on blocking sockets, otherwise over gRPC.
+    /// The private socket of an isolated driver, which serves ttrpc on
+    /// blocking sockets ([`crate::serve::snapshotter_over_ttrpc`],
+    /// [`crate::serve::content_store_over_ttrpc`]): every call is admitted by
+    /// `watcher` and fails after `deadline`.
     pub fn supervised(
         uri: &str,
         address: &Path,
         deadline: Duration,
         watcher: Arc<dyn Watcher>,
-        ttrpc: bool,
     ) -> Arc<Remote> {
         Arc::new(Remote {
             uri: uri.to_string(),
@@ -121,12 +120,10 @@ impl Remote {
             channel: Mutex::new(None),
             deadline: Some(deadline),
             watcher: Some(watcher),
-            ttrpc: ttrpc.then(|| {
-                rcontainerd_ttrpc::blocking::Client::new(
-                    address,
-                    crate::serve::TTRPC_MAX_MESSAGE_SIZE,
-                )
-            }),
+            ttrpc: Some(rcontainerd_ttrpc::blocking::Client::new(
+                address,
+                crate::serve::TTRPC_MAX_MESSAGE_SIZE,
+            )),
         })
     }
 
@@ -188,13 +185,34 @@ impl Remote {
         method: &str,
         request: Req,
     ) -> Result<Resp> {
-        use rcontainerd_ttrpc::Error;
+        let payload = rcontainerd_ttrpc::blocking::Split::whole(request.encode_to_vec());
+        self.ttrpc_call(|deadline| ttrpc.call(service, method, payload, deadline))
+    }
+
+    /// A connection of its own to the service, for calls whose state the
+    /// service keeps between them (a write); `None` when the remote speaks gRPC.
+    pub(crate) fn ttrpc_session(&self) -> Option<Result<rcontainerd_ttrpc::blocking::Session>> {
+        let ttrpc = self.ttrpc.as_ref()?;
+        Some(ttrpc.session().map_err(|e| self.ttrpc_error(e)))
+    }
+
+    /// Runs one ttrpc exchange (given the deadline) on this thread, admitted
+    /// by the watcher; decodes the answer or maps the failure as gRPC's are
+    /// mapped: a status keeps its class, a lost or silent connection fails
+    /// Unavailable naming the plugin (and, past the deadline, tells the
+    /// watcher).
+    pub(crate) fn ttrpc_call<Resp: prost::Message + Default>(
+        &self,
+        exchange: impl FnOnce(
+            Option<Duration>,
+        ) -> std::result::Result<bytes::Bytes, rcontainerd_ttrpc::Error>,
+    ) -> Result<Resp> {
         let _admitted = match &self.watcher {
             Some(watcher) => Some(watcher.admit()?),
             None => None,
         };
-        let payload = request.encode_to_vec();
-        let exchange = || ttrpc.call(service, method, payload, self.deadline);
+        let deadline = self.deadline;
+        let exchange = || exchange(deadline);
         let answer = match tokio::runtime::Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(exchange)
@@ -205,29 +223,36 @@ impl Remote {
             Ok(bytes) => Resp::decode(bytes).map_err(|e| {
                 PluginError::internal(format!("{}: undecodable answer: {e}", self.describe()))
             }),
-            Err(Error::Status { code, message }) => {
-                Err(PluginError::new(kind_of(Code::from_i32(code)), message))
+            Err(e) => Err(self.ttrpc_error(e)),
+        }
+    }
+
+    fn ttrpc_error(&self, error: rcontainerd_ttrpc::Error) -> PluginError {
+        use rcontainerd_ttrpc::Error;
+        match error {
+            Error::Status { code, message } => {
+                PluginError::new(kind_of(Code::from_i32(code)), message)
             }
-            Err(Error::Timeout) => {
+            Error::Timeout => {
                 self.forget();
                 if let Some(watcher) = &self.watcher {
                     watcher.deadline_passed();
                 }
-                Err(self.no_answer())
+                self.no_answer()
             }
-            Err(e) => {
+            e => {
                 self.forget();
                 let detail = match e {
                     Error::Io(e) => os_error_text(&e),
                     Error::Closed => "connection closed".to_string(),
                     other => other.to_string(),
                 };
-                Err(PluginError::unavailable(format!(
+                PluginError::unavailable(format!(
                     "{} {}: {}: {detail}",
                     self.label,
                     self.uri,
                     self.address.display()
-                )))
+                ))
             }
         }
     }

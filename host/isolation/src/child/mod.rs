@@ -66,30 +66,29 @@ pub fn run(args: Args) -> Result<(), ChildError> {
             .write_all(ready.to_line().as_bytes())
             .map_err(|e| ChildError::Setup("write the handshake", e))?;
         drop(handshake);
-        match driver {
-            Driver::Snapshotter(driver) => serve_over_ttrpc(driver, listener).await,
-            driver => rcontainerd_proxy::serve(driver, listener, terminated())
-                .await
-                .map_err(|e| ChildError::Serve(e.to_string())),
-        }
+        let server = match driver {
+            Driver::Snapshotter(driver) => rcontainerd_proxy::serve::snapshotter_over_ttrpc(driver),
+            Driver::Content(driver) => rcontainerd_proxy::serve::content_store_over_ttrpc(driver),
+            _ => unreachable!("the kind was checked at load"),
+        };
+        serve_over_ttrpc(server, listener).await
     })
 }
 
 /// How long a stopping child waits for the calls it is answering.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serves a snapshotter over ttrpc on blocking sockets (the accept loop and
-/// a thread per connection) until SIGTERM, then lets the calls being
-/// answered finish.
+/// Serves the driver over ttrpc on blocking sockets (the accept loop and a
+/// thread per connection) until SIGTERM, then lets the calls being answered
+/// finish.
 async fn serve_over_ttrpc(
-    driver: std::sync::Arc<dyn rcontainerd_plugin_api::snapshot::Snapshotter>,
+    server: std::sync::Arc<rcontainerd_ttrpc::blocking::Server>,
     listener: tokio::net::UnixListener,
 ) -> Result<(), ChildError> {
     let listener = listener
         .into_std()
         .and_then(|l| l.set_nonblocking(false).map(|()| l))
         .map_err(|e| ChildError::Setup("listen", e))?;
-    let server = rcontainerd_proxy::serve::snapshotter_over_ttrpc(driver);
     let accepting = server.clone();
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()

@@ -199,6 +199,223 @@ impl content_server::Content for ContentService {
     }
 }
 
+/// The `Content` service's name, on gRPC and on ttrpc alike.
+pub const SERVICE: &str = "containerd.services.content.v1.Content";
+
+/// The most data one ttrpc Read answer carries; a reader asks again for more.
+const TTRPC_READ_CHUNK: usize = 8 << 20;
+
+/// Answers one call of the `Content` service over ttrpc, the isolated
+/// driver's transport: the same messages as gRPC's, on the calling thread.
+/// List answers in one message; Read answers one range (at most
+/// [`TTRPC_READ_CHUNK`] bytes) per call; Write takes one request per call,
+/// the connection's open ingest kept in `slot` between them (a refused
+/// request or a commit ends it, as it ends a gRPC Write stream), and the
+/// private `CloseWrite` releases it, keeping the ingest for resumption.
+pub fn answer(
+    driver: &Arc<dyn Store>,
+    slot: &mut rcontainerd_ttrpc::blocking::Slot,
+    method: &str,
+    payload: bytes::Bytes,
+) -> Result<rcontainerd_ttrpc::blocking::Split<'static>, rcontainerd_ttrpc::Status> {
+    use prost::Message;
+    let to_ttrpc = |s: Status| rcontainerd_ttrpc::Status::new(s.code() as i32, s.message());
+    fn decode<M: Message + Default>(payload: bytes::Bytes) -> Result<M, Status> {
+        M::decode(payload)
+            .map_err(|e| Status::invalid_argument(format!("undecodable request: {e}")))
+    }
+    let d = &**driver;
+    if method == "Read" {
+        return decode::<ReadContentRequest>(payload)
+            .and_then(|r| read_range(d, r))
+            .map_err(to_ttrpc);
+    }
+    let answered: Result<Vec<u8>, Status> = match method {
+        "Info" => decode::<InfoRequest>(payload).and_then(|r| {
+            let info = d.info(&r.digest).map_err(to_status)?;
+            Ok(InfoResponse {
+                info: Some(info_to_wire(info)),
+            }
+            .encode_to_vec())
+        }),
+        "Update" => decode::<UpdateRequest>(payload).and_then(|r| {
+            let info = r
+                .info
+                .map(info_from_wire)
+                .ok_or_else(|| Status::invalid_argument("info is required"))?;
+            let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+            let info = d.update(info, &paths).map_err(to_status)?;
+            Ok(UpdateResponse {
+                info: Some(info_to_wire(info)),
+            }
+            .encode_to_vec())
+        }),
+        "List" => decode::<ListContentRequest>(payload).and_then(|r| {
+            let filter = Filter::parse_all(&r.filters).map_err(IntoStatus::into_status)?;
+            let infos = d.list().map_err(to_status)?;
+            Ok(ListContentResponse {
+                info: infos
+                    .into_iter()
+                    .filter(|i| filter.matches(&InfoFields(i)))
+                    .map(info_to_wire)
+                    .collect(),
+            }
+            .encode_to_vec())
+        }),
+        "Delete" => decode::<DeleteContentRequest>(payload)
+            .and_then(|r| d.delete(&r.digest).map_err(to_status).map(|()| Vec::new())),
+        "Status" => decode::<StatusRequest>(payload).and_then(|r| {
+            let status = d.status(&r.r#ref).map_err(to_status)?;
+            Ok(StatusResponse {
+                status: Some(status_to_wire(status)),
+            }
+            .encode_to_vec())
+        }),
+        "ListStatuses" => decode::<ListStatusesRequest>(payload).and_then(|r| {
+            let filter = Filter::parse_all(&r.filters).map_err(IntoStatus::into_status)?;
+            let statuses = d.list_statuses().map_err(to_status)?;
+            Ok(ListStatusesResponse {
+                statuses: statuses
+                    .into_iter()
+                    .filter(|s| filter.matches(&IngestFields(s)))
+                    .map(status_to_wire)
+                    .collect(),
+            }
+            .encode_to_vec())
+        }),
+        "Abort" => decode::<AbortRequest>(payload)
+            .and_then(|r| d.abort(&r.r#ref).map_err(to_status).map(|()| Vec::new())),
+        "Write" => decode::<WriteContentRequest>(payload)
+            .and_then(|r| write_one(driver, slot, r))
+            .map(|response| response.encode_to_vec()),
+        "CloseWrite" => {
+            *slot = None;
+            Ok(Vec::new())
+        }
+        other => Err(Status::unimplemented(format!(
+            "{SERVICE}/{other} is not served"
+        ))),
+    };
+    answered
+        .map(rcontainerd_ttrpc::blocking::Split::whole)
+        .map_err(to_ttrpc)
+}
+
+/// One range of a blob: from `offset`, `size` bytes (0: to the end), at
+/// most [`TTRPC_READ_CHUNK`]; the data goes to the socket from the buffer
+/// it was read into.
+fn read_range(
+    d: &dyn Store,
+    r: ReadContentRequest,
+) -> Result<rcontainerd_ttrpc::blocking::Split<'static>, Status> {
+    let reader = d.reader(&r.digest).map_err(to_status)?;
+    let size = reader.size().map_err(to_status)?;
+    if r.offset < 0 || r.offset > size {
+        return Err(Error::out_of_range(format!(
+            "offset {} is outside the blob of {size} bytes",
+            r.offset
+        ))
+        .into_status());
+    }
+    let rest = (size - r.offset) as u64;
+    let want = if r.size > 0 {
+        rest.min(r.size as u64)
+    } else {
+        rest
+    };
+    let mut data = vec![0u8; want.min(TTRPC_READ_CHUNK as u64) as usize];
+    let mut got = 0;
+    while got < data.len() {
+        let n = reader
+            .read_at(r.offset as u64 + got as u64, &mut data[got..])
+            .map_err(to_status)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    data.truncate(got);
+    let head = ReadContentResponse {
+        offset: r.offset,
+        data: bytes::Bytes::new(),
+    };
+    Ok(rcontainerd_ttrpc::blocking::Split::with_bytes(
+        &head, 2, data,
+    ))
+}
+
+/// A connection's open ingest (ttrpc): closed, and kept for resumption,
+/// when the connection ends or the client releases it.
+struct OpenWrite(WriteSession);
+
+impl Drop for OpenWrite {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// One Write request of a ttrpc connection: the first opens the ingest
+/// named by its ref, as a Write stream's first message does.
+fn write_one(
+    driver: &Arc<dyn Store>,
+    slot: &mut rcontainerd_ttrpc::blocking::Slot,
+    request: WriteContentRequest,
+) -> Result<WriteContentResponse, Status> {
+    if slot.as_ref().is_none_or(|s| !s.is::<OpenWrite>()) {
+        *slot = Some(Box::new(OpenWrite(open_session(driver.clone(), &request)?)));
+    }
+    let open = slot
+        .as_mut()
+        .and_then(|s| s.downcast_mut::<OpenWrite>())
+        .expect("opened above");
+    match open.0.handle(request) {
+        Ok(Step::Continue) => Ok(open.0.response.clone()),
+        Ok(Step::Committed) => {
+            let response = open.0.response.clone();
+            *slot = None;
+            Ok(response)
+        }
+        Err(status) => {
+            *slot = None;
+            Err(status)
+        }
+    }
+}
+
+/// The driver's writer for a Write stream's first message.
+fn open_session(
+    driver: Arc<dyn Store>,
+    first: &WriteContentRequest,
+) -> Result<WriteSession, Status> {
+    if first.r#ref.is_empty() {
+        return Err(Status::invalid_argument(
+            "first message must have a reference",
+        ));
+    }
+    let options = WriterOptions {
+        reference: first.r#ref.clone(),
+        expected_size: (first.total > 0).then_some(first.total),
+        expected_digest: (!first.expected.is_empty()).then(|| first.expected.clone()),
+    };
+    let mut writer = driver.writer(options).map_err(to_status)?;
+    let offset = match writer.status() {
+        Ok(status) => status.offset,
+        Err(e) => {
+            let _ = writer.close();
+            return Err(to_status(e));
+        }
+    };
+    Ok(WriteSession {
+        driver,
+        reference: first.r#ref.clone(),
+        writer: Some(writer),
+        offset,
+        total: first.total,
+        expected: String::new(),
+        response: WriteContentResponse::default(),
+    })
+}
+
 /// What a handled Write message leads to.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
@@ -332,37 +549,11 @@ async fn write_stream(
     let Some(first) = inbound.message().await? else {
         return Ok(());
     };
-    if first.r#ref.is_empty() {
-        return Err(Status::invalid_argument(
-            "first message must have a reference",
-        ));
-    }
-    let options = WriterOptions {
-        reference: first.r#ref.clone(),
-        expected_size: (first.total > 0).then_some(first.total),
-        expected_digest: (!first.expected.is_empty()).then(|| first.expected.clone()),
-    };
-    let opening = driver.clone();
-    let (writer, offset) = blocking(move || {
-        let mut writer = opening.writer(options)?;
-        match writer.status() {
-            Ok(status) => Ok((writer, status.offset)),
-            Err(e) => {
-                let _ = writer.close();
-                Err(e)
-            }
-        }
-    })
-    .await?;
-    let mut session = Some(WriteSession {
-        driver,
-        reference: first.r#ref.clone(),
-        writer: Some(writer),
-        offset,
-        total: first.total,
-        expected: String::new(),
-        response: WriteContentResponse::default(),
-    });
+    let opening = first.clone();
+    let session = tokio::task::spawn_blocking(move || open_session(driver, &opening))
+        .await
+        .map_err(|e| Status::internal(format!("write worker failed: {e}")))??;
+    let mut session = Some(session);
 
     let mut request = first;
     let result = loop {

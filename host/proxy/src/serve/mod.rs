@@ -8,7 +8,7 @@
 //! namespace header are ignored. Driver calls block, so they run on the
 //! blocking pool; errors keep their class (containerd's errdefs codes).
 
-mod content;
+pub(crate) mod content;
 mod read;
 pub(crate) mod snapshot;
 
@@ -86,10 +86,30 @@ pub const TTRPC_MAX_MESSAGE_SIZE: usize = 64 << 20;
 pub fn snapshotter_over_ttrpc(
     driver: Arc<dyn Snapshotter>,
 ) -> Arc<rcontainerd_ttrpc::blocking::Server> {
-    let handler =
-        move |method: &str, payload: bytes::Bytes| snapshot::answer(&*driver, method, payload);
+    let handler = move |_: &mut rcontainerd_ttrpc::blocking::Slot,
+                        method: &str,
+                        payload: bytes::Bytes| {
+        snapshot::answer(&*driver, method, payload).map(rcontainerd_ttrpc::blocking::Split::whole)
+    };
     rcontainerd_ttrpc::blocking::Server::new(
         snapshot::SERVICE,
+        Arc::new(handler),
+        TTRPC_MAX_MESSAGE_SIZE,
+    )
+}
+
+/// A content store driver as a `Content` service over ttrpc on blocking
+/// sockets, as [`snapshotter_over_ttrpc`] serves a snapshotter; a
+/// connection's write in progress stays with that connection.
+pub fn content_store_over_ttrpc(
+    driver: Arc<dyn rcontainerd_plugin_api::content::Store>,
+) -> Arc<rcontainerd_ttrpc::blocking::Server> {
+    let handler =
+        move |slot: &mut rcontainerd_ttrpc::blocking::Slot, method: &str, payload: bytes::Bytes| {
+            content::answer(&driver, slot, method, payload)
+        };
+    rcontainerd_ttrpc::blocking::Server::new(
+        content::SERVICE,
         Arc::new(handler),
         TTRPC_MAX_MESSAGE_SIZE,
     )
