@@ -3,7 +3,8 @@
 # Idempotent and quiet: prints nothing unless something fails (then the failing step's output).
 set -euo pipefail
 
-# Build: clang/libclang for the RocksDB bindings (bindgen), Debian's RocksDB to link against, protoc.
+# Build: clang/libclang for the RocksDB bindings (bindgen), Debian's RocksDB to link against, protoc,
+# ISA-L (libisal-dev) whose igzip inflate decompresses gzip layers (host/archive/build.rs).
 # Tests: containerd (the reference `ctr` 1.6.20) and runc, btrfs-progs and util-linux (a
 # loop-mounted btrfs filesystem for the btrfs tests), a C toolchain; valgrind for the plugin ABI's
 # leak check (scripts/leak-check.sh). `images pull` tests: a registry of their own
@@ -15,7 +16,7 @@ set -euo pipefail
 # (systemd) checks the unit.
 PACKAGES=(
     build-essential ca-certificates curl git pkg-config
-    clang libclang-dev librocksdb-dev protobuf-compiler
+    clang libclang-dev librocksdb-dev protobuf-compiler libisal-dev
     containerd runc btrfs-progs util-linux zlib1g valgrind
     docker-registry skopeo apache2-utils openssl busybox-static
     systemd

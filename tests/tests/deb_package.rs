@@ -162,6 +162,10 @@ fn the_package_holds_the_daemon_rctr_the_in_tree_drivers_a_conffile_and_the_unit
         depends.contains("librocksdb"),
         "Depends lacks Debian's RocksDB: {depends}"
     );
+    assert!(
+        depends.contains("libisal"),
+        "Depends lacks Debian's ISA-L (gzip layers): {depends}"
+    );
     assert_eq!(
         read(&tree.join("DEBIAN/conffiles")),
         format!("{CONFFILE}\n")

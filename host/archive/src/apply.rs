@@ -52,6 +52,7 @@ use std::sync::mpsc;
 use std::thread;
 
 mod decompress;
+mod gunzip;
 mod meta;
 mod name;
 mod overlay;

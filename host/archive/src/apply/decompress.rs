@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use sha2::{Digest, Sha256};
 
+use super::gunzip::Gunzip;
 use super::{ApplyError, Compression};
 
 /// Size of one chunk of decompressed bytes, and of the read buffer on the compressed input.
@@ -70,8 +71,7 @@ impl<R: Read> Read for CountingReader<R> {
 enum Decoder<R: Read> {
     None(CountingReader<R>),
     // Go's gzip reader (containerd's) reads concatenated members as one stream; so does this.
-    // Boxed: the inflate state dwarfs the other variants.
-    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<CountingReader<R>>>>),
+    Gzip(Gunzip<BufReader<CountingReader<R>>>),
     Zstd(zstd::stream::read::Decoder<'static, BufReader<CountingReader<R>>>),
 }
 
@@ -84,9 +84,9 @@ impl<R: Read> Decoder<R> {
         };
         Ok(match compression {
             Compression::None => Decoder::None(counting),
-            Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(
-                BufReader::with_capacity(CHUNK_SIZE, counting),
-            ))),
+            Compression::Gzip => {
+                Decoder::Gzip(Gunzip::new(BufReader::with_capacity(CHUNK_SIZE, counting))?)
+            }
             Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(
                 BufReader::with_capacity(CHUNK_SIZE, counting),
             )?),
