@@ -23,6 +23,10 @@ use tonic::{Code, Status};
 /// 200-layer mount list is larger than tonic's 4 MiB default.
 pub(crate) const MAX_MESSAGE_SIZE: usize = 16 << 20;
 
+/// The largest message of the isolated drivers' ttrpc transport: a walk or
+/// a List answers in one message, so more than gRPC's 16 MiB per message.
+pub const TTRPC_MAX_MESSAGE_SIZE: usize = 64 << 20;
+
 /// How long a dial may take before the call fails Unavailable.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -122,7 +126,7 @@ impl Remote {
             watcher: Some(watcher),
             ttrpc: Some(rcontainerd_ttrpc::blocking::Client::new(
                 address,
-                crate::serve::TTRPC_MAX_MESSAGE_SIZE,
+                TTRPC_MAX_MESSAGE_SIZE,
             )),
         })
     }

@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use prost::Message;
 use rcontainerd_api::services::content::{
     content_server, AbortRequest, DeleteContentRequest, InfoRequest, InfoResponse,
     ListContentRequest, ListContentResponse, ListStatusesRequest, ListStatusesResponse,
@@ -27,6 +28,7 @@ use rcontainerd_api::status::IntoStatus;
 use rcontainerd_pkg::errdefs::Error;
 use rcontainerd_pkg::filters::{Fields, Filter};
 use rcontainerd_plugin_api::content::{Info, Status as IngestStatus, Store, Writer, WriterOptions};
+use rcontainerd_ttrpc::blocking::Split;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
@@ -49,14 +51,22 @@ impl ContentService {
         ContentService { driver }
     }
 
-    /// Runs `f` with the driver on the blocking pool.
-    async fn run<T, F>(&self, f: F) -> Result<T, Status>
+    /// Answers `request` with `f` and the driver, on the blocking pool.
+    async fn run<Req, Resp>(
+        &self,
+        request: Request<Req>,
+        f: fn(&dyn Store, Req) -> Result<Resp, Status>,
+    ) -> Result<Response<Resp>, Status>
     where
-        F: FnOnce(&dyn Store) -> rcontainerd_plugin_api::Result<T> + Send + 'static,
-        T: Send + 'static,
+        Req: Send + 'static,
+        Resp: Send + 'static,
     {
         let driver = self.driver.clone();
-        blocking(move || f(&*driver)).await
+        let request = request.into_inner();
+        tokio::task::spawn_blocking(move || f(&*driver, request))
+            .await
+            .map_err(|e| Status::internal(format!("driver call failed: {e}")))?
+            .map(Response::new)
     }
 }
 
@@ -86,43 +96,84 @@ impl Fields for IngestFields<'_> {
     }
 }
 
+fn info(d: &dyn Store, r: InfoRequest) -> Result<InfoResponse, Status> {
+    let info = d.info(&r.digest).map_err(to_status)?;
+    Ok(InfoResponse {
+        info: Some(info_to_wire(info)),
+    })
+}
+
+fn update(d: &dyn Store, r: UpdateRequest) -> Result<UpdateResponse, Status> {
+    let info = r
+        .info
+        .map(info_from_wire)
+        .ok_or_else(|| Status::invalid_argument("info is required"))?;
+    let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+    let info = d.update(info, &paths).map_err(to_status)?;
+    Ok(UpdateResponse {
+        info: Some(info_to_wire(info)),
+    })
+}
+
+/// The blobs matching the request's filters, as containerd filters.
+fn list(
+    d: &dyn Store,
+    r: ListContentRequest,
+) -> Result<Vec<rcontainerd_api::services::content::Info>, Status> {
+    let filter = Filter::parse_all(&r.filters).map_err(IntoStatus::into_status)?;
+    let infos = d.list().map_err(to_status)?;
+    Ok(infos
+        .into_iter()
+        .filter(|i| filter.matches(&InfoFields(i)))
+        .map(info_to_wire)
+        .collect())
+}
+
+fn delete(d: &dyn Store, r: DeleteContentRequest) -> Result<(), Status> {
+    d.delete(&r.digest).map_err(to_status)
+}
+
+fn status(d: &dyn Store, r: StatusRequest) -> Result<StatusResponse, Status> {
+    let status = d.status(&r.r#ref).map_err(to_status)?;
+    Ok(StatusResponse {
+        status: Some(status_to_wire(status)),
+    })
+}
+
+fn list_statuses(d: &dyn Store, r: ListStatusesRequest) -> Result<ListStatusesResponse, Status> {
+    let filter = Filter::parse_all(&r.filters).map_err(IntoStatus::into_status)?;
+    let statuses = d.list_statuses().map_err(to_status)?;
+    Ok(ListStatusesResponse {
+        statuses: statuses
+            .into_iter()
+            .filter(|s| filter.matches(&IngestFields(s)))
+            .map(status_to_wire)
+            .collect(),
+    })
+}
+
+fn abort(d: &dyn Store, r: AbortRequest) -> Result<(), Status> {
+    d.abort(&r.r#ref).map_err(to_status)
+}
+
 #[tonic::async_trait]
 impl content_server::Content for ContentService {
     async fn info(&self, request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        let digest = request.into_inner().digest;
-        let info = self.run(move |d| d.info(&digest)).await?;
-        Ok(Response::new(InfoResponse {
-            info: Some(info_to_wire(info)),
-        }))
+        self.run(request, info).await
     }
 
     async fn update(
         &self,
         request: Request<UpdateRequest>,
     ) -> Result<Response<UpdateResponse>, Status> {
-        let r = request.into_inner();
-        let info = r
-            .info
-            .map(info_from_wire)
-            .ok_or_else(|| Status::invalid_argument("info is required"))?;
-        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
-        let info = self.run(move |d| d.update(info, &paths)).await?;
-        Ok(Response::new(UpdateResponse {
-            info: Some(info_to_wire(info)),
-        }))
+        self.run(request, update).await
     }
 
     async fn list(
         &self,
         request: Request<ListContentRequest>,
     ) -> Result<Response<BoxStream<ListContentResponse>>, Status> {
-        let filter =
-            Filter::parse_all(&request.into_inner().filters).map_err(IntoStatus::into_status)?;
-        let infos = self.run(|d| d.list()).await?;
-        let matching = infos
-            .into_iter()
-            .filter(|i| filter.matches(&InfoFields(i)))
-            .map(info_to_wire);
+        let matching = self.run(request, list).await?.into_inner();
         let messages = batches(matching)
             .into_iter()
             .map(|info| Ok(ListContentResponse { info }));
@@ -130,9 +181,7 @@ impl content_server::Content for ContentService {
     }
 
     async fn delete(&self, request: Request<DeleteContentRequest>) -> Result<Response<()>, Status> {
-        let digest = request.into_inner().digest;
-        self.run(move |d| d.delete(&digest)).await?;
-        Ok(Response::new(()))
+        self.run(request, delete).await
     }
 
     async fn read(
@@ -140,13 +189,14 @@ impl content_server::Content for ContentService {
         request: Request<ReadContentRequest>,
     ) -> Result<Response<BoxStream<ReadContentResponse>>, Status> {
         let r = request.into_inner();
-        let (reader, size) = self
-            .run(move |d| {
-                let reader = d.reader(&r.digest)?;
-                let size = reader.size()?;
-                Ok((reader, size))
-            })
-            .await?;
+        let digest = r.digest.clone();
+        let driver = self.driver.clone();
+        let (reader, size) = blocking(move || {
+            let reader = driver.reader(&digest)?;
+            let size = reader.size()?;
+            Ok((reader, size))
+        })
+        .await?;
         Ok(Response::new(read_stream(reader, size, r.offset, r.size)))
     }
 
@@ -154,27 +204,14 @@ impl content_server::Content for ContentService {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let reference = request.into_inner().r#ref;
-        let status = self.run(move |d| d.status(&reference)).await?;
-        Ok(Response::new(StatusResponse {
-            status: Some(status_to_wire(status)),
-        }))
+        self.run(request, status).await
     }
 
     async fn list_statuses(
         &self,
         request: Request<ListStatusesRequest>,
     ) -> Result<Response<ListStatusesResponse>, Status> {
-        let filter =
-            Filter::parse_all(&request.into_inner().filters).map_err(IntoStatus::into_status)?;
-        let statuses = self.run(|d| d.list_statuses()).await?;
-        Ok(Response::new(ListStatusesResponse {
-            statuses: statuses
-                .into_iter()
-                .filter(|s| filter.matches(&IngestFields(s)))
-                .map(status_to_wire)
-                .collect(),
-        }))
+        self.run(request, list_statuses).await
     }
 
     async fn write(
@@ -193,9 +230,7 @@ impl content_server::Content for ContentService {
     }
 
     async fn abort(&self, request: Request<AbortRequest>) -> Result<Response<()>, Status> {
-        let reference = request.into_inner().r#ref;
-        self.run(move |d| d.abort(&reference)).await?;
-        Ok(Response::new(()))
+        self.run(request, abort).await
     }
 }
 
@@ -217,97 +252,43 @@ pub fn answer(
     slot: &mut rcontainerd_ttrpc::blocking::Slot,
     method: &str,
     payload: bytes::Bytes,
-) -> Result<rcontainerd_ttrpc::blocking::Split<'static>, rcontainerd_ttrpc::Status> {
-    use prost::Message;
-    let to_ttrpc = |s: Status| rcontainerd_ttrpc::Status::new(s.code() as i32, s.message());
-    fn decode<M: Message + Default>(payload: bytes::Bytes) -> Result<M, Status> {
-        M::decode(payload)
-            .map_err(|e| Status::invalid_argument(format!("undecodable request: {e}")))
+) -> Result<Split<'static>, rcontainerd_ttrpc::Status> {
+    fn call<Req: prost::Message + Default, Resp: prost::Message>(
+        payload: bytes::Bytes,
+        f: impl FnOnce(Req) -> Result<Resp, Status>,
+    ) -> Result<Split<'static>, Status> {
+        let request = Req::decode(payload)
+            .map_err(|e| Status::invalid_argument(format!("undecodable request: {e}")))?;
+        f(request).map(|response| Split::whole(response.encode_to_vec()))
     }
     let d = &**driver;
-    if method == "Read" {
-        return decode::<ReadContentRequest>(payload)
-            .and_then(|r| read_range(d, r))
-            .map_err(to_ttrpc);
-    }
-    let answered: Result<Vec<u8>, Status> = match method {
-        "Info" => decode::<InfoRequest>(payload).and_then(|r| {
-            let info = d.info(&r.digest).map_err(to_status)?;
-            Ok(InfoResponse {
-                info: Some(info_to_wire(info)),
-            }
-            .encode_to_vec())
-        }),
-        "Update" => decode::<UpdateRequest>(payload).and_then(|r| {
-            let info = r
-                .info
-                .map(info_from_wire)
-                .ok_or_else(|| Status::invalid_argument("info is required"))?;
-            let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
-            let info = d.update(info, &paths).map_err(to_status)?;
-            Ok(UpdateResponse {
-                info: Some(info_to_wire(info)),
-            }
-            .encode_to_vec())
-        }),
-        "List" => decode::<ListContentRequest>(payload).and_then(|r| {
-            let filter = Filter::parse_all(&r.filters).map_err(IntoStatus::into_status)?;
-            let infos = d.list().map_err(to_status)?;
-            Ok(ListContentResponse {
-                info: infos
-                    .into_iter()
-                    .filter(|i| filter.matches(&InfoFields(i)))
-                    .map(info_to_wire)
-                    .collect(),
-            }
-            .encode_to_vec())
-        }),
-        "Delete" => decode::<DeleteContentRequest>(payload)
-            .and_then(|r| d.delete(&r.digest).map_err(to_status).map(|()| Vec::new())),
-        "Status" => decode::<StatusRequest>(payload).and_then(|r| {
-            let status = d.status(&r.r#ref).map_err(to_status)?;
-            Ok(StatusResponse {
-                status: Some(status_to_wire(status)),
-            }
-            .encode_to_vec())
-        }),
-        "ListStatuses" => decode::<ListStatusesRequest>(payload).and_then(|r| {
-            let filter = Filter::parse_all(&r.filters).map_err(IntoStatus::into_status)?;
-            let statuses = d.list_statuses().map_err(to_status)?;
-            Ok(ListStatusesResponse {
-                statuses: statuses
-                    .into_iter()
-                    .filter(|s| filter.matches(&IngestFields(s)))
-                    .map(status_to_wire)
-                    .collect(),
-            }
-            .encode_to_vec())
-        }),
-        "Abort" => decode::<AbortRequest>(payload)
-            .and_then(|r| d.abort(&r.r#ref).map_err(to_status).map(|()| Vec::new())),
-        "Write" => decode::<WriteContentRequest>(payload)
-            .and_then(|r| write_one(driver, slot, r))
-            .map(|response| response.encode_to_vec()),
+    let answered = match method {
+        "Info" => call(payload, |r| info(d, r)),
+        "Update" => call(payload, |r| update(d, r)),
+        "List" => call(payload, |r| Ok(ListContentResponse { info: list(d, r)? })),
+        "Delete" => call(payload, |r| delete(d, r)),
+        "Read" => ReadContentRequest::decode(payload)
+            .map_err(|e| Status::invalid_argument(format!("undecodable request: {e}")))
+            .and_then(|r| read_range(d, r)),
+        "Status" => call(payload, |r| status(d, r)),
+        "ListStatuses" => call(payload, |r| list_statuses(d, r)),
+        "Abort" => call(payload, |r| abort(d, r)),
+        "Write" => call(payload, |r| write_one(driver, slot, r)),
         "CloseWrite" => {
             *slot = None;
-            Ok(Vec::new())
+            Ok(Split::whole(Vec::new()))
         }
         other => Err(Status::unimplemented(format!(
             "{SERVICE}/{other} is not served"
         ))),
     };
-    answered
-        .map(rcontainerd_ttrpc::blocking::Split::whole)
-        .map_err(to_ttrpc)
+    answered.map_err(|s| rcontainerd_ttrpc::Status::new(s.code() as i32, s.message()))
 }
 
 /// One range of a blob: from `offset`, `size` bytes (0: to the end), at
 /// most [`TTRPC_READ_CHUNK`]; the data goes to the socket from the buffer
 /// it was read into.
-fn read_range(
-    d: &dyn Store,
-    r: ReadContentRequest,
-) -> Result<rcontainerd_ttrpc::blocking::Split<'static>, Status> {
+fn read_range(d: &dyn Store, r: ReadContentRequest) -> Result<Split<'static>, Status> {
     let reader = d.reader(&r.digest).map_err(to_status)?;
     let size = reader.size().map_err(to_status)?;
     if r.offset < 0 || r.offset > size {

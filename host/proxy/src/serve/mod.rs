@@ -29,7 +29,7 @@ use rcontainerd_plugin_api::{Driver, PluginError, Result};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
-use crate::remote::MAX_MESSAGE_SIZE;
+use crate::remote::{MAX_MESSAGE_SIZE, TTRPC_MAX_MESSAGE_SIZE};
 
 /// Why [`serve`] could not serve.
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +73,6 @@ pub async fn serve(
         .await?;
     Ok(())
 }
-
-/// The largest message of the isolated snapshotters' ttrpc transport: a
-/// walk answers in one message, so more than gRPC's 16 MiB per message.
-pub const TTRPC_MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 /// A snapshotter driver as a `Snapshots` service over ttrpc on blocking
 /// sockets, each connection's calls answered on its own thread: what an
