@@ -8,6 +8,11 @@
 //! inverse: one driver served as that service, so that a driver can run in a
 //! process of its own and the daemon reach it through a proxy.
 //!
+//! Isolated drivers' children speak the same services over ttrpc on blocking
+//! sockets instead (one round trip per call; [`Remote::supervised`],
+//! [`serve::snapshotter_over_ttrpc`], [`serve::content_store_over_ttrpc`]):
+//! the proxies send each request over whichever their remote speaks.
+//!
 //! The socket is dialled on the first call, not at start-up: a service that
 //! is not there yet fails calls Unavailable, naming the plugin and the socket,
 //! and is reached as soon as it listens; a broken connection is dialled
