@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use prost::Message;
 use rcontainerd_api::services::content::{
     content_server, AbortRequest, DeleteContentRequest, InfoRequest, InfoResponse,
     ListContentRequest, ListContentResponse, ListStatusesRequest, ListStatusesResponse,
@@ -34,7 +33,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{batches, blocking, label, read_stream, to_status};
+use super::{
+    answer_blocking, batches, blocking, decode, label, read_stream, to_status, ttrpc_status, unary,
+};
 use crate::wire::content::{info_from_wire, info_to_wire, status_to_wire};
 use crate::wire::timestamp;
 
@@ -61,12 +62,7 @@ impl ContentService {
         Req: Send + 'static,
         Resp: Send + 'static,
     {
-        let driver = self.driver.clone();
-        let request = request.into_inner();
-        tokio::task::spawn_blocking(move || f(&*driver, request))
-            .await
-            .map_err(|e| Status::internal(format!("driver call failed: {e}")))?
-            .map(Response::new)
+        answer_blocking(&self.driver, request, f).await
     }
 }
 
@@ -253,27 +249,17 @@ pub fn answer(
     method: &str,
     payload: bytes::Bytes,
 ) -> Result<Split<'static>, rcontainerd_ttrpc::Status> {
-    fn call<Req: prost::Message + Default, Resp: prost::Message>(
-        payload: bytes::Bytes,
-        f: impl FnOnce(Req) -> Result<Resp, Status>,
-    ) -> Result<Split<'static>, Status> {
-        let request = Req::decode(payload)
-            .map_err(|e| Status::invalid_argument(format!("undecodable request: {e}")))?;
-        f(request).map(|response| Split::whole(response.encode_to_vec()))
-    }
     let d = &**driver;
     let answered = match method {
-        "Info" => call(payload, |r| info(d, r)),
-        "Update" => call(payload, |r| update(d, r)),
-        "List" => call(payload, |r| Ok(ListContentResponse { info: list(d, r)? })),
-        "Delete" => call(payload, |r| delete(d, r)),
-        "Read" => ReadContentRequest::decode(payload)
-            .map_err(|e| Status::invalid_argument(format!("undecodable request: {e}")))
-            .and_then(|r| read_range(d, r)),
-        "Status" => call(payload, |r| status(d, r)),
-        "ListStatuses" => call(payload, |r| list_statuses(d, r)),
-        "Abort" => call(payload, |r| abort(d, r)),
-        "Write" => call(payload, |r| write_one(driver, slot, r)),
+        "Info" => unary(payload, |r| info(d, r)),
+        "Update" => unary(payload, |r| update(d, r)),
+        "List" => unary(payload, |r| Ok(ListContentResponse { info: list(d, r)? })),
+        "Delete" => unary(payload, |r| delete(d, r)),
+        "Read" => decode(payload).and_then(|r| read_range(d, r)),
+        "Status" => unary(payload, |r| status(d, r)),
+        "ListStatuses" => unary(payload, |r| list_statuses(d, r)),
+        "Abort" => unary(payload, |r| abort(d, r)),
+        "Write" => unary(payload, |r| write_one(driver, slot, r)),
         "CloseWrite" => {
             *slot = None;
             Ok(Split::whole(Vec::new()))
@@ -282,7 +268,7 @@ pub fn answer(
             "{SERVICE}/{other} is not served"
         ))),
     };
-    answered.map_err(|s| rcontainerd_ttrpc::Status::new(s.code() as i32, s.message()))
+    answered.map_err(ttrpc_status)
 }
 
 /// One range of a blob: from `offset`, `size` bytes (0: to the end), at

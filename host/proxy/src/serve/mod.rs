@@ -21,6 +21,7 @@ pub use snapshot::SnapshotService;
 use std::sync::Arc;
 
 use rcontainerd_plugin_api::snapshot::Snapshotter;
+use rcontainerd_ttrpc::blocking::{Slot, Split};
 
 use rcontainerd_api::services::content::content_server::ContentServer;
 use rcontainerd_api::services::snapshots::snapshots_server::SnapshotsServer;
@@ -82,10 +83,8 @@ pub async fn serve(
 pub fn snapshotter_over_ttrpc(
     driver: Arc<dyn Snapshotter>,
 ) -> Arc<rcontainerd_ttrpc::blocking::Server> {
-    let handler = move |_: &mut rcontainerd_ttrpc::blocking::Slot,
-                        method: &str,
-                        payload: bytes::Bytes| {
-        snapshot::answer(&*driver, method, payload).map(rcontainerd_ttrpc::blocking::Split::whole)
+    let handler = move |_: &mut Slot, method: &str, payload: bytes::Bytes| {
+        snapshot::answer(&*driver, method, payload)
     };
     rcontainerd_ttrpc::blocking::Server::new(
         snapshot::SERVICE,
@@ -100,10 +99,9 @@ pub fn snapshotter_over_ttrpc(
 pub fn content_store_over_ttrpc(
     driver: Arc<dyn rcontainerd_plugin_api::content::Store>,
 ) -> Arc<rcontainerd_ttrpc::blocking::Server> {
-    let handler =
-        move |slot: &mut rcontainerd_ttrpc::blocking::Slot, method: &str, payload: bytes::Bytes| {
-            content::answer(&driver, slot, method, payload)
-        };
+    let handler = move |slot: &mut Slot, method: &str, payload: bytes::Bytes| {
+        content::answer(&driver, slot, method, payload)
+    };
     rcontainerd_ttrpc::blocking::Server::new(
         content::SERVICE,
         Arc::new(handler),
@@ -127,6 +125,48 @@ where
         .await
         .map_err(|e| tonic::Status::internal(format!("driver call failed: {e}")))?
         .map_err(to_status)
+}
+
+/// Answers a gRPC `request` with `f` and `driver` on the blocking pool: the
+/// shape of every unary call of both services.
+pub(crate) async fn answer_blocking<D, Req, Resp>(
+    driver: &Arc<D>,
+    request: tonic::Request<Req>,
+    f: fn(&D, Req) -> std::result::Result<Resp, tonic::Status>,
+) -> std::result::Result<tonic::Response<Resp>, tonic::Status>
+where
+    D: ?Sized + Send + Sync + 'static,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+{
+    let driver = driver.clone();
+    let request = request.into_inner();
+    tokio::task::spawn_blocking(move || f(&*driver, request))
+        .await
+        .map_err(|e| tonic::Status::internal(format!("driver call failed: {e}")))?
+        .map(tonic::Response::new)
+}
+
+/// A ttrpc request's payload as the message `Req`.
+pub(crate) fn decode<Req: prost::Message + Default>(
+    payload: bytes::Bytes,
+) -> std::result::Result<Req, tonic::Status> {
+    Req::decode(payload)
+        .map_err(|e| tonic::Status::invalid_argument(format!("undecodable request: {e}")))
+}
+
+/// Answers one ttrpc call with `f`: the request decoded, the answer encoded
+/// whole.
+pub(crate) fn unary<Req: prost::Message + Default, Resp: prost::Message>(
+    payload: bytes::Bytes,
+    f: impl FnOnce(Req) -> std::result::Result<Resp, tonic::Status>,
+) -> std::result::Result<Split<'static>, tonic::Status> {
+    f(decode(payload)?).map(|response| Split::whole(response.encode_to_vec()))
+}
+
+/// A status as ttrpc carries it: the same code and message.
+pub(crate) fn ttrpc_status(status: tonic::Status) -> rcontainerd_ttrpc::Status {
+    rcontainerd_ttrpc::Status::new(status.code() as i32, status.message())
 }
 
 /// `labels.<key>` of a filter path, for the List filters.

@@ -15,7 +15,9 @@ use rcontainerd_pkg::filters::{Fields, Filter};
 use rcontainerd_plugin_api::snapshot::{Info, Kind, Snapshotter};
 use tonic::{Request, Response, Status};
 
-use super::{batches, label, to_status};
+use rcontainerd_ttrpc::blocking::Split;
+
+use super::{answer_blocking, batches, label, to_status, ttrpc_status, unary};
 use crate::wire::snapshot::{info_from_wire, info_to_wire, mounts_to_wire};
 
 /// Serves one snapshotter driver.
@@ -38,12 +40,7 @@ impl SnapshotService {
         Req: Send + 'static,
         Resp: Send + 'static,
     {
-        let driver = self.driver.clone();
-        let request = request.into_inner();
-        tokio::task::spawn_blocking(move || f(&*driver, request))
-            .await
-            .map_err(|e| Status::internal(format!("driver call failed: {e}")))?
-            .map(Response::new)
+        answer_blocking(&self.driver, request, f).await
     }
 }
 
@@ -81,38 +78,28 @@ pub fn answer(
     driver: &dyn Snapshotter,
     method: &str,
     payload: bytes::Bytes,
-) -> Result<Vec<u8>, rcontainerd_ttrpc::Status> {
-    fn call<Req: prost::Message + Default, Resp: prost::Message>(
-        driver: &dyn Snapshotter,
-        payload: bytes::Bytes,
-        f: fn(&dyn Snapshotter, Req) -> Result<Resp, Status>,
-    ) -> Result<Vec<u8>, rcontainerd_ttrpc::Status> {
-        let request = Req::decode(payload).map_err(|e| {
-            rcontainerd_ttrpc::Status::invalid_argument(format!("undecodable request: {e}"))
-        })?;
-        f(driver, request)
-            .map(|response| response.encode_to_vec())
-            .map_err(|s| rcontainerd_ttrpc::Status::new(s.code() as i32, s.message()))
-    }
-    match method {
-        "Prepare" => call(driver, payload, prepare),
-        "View" => call(driver, payload, view),
-        "Mounts" => call(driver, payload, mounts),
-        "Commit" => call(driver, payload, commit),
-        "Remove" => call(driver, payload, remove),
-        "Stat" => call(driver, payload, stat),
-        "Update" => call(driver, payload, update),
-        "List" => call(driver, payload, |d, r| {
+) -> Result<Split<'static>, rcontainerd_ttrpc::Status> {
+    let d = driver;
+    let answered = match method {
+        "Prepare" => unary(payload, |r| prepare(d, r)),
+        "View" => unary(payload, |r| view(d, r)),
+        "Mounts" => unary(payload, |r| mounts(d, r)),
+        "Commit" => unary(payload, |r| commit(d, r)),
+        "Remove" => unary(payload, |r| remove(d, r)),
+        "Stat" => unary(payload, |r| stat(d, r)),
+        "Update" => unary(payload, |r| update(d, r)),
+        "List" => unary(payload, |r| {
             Ok(ListSnapshotsResponse {
                 info: list(d, r)?.collect(),
             })
         }),
-        "Usage" => call(driver, payload, usage),
-        "Cleanup" => call(driver, payload, cleanup),
-        other => Err(rcontainerd_ttrpc::Status::unimplemented(format!(
+        "Usage" => unary(payload, |r| usage(d, r)),
+        "Cleanup" => unary(payload, |r| cleanup(d, r)),
+        other => Err(Status::unimplemented(format!(
             "{SERVICE}/{other} is not served"
         ))),
-    }
+    };
+    answered.map_err(ttrpc_status)
 }
 
 fn prepare(
