@@ -104,13 +104,11 @@ impl Store for ProxyContentStore {
         let request = wire::ListContentRequest {
             filters: Vec::new(),
         };
-        let infos = if self.remote.speaks_ttrpc() {
-            // One message with every blob (ttrpc here is unary).
-            let all: wire::ListContentResponse =
-                self.remote.unary(SERVICE, "List", request, |_, _| async {
-                    Err(tonic::Status::internal("not over gRPC"))
-                })?;
-            all.info
+        // Over ttrpc, one message with every blob.
+        let all: Option<Result<wire::ListContentResponse>> =
+            self.remote.over_ttrpc(SERVICE, "List", &request);
+        let infos = if let Some(all) = all {
+            all?.info
         } else {
             self.remote.call(|ch| async move {
                 let mut stream = client(ch).list(request).await?.into_inner();
@@ -204,12 +202,11 @@ impl Reader for ProxyReader {
             offset: offset as i64,
             size: want as i64,
         };
-        if self.remote.speaks_ttrpc() {
-            // One range per call; the answer's buffer is copied once, into `buf`.
-            let answer: wire::ReadContentResponse =
-                self.remote.unary(SERVICE, "Read", request, |_, _| async {
-                    Err(tonic::Status::internal("not over gRPC"))
-                })?;
+        // Over ttrpc, one range per call; the answer's buffer is copied once, into `buf`.
+        let answer: Option<Result<wire::ReadContentResponse>> =
+            self.remote.over_ttrpc(SERVICE, "Read", &request);
+        if let Some(answer) = answer {
+            let answer = answer?;
             let n = answer.data.len().min(buf.len());
             buf[..n].copy_from_slice(&answer.data[..n]);
             return Ok(n);

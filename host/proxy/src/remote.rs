@@ -140,11 +140,6 @@ impl Remote {
         }
     }
 
-    /// Whether unary calls go over ttrpc (see [`Remote::supervised`]).
-    pub(crate) fn speaks_ttrpc(&self) -> bool {
-        self.ttrpc.is_some()
-    }
-
     pub fn uri(&self) -> &str {
         &self.uri
     }
@@ -174,23 +169,25 @@ impl Remote {
         F: FnOnce(NamespacedChannel, Req) -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<Resp, Status>> + Send + 'static,
     {
-        match &self.ttrpc {
-            Some(ttrpc) => self.over_ttrpc(ttrpc, service, method, request),
+        match self.over_ttrpc(service, method, &request) {
+            Some(answer) => answer,
             None => self.call(move |channel| grpc(channel, request)),
         }
     }
 
     /// A unary call over ttrpc on this thread, admitted by the watcher and
-    /// bounded by the deadline as gRPC calls are.
-    fn over_ttrpc<Req: prost::Message, Resp: prost::Message + Default>(
+    /// bounded by the deadline as gRPC calls are; `None` (nothing sent) when
+    /// the remote speaks gRPC. The calls that stream on gRPC (List, Read)
+    /// are unary here and come straight to this.
+    pub(crate) fn over_ttrpc<Req: prost::Message, Resp: prost::Message + Default>(
         &self,
-        ttrpc: &rcontainerd_ttrpc::blocking::Client,
         service: &str,
         method: &str,
-        request: Req,
-    ) -> Result<Resp> {
+        request: &Req,
+    ) -> Option<Result<Resp>> {
+        let ttrpc = self.ttrpc.as_ref()?;
         let payload = rcontainerd_ttrpc::blocking::Split::whole(request.encode_to_vec());
-        self.ttrpc_call(|deadline| ttrpc.call(service, method, payload, deadline))
+        Some(self.ttrpc_call(|deadline| ttrpc.call(service, method, payload, deadline)))
     }
 
     /// A connection of its own to the service, for calls whose state the

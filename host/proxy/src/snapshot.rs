@@ -184,13 +184,11 @@ impl Snapshotter for ProxySnapshotter {
             snapshotter: self.name.clone(),
             filters: Vec::new(),
         };
-        let infos = if self.remote.speaks_ttrpc() {
-            // One message with every snapshot (ttrpc here is unary).
-            let all: wire::ListSnapshotsResponse =
-                self.remote.unary(SERVICE, "List", request, |_, _| async {
-                    Err(tonic::Status::internal("not over gRPC"))
-                })?;
-            all.info
+        // Over ttrpc, one message with every snapshot.
+        let all: Option<Result<wire::ListSnapshotsResponse>> =
+            self.remote.over_ttrpc(SERVICE, "List", &request);
+        let infos = if let Some(all) = all {
+            all?.info
         } else {
             self.remote.call(|ch| async move {
                 let mut stream = client(ch).list(request).await?.into_inner();
