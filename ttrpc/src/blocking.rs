@@ -66,10 +66,7 @@ impl Client {
         payload: Split<'_>,
         timeout: Option<Duration>,
     ) -> Result<Bytes, Error> {
-        let request = encode_request(service, method, payload, timeout);
-        if request.len() > self.max_len {
-            return Err(Error::FrameTooLarge { len: request.len() });
-        }
+        let request = encode_request(service, method, payload, timeout, self.max_len)?;
         let (mut conn, generation) = self.take()?;
         let response = exchange(&mut conn, request, self.max_len, timeout)?;
         // In step again: the connection serves the next call.
@@ -164,10 +161,7 @@ impl Session {
         payload: Split<'_>,
         timeout: Option<Duration>,
     ) -> Result<Bytes, Error> {
-        let request = encode_request(service, method, payload, timeout);
-        if request.len() > self.max_len {
-            return Err(Error::FrameTooLarge { len: request.len() });
-        }
+        let request = encode_request(service, method, payload, timeout, self.max_len)?;
         answer_of(exchange(&mut self.conn, request, self.max_len, timeout)?)
     }
 
@@ -261,12 +255,14 @@ impl<'a> Split<'a> {
     }
 }
 
+/// The request message of a call, refused if over `max_len`.
 fn encode_request<'a>(
     service: &str,
     method: &str,
     payload: Split<'a>,
     timeout: Option<Duration>,
-) -> Split<'a> {
+    max_len: usize,
+) -> Result<Split<'a>, Error> {
     let outer = proto::Request {
         service: service.to_string(),
         method: method.to_string(),
@@ -274,7 +270,11 @@ fn encode_request<'a>(
         timeout_nano: timeout.map_or(0, |t| t.as_nanos().min(i64::MAX as u128) as i64),
         metadata: Vec::new(),
     };
-    payload.nest(&outer, 3)
+    let request = payload.nest(&outer, 3);
+    if request.len() > max_len {
+        return Err(Error::FrameTooLarge { len: request.len() });
+    }
+    Ok(request)
 }
 
 /// The payload of an OK response, or its status as the error.
