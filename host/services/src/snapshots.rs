@@ -7,12 +7,12 @@
 //! `/snapshot/commit`, `/snapshot/remove`, naming key, parent and name but
 //! not the snapshotter); View and Update are not announced.
 
-use crate::blocking;
 use crate::convert::{mounts_to_wire, timestamp};
 use crate::events::{self, Publisher};
 use crate::namespace;
 use crate::service::{self, GrpcService, Routes};
 use crate::status::IntoStatus;
+use crate::{blocking, inline};
 use rcontainerd_api::events::{SnapshotCommit, SnapshotPrepare, SnapshotRemove};
 use rcontainerd_api::services::snapshots::{
     self as wire, snapshots_server, CleanupRequest, CommitSnapshotRequest, ListSnapshotsRequest,
@@ -109,7 +109,7 @@ impl SnapshotsService {
         f: impl FnOnce(&SnapshotStore) -> Result<T>,
     ) -> Result<T, Status> {
         let store = self.store(snapshotter)?;
-        f(&store).map_err(IntoStatus::into_status)
+        inline(|| f(&store))
     }
 
     /// Runs `f` with the store on the blocking pool.
