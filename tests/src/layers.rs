@@ -47,3 +47,66 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.write_all(data).unwrap();
     encoder.finish().unwrap()
 }
+
+/// An OCI layout archive of image `name` whose layers are `layers` (tars, gzipped here), for
+/// linux/amd64; also the chain ID of its top layer (the snapshot an unpack makes last).
+pub fn oci_layout_of(name: &str, layers: &[Vec<u8>]) -> (Vec<u8>, String) {
+    let gzipped: Vec<Vec<u8>> = layers.iter().map(|l| gzip(l)).collect();
+    let diff_ids: Vec<String> = layers.iter().map(|l| digest_of(l)).collect();
+    oci_layout_with(name, &gzipped, &diff_ids)
+}
+
+/// [`oci_layout_of`] with the gzipped layer blobs given as they are, and the diff IDs the
+/// config claims for them (a test of a bad layer gives blobs that do not match).
+pub fn oci_layout_with(name: &str, gzipped: &[Vec<u8>], diff_ids: &[String]) -> (Vec<u8>, String) {
+    let mut chain = diff_ids[0].clone();
+    for diff_id in &diff_ids[1..] {
+        chain = digest_of(format!("{chain} {diff_id}").as_bytes());
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest_of(&config), "size": config.len()},
+        "layers": gzipped.iter().map(|gz| serde_json::json!(
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest_of(gz), "size": gz.len()}
+        )).collect::<Vec<_>>(),
+    })
+    .to_string()
+    .into_bytes();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest_of(&manifest),
+            "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": name},
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+    })
+    .to_string()
+    .into_bytes();
+    let blob = |data: &[u8]| format!("blobs/sha256/{}", hex(&digest_of(data)));
+    let mut members: Vec<(String, Vec<u8>)> = vec![
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        ("index.json".into(), index),
+        (blob(&config), config.clone()),
+        (blob(&manifest), manifest.clone()),
+    ];
+    members.extend(gzipped.iter().map(|gz| (blob(gz), gz.clone())));
+    let refs: Vec<(&str, Option<&[u8]>)> = members
+        .iter()
+        .map(|(n, d)| (n.as_str(), Some(d.as_slice())))
+        .collect();
+    (tar_of(&refs), chain)
+}

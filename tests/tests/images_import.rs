@@ -15,7 +15,7 @@ use rcontainerd_api::services::leases::leases_client::LeasesClient;
 use rcontainerd_api::services::leases::ListRequest;
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::{ListSnapshotsRequest, StatSnapshotRequest};
-use rcontainerd_tests::layers::{digest_of, gzip, hex, tar_of};
+use rcontainerd_tests::layers::{digest_of, gzip, hex, oci_layout_of, tar_of};
 use rcontainerd_tests::{Ctr, Daemon};
 use sha2::Digest as _;
 
@@ -1640,61 +1640,6 @@ async fn a_docker_archive_reuses_the_compressed_layers_the_store_has() {
 
 /// An OCI layout of one image with `layers` (plain tars, gzipped here), named `name`; returns the
 /// archive and the top chain ID.
-fn oci_layout_of(name: &str, layers: &[Vec<u8>]) -> (Vec<u8>, String) {
-    let gzipped: Vec<Vec<u8>> = layers.iter().map(|l| gzip(l)).collect();
-    let diff_ids: Vec<String> = layers.iter().map(|l| digest_of(l)).collect();
-    let mut chain = diff_ids[0].clone();
-    for diff_id in &diff_ids[1..] {
-        chain = digest_of(format!("{chain} {diff_id}").as_bytes());
-    }
-    let config = serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    })
-    .to_string()
-    .into_bytes();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": digest_of(&config), "size": config.len()},
-        "layers": gzipped.iter().map(|gz| serde_json::json!(
-            {"mediaType": OCI_GZIP, "digest": digest_of(gz), "size": gz.len()}
-        )).collect::<Vec<_>>(),
-    })
-    .to_string()
-    .into_bytes();
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": OCI_MANIFEST,
-            "digest": digest_of(&manifest),
-            "size": manifest.len(),
-            "annotations": {"io.containerd.image.name": name},
-            "platform": {"architecture": "amd64", "os": "linux"},
-        }],
-    })
-    .to_string()
-    .into_bytes();
-    let blob = |data: &[u8]| format!("blobs/sha256/{}", hex(&digest_of(data)));
-    let mut members: Vec<(String, Vec<u8>)> = vec![
-        (
-            "oci-layout".into(),
-            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
-        ),
-        ("index.json".into(), index),
-        (blob(&config), config.clone()),
-        (blob(&manifest), manifest.clone()),
-    ];
-    members.extend(gzipped.iter().map(|gz| (blob(gz), gz.clone())));
-    let refs: Vec<(&str, Option<&[u8]>)> = members
-        .iter()
-        .map(|(n, d)| (n.as_str(), Some(d.as_slice())))
-        .collect();
-    (tar_of(&refs), chain)
-}
-
 #[tokio::test]
 async fn a_130_layer_image_imports_mounts_and_makes_containers_with_both_ctrs() {
     if !prerequisites() {

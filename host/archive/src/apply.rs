@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
+mod adopt;
 mod decompress;
 mod gunzip;
 mod meta;
@@ -63,6 +64,7 @@ mod unpack;
 #[cfg(test)]
 mod tests;
 
+pub use adopt::{adopt, NotAdopted};
 use root::Root;
 use stream::ChunkReader;
 use unpack::Unpacker;
@@ -123,6 +125,21 @@ pub struct Applied {
     pub uncompressed_size: u64,
     /// Tar members read, whiteouts and skipped ones included.
     pub entries: u64,
+    pub footprint: Footprint,
+}
+
+/// What an apply did that depends on the directory it was applied to: a layer extracted into
+/// an empty directory ahead of time can stand for an apply to another empty directory only when
+/// these allow it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// A `./` member set the root directory's metadata.
+    pub root_meta: bool,
+    /// Whiteouts or opaque markers were met (they are written differently per [`Target`]).
+    pub whiteouts: bool,
+    /// A parent directory the layer does not list was created (an overlay target copies its
+    /// metadata from the lowers).
+    pub implicit_dirs: bool,
 }
 
 /// Why [`apply`] failed. A failed apply may have written part of the layer.
@@ -219,12 +236,13 @@ pub fn apply_cancellable<R: Read + Send>(
         // of the layer (or its next send: `unpack_all` has dropped the receiving end).
         stop.store(true, Ordering::Relaxed);
         let compressed_size = producer.join().map_err(|_| ApplyError::ThreadPanicked);
-        let (diff_id, uncompressed_size, entries) = result?;
+        let (diff_id, uncompressed_size, entries, footprint) = result?;
         Ok(Applied {
             diff_id,
             compressed_size: compressed_size?,
             uncompressed_size,
             entries,
+            footprint,
         })
     })
 }
@@ -237,12 +255,12 @@ fn open_root(path: &Path) -> Result<Root, ApplyError> {
 }
 
 /// Reads the tar from `reader` into `unpacker`, then the rest of the stream. Returns the diff
-/// ID, the uncompressed size and the member count.
+/// ID, the uncompressed size, the member count and the footprint.
 fn unpack_all(
     reader: ChunkReader,
     mut unpacker: Unpacker,
     cancelled: &AtomicBool,
-) -> Result<(String, u64, u64), ApplyError> {
+) -> Result<(String, u64, u64, Footprint), ApplyError> {
     let mut archive = tar::Archive::new(reader);
     let mut entries = 0;
     let result = unpack_entries(&mut archive, &mut unpacker, &mut entries, cancelled);
@@ -253,9 +271,9 @@ fn unpack_all(
     }
     result?;
     reader.drain()?;
-    unpacker.finish()?;
+    let footprint = unpacker.finish()?;
     let (digest, size) = reader.digest();
-    Ok((digest, size, entries))
+    Ok((digest, size, entries, footprint))
 }
 
 fn unpack_entries(

@@ -115,7 +115,7 @@ pub(super) fn stat_times(stat: &Stat) -> ((i64, i64), (i64, i64)) {
     )
 }
 
-fn timestamps(stat: &Stat) -> Timestamps {
+pub(super) fn timestamps(stat: &Stat) -> Timestamps {
     let (a, m) = stat_times(stat);
     Timestamps {
         last_access: Timespec {
@@ -133,6 +133,16 @@ fn timestamps(stat: &Stat) -> Timestamps {
 /// except overlayfs' own (`trusted.overlay.*`: a lower directory's opaque flag must not make
 /// the upper one opaque too). Attributes the destination refuses are skipped.
 pub(super) fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<(), Errno> {
+    copy_xattrs_but(src, dst, OVERLAY_XATTR_PREFIX)
+}
+
+/// Copies the extended attributes of `src` to `dst` except those whose name starts with `skip`
+/// (all of them when `skip` is empty). Attributes the destination refuses are skipped.
+pub(super) fn copy_xattrs_but(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    skip: &[u8],
+) -> Result<(), Errno> {
     let size = match rustix::fs::flistxattr_query(src) {
         Ok(0) | Err(Errno::NOTSUP) => return Ok(()),
         Ok(n) => n,
@@ -143,7 +153,7 @@ pub(super) fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<()
     names.truncate(len);
     let mut value = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        if name.starts_with(OVERLAY_XATTR_PREFIX) {
+        if !skip.is_empty() && name.starts_with(skip) {
             continue;
         }
         let size = match rustix::fs::fgetxattr_query(src, name) {

@@ -10,6 +10,7 @@ use tar::{EntryType, Header};
 
 use super::{apply, Applied, ApplyError, Compression, Target};
 
+mod adopt;
 mod entries;
 mod hostile;
 mod overlay;

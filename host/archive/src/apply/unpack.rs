@@ -26,6 +26,7 @@ use super::name::{self, Kind};
 use super::overlay::{self, Lowers};
 use super::root::{self, Root};
 use super::ApplyError;
+use super::Footprint;
 
 mod link;
 mod metadata;
@@ -59,6 +60,7 @@ pub(super) struct Unpacker {
     /// The last parent directory resolved: members mostly come directory by directory.
     /// Cleared whenever anything is removed, the only way a resolved path can change.
     cache: Option<(Vec<u8>, Rc<OwnedFd>)>,
+    footprint: Footprint,
 }
 
 /// Context for a failed system call on member `path`.
@@ -111,6 +113,7 @@ impl Unpacker {
             buf: vec![0; COPY_BUFFER],
             dir_times: Vec::new(),
             cache: None,
+            footprint: Footprint::default(),
         }
     }
 
@@ -177,8 +180,9 @@ impl Unpacker {
         }
     }
 
-    /// Sets the directory times deferred so far.
-    pub(super) fn finish(mut self) -> Result<(), ApplyError> {
+    /// Sets the directory times deferred so far; returns what the layer did that depends on
+    /// the target.
+    pub(super) fn finish(mut self) -> Result<Footprint, ApplyError> {
         let dirs = std::mem::take(&mut self.dir_times);
         for (path, times) in &dirs {
             let ts = times.timestamps();
@@ -199,7 +203,7 @@ impl Unpacker {
                 Err(e) => return Err(fail("setting the times of", path)(e)),
             }
         }
-        Ok(())
+        Ok(self.footprint)
     }
 
     /// An `O_PATH` descriptor of directory `rel`, creating missing directories when `create`.
@@ -260,6 +264,7 @@ impl Unpacker {
         name: &[u8],
     ) -> Result<(), Errno> {
         mkdirat(parent, name, Mode::from_raw_mode(0o700))?;
+        self.footprint.implicit_dirs = true;
         let found = match &self.layout {
             Layout::Overlay { lowers } => lowers.find(&self.root, rel)?,
             Layout::Plain { .. } => None,
@@ -355,6 +360,7 @@ impl Unpacker {
 
     /// Metadata of the target's root directory (a `./` member).
     fn root_dir(&mut self) -> Result<(), ApplyError> {
+        self.footprint.root_meta = true;
         let fd = root::open_dir_rdonly(self.root.fd()).map_err(fail("opening", b""))?;
         self.fd_meta(fd.as_fd(), b"", true)
     }

@@ -23,11 +23,12 @@
 mod digest;
 mod locks;
 pub mod plugin;
+pub mod tap;
 mod writer;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rcontainerd_plugin_api::content::{self as driver, Status};
 
@@ -55,6 +56,8 @@ pub struct ContentStore {
     /// Serialise "last record gone → remove the blob" against a commit of
     /// the same digest in another namespace.
     blob_locks: Box<[Mutex<()>]>,
+    /// Watches new ingests (set once, by the diff service).
+    tap: OnceLock<Arc<dyn tap::IngestTap>>,
 }
 
 fn ingest_not_found(reference: &str) -> Error {
@@ -68,7 +71,17 @@ impl ContentStore {
             driver,
             locks: Arc::default(),
             blob_locks: (0..BLOB_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            tap: OnceLock::new(),
         }
+    }
+
+    /// Shows every new ingest to `tap`; only the first tap set is kept.
+    pub fn set_tap(&self, tap: Arc<dyn tap::IngestTap>) {
+        let _ = self.tap.set(tap);
+    }
+
+    fn tap(&self) -> Option<&Arc<dyn tap::IngestTap>> {
+        self.tap.get()
     }
 
     pub fn metadata(&self) -> &Arc<MetadataStore> {

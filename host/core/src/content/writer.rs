@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rcontainerd_plugin_api::content::{self as driver, Status};
 
 use super::locks::IngestLock;
+use super::tap::TapSink;
 use super::{ContentStore, RunningDigest};
 use rcontainerd_metadata::{validate_blob_labels, BlobRecord, IngestRecord};
 use rcontainerd_pkg::errdefs::{Error, Kind, Result};
@@ -40,6 +41,8 @@ pub struct IngestWriter {
     /// When the running digest was last saved.
     saved_at: Option<Instant>,
     committed: Option<String>,
+    /// The tap watching this run of writes from offset 0, if any.
+    tap: Option<Box<dyn TapSink>>,
     // Released after `Drop::drop` has closed the driver's writer.
     _lock: IngestLock,
 }
@@ -63,6 +66,7 @@ impl IngestWriter {
             source,
             saved_at: None,
             committed: None,
+            tap: None,
             _lock: lock,
         }
     }
@@ -124,6 +128,7 @@ impl IngestWriter {
 
     /// Discards everything written: the ingest starts again at 0.
     pub fn truncate(&mut self) -> Result<()> {
+        self.tap = None;
         self.inner()?.truncate(0)?;
         self.offset = 0;
         if let DigestSource::Host(running) = &mut self.source {
@@ -149,6 +154,7 @@ impl IngestWriter {
         };
         match written {
             Ok(n) if n == data.len() => {
+                self.feed_tap(offset, data);
                 self.offset += n as u64;
                 let hashing = matches!(self.source, DigestSource::Host(_));
                 if hashing && self.saved_at.is_none_or(|at| at.elapsed() >= SAVE_INTERVAL) {
@@ -159,6 +165,7 @@ impl IngestWriter {
             // What the driver kept of a short or failed write is its own
             // business: a running digest of the host's no longer matches it.
             other => {
+                self.tap = None;
                 if let DigestSource::Host(running) = &mut self.source {
                     *running = None;
                 }
@@ -231,12 +238,31 @@ impl IngestWriter {
         }
         self.inner = None;
         self.committed = Some(digest.clone());
+        if let Some(tap) = self.tap.take() {
+            tap.committed(&digest, size as u64);
+        }
         let record = BlobRecord::new(&digest, size, labels);
         store
             .meta
             .blobs()
             .commit(&guard, &record, Some(&self.ingest))?;
         Ok(digest)
+    }
+
+    /// Shows `data`, just written at `offset`, to the store's tap: a run from offset 0 opens a
+    /// sink; a sink that declines more is dropped.
+    fn feed_tap(&mut self, offset: u64, data: &[u8]) {
+        if offset == 0 {
+            self.tap = self
+                .store
+                .tap()
+                .and_then(|tap| tap.open(&self.ingest.reference, self.ingest.total, data));
+        }
+        if let Some(sink) = self.tap.as_mut() {
+            if !sink.data(data) {
+                self.tap = None;
+            }
+        }
     }
 
     /// Saves the running digest so a later writer can resume; a failure

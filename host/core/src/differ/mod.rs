@@ -2,6 +2,7 @@
 //! snapshots as a layer. The diff service tries its differs in the configured order until one
 //! does not answer NotImplemented, as containerd's does; the built-in one is [`walking`].
 
+pub mod early;
 mod layer;
 pub mod plugin;
 mod sink;
@@ -25,6 +26,8 @@ pub struct DiffContext<'a> {
     pub lease: Option<&'a str>,
     /// Set when the client has gone: long work stops at its next read or write.
     pub cancelled: &'a AtomicBool,
+    /// Layers extracted while their blobs were written, when early unpack is on.
+    pub early: Option<&'a early::EarlyUnpack>,
 }
 
 impl DiffContext<'_> {
@@ -68,11 +71,24 @@ pub trait Differ: Send + Sync {
 pub struct Differs {
     content: Arc<ContentStore>,
     ordered: Vec<(String, Arc<dyn Differ>)>,
+    early: Option<Arc<early::EarlyUnpack>>,
 }
 
 impl Differs {
-    pub fn new(content: Arc<ContentStore>, ordered: Vec<(String, Arc<dyn Differ>)>) -> Self {
-        Differs { content, ordered }
+    /// With `early`, the content store shows it every new ingest (see [`early`]).
+    pub fn new(
+        content: Arc<ContentStore>,
+        ordered: Vec<(String, Arc<dyn Differ>)>,
+        early: Option<Arc<early::EarlyUnpack>>,
+    ) -> Self {
+        if let Some(early) = &early {
+            content.set_tap(early.clone());
+        }
+        Differs {
+            content,
+            ordered,
+            early,
+        }
     }
 
     pub fn apply(
@@ -110,6 +126,7 @@ impl Differs {
             namespace,
             lease,
             cancelled,
+            early: self.early.as_deref(),
         }
     }
 

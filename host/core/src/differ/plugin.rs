@@ -1,10 +1,12 @@
 //! The differ plugins: `io.containerd.differ.v1.walking`, and the diff service plugin that
-//! orders the differs (config `default`, containerd's key and default) for the gRPC edge.
+//! orders the differs (config `default`, containerd's key and default) for the gRPC edge and
+//! runs early unpack (config `early_unpack`, ours, on by default; see `early`).
 
 use std::sync::Arc;
 
 use rcontainerd_pkg::errdefs::Error;
 
+use super::early::EarlyUnpack;
 use super::walking::Walking;
 use super::{Differ, Differs};
 use crate::content::ContentStore;
@@ -26,6 +28,7 @@ pub fn service() -> Registration {
         "default".to_string(),
         toml::Value::Array(vec![toml::Value::String("walking".to_string())]),
     );
+    config.insert("early_unpack".to_string(), toml::Value::Boolean(true));
     Registration::builtin(SERVICE_TYPE, "diff-service", &[DIFFER_TYPE], service_init)
         .with_config(config)
 }
@@ -54,5 +57,18 @@ fn service_init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {
         };
         ordered.push((name, differ));
     }
-    Ok(Instance::of(Arc::new(Differs::new(content, ordered))))
+    let early = match ctx.config.get("early_unpack") {
+        Some(toml::Value::Boolean(true)) => {
+            let dir = ctx.root.join("early-unpack");
+            let early = EarlyUnpack::new(&dir).map_err(|e| {
+                Error::internal(format!("early_unpack: preparing {}: {e}", dir.display()))
+            })?;
+            Some(early)
+        }
+        Some(toml::Value::Boolean(false)) => None,
+        _ => return Err(Error::invalid_argument("early_unpack: true or false").into()),
+    };
+    Ok(Instance::of(Arc::new(Differs::new(
+        content, ordered, early,
+    ))))
 }

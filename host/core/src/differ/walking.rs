@@ -72,6 +72,61 @@ fn overlay_dirs(mounts: &[Mount]) -> Option<(PathBuf, Vec<PathBuf>)> {
     Some((PathBuf::from(upper), lowers))
 }
 
+/// The directory of a bind mount (how a snapshotter hands out a snapshot with no parent).
+fn bind_dir(mounts: &[Mount]) -> Option<PathBuf> {
+    let [m] = mounts else { return None };
+    let bind = m.mount_type == "bind" && m.options.iter().any(|o| o == "bind" || o == "rbind");
+    let read_only = m.options.iter().any(|o| o == "ro");
+    (bind && !read_only).then(|| PathBuf::from(&m.source))
+}
+
+/// The layer applied by moving in what early unpack extracted while its blob was written, when
+/// there is such a staging and it fits the target; `None`: apply as usual.
+fn adopt_early(
+    cx: &DiffContext<'_>,
+    layer: &Descriptor,
+    compression: Compression,
+    size: u64,
+    mounts: &[Mount],
+) -> Option<Descriptor> {
+    let early = cx.early?;
+    let (plain, overlay) = (bind_dir(mounts), overlay_dirs(mounts));
+    let target = match (&plain, &overlay) {
+        (Some(dir), _) => Target::Plain(dir),
+        (None, Some((upper, lowers))) => Target::Overlay {
+            upper,
+            lowers: lowers.clone(),
+        },
+        (None, None) => return None,
+    };
+    let staged = early.claim(&layer.digest, size, compression, cx.cancelled)?;
+    match apply::adopt(&staged.dir, &target, staged.applied.footprint) {
+        Ok(Ok(())) => {
+            tracing::debug!(layer = %layer.digest, "early unpack: layer applied from its staging");
+            Some(applied_layer(staged.applied.clone()))
+        }
+        Ok(Err(why)) => {
+            tracing::debug!(layer = %layer.digest, ?why, "early unpack: staging not used");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(layer = %layer.digest, error = %e,
+                "early unpack: moving the staging in failed part way; applying over it");
+            None
+        }
+    }
+}
+
+/// The answer to an apply: the uncompressed layer (its digest is the diff ID).
+fn applied_layer(applied: apply::Applied) -> Descriptor {
+    Descriptor {
+        media_type: LAYER_TAR.to_string(),
+        digest: applied.diff_id,
+        size: applied.uncompressed_size as i64,
+        annotations: Default::default(),
+    }
+}
+
 fn cancelled_or(cx: &DiffContext<'_>, e: impl std::fmt::Display) -> Error {
     if cx.is_cancelled() {
         Error::new(Kind::Canceled, "context canceled")
@@ -103,6 +158,9 @@ impl Differ for Walking {
                 layer.digest, layer.size, record.size
             )));
         }
+        if let Some(applied) = adopt_early(cx, layer, compression, record.size as u64, mounts) {
+            return Ok(applied);
+        }
         let stream = LayerReader::new(reader, record.size as u64, &layer.digest, cx.cancelled);
         let applied = match overlay_dirs(mounts) {
             Some((upper, lowers)) => apply::apply_cancellable(
@@ -129,12 +187,7 @@ impl Differ for Walking {
             }
         }
         .map_err(|e| cancelled_or(cx, e))?;
-        Ok(Descriptor {
-            media_type: LAYER_TAR.to_string(),
-            digest: applied.diff_id,
-            size: applied.uncompressed_size as i64,
-            annotations: Default::default(),
-        })
+        Ok(applied_layer(applied))
     }
 
     fn diff(

@@ -18,6 +18,7 @@ impl Unpacker {
         parent: &[u8],
         name: &[u8],
     ) -> Result<(), ApplyError> {
+        self.footprint.whiteouts = true;
         match self.layout {
             Layout::Plain { .. } => {
                 let parent_fd = match self.dir_fd(parent, false) {
@@ -54,6 +55,7 @@ impl Unpacker {
 
     /// `.wh..wh..opq` in `dir`.
     pub(super) fn opaque(&mut self, dir: &[u8]) -> Result<(), ApplyError> {
+        self.footprint.whiteouts = true;
         match &self.layout {
             Layout::Plain { .. } => self
                 .clear_lower_children(dir)
