@@ -37,6 +37,8 @@ pub struct Plan {
     pub tarball: PathBuf,
     pub source: PathBuf,
     pub layer_mib: u64,
+    /// Layers the files are cut into when the tarball is made.
+    pub layers: u32,
     pub boot_timeout: Duration,
     pub tmp_dir: Option<PathBuf>,
     /// What the run directories live on, for the report.
@@ -85,7 +87,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Results> {
     for c in &plan.contestants {
         boot::check_binary(c.subject.binary())?;
     }
-    let made = ensure_tarball(&plan.tarball, &plan.source, plan.layer_mib)?;
+    let made = ensure_tarball(&plan.tarball, &plan.source, plan.layer_mib, plan.layers)?;
     eprintln!(
         "tarball {}: layer {:.1} MiB of files ({} files), {:.1} MiB gzip",
         plan.tarball.display(),
@@ -185,7 +187,7 @@ struct Made {
 }
 
 /// Makes the OCI tarball unless it exists (then reads its sizes back from a side file).
-fn ensure_tarball(path: &Path, source: &Path, layer_mib: u64) -> anyhow::Result<Made> {
+fn ensure_tarball(path: &Path, source: &Path, layer_mib: u64, layers: u32) -> anyhow::Result<Made> {
     let sizes = path.with_extension("sizes");
     if path.is_file() {
         if let Ok(text) = std::fs::read_to_string(&sizes) {
@@ -208,16 +210,34 @@ fn ensure_tarball(path: &Path, source: &Path, layer_mib: u64) -> anyhow::Result<
         source.display()
     );
     let work = tempfile::tempdir_in(path.parent().unwrap_or(Path::new("/var/tmp")))?;
-    let layer_path = work.path().join("layer.tar.gz");
-    let (diff_id, layer_bytes, files) = write_layer(source, layer_mib << 20, &layer_path)?;
-    let (layer_digest, compressed_bytes) = file_digest(&layer_path)?;
-    let config = serde_json_config(&diff_id);
+    let Written {
+        layers: written,
+        bytes: layer_bytes,
+        files,
+    } = write_layers(source, layer_mib << 20, layers, work.path())?;
+    let mut blobs = Vec::new();
+    for (layer_path, _) in &written {
+        let (digest, size) = file_digest(layer_path)?;
+        blobs.push((layer_path.clone(), digest, size));
+    }
+    let compressed_bytes = blobs.iter().map(|(_, _, size)| size).sum::<u64>();
+    let diff_ids: Vec<&str> = written.iter().map(|(_, d)| d.as_str()).collect();
+    let config = serde_json_config(&diff_ids);
     let config_digest = format!("sha256:{:x}", sha2::Sha256::digest(config.as_bytes()));
+    let layer_list: Vec<String> = blobs
+        .iter()
+        .map(|(_, digest, size)| {
+            format!(
+                "{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"{digest}\",\"size\":{size}}}"
+            )
+        })
+        .collect();
     let manifest = format!(
         "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
          \"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config_digest}\",\"size\":{}}},\
-         \"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"{layer_digest}\",\"size\":{compressed_bytes}}}]}}",
-        config.len()
+         \"layers\":[{}]}}",
+        config.len(),
+        layer_list.join(",")
     );
     let manifest_digest = format!("sha256:{:x}", sha2::Sha256::digest(manifest.as_bytes()));
     let index = format!(
@@ -240,15 +260,13 @@ fn ensure_tarball(path: &Path, source: &Path, layer_mib: u64) -> anyhow::Result<
     add("index.json", index.as_bytes())?;
     add(&blob_name(&manifest_digest), manifest.as_bytes())?;
     add(&blob_name(&config_digest), config.as_bytes())?;
-    let mut header = tar::Header::new_ustar();
-    header.set_size(compressed_bytes);
-    header.set_mode(0o644);
-    header.set_entry_type(tar::EntryType::Regular);
-    out.append_data(
-        &mut header,
-        blob_name(&layer_digest),
-        File::open(&layer_path)?,
-    )?;
+    for (layer_path, digest, size) in &blobs {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(*size);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        out.append_data(&mut header, blob_name(digest), File::open(layer_path)?)?;
+    }
     out.into_inner()?.flush()?;
     std::fs::rename(&partial, path)?;
     std::fs::write(
@@ -266,16 +284,25 @@ fn blob_name(digest: &str) -> String {
     format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))
 }
 
-fn serde_json_config(diff_id: &str) -> String {
+fn serde_json_config(diff_ids: &[&str]) -> String {
     format!(
         "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{{\"Cmd\":[\"/bin/sh\"]}},\
-         \"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{diff_id}\"]}}}}"
+         \"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{}\"]}}}}",
+        diff_ids.join("\",\"")
     )
 }
 
-/// A gzip layer of the regular files, directories and symlinks under `source`, in path order, until
-/// `limit` bytes of file data; returns its diff ID, the file data size and the file count.
-fn write_layer(source: &Path, limit: u64, out: &Path) -> anyhow::Result<(String, u64, u64)> {
+/// What [`write_layers`] wrote: each layer's file and diff ID, the file data size and file count.
+struct Written {
+    layers: Vec<(PathBuf, String)>,
+    bytes: u64,
+    files: u64,
+}
+
+/// Gzip layers of the regular files, directories and symlinks under `source`, in path order, until
+/// `limit` bytes of file data, cut into `layers` layers of about equal file data (each with the
+/// directories above its files, as image builders write them), as `layer-<i>.tar.gz` in `out_dir`.
+fn write_layers(source: &Path, limit: u64, layers: u32, out_dir: &Path) -> anyhow::Result<Written> {
     struct Hashing<W> {
         inner: W,
         hash: sha2::Sha256,
@@ -290,15 +317,31 @@ fn write_layer(source: &Path, limit: u64, out: &Path) -> anyhow::Result<(String,
             self.inner.flush()
         }
     }
-    let gz = flate2::write::GzEncoder::new(
-        BufWriter::with_capacity(1 << 20, File::create(out)?),
-        flate2::Compression::default(),
-    );
-    let mut builder = tar::Builder::new(Hashing {
-        inner: gz,
-        hash: sha2::Sha256::new(),
-    });
-    builder.follow_symlinks(false);
+    type Builder = tar::Builder<Hashing<flate2::write::GzEncoder<BufWriter<File>>>>;
+    let open = |i: u32| -> anyhow::Result<(PathBuf, Builder)> {
+        let path = out_dir.join(format!("layer-{i}.tar.gz"));
+        let gz = flate2::write::GzEncoder::new(
+            BufWriter::with_capacity(1 << 20, File::create(&path)?),
+            flate2::Compression::default(),
+        );
+        let mut builder = tar::Builder::new(Hashing {
+            inner: gz,
+            hash: sha2::Sha256::new(),
+        });
+        builder.follow_symlinks(false);
+        Ok((path, builder))
+    };
+    let close = |path: PathBuf, builder: Builder| -> anyhow::Result<(PathBuf, String)> {
+        let hashing = builder.into_inner()?;
+        let diff_id = format!("sha256:{:x}", hashing.hash.finalize());
+        hashing.inner.finish()?.flush()?;
+        Ok((path, diff_id))
+    };
+    let per_layer = limit.div_ceil(u64::from(layers.max(1)));
+    let mut done = Vec::new();
+    let (mut path, mut builder) = open(0)?;
+    // Directories this layer holds already.
+    let mut listed: std::collections::HashSet<PathBuf> = Default::default();
     let (mut bytes, mut files) = (0u64, 0u64);
     let mut stack = vec![source.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -311,7 +354,7 @@ fn write_layer(source: &Path, limit: u64, out: &Path) -> anyhow::Result<(String,
         };
         entries.sort();
         let relative = dir.strip_prefix("/").unwrap_or(&dir);
-        if !relative.as_os_str().is_empty() {
+        if !relative.as_os_str().is_empty() && listed.insert(dir.clone()) {
             builder.append_path_with_name(&dir, relative)?;
         }
         for path in entries.iter().rev() {
@@ -320,21 +363,45 @@ fn write_layer(source: &Path, limit: u64, out: &Path) -> anyhow::Result<(String,
                 stack.push(path.clone());
             }
         }
-        for path in &entries {
-            let meta = std::fs::symlink_metadata(path)?;
+        for file in &entries {
+            let meta = std::fs::symlink_metadata(file)?;
             if meta.is_dir() || !(meta.is_file() || meta.file_type().is_symlink()) {
                 continue;
             }
-            let name = path.strip_prefix("/").unwrap_or(path);
-            builder.append_path_with_name(path, name)?;
+            if bytes >= per_layer * (done.len() as u64 + 1) && (done.len() as u32) < layers - 1 {
+                let next = open(done.len() as u32 + 1)?;
+                let (old_path, old_builder) = (
+                    std::mem::replace(&mut path, next.0),
+                    std::mem::replace(&mut builder, next.1),
+                );
+                done.push(close(old_path, old_builder)?);
+                listed.clear();
+            }
+            // The directories above the file, outermost first, unless this layer has them.
+            let mut above: Vec<&Path> = file
+                .ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(source) || source.starts_with(a))
+                .filter(|a| a.strip_prefix("/").is_ok_and(|r| !r.as_os_str().is_empty()))
+                .collect();
+            above.reverse();
+            for a in above {
+                if listed.insert(a.to_path_buf()) {
+                    builder.append_path_with_name(a, a.strip_prefix("/").unwrap_or(a))?;
+                }
+            }
+            let name = file.strip_prefix("/").unwrap_or(file);
+            builder.append_path_with_name(file, name)?;
             bytes += meta.len();
             files += 1;
         }
     }
-    let hashing = builder.into_inner()?;
-    let diff_id = format!("sha256:{:x}", hashing.hash.finalize());
-    hashing.inner.finish()?.flush()?;
-    Ok((diff_id, bytes, files))
+    done.push(close(path, builder)?);
+    Ok(Written {
+        layers: done,
+        bytes,
+        files,
+    })
 }
 
 fn file_digest(path: &Path) -> anyhow::Result<(String, u64)> {
@@ -438,13 +505,13 @@ pub fn filesystem_of(dir: Option<&Path>) -> String {
 }
 
 /// Makes the import tarball unless it exists.
-pub fn ensure(tarball: &Path, source: &Path, layer_mib: u64) -> anyhow::Result<()> {
-    ensure_tarball(tarball, source, layer_mib).map(drop)
+pub fn ensure(tarball: &Path, source: &Path, layer_mib: u64, layers: u32) -> anyhow::Result<()> {
+    ensure_tarball(tarball, source, layer_mib, layers).map(drop)
 }
 
 /// The layer of the import tarball (made when missing) as its plain tar.
 pub fn plain_layer(tarball: &Path, source: &Path, layer_mib: u64) -> anyhow::Result<Vec<u8>> {
-    ensure_tarball(tarball, source, layer_mib)?;
+    ensure_tarball(tarball, source, layer_mib, 1)?;
     let mut archive = tar::Archive::new(File::open(tarball)?);
     let mut largest: Option<Vec<u8>> = None;
     for entry in archive.entries()? {

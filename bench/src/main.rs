@@ -26,7 +26,7 @@ mod throughput_report;
 mod workdir;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -115,25 +115,42 @@ struct ImportArgs {
     layer: LayerArgs,
 }
 
+const DEFAULT_TARBALL: &str = "/var/tmp/rcontainerd-bench-import.tar";
+
 /// The import benchmark's one-layer image, which the import, apply and pull benchmarks share, and
 /// where their daemons run.
 #[derive(clap::Args, Debug)]
 struct LayerArgs {
     /// The OCI tarball; made (and kept) when missing.
-    #[arg(long, default_value = "/var/tmp/rcontainerd-bench-import.tar")]
+    #[arg(long, default_value = DEFAULT_TARBALL)]
     tarball: PathBuf,
     /// Where the layer's files come from when the tarball is made.
     #[arg(long, default_value = "/usr/lib")]
     source: PathBuf,
-    /// File data in the layer when the tarball is made.
+    /// File data in the image when the tarball is made.
     #[arg(long, default_value_t = 600)]
     layer_mib: u64,
+    /// Layers the image's files are cut into when the tarball is made (import and pull); more
+    /// than one changes the default tarball to `/var/tmp/rcontainerd-bench-import-<N>layers.tar`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    layers: u32,
     /// Run the daemons on a tmpfs mounted for the run (else in --tmp-dir, or the temp dir).
     #[arg(long)]
     tmpfs: bool,
 }
 
 impl LayerArgs {
+    /// The tarball: as given, or the default one of this many layers.
+    fn tarball(&self) -> PathBuf {
+        if self.layers > 1 && self.tarball == Path::new(DEFAULT_TARBALL) {
+            return PathBuf::from(format!(
+                "/var/tmp/rcontainerd-bench-import-{}layers.tar",
+                self.layers
+            ));
+        }
+        self.tarball.clone()
+    }
+
     /// The tmpfs mounted for the run (with `--tmpfs`; unmounted when dropped) and the directory the
     /// daemons' run directories go in.
     fn run_dirs(
@@ -423,9 +440,10 @@ fn main() -> anyhow::Result<()> {
                 contestants: import::contestants(subjects[0].clone(), subjects[1].clone()),
                 rounds: args.compare.rounds,
                 ctr: args.ctr,
-                tarball: args.layer.tarball,
+                tarball: args.layer.tarball(),
                 source: args.layer.source,
                 layer_mib: args.layer.layer_mib,
+                layers: args.layer.layers,
                 boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
                 filesystem: import::filesystem_of(tmp_dir.as_deref()),
                 tmp_dir,
@@ -444,10 +462,12 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| rcontainerd.with_file_name("ctr"));
             let (tmpfs, tmp_dir) = args.layer.run_dirs(&args.compare)?;
             // The tarball is made here when missing (the import benchmark's).
+            let tarball = args.layer.tarball();
             import::ensure(
-                &args.layer.tarball,
+                &tarball,
                 &args.layer.source,
                 args.layer.layer_mib,
+                args.layer.layers,
             )?;
             let mut contestants = import::contestants(subjects[0].clone(), subjects[1].clone());
             contestants.truncate(2);
@@ -455,7 +475,7 @@ fn main() -> anyhow::Result<()> {
                 contestants,
                 ctrs: vec![our_ctr, args.ctr],
                 rounds: args.compare.rounds,
-                tarball: args.layer.tarball,
+                tarball,
                 boot_timeout: std::time::Duration::from_secs(args.compare.boot_timeout_s),
                 filesystem: import::filesystem_of(tmp_dir.as_deref()),
                 tmp_dir,

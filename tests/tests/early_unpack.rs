@@ -271,38 +271,54 @@ async fn a_corrupt_large_layer_fails_as_without_early_unpack() {
     if !prerequisites() {
         return;
     }
-    // A gzip stream cut short and padded: the blob's digest is its own (the import accepts it),
-    // its content is no layer.
+    // Blobs whose digests are their own (the import accepts them) but whose content is no
+    // layer: a gzip stream cut short and padded (the staging fails while the blob is written),
+    // and one whose CRC is wrong (it fails only at the end, after the commit).
     let tar = layer(&[("big", Member::File(&noise(4, BIG), 0o644))]);
-    let mut gz = gzip(&tar);
-    gz.truncate(gz.len() / 2);
-    gz.extend_from_slice(&noise(5, 1 << 20));
-    let mut answers = Vec::new();
-    for early in [true, false] {
-        let daemon = start(early).await;
-        let (archive, _) = oci_layout_with(IMAGE, &[gz.clone()], &[digest_of(&tar)]);
-        let path = daemon.dir().join("bad.tar");
-        std::fs::write(&path, &archive).unwrap();
-        let out = daemon.ctr(
-            Ctr::Debian,
-            &["-n", "bad", "images", "import", path.to_str().unwrap()],
-        );
-        let failed = out.failed().to_string();
-        answers.push(failed);
-        assert_eq!(adopted_count(&daemon), 0);
-        let snapshots = daemon
-            .ctr(Ctr::Ours, &["-n", "bad", "snapshots", "ls"])
-            .ok()
-            .to_string();
-        assert_eq!(
-            snapshots.lines().count(),
-            1,
-            "no snapshot stays: {snapshots}"
-        );
+    let mut cut = gzip(&tar);
+    cut.truncate(cut.len() / 2);
+    cut.extend_from_slice(&noise(5, 1 << 20));
+    let mut bad_crc = gzip(&tar);
+    let crc_at = bad_crc.len() - 8;
+    bad_crc[crc_at] ^= 0xff;
+    for gz in [cut, bad_crc] {
+        let mut answers = Vec::new();
+        for early in [true, false] {
+            let daemon = start(early).await;
+            let (archive, _) = oci_layout_with(IMAGE, &[gz.clone()], &[digest_of(&tar)]);
+            let path = daemon.dir().join("bad.tar");
+            std::fs::write(&path, &archive).unwrap();
+            let out = daemon.ctr(
+                Ctr::Debian,
+                &["-n", "bad", "images", "import", path.to_str().unwrap()],
+            );
+            answers.push(out.failed().to_string());
+            assert_eq!(adopted_count(&daemon), 0);
+            if early {
+                // The failed staging is removed, whenever it failed.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while std::fs::read_dir(staging_dir(&daemon)).unwrap().count() > 0 {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "a failed staging stays"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+            let snapshots = daemon
+                .ctr(Ctr::Ours, &["-n", "bad", "snapshots", "ls"])
+                .ok()
+                .to_string();
+            assert_eq!(
+                snapshots.lines().count(),
+                1,
+                "no snapshot stays: {snapshots}"
+            );
+        }
+        // The messages name temporary snapshot keys; the reason is the same.
+        let reason = |s: &str| s.rsplit(": ").next().unwrap_or_default().trim().to_string();
+        assert_eq!(reason(&answers[0]), reason(&answers[1]), "{answers:?}");
     }
-    // The messages name temporary snapshot keys; the reason is the same.
-    let reason = |s: &str| s.rsplit(": ").next().unwrap_or_default().trim().to_string();
-    assert_eq!(reason(&answers[0]), reason(&answers[1]), "{answers:?}");
 }
 
 #[tokio::test]

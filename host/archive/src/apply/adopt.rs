@@ -27,6 +27,10 @@ pub enum NotAdopted {
     OtherFileSystem,
     /// The target directory is not empty.
     TargetNotEmpty,
+    /// The staging carries what it inherited from where it was made (an SELinux label, an ACL),
+    /// or the target has a default ACL: files made in one place would not be the files made in
+    /// the other.
+    Inherited,
 }
 
 /// Moves the tree staged in `staged` (an apply into an empty directory with
@@ -63,6 +67,13 @@ pub fn adopt(
     if !names.is_empty() {
         return Ok(Err(NotAdopted::TargetNotEmpty));
     }
+    let inherited = [SELINUX_LABEL, ACL_PREFIX]
+        .iter()
+        .any(|p| has_xattr_prefix(&from, p))
+        || has_xattr_prefix(&to, DEFAULT_ACL);
+    if inherited {
+        return Ok(Err(NotAdopted::Inherited));
+    }
     for name in names_of(&from).map_err(failed("listing the staged layer"))? {
         // NOREPLACE: the target was empty a moment ago; anything there now is not ours to
         // replace.
@@ -83,15 +94,36 @@ pub fn adopt(
         )
         .map_err(failed("setting the owner of"))?;
     }
-    // The staged root's xattrs all came from the layer (its `./` member or an opaque marker).
-    overlay::copy_xattrs_but(from.as_fd(), to.as_fd(), b"")
-        .map_err(failed("setting the xattrs of"))?;
+    // Xattrs the layer set on the root (its `./` member's, an opaque marker): the staged root has
+    // no others (nothing inherited, checked above).
+    if footprint.root_meta || footprint.whiteouts {
+        overlay::copy_xattrs_but(from.as_fd(), to.as_fd(), b"")
+            .map_err(failed("setting the xattrs of"))?;
+    }
     if footprint.root_meta {
         fchmod(&to, Mode::from_raw_mode(from_stat.st_mode & 0o7777))
             .map_err(failed("setting the mode of"))?;
         futimens(&to, &overlay::timestamps(&from_stat)).map_err(failed("setting the times of"))?;
     }
     Ok(Ok(()))
+}
+
+const SELINUX_LABEL: &[u8] = b"security.selinux";
+const ACL_PREFIX: &[u8] = b"system.posix_acl_";
+const DEFAULT_ACL: &[u8] = b"system.posix_acl_default";
+
+/// Whether `dir` has an xattr whose name starts with `prefix`.
+fn has_xattr_prefix(dir: &OwnedFd, prefix: &[u8]) -> bool {
+    let mut names = vec![0u8; 64 << 10];
+    let len = match rustix::fs::flistxattr(dir, &mut names[..]) {
+        Ok(len) => len,
+        Err(Errno::NOTSUP) => return false,
+        // Unreadable, or more names than the buffer holds: assume the worst.
+        Err(_) => return true,
+    };
+    names[..len]
+        .split(|&b| b == 0)
+        .any(|name| name.starts_with(prefix))
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd, ApplyError> {

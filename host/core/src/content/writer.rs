@@ -201,6 +201,7 @@ impl IngestWriter {
             DigestSource::Driver => Some(self.driver_digest()?),
             DigestSource::Host(running) => running.as_ref().map(RunningDigest::current),
         };
+        let verified = known.is_some();
         let digest = match known {
             Some(actual) => {
                 if !expected.is_empty() && expected != actual {
@@ -238,7 +239,8 @@ impl IngestWriter {
         }
         self.inner = None;
         self.committed = Some(digest.clone());
-        if let Some(tap) = self.tap.take() {
+        // Only a digest the host or the driver computed names what the tap saw.
+        if let (Some(tap), true) = (self.tap.take(), verified) {
             tap.committed(&digest, size as u64);
         }
         let record = BlobRecord::new(&digest, size, labels);
@@ -252,11 +254,20 @@ impl IngestWriter {
     /// Shows `data`, just written at `offset`, to the store's tap: a run from offset 0 opens a
     /// sink; a sink that declines more is dropped.
     fn feed_tap(&mut self, offset: u64, data: &[u8]) {
+        if matches!(self.source, DigestSource::Host(None)) {
+            // The digest is unknown from here on: a commit would not be verified.
+            self.tap = None;
+            return;
+        }
         if offset == 0 {
-            self.tap = self
-                .store
-                .tap()
-                .and_then(|tap| tap.open(&self.ingest.reference, self.ingest.total, data));
+            self.tap = self.store.tap().and_then(|tap| {
+                tap.open(
+                    &self.namespace,
+                    &self.ingest.reference,
+                    self.ingest.total,
+                    data,
+                )
+            });
         }
         if let Some(sink) = self.tap.as_mut() {
             if !sink.data(data) {

@@ -5,23 +5,25 @@
 //!
 //! - **Which ingests.** Refs of the shapes containerd's clients give layers (`tar-<name>` for
 //!   an import, `layer-<digest>` for a pull), of at least [`MIN_LAYER_BYTES`] (or unknown size),
-//!   whose first bytes are gzip, zstd or tar. At most [`MAX_STAGED`] at once, staged or being
-//!   staged; beyond that an ingest is just written.
+//!   whose first bytes are gzip, zstd or tar. At most [`MAX_STAGED`] at once, being staged or
+//!   staged and not yet taken by an apply; beyond that an ingest is just written.
 //! - **How.** The content store's tap (see `content::tap`) hands every write of an unbroken run
 //!   from offset 0 to a thread that applies the stream (overlay layout, no lowers) into its own
 //!   directory below the diff service's root. A full queue holds the writer back: the work
 //!   would be done at apply time anyway. A truncate, a failed write or a writer closed before
 //!   its commit abandons the staging; a commit names it by the digest the store verified.
-//! - **Use.** An apply of that digest into an empty target on the same file system whose
-//!   footprint fits (see `rcontainerd_archive::apply::adopt`) waits for the staging to finish
-//!   and moves it in; the answer is the staging's diff ID. Anything else (a different target,
-//!   a failed staging, a compression that differs from the media type's) applies as usual.
+//! - **Use.** An apply of that digest in the namespace that wrote it, into an empty target on
+//!   the same file system, waits for the staging to finish and moves it in when its footprint
+//!   fits (see `rcontainerd_archive::apply::adopt`); the answer is the staging's diff ID.
+//!   Anything else (a target that is not empty, a failed staging, a compression that differs
+//!   from the media type's) drops the staging and applies as usual.
 //! - **Expiry.** A staging nobody claims within [`KEEP_FOR`] of its end is deleted (so is one a
 //!   second ingest of the same digest produced); the directory is emptied when the daemon
 //!   starts.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
+use std::os::unix::fs::DirBuilderExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -44,10 +46,16 @@ const QUEUE_DEPTH: usize = 8;
 /// The ingest refs containerd's clients give layers.
 const LAYER_REF_PREFIXES: [&str; 2] = ["tar-", "layer-"];
 
+/// A staging is only ever used in the namespace that wrote it: another namespace does not learn
+/// from an apply's speed that a blob was written elsewhere.
+fn key(namespace: &str, digest: &str) -> String {
+    format!("{namespace}/{digest}")
+}
+
 /// The stagings of one daemon.
 pub struct EarlyUnpack {
     dir: PathBuf,
-    /// Committed stagings by blob digest.
+    /// Committed stagings by namespace and blob digest (see [`key`]).
     staged: Mutex<HashMap<String, Arc<Job>>>,
     /// Stagings alive (extracting, or waiting for their apply).
     alive: AtomicUsize,
@@ -90,12 +98,12 @@ impl Drop for Staged {
 impl EarlyUnpack {
     /// Stagings below `dir`; whatever an earlier run left there is removed.
     pub fn new(dir: &Path) -> io::Result<Arc<EarlyUnpack>> {
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        std::fs::create_dir_all(dir)?;
+        Self::clear(dir)?;
+        // 0700: a staged layer's setuid files must not be reachable by other users meanwhile.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         Ok(Arc::new_cyclic(|me| EarlyUnpack {
             dir: dir.to_owned(),
             staged: Mutex::new(HashMap::new()),
@@ -103,6 +111,29 @@ impl EarlyUnpack {
             next: AtomicU64::new(0),
             me: me.clone(),
         }))
+    }
+
+    /// Where the stagings are (an adopt needs its target on the same file system).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes whatever an earlier run left in `dir` (also when early unpack is now off).
+    pub fn clear(dir: &Path) -> io::Result<()> {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drops the staging of `digest` in `namespace`, if any (an apply that cannot use it).
+    pub fn discard(&self, namespace: &str, digest: &str) {
+        let Some(job) = self.staged().remove(&key(namespace, digest)) else {
+            return;
+        };
+        // Its thread deletes it (at once when finished, else when the extraction stops).
+        job.abandoned.store(true, Ordering::Relaxed);
+        job.changed.notify_all();
     }
 
     fn staged(&self) -> MutexGuard<'_, HashMap<String, Arc<Job>>> {
@@ -114,12 +145,13 @@ impl EarlyUnpack {
     /// finished; `None` when there is none that fits. Gives up waiting when `cancelled` rises.
     pub fn claim(
         &self,
+        namespace: &str,
         digest: &str,
         size: u64,
         compression: Compression,
         cancelled: &AtomicBool,
     ) -> Option<Staged> {
-        let job = self.staged().remove(digest)?;
+        let job = self.staged().remove(&key(namespace, digest))?;
         let waiting = Instant::now();
         let mut state = job.lock();
         let result = loop {
@@ -148,15 +180,20 @@ impl EarlyUnpack {
         drop(state);
         job.changed.notify_all();
         tracing::debug!(layer = %digest, waited = ?waiting.elapsed(), "early unpack: claimed");
+        // The directory is the claim's now, whatever became of the staging.
+        let Ok(applied) = result else {
+            remove_in_background(job.dir.clone());
+            return None;
+        };
         let staged = Staged {
             dir: job.dir.clone(),
-            applied: result.ok()?,
+            applied,
         };
         (job.compression == compression && staged.applied.compressed_size == size).then_some(staged)
     }
 
-    /// Starts a staging of an ingest whose first bytes are `first`.
-    fn start(&self, compression: Compression) -> Option<Box<dyn TapSink>> {
+    /// Starts a staging of an ingest of `namespace`, compressed as `compression`.
+    fn start(&self, namespace: &str, compression: Compression) -> Option<Box<dyn TapSink>> {
         let me = self.me.upgrade()?;
         if self.alive.fetch_add(1, Ordering::SeqCst) >= MAX_STAGED {
             self.alive.fetch_sub(1, Ordering::SeqCst);
@@ -165,7 +202,7 @@ impl EarlyUnpack {
         let dir = self
             .dir
             .join(self.next.fetch_add(1, Ordering::Relaxed).to_string());
-        if let Err(e) = std::fs::create_dir(&dir) {
+        if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             tracing::warn!(dir = %dir.display(), error = %e, "early unpack: making a staging directory");
             self.alive.fetch_sub(1, Ordering::SeqCst);
             return None;
@@ -190,6 +227,7 @@ impl EarlyUnpack {
         }
         Some(Box::new(Sink {
             early: self.me.clone(),
+            namespace: namespace.to_string(),
             job,
             queue: Some(tx),
             committed: false,
@@ -269,14 +307,20 @@ impl Job {
 }
 
 impl IngestTap for EarlyUnpack {
-    fn open(&self, reference: &str, total: i64, first: &[u8]) -> Option<Box<dyn TapSink>> {
+    fn open(
+        &self,
+        namespace: &str,
+        reference: &str,
+        total: i64,
+        first: &[u8],
+    ) -> Option<Box<dyn TapSink>> {
         if !LAYER_REF_PREFIXES.iter().any(|p| reference.starts_with(p)) {
             return None;
         }
         if total != 0 && total < MIN_LAYER_BYTES {
             return None;
         }
-        self.start(sniff(first)?)
+        self.start(namespace, sniff(first)?)
     }
 }
 
@@ -298,6 +342,7 @@ fn sniff(first: &[u8]) -> Option<Compression> {
 /// The writer's side of a staging.
 struct Sink {
     early: Weak<EarlyUnpack>,
+    namespace: String,
     job: Arc<Job>,
     queue: Option<SyncSender<Vec<u8>>>,
     committed: bool,
@@ -320,12 +365,13 @@ impl TapSink for Sink {
             return;
         };
         let mut staged = early.staged();
-        if staged.contains_key(digest) {
+        let key = key(&self.namespace, digest);
+        if staged.contains_key(&key) {
             // Another ingest of the same blob staged it already.
             self.job.abandoned.store(true, Ordering::Relaxed);
             return;
         }
-        staged.insert(digest.to_string(), self.job.clone());
+        staged.insert(key, self.job.clone());
     }
 }
 

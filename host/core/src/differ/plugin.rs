@@ -57,18 +57,31 @@ fn service_init(ctx: &InitContext<'_>) -> Result<Instance, InitError> {
         };
         ordered.push((name, differ));
     }
-    let early = match ctx.config.get("early_unpack") {
-        Some(toml::Value::Boolean(true)) => {
-            let dir = ctx.root.join("early-unpack");
-            let early = EarlyUnpack::new(&dir).map_err(|e| {
-                Error::internal(format!("early_unpack: preparing {}: {e}", dir.display()))
-            })?;
-            Some(early)
-        }
-        Some(toml::Value::Boolean(false)) => None,
+    let wanted = match ctx.config.get("early_unpack") {
+        Some(toml::Value::Boolean(on)) => *on,
         _ => return Err(Error::invalid_argument("early_unpack: true or false").into()),
+    };
+    let dir = ctx.root.join("early-unpack");
+    // Only the walking differ uses stagings; on an SELinux host a staged file would keep the
+    // label of where it was staged.
+    let usable = ordered.iter().any(|(name, _)| name == "walking") && !selinux_enabled();
+    let early = if wanted && usable {
+        Some(EarlyUnpack::new(&dir).map_err(|e| {
+            Error::internal(format!("early_unpack: preparing {}: {e}", dir.display()))
+        })?)
+    } else {
+        // What a run with early unpack left.
+        EarlyUnpack::clear(&dir).map_err(|e| {
+            Error::internal(format!("early_unpack: removing {}: {e}", dir.display()))
+        })?;
+        None
     };
     Ok(Instance::of(Arc::new(Differs::new(
         content, ordered, early,
     ))))
+}
+
+/// Whether the kernel enforces or audits SELinux (its file system is mounted).
+fn selinux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
 }

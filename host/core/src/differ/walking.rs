@@ -99,7 +99,15 @@ fn adopt_early(
         },
         (None, None) => return None,
     };
-    let staged = early.claim(&layer.digest, size, compression, cx.cancelled)?;
+    let dir = plain
+        .as_deref()
+        .or(overlay.as_ref().map(|(u, _)| u.as_path()))?;
+    // The cheap refusals first: a claim waits for the staging to finish.
+    if !empty_and_beside(dir, early.dir()) {
+        early.discard(cx.namespace, &layer.digest);
+        return None;
+    }
+    let staged = early.claim(cx.namespace, &layer.digest, size, compression, cx.cancelled)?;
     match apply::adopt(&staged.dir, &target, staged.applied.footprint) {
         Ok(Ok(())) => {
             tracing::debug!(layer = %layer.digest, "early unpack: layer applied from its staging");
@@ -111,10 +119,19 @@ fn adopt_early(
         }
         Err(e) => {
             tracing::warn!(layer = %layer.digest, error = %e,
-                "early unpack: moving the staging in failed part way; applying over it");
+                "early unpack: moving the staging in failed; applying as usual");
             None
         }
     }
+}
+
+/// Whether `dir` is an empty directory on the file system of `beside`.
+fn empty_and_beside(dir: &Path, beside: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(a), Ok(b)) = (std::fs::metadata(dir), std::fs::metadata(beside)) else {
+        return false;
+    };
+    a.dev() == b.dev() && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }
 
 /// The answer to an apply: the uncompressed layer (its digest is the diff ID).
