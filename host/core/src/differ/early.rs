@@ -38,7 +38,7 @@ use crate::content::tap::{IngestTap, TapSink};
 /// Smaller layers apply quickly anyway.
 pub const MIN_LAYER_BYTES: i64 = 8 << 20;
 /// Stagings that may exist at once (each holds a thread and a layer's worth of disk).
-pub const MAX_STAGED: usize = 4;
+pub const MAX_STAGED: usize = 16;
 /// How long a finished staging waits for its apply.
 pub const KEEP_FOR: Duration = Duration::from_secs(120);
 /// Writes queued for the staging thread before the writer waits.
