@@ -285,7 +285,8 @@ async fn a_corrupt_large_layer_fails_as_without_early_unpack() {
         let mut answers = Vec::new();
         for early in [true, false] {
             let daemon = start(early).await;
-            let (archive, _) = oci_layout_with(IMAGE, &[gz.clone()], &[digest_of(&tar)]);
+            let (archive, _) =
+                oci_layout_with(IMAGE, std::slice::from_ref(&gz), &[digest_of(&tar)]);
             let path = daemon.dir().join("bad.tar");
             std::fs::write(&path, &archive).unwrap();
             let out = daemon.ctr(

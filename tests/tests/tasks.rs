@@ -629,3 +629,127 @@ async fn faults_answer_as_containerd_does() {
     assert!(answers[0].0.contains("already exists"), "{:?}", answers[0]);
     assert!(bundles(&ours).is_empty());
 }
+
+/// The parent of `pid` (from `/proc/<pid>/stat`, after the command's closing parenthesis).
+fn parent_of(pid: &str) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split_whitespace().nth(1).unwrap().to_string()
+}
+
+fn oom_score_adj(pid: &str) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The daemon starts Debian's runc shim the way the shim's own `start` would, without running
+/// `start` (the server is the daemon's child): the server's arguments, its socket's name and mode, the bundle's `address`, an OOM
+/// score one above the daemon's; and containers of one group share one shim.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runc_shim_is_started_as_its_start_would_start_it() {
+    use sha2::Digest as _;
+    use std::os::unix::fs::PermissionsExt;
+    if !prerequisites_met() {
+        return;
+    }
+    let mut daemon = daemon_with_image().await;
+    let address_of = |daemon: &Daemon, id: &str| {
+        std::fs::read_to_string(
+            daemon
+                .state()
+                .join("io.containerd.runtime.v2.task")
+                .join(NS)
+                .join(id)
+                .join("address"),
+        )
+        .unwrap()
+    };
+    let socket = daemon.socket().display().to_string();
+    let expected_socket = |group: &str| {
+        let hash = sha2::Sha256::digest(format!("{socket}/{NS}/{group}").as_bytes());
+        format!("/run/containerd/s/{hash:x}")
+    };
+    ctr(&daemon, &["run", "-d", IMAGE, "s1", "sleep", "1000"]).ok();
+    assert_eq!(
+        address_of(&daemon, "s1"),
+        format!("unix://{}", expected_socket("s1"))
+    );
+    let mode = std::fs::metadata(expected_socket("s1"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let task_pid = tasks(&daemon)[0].1.clone();
+    let shim = parent_of(&task_pid);
+    let cmdline: Vec<String> = std::fs::read(format!("/proc/{shim}/cmdline"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(
+        cmdline[0].ends_with("containerd-shim-runc-v2"),
+        "{cmdline:?}"
+    );
+    assert_eq!(
+        cmdline[1..],
+        ["-namespace", NS, "-id", "s1", "-address", &socket]
+    );
+    let daemon_pid = daemon.pid().unwrap().to_string();
+    assert_eq!(oom_score_adj(&shim), oom_score_adj(&daemon_pid) + 1);
+    // Started by the daemon itself, not by a `start` that exited (its server would be an orphan).
+    assert_eq!(parent_of(&shim), daemon_pid);
+
+    // Two containers of one group: one shim, named after the group.
+    for id in ["g1", "g2"] {
+        ctr(
+            &daemon,
+            &[
+                "run",
+                "-d",
+                "--annotation",
+                "io.containerd.runc.v2.group=grp",
+                IMAGE,
+                id,
+                "sleep",
+                "1000",
+            ],
+        )
+        .ok();
+        assert_eq!(
+            address_of(&daemon, id),
+            format!("unix://{}", expected_socket("grp"))
+        );
+    }
+    let pids: std::collections::BTreeMap<String, String> = tasks(&daemon)
+        .into_iter()
+        .map(|(id, pid, _)| (id, pid))
+        .collect();
+    assert_eq!(
+        parent_of(&pids["g1"]),
+        parent_of(&pids["g2"]),
+        "one shim for the group"
+    );
+    assert_ne!(parent_of(&pids["g1"]), shim);
+
+    // A restart finds the shims through the addresses, and they serve.
+    daemon.restart().await.unwrap();
+    for id in ["s1", "g1", "g2"] {
+        ctr(&daemon, &["tasks", "kill", "-s", "KILL", id]).ok();
+    }
+    wait_until(Duration::from_secs(10), "the tasks to stop", || {
+        tasks(&daemon)
+            .iter()
+            .all(|(_, _, status)| status == "STOPPED")
+    });
+    for id in ["s1", "g1", "g2"] {
+        ctr(&daemon, &["tasks", "rm", id]).ok();
+        ctr(&daemon, &["containers", "rm", id]).ok();
+    }
+    wait_until(Duration::from_secs(10), "the shims' sockets to go", || {
+        !Path::new(&expected_socket("s1")).exists() && !Path::new(&expected_socket("grp")).exists()
+    });
+}

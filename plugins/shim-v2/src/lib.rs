@@ -8,6 +8,7 @@
 mod binary;
 mod bundle;
 mod client;
+mod launch;
 mod log;
 mod queue;
 mod runtime;

@@ -18,11 +18,12 @@ use rcontainerd_plugin_api::{PluginError, Result};
 use crate::binary::{self, ShimEnv};
 use crate::bundle::Bundle;
 use crate::client::ShimClient;
+use crate::launch;
 use crate::log::ShimLog;
 use crate::queue::EventQueue;
 use crate::time::{nanos, now_nanos};
 
-const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
+pub(crate) const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
 /// runc's state directory under the driver's state; a dot name is never a namespace's.
 const RUNC_ROOT: &str = ".runc";
 
@@ -289,7 +290,11 @@ impl Runtime for ShimRuntime {
         let started = (|| {
             let _ = std::fs::write(bundle.path.join("runtime"), &request.runtime);
             let log = ShimLog::create(&bundle, self.io.handle())?;
-            let address = binary::start(&binary, &inner.env, &bundle, options.as_ref())?;
+            let launched = launch::start_runc_shim(&binary, &inner.env, &bundle, options.as_ref())?;
+            let address = match launched {
+                Some(address) => address,
+                None => binary::start(&binary, &inner.env, &bundle, options.as_ref())?,
+            };
             let _ = std::fs::write(
                 bundle.path.join("shim-binary-path"),
                 binary.as_os_str().as_encoded_bytes(),
