@@ -637,6 +637,22 @@ fn parent_of(pid: &str) -> String {
     after.split_whitespace().nth(1).unwrap().to_string()
 }
 
+/// The pids of `parent`'s children that exited and were not reaped.
+fn zombie_children(parent: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 2..];
+            let mut fields = after.split_whitespace();
+            let (state, ppid) = (fields.next()?, fields.next()?);
+            (state == "Z" && ppid == parent).then_some(pid)
+        })
+        .collect()
+}
+
 fn oom_score_adj(pid: &str) -> i32 {
     std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
         .unwrap()
@@ -749,6 +765,14 @@ async fn the_runc_shim_is_started_as_its_start_would_start_it() {
         ctr(&daemon, &["tasks", "rm", id]).ok();
         ctr(&daemon, &["containers", "rm", id]).ok();
     }
+    // A shim this daemon run started, and that exited, is reaped: no zombie child stays.
+    ctr(&daemon, &["run", "--rm", IMAGE, "r1", "true"]).ok();
+    let daemon_pid = daemon.pid().unwrap().to_string();
+    wait_until(
+        Duration::from_secs(10),
+        "the daemon's exited children to be reaped",
+        || zombie_children(&daemon_pid).is_empty(),
+    );
     wait_until(Duration::from_secs(10), "the shims' sockets to go", || {
         !Path::new(&expected_socket("s1")).exists() && !Path::new(&expected_socket("grp")).exists()
     });

@@ -13,9 +13,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use prost::Message;
 use rcontainerd_api::ttrpc::runc::Options as RuncOptions;
@@ -43,6 +42,7 @@ pub fn start_runc_shim(
     env: &ShimEnv,
     bundle: &Bundle,
     options: Option<&AnyValue>,
+    io: &tokio::runtime::Handle,
 ) -> Result<Option<String>> {
     if binary.file_name().is_none_or(|n| n != RUNC_SHIM) || std::env::var_os("SCHED_CORE").is_some()
     {
@@ -74,12 +74,17 @@ pub fn start_runc_shim(
     };
     let started = (|| {
         write_address(&bundle.path, &address).map_err(|e| failed("address", e))?;
+        // Spawned as a tokio child and dropped: tokio's SIGCHLD handling reaps it when it exits,
+        // with no thread waiting per shim.
+        let _runtime = io.enter();
         let child =
             spawn_server(binary, env, bundle, listener.into()).map_err(|e| failed("spawn", e))?;
-        if let Err(e) = adjust_oom_score(child.id()) {
-            tracing::warn!(error = %e, "shim: setting its OOM score");
+        if let Some(pid) = child.id() {
+            if let Err(e) = adjust_oom_score(pid) {
+                tracing::warn!(error = %e, "shim: setting its OOM score");
+            }
         }
-        reap(child);
+        drop(child);
         Ok(())
     })();
     if let Err(e) = started {
@@ -154,14 +159,15 @@ fn write_address(bundle: &Path, address: &str) -> io::Result<()> {
 
 /// The server: the binary without `start` or `-publish-binary`, in the bundle, its own process
 /// group, the listening socket as fd 3, stdio on /dev/null, `GOMAXPROCS=4` as `start` sets it.
+/// Must run inside the driver's tokio runtime.
 fn spawn_server(
     binary: &Path,
     env: &ShimEnv,
     bundle: &Bundle,
     listener: OwnedFd,
-) -> io::Result<std::process::Child> {
+) -> io::Result<tokio::process::Child> {
     let fd = listener.as_raw_fd();
-    let mut cmd = Command::new(binary);
+    let mut cmd = tokio::process::Command::new(binary);
     cmd.arg("-namespace")
         .arg(&bundle.namespace)
         .arg("-id")
@@ -215,18 +221,6 @@ fn adjust_oom_score(pid: u32) -> io::Result<()> {
     let own: i32 = own.trim().parse().map_err(io::Error::other)?;
     let score = (own + 1).min(1000);
     std::fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())
-}
-
-/// Waits for the server in the background, so it leaves no zombie when it exits.
-fn reap(mut child: std::process::Child) {
-    let spawned = std::thread::Builder::new()
-        .name("shim-reaper".into())
-        .spawn(move || {
-            let _ = child.wait();
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "shim: starting the thread that reaps it");
-    }
 }
 
 #[cfg(test)]

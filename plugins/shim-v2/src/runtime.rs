@@ -290,7 +290,13 @@ impl Runtime for ShimRuntime {
         let started = (|| {
             let _ = std::fs::write(bundle.path.join("runtime"), &request.runtime);
             let log = ShimLog::create(&bundle, self.io.handle())?;
-            let launched = launch::start_runc_shim(&binary, &inner.env, &bundle, options.as_ref())?;
+            let launched = launch::start_runc_shim(
+                &binary,
+                &inner.env,
+                &bundle,
+                options.as_ref(),
+                self.io.handle(),
+            )?;
             let address = match launched {
                 Some(address) => address,
                 None => binary::start(&binary, &inner.env, &bundle, options.as_ref())?,
