@@ -869,30 +869,7 @@ fn clean_join(parts: &[&str]) -> String {
 
 /// Go's `path.Clean`: for the paths a spec holds, and the member names of an archive.
 pub fn clean_path(path: &str) -> String {
-    if path.is_empty() {
-        return ".".into();
-    }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let body = parts.join("/");
-    match (rooted, body.is_empty()) {
-        (true, _) => format!("/{body}"),
-        (false, true) => ".".into(),
-        (false, false) => body,
-    }
+    rcontainerd_pkg::gopath::clean(path)
 }
 
 fn push_strings(members: &mut Vec<(String, Json)>, key: &str, items: &[String]) {

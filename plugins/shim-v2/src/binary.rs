@@ -17,6 +17,10 @@ use serde::Deserialize;
 
 use crate::bundle::Bundle;
 
+/// The type of the runc shim's options (`io.containerd.runc.*` runtimes), without the
+/// `type.googleapis.com/` prefix a client may put before it.
+pub const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
+
 /// What every invocation shares.
 #[derive(Debug, Clone)]
 pub struct ShimEnv {

@@ -8,11 +8,12 @@
 //! `/run/containerd/s/<sha256 of "<daemon address>/<namespace>/<group>">`, mode 0600; the group
 //! is the container id unless the spec's annotations name one; a socket that already answers is
 //! the group's shim and is used as it is). Whatever this does not do — a shim cgroup in the
-//! runtime options, `SCHED_CORE`, any other shim binary — goes through `start` as before.
+//! runtime options, `SCHED_CORE`, a spec `start` would refuse, a shim whose `-v` is not 1.6.x, any
+//! other shim binary — goes through `start` as before.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -21,9 +22,8 @@ use rcontainerd_api::ttrpc::runc::Options as RuncOptions;
 use rcontainerd_plugin_api::{runtime::AnyValue, PluginError, Result};
 use sha2::Digest;
 
-use crate::binary::ShimEnv;
+use crate::binary::{ShimEnv, RUNC_OPTIONS};
 use crate::bundle::Bundle;
-use crate::runtime::RUNC_OPTIONS;
 
 /// The binary this module knows how to start.
 const RUNC_SHIM: &str = "containerd-shim-runc-v2";
@@ -44,7 +44,9 @@ pub fn start_runc_shim(
     options: Option<&AnyValue>,
     io: &tokio::runtime::Handle,
 ) -> Result<Option<String>> {
-    if binary.file_name().is_none_or(|n| n != RUNC_SHIM) || std::env::var_os("SCHED_CORE").is_some()
+    if binary.file_name().is_none_or(|n| n != RUNC_SHIM)
+        || std::env::var_os("SCHED_CORE").is_some()
+        || !is_known_version(binary)
     {
         return Ok(None);
     }
@@ -55,14 +57,18 @@ pub fn start_runc_shim(
             _ => return Ok(None),
         }
     }
-    let group = group_of(&bundle.path).unwrap_or_else(|| bundle.id.clone());
+    // A spec the shim's `start` would refuse goes to `start`, which gives its error.
+    let Some(group) = group_of(&bundle.path) else {
+        return Ok(None);
+    };
+    let group = group.unwrap_or_else(|| bundle.id.clone());
     let path = socket_path(&env.grpc_address, &bundle.namespace, &group);
     let address = format!("unix://{}", path.display());
     let failed = |what: &str, e: io::Error| PluginError::io(format!("start shim: {what}"), e);
     let listener = match bind(&path) {
         Ok(listener) => listener,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            if UnixStream::connect(&path).is_ok() {
+            if answers(&path) {
                 // The group's shim is running: this container joins it.
                 write_address(&bundle.path, &address).map_err(|e| failed("address", e))?;
                 return Ok(Some(address));
@@ -79,9 +85,14 @@ pub fn start_runc_shim(
         let _runtime = io.enter();
         let child =
             spawn_server(binary, env, bundle, listener.into()).map_err(|e| failed("spawn", e))?;
+        // (tokio may fail a spawn after the process exists, when it cannot watch it; that
+        // server then runs unwatched, and the socket it serves is removed below.)
         if let Some(pid) = child.id() {
+            // As in the shim's `start`, a server whose OOM score cannot be set is not used.
             if let Err(e) = adjust_oom_score(pid) {
-                tracing::warn!(error = %e, "shim: setting its OOM score");
+                let mut child = child;
+                let _ = child.start_kill();
+                return Err(failed("OOM score", e));
             }
         }
         drop(child);
@@ -97,43 +108,79 @@ pub fn start_runc_shim(
 /// `<dir>/<sha256 of "<daemon address>/<namespace>/<group>">`, as the shim names it (Go's
 /// `filepath.Join`, which cleans the path).
 fn socket_path(daemon_address: &str, namespace: &str, group: &str) -> PathBuf {
-    let joined = clean(&format!("{daemon_address}/{namespace}/{group}"));
+    let joined = rcontainerd_pkg::gopath::clean(&format!("{daemon_address}/{namespace}/{group}"));
     Path::new(SOCKET_DIR).join(format!("{:x}", sha2::Sha256::digest(joined.as_bytes())))
 }
 
-/// A path with empty and `.` components dropped and `..` applied (Go's `filepath.Clean`).
-fn clean(path: &str) -> String {
-    let absolute = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !absolute {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let body = parts.join("/");
-    match (absolute, body.is_empty()) {
-        (true, _) => format!("/{body}"),
-        (false, true) => ".".to_string(),
-        (false, false) => body,
-    }
-}
-
-/// The group a spec's annotations name, if any.
-fn group_of(bundle: &Path) -> Option<String> {
+/// The group a spec's annotations name (`Some(None)`: none); `None` when the spec cannot be
+/// read or its annotations are not strings, which the shim's `start` refuses.
+fn group_of(bundle: &Path) -> Option<Option<String>> {
     let spec = std::fs::read(bundle.join("config.json")).ok()?;
     let spec: serde_json::Value = serde_json::from_slice(&spec).ok()?;
-    let annotations = spec.get("annotations")?;
-    GROUP_LABELS
-        .iter()
-        .find_map(|label| annotations.get(label)?.as_str().map(str::to_string))
+    let annotations = match spec.get("annotations") {
+        None | Some(serde_json::Value::Null) => return Some(None),
+        Some(serde_json::Value::Object(map)) => map,
+        Some(_) => return None,
+    };
+    if annotations.values().any(|v| !v.is_string()) {
+        return None;
+    }
+    Some(
+        GROUP_LABELS
+            .iter()
+            .find_map(|label| annotations.get(*label)?.as_str().map(str::to_string)),
+    )
+}
+
+/// Whether a shim listens on `path`: a connection is taken, or the listener's queue is full (a
+/// busy shim, not a dead one). Never waits.
+fn answers(path: &Path) -> bool {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    let Ok(address) = UnixAddr::new(path) else {
+        return false;
+    };
+    matches!(
+        connect(fd.as_raw_fd(), &address),
+        Ok(()) | Err(nix::errno::Errno::EAGAIN)
+    )
+}
+
+/// Whether `binary -v` says it is a 1.6 shim, the `start` this module does the work of (later
+/// ones do more: another socket, a JSON answer). Asked once per binary and modification time.
+fn is_known_version(binary: &Path) -> bool {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::SystemTime;
+    static KNOWN: Mutex<Option<HashMap<(PathBuf, SystemTime), bool>>> = Mutex::new(None);
+    let Ok(modified) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let key = (binary.to_path_buf(), modified);
+    let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(answer) = known.get_or_insert_with(HashMap::new).get(&key) {
+        return *answer;
+    }
+    let answer = std::process::Command::new(binary)
+        .arg("-v")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("Version:"))
+                .any(|v| v.trim().starts_with("1.6."))
+        });
+    known.get_or_insert_with(HashMap::new).insert(key, answer);
+    answer
 }
 
 /// The shim's socket: its directory and the socket itself mode 0600, as the shim makes them.
@@ -146,7 +193,10 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
             .create(dir)?;
     }
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
     Ok(listener)
 }
 
@@ -237,8 +287,10 @@ mod tests {
             sha2::Sha256::digest(b"/run/containerd/containerd.sock/default/web")
         );
         assert_eq!(path, Path::new(SOCKET_DIR).join(expected));
-        assert_eq!(clean("/a//b/./c/../d/"), "/a/b/d");
-        assert_eq!(clean("/../a"), "/a");
-        assert_eq!(clean("a/../../b"), "../b");
+        // Go's filepath.Join cleans: a trailing slash or `..` in the address changes nothing.
+        assert_eq!(
+            socket_path("/run/x/../containerd/containerd.sock/", "default", "web"),
+            path
+        );
     }
 }

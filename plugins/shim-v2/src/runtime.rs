@@ -15,7 +15,7 @@ use rcontainerd_plugin_api::runtime::{
 };
 use rcontainerd_plugin_api::{PluginError, Result};
 
-use crate::binary::{self, ShimEnv};
+use crate::binary::{self, ShimEnv, RUNC_OPTIONS};
 use crate::bundle::Bundle;
 use crate::client::ShimClient;
 use crate::launch;
@@ -23,7 +23,6 @@ use crate::log::ShimLog;
 use crate::queue::EventQueue;
 use crate::time::{nanos, now_nanos};
 
-pub(crate) const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
 /// runc's state directory under the driver's state; a dot name is never a namespace's.
 const RUNC_ROOT: &str = ".runc";
 
