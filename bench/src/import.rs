@@ -381,7 +381,6 @@ fn write_layers(source: &Path, limit: u64, layers: u32, out_dir: &Path) -> anyho
             let mut above: Vec<&Path> = file
                 .ancestors()
                 .skip(1)
-                .take_while(|a| a.starts_with(source) || source.starts_with(a))
                 .filter(|a| a.strip_prefix("/").is_ok_and(|r| !r.as_os_str().is_empty()))
                 .collect();
             above.reverse();

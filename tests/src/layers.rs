@@ -41,6 +41,19 @@ pub fn tar_of(members: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
+/// `len` bytes gzip cannot shrink (xorshift from `seed`), so a layer is as big as its data.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// `data` gzipped (fast level).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

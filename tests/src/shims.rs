@@ -72,13 +72,18 @@ pub fn shims_of(socket: &Path) -> Vec<i32> {
 
 /// A zombie is dead (this machine's init reaps slowly).
 pub fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
+    state_and_parent(pid).is_none_or(|(state, _)| state == 'Z')
+}
+
+/// A process's state letter and its parent's pid, from `/proc/<pid>/stat` (after the command's
+/// closing parenthesis); `None` when it is gone.
+pub fn state_and_parent(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
 }
 
 /// Kills the containers and shims of the daemon rooted in `state` on `socket`.

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rcontainerd_tests::layers::{digest_of, gzip, oci_layout_of, oci_layout_with};
+use rcontainerd_tests::layers::{digest_of, gzip, noise, oci_layout_of, oci_layout_with};
 use rcontainerd_tests::{Ctr, Daemon, DaemonOptions};
 
 const IMAGE: &str = "example.com/early:1";
@@ -26,20 +26,6 @@ fn prerequisites() -> bool {
         return false;
     }
     true
-}
-
-/// Bytes gzip cannot shrink (xorshift), different per `seed`.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 enum Member<'a> {
@@ -91,7 +77,7 @@ fn layer(members: &[(&str, Member<'_>)]) -> Vec<u8> {
 /// directory. Layer 2: a file in directories the layer does not list (not adoptable: their
 /// metadata comes from the lowers).
 fn image_layers() -> Vec<Vec<u8>> {
-    let (big0, big1, big2) = (noise(1, BIG), noise(2, BIG), noise(3, BIG));
+    let (big0, big1, big2) = (noise(BIG, 1), noise(BIG, 2), noise(BIG, 3));
     vec![
         layer(&[
             ("./", Member::Dir(0o750, 1000, 1000)),
@@ -274,10 +260,10 @@ async fn a_corrupt_large_layer_fails_as_without_early_unpack() {
     // Blobs whose digests are their own (the import accepts them) but whose content is no
     // layer: a gzip stream cut short and padded (the staging fails while the blob is written),
     // and one whose CRC is wrong (it fails only at the end, after the commit).
-    let tar = layer(&[("big", Member::File(&noise(4, BIG), 0o644))]);
+    let tar = layer(&[("big", Member::File(&noise(BIG, 4), 0o644))]);
     let mut cut = gzip(&tar);
     cut.truncate(cut.len() / 2);
-    cut.extend_from_slice(&noise(5, 1 << 20));
+    cut.extend_from_slice(&noise(1 << 20, 5));
     let mut bad_crc = gzip(&tar);
     let crc_at = bad_crc.len() - 8;
     bad_crc[crc_at] ^= 0xff;

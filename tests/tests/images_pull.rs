@@ -22,7 +22,7 @@ use rcontainerd_api::services::content::{
 use rcontainerd_api::services::snapshots::snapshots_client::SnapshotsClient;
 use rcontainerd_api::services::snapshots::ListSnapshotsRequest;
 use rcontainerd_tests::containerd::Containerd;
-use rcontainerd_tests::layers::{digest_of, gzip, hex, tar_of};
+use rcontainerd_tests::layers::{digest_of, gzip, hex, noise, tar_of};
 use rcontainerd_tests::openssl::{self, OPENSSL};
 use rcontainerd_tests::registry_token::TokenServer;
 use rcontainerd_tests::slow_proxy::SlowProxy;
@@ -56,19 +56,6 @@ fn prerequisites() -> bool {
         }
     }
     true
-}
-
-/// Bytes gzip cannot shrink (xorshift), so a layer is as big as its data.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// The test image as an OCI archive.

@@ -630,26 +630,21 @@ async fn faults_answer_as_containerd_does() {
     assert!(bundles(&ours).is_empty());
 }
 
-/// The parent of `pid` (from `/proc/<pid>/stat`, after the command's closing parenthesis).
+/// The parent of the live process `pid`.
 fn parent_of(pid: &str) -> String {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    after.split_whitespace().nth(1).unwrap().to_string()
+    let (_, parent) = shims::state_and_parent(pid.parse().unwrap()).unwrap();
+    parent.to_string()
 }
 
 /// The pids of `parent`'s children that exited and were not reaped.
 fn zombie_children(parent: &str) -> Vec<String> {
+    let parent: i32 = parent.parse().unwrap();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().into_owned();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let after = &stat[stat.rfind(')')? + 2..];
-            let mut fields = after.split_whitespace();
-            let (state, ppid) = (fields.next()?, fields.next()?);
-            (state == "Z" && ppid == parent).then_some(pid)
-        })
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| shims::state_and_parent(pid) == Some(('Z', parent)))
+        .map(|pid| pid.to_string())
         .collect()
 }
 

@@ -64,7 +64,7 @@ mod unpack;
 #[cfg(test)]
 mod tests;
 
-pub use adopt::{adopt, NotAdopted};
+pub use adopt::{adopt, place_fits, NotAdopted};
 use root::Root;
 use stream::ChunkReader;
 use unpack::Unpacker;
@@ -112,6 +112,16 @@ pub enum Target<'a> {
         upper: &'a Path,
         lowers: Vec<PathBuf>,
     },
+}
+
+impl Target<'_> {
+    /// The directory written into: the plain directory, or the upper dir.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Target::Plain(dir) => dir,
+            Target::Overlay { upper, .. } => upper,
+        }
+    }
 }
 
 /// The outcome of a successful [`apply`].

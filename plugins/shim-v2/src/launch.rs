@@ -35,12 +35,13 @@ const GROUP_LABELS: [&str; 2] = [
     "io.kubernetes.cri.sandbox-id",
 ];
 
-/// Starts the runc shim's server for `bundle` and returns its address; `Ok(None)` when this
-/// binary or these options need the shim's own `start`.
+/// Starts the runc shim's server for `bundle`, whose `config.json` is `spec`, and returns its
+/// address; `Ok(None)` when this binary or these options need the shim's own `start`.
 pub fn start_runc_shim(
     binary: &Path,
     env: &ShimEnv,
     bundle: &Bundle,
+    spec: &[u8],
     options: Option<&AnyValue>,
     io: &tokio::runtime::Handle,
 ) -> Result<Option<String>> {
@@ -58,7 +59,7 @@ pub fn start_runc_shim(
         }
     }
     // A spec the shim's `start` would refuse goes to `start`, which gives its error.
-    let Some(group) = group_of(&bundle.path) else {
+    let Some(group) = group_of(spec) else {
         return Ok(None);
     };
     let group = group.unwrap_or_else(|| bundle.id.clone());
@@ -112,11 +113,10 @@ fn socket_path(daemon_address: &str, namespace: &str, group: &str) -> PathBuf {
     Path::new(SOCKET_DIR).join(format!("{:x}", sha2::Sha256::digest(joined.as_bytes())))
 }
 
-/// The group a spec's annotations name (`Some(None)`: none); `None` when the spec cannot be
-/// read or its annotations are not strings, which the shim's `start` refuses.
-fn group_of(bundle: &Path) -> Option<Option<String>> {
-    let spec = std::fs::read(bundle.join("config.json")).ok()?;
-    let spec: serde_json::Value = serde_json::from_slice(&spec).ok()?;
+/// The group a spec's annotations name (`Some(None)`: none); `None` when the spec is not JSON
+/// or its annotations are not strings, which the shim's `start` refuses.
+fn group_of(spec: &[u8]) -> Option<Option<String>> {
+    let spec: serde_json::Value = serde_json::from_slice(spec).ok()?;
     let annotations = match spec.get("annotations") {
         None | Some(serde_json::Value::Null) => return Some(None),
         Some(serde_json::Value::Object(map)) => map,
@@ -157,15 +157,16 @@ fn answers(path: &Path) -> bool {
 /// ones do more: another socket, a JSON answer). Asked once per binary and modification time.
 fn is_known_version(binary: &Path) -> bool {
     use std::collections::HashMap;
-    use std::sync::Mutex;
+    use std::sync::{LazyLock, Mutex};
     use std::time::SystemTime;
-    static KNOWN: Mutex<Option<HashMap<(PathBuf, SystemTime), bool>>> = Mutex::new(None);
+    type Known = HashMap<(PathBuf, SystemTime), bool>;
+    static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(Mutex::default);
     let Ok(modified) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
         return false;
     };
     let key = (binary.to_path_buf(), modified);
     let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(answer) = known.get_or_insert_with(HashMap::new).get(&key) {
+    if let Some(answer) = known.get(&key) {
         return *answer;
     }
     let answer = std::process::Command::new(binary)
@@ -179,7 +180,7 @@ fn is_known_version(binary: &Path) -> bool {
                 .filter_map(|l| l.trim().strip_prefix("Version:"))
                 .any(|v| v.trim().starts_with("1.6."))
         });
-    known.get_or_insert_with(HashMap::new).insert(key, answer);
+    known.insert(key, answer);
     answer
 }
 

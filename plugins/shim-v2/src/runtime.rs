@@ -293,6 +293,7 @@ impl Runtime for ShimRuntime {
                 &binary,
                 &inner.env,
                 &bundle,
+                &request.spec,
                 options.as_ref(),
                 self.io.handle(),
             )?;

@@ -42,15 +42,15 @@ pub fn adopt(
     target: &Target<'_>,
     footprint: Footprint,
 ) -> Result<Result<(), NotAdopted>, ApplyError> {
-    let (dir, fits) = match target {
-        Target::Plain(dir) => (*dir, !footprint.whiteouts),
-        Target::Overlay { upper, .. } => (*upper, !footprint.implicit_dirs),
+    let fits = match target {
+        Target::Plain(_) => !footprint.whiteouts,
+        Target::Overlay { .. } => !footprint.implicit_dirs,
     };
     if !fits {
         return Ok(Err(NotAdopted::Footprint));
     }
     let from = open_dir(staged)?;
-    let to = open_dir(dir)?;
+    let to = open_dir(target.dir())?;
     let failed = |op: &'static str| {
         move |e: Errno| ApplyError::Entry {
             path: "/".to_string(),
@@ -59,13 +59,8 @@ pub fn adopt(
         }
     };
     let from_stat = fstat(&from).map_err(failed("inspecting the staged layer"))?;
-    let to_stat = fstat(&to).map_err(failed("inspecting the target"))?;
-    if from_stat.st_dev != to_stat.st_dev {
-        return Ok(Err(NotAdopted::OtherFileSystem));
-    }
-    let names = names_of(&to).map_err(failed("listing the target"))?;
-    if !names.is_empty() {
-        return Ok(Err(NotAdopted::TargetNotEmpty));
+    if let Err(why) = place(&from, &to).map_err(failed("inspecting the target"))? {
+        return Ok(Err(why));
     }
     let inherited = [SELINUX_LABEL, ACL_PREFIX]
         .iter()
@@ -104,6 +99,27 @@ pub fn adopt(
         fchmod(&to, Mode::from_raw_mode(from_stat.st_mode & 0o7777))
             .map_err(failed("setting the mode of"))?;
         futimens(&to, &overlay::timestamps(&from_stat)).map_err(failed("setting the times of"))?;
+    }
+    Ok(Ok(()))
+}
+
+/// Whether a staging made in `beside` (or in a directory of its file system) could be moved into
+/// `target` as far as the place goes: `target` is an empty directory on the same file system.
+/// For a caller that wants to know before it waits for a staging; [`adopt`] checks it again.
+pub fn place_fits(beside: &Path, target: &Path) -> bool {
+    let (Ok(from), Ok(to)) = (open_dir(beside), open_dir(target)) else {
+        return false;
+    };
+    matches!(place(&from, &to), Ok(Ok(())))
+}
+
+/// `to` empty and on the file system of `from`.
+fn place(from: &OwnedFd, to: &OwnedFd) -> Result<Result<(), NotAdopted>, Errno> {
+    if fstat(from)?.st_dev != fstat(to)?.st_dev {
+        return Ok(Err(NotAdopted::OtherFileSystem));
+    }
+    if !names_of(to)?.is_empty() {
+        return Ok(Err(NotAdopted::TargetNotEmpty));
     }
     Ok(Ok(()))
 }

@@ -24,6 +24,6 @@ pub trait IngestTap: Send + Sync {
 pub trait TapSink: Send {
     /// The next bytes (the first write's included). `false`: stop feeding this sink.
     fn data(&mut self, data: &[u8]) -> bool;
-    /// The store committed the bytes given so far, `size` of them, as blob `digest`.
-    fn committed(self: Box<Self>, digest: &str, size: u64);
+    /// The store committed the bytes given so far as blob `digest`.
+    fn committed(self: Box<Self>, digest: &str);
 }

@@ -241,7 +241,7 @@ impl IngestWriter {
         self.committed = Some(digest.clone());
         // Only a digest the host or the driver computed names what the tap saw.
         if let (Some(tap), true) = (self.tap.take(), verified) {
-            tap.committed(&digest, size as u64);
+            tap.committed(&digest);
         }
         let record = BlobRecord::new(&digest, size, labels);
         store

@@ -91,7 +91,10 @@ pub struct Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        remove_in_background(self.dir.clone());
+        // Once moved in, the staging is an empty directory: no thread for that.
+        if std::fs::remove_dir(&self.dir).is_err() {
+            remove_in_background(self.dir.clone());
+        }
     }
 }
 
@@ -357,7 +360,7 @@ impl TapSink for Sink {
         }
     }
 
-    fn committed(mut self: Box<Self>, digest: &str, _size: u64) {
+    fn committed(mut self: Box<Self>, digest: &str) {
         // The end of the stream: the staging finishes what it has.
         self.queue = None;
         self.committed = true;

@@ -99,11 +99,8 @@ fn adopt_early(
         },
         (None, None) => return None,
     };
-    let dir = plain
-        .as_deref()
-        .or(overlay.as_ref().map(|(u, _)| u.as_path()))?;
     // The cheap refusals first: a claim waits for the staging to finish.
-    if !empty_and_beside(dir, early.dir()) {
+    if !apply::place_fits(early.dir(), target.dir()) {
         early.discard(cx.namespace, &layer.digest);
         return None;
     }
@@ -123,15 +120,6 @@ fn adopt_early(
             None
         }
     }
-}
-
-/// Whether `dir` is an empty directory on the file system of `beside`.
-fn empty_and_beside(dir: &Path, beside: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(a), Ok(b)) = (std::fs::metadata(dir), std::fs::metadata(beside)) else {
-        return false;
-    };
-    a.dev() == b.dev() && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }
 
 /// The answer to an apply: the uncompressed layer (its digest is the diff ID).
