@@ -238,29 +238,36 @@ async fn import_under(
             target: Some(oci::to_api(&target)),
             ..Default::default()
         };
+        let update = UpdateImageRequest {
+            image: Some(image.clone()),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["target".to_string()],
+            }),
+            source_date_epoch: None,
+        };
         let updated = client
-            .update(lease.request(UpdateImageRequest {
-                image: Some(image.clone()),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["target".to_string()],
-                }),
-                source_date_epoch: None,
-            }))
-            .await;
-        let image = match updated {
-            Ok(response) => response.into_inner().image.unwrap_or(image),
-            Err(status) if status.code() == Code::NotFound => client
-                .create(lease.request(CreateImageRequest {
+            .update(lease.request(update.clone()))
+            .await
+            .map(|r| r.into_inner().image);
+        let answer = match updated {
+            Err(status) if status.code() == Code::NotFound => {
+                let create = CreateImageRequest {
                     image: Some(image.clone()),
                     source_date_epoch: None,
-                }))
-                .await
-                .map_err(RpcError::from)?
-                .into_inner()
-                .image
-                .unwrap_or(image),
-            Err(status) => return Err(RpcError::from(status).into()),
+                };
+                match client.create(lease.request(create)).await {
+                    // Another import created it since: update that record, as it would have been
+                    // had it been there first (containerd's ctr fails here instead).
+                    Err(status) if status.code() == Code::AlreadyExists => client
+                        .update(lease.request(update))
+                        .await
+                        .map(|r| r.into_inner().image),
+                    created => created.map(|r| r.into_inner().image),
+                }
+            }
+            other => other,
         };
+        let image = answer.map_err(RpcError::from)?.unwrap_or(image);
         created.push(image);
     }
     Ok(created)
